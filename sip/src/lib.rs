@@ -1,0 +1,23 @@
+//! # sip — the signalling core
+//!
+//! Layer: signalling, below every application (pbx-lite, softphone). Knows nothing of
+//! media, the PBX or the softphone.
+//!
+//! ## Brief overview
+//! - [`message`]: [`Message`], [`Request`], [`Response`] over ezk-sip-types' header model,
+//!   parsed from datagrams or streams and printed back; [`validate`] refuses what RFC 3261
+//!   forbids; [`ParseError`] says why.
+//! - [`uri`], [`method`], [`headers`]: Request-URIs (sip, sips, tel), exact methods, and the
+//!   typed headers ezk lacks.
+pub mod error;
+pub mod headers;
+pub mod message;
+pub mod method;
+pub mod uri;
+pub mod validate;
+
+pub use error::ParseError;
+pub use ezk_sip_types as types;
+pub use message::{Message, Request, Response};
+pub use method::Method;
+pub use uri::Uri;
