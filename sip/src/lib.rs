@@ -9,10 +9,13 @@
 //!   forbids; [`ParseError`] says why.
 //! - [`uri`], [`method`], [`headers`]: Request-URIs (sip, sips, tel), exact methods, and the
 //!   typed headers ezk lacks.
+pub mod build;
 pub mod error;
 pub mod headers;
 pub mod message;
 pub mod method;
+pub mod sim;
+pub mod transaction;
 pub mod uri;
 pub mod validate;
 

@@ -228,9 +228,47 @@ impl Request {
     pub fn to_bytes(&self) -> Bytes {
         Message::Request(self.clone()).to_bytes()
     }
+
+    /// A response to this request (RFC 3261 §8.2.6.2): Via, From, To, Call-ID and CSeq copied,
+    /// Record-Route too for 18x/2xx. The caller adds a To tag where one is needed.
+    pub fn make_response(&self, status: u16, reason: &str) -> Response {
+        let mut r = Response::new(status, reason);
+        let mut copy = |name: Name| {
+            for v in self.headers.get_raw(&name) {
+                r.headers.insert(name.clone(), v.clone());
+            }
+        };
+        copy(Name::VIA);
+        if (101..300).contains(&status) {
+            copy(Name::RECORD_ROUTE);
+        }
+        copy(Name::FROM);
+        copy(Name::TO);
+        copy(Name::CALL_ID);
+        copy(Name::CSEQ);
+        r
+    }
+
+    /// The To tag, if any.
+    pub fn to_tag(&self) -> Option<BytesStr> {
+        self.headers.get::<FromTo>(Name::TO).ok()?.tag
+    }
 }
 
 impl Response {
+    /// Adds `tag` to the To header unless it already has one.
+    pub fn set_to_tag(&mut self, tag: &str) {
+        let Ok(mut to) = self.headers.get::<FromTo>(Name::TO) else {
+            return;
+        };
+        if to.tag.is_none() {
+            to.tag = Some(tag.into());
+            self.headers.remove(&Name::TO);
+            let value = to_value(&to);
+            self.headers.insert(Name::TO, value);
+        }
+    }
+
     pub fn new(status: u16, reason: impl Into<String>) -> Self {
         Response {
             status,
@@ -251,6 +289,16 @@ impl Response {
     pub fn to_bytes(&self) -> Bytes {
         Message::Response(self.clone()).to_bytes()
     }
+}
+
+/// Prints a From/To header value.
+pub(crate) fn to_value(ft: &FromTo) -> String {
+    use ezk_sip_types::print::{AppendCtx, PrintCtx, UriContext};
+    let ctx = PrintCtx {
+        method: None,
+        uri: Some(UriContext::FromTo),
+    };
+    ft.print_ctx(ctx).to_string()
 }
 
 fn cseq(headers: &Headers) -> Option<CSeq> {

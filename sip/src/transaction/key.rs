@@ -1,0 +1,110 @@
+//! Transaction identifiers: how a message finds its transaction.
+//!
+//! - Client side (§17.1.3): the top Via branch and the CSeq method.
+//! - Server side (§17.2.3): branch, sent-by and method when the branch carries the RFC 3261
+//!   magic cookie `z9hG4bK`, with ACK counted as INVITE; otherwise the RFC 2543 fallback of
+//!   Request-URI, From tag, Call-ID, CSeq number and top Via.
+
+use crate::message::{Request, Response};
+use crate::method::Method;
+use ezk_sip_types::Name;
+use ezk_sip_types::header::typed::FromTo;
+
+/// The RFC 3261 branch prefix.
+pub const MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// Identifies one transaction of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TsxKey {
+    Client {
+        branch: String,
+        method: Method,
+    },
+    Server {
+        branch: String,
+        sent_by: String,
+        method: Method,
+    },
+    /// A server transaction for a request without the magic cookie (RFC 2543 peers).
+    Server2543 {
+        request_uri: String,
+        from_tag: String,
+        call_id: String,
+        cseq: u32,
+        via: String,
+        method: Method,
+    },
+}
+
+/// ACK belongs to the INVITE's server transaction.
+fn server_method(m: &Method) -> Method {
+    if *m == Method::Ack {
+        Method::Invite
+    } else {
+        m.clone()
+    }
+}
+
+impl TsxKey {
+    /// The client transaction a request starts.
+    pub fn client(request: &Request) -> Option<Self> {
+        let via = request.top_via()?;
+        Some(TsxKey::Client {
+            branch: via.params.get_val("branch")?.to_string(),
+            method: request.cseq()?.method,
+        })
+    }
+
+    /// The client transaction a response belongs to.
+    pub fn for_response(response: &Response) -> Option<Self> {
+        let via = response.top_via()?;
+        Some(TsxKey::Client {
+            branch: via.params.get_val("branch")?.to_string(),
+            method: response.cseq()?.method,
+        })
+    }
+
+    /// The server transaction a received request belongs to.
+    pub fn server(request: &Request) -> Option<Self> {
+        let via = request.top_via()?;
+        let method = server_method(&request.method);
+        match via.params.get_val("branch") {
+            Some(branch) if branch.starts_with(MAGIC_COOKIE) => Some(TsxKey::Server {
+                branch: branch.to_string(),
+                sent_by: format!("{}:{}", via.sent_by.host, via.sent_by.port.unwrap_or(0))
+                    .to_ascii_lowercase(),
+                method,
+            }),
+            _ => {
+                let from: FromTo = request.headers.get(Name::FROM).ok()?;
+                Some(TsxKey::Server2543 {
+                    request_uri: request.uri.to_string(),
+                    from_tag: from.tag.map(|t| t.to_string()).unwrap_or_default(),
+                    call_id: request.headers.get_raw(&Name::CALL_ID).next()?.to_string(),
+                    cseq: request.cseq()?.seq,
+                    via: request.headers.get_raw(&Name::VIA).next()?.to_string(),
+                    method,
+                })
+            }
+        }
+    }
+
+    /// The same transaction identity for another method (CANCEL → its INVITE).
+    pub fn with_method(&self, m: Method) -> Self {
+        let mut k = self.clone();
+        match &mut k {
+            TsxKey::Client { method, .. }
+            | TsxKey::Server { method, .. }
+            | TsxKey::Server2543 { method, .. } => *method = m,
+        }
+        k
+    }
+
+    pub fn method(&self) -> &Method {
+        match self {
+            TsxKey::Client { method, .. }
+            | TsxKey::Server { method, .. }
+            | TsxKey::Server2543 { method, .. } => method,
+        }
+    }
+}
