@@ -10,12 +10,15 @@
 //! - [`uri`], [`method`], [`headers`]: Request-URIs (sip, sips, tel), exact methods, and the
 //!   typed headers ezk lacks.
 pub mod build;
+pub mod dialog;
+pub mod endpoint;
 pub mod error;
 pub mod headers;
 pub mod message;
 pub mod method;
 pub mod sim;
 pub mod transaction;
+pub mod transport;
 pub mod uri;
 pub mod validate;
 

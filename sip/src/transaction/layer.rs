@@ -24,6 +24,9 @@ use std::time::Instant;
 pub struct Transmit {
     pub peer: Peer,
     pub bytes: Bytes,
+    /// The transaction that sent it (none for stateless sends); report a failed send with
+    /// [`TransactionLayer::handle_transport_error`].
+    pub key: Option<TsxKey>,
 }
 
 /// What the transaction user must see.
@@ -135,6 +138,7 @@ impl TransactionLayer {
         self.transmits.push_back(Transmit {
             peer,
             bytes: message.to_bytes(),
+            key: None,
         });
     }
 
@@ -376,6 +380,7 @@ impl TransactionLayer {
             self.transmits.push_back(Transmit {
                 peer: entry.peer,
                 bytes,
+                key: Some(key.clone()),
             });
         }
         let mut terminated = false;

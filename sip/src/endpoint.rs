@@ -1,0 +1,145 @@
+//! [`Endpoint`]: a [`TransactionLayer`] driven on tokio over a [`Transport`] — the thin
+//! driver between the pure machines and the sockets. It feeds received messages and the
+//! clock into the layer, sends what the layer produces, and hands the transaction user every
+//! [`TsxEvent`] on a channel.
+
+use crate::message::{Message, Request, Response};
+use crate::transaction::{
+    Peer, TimerConfig, TransactionLayer, Transmit, TransportKind, TsxError, TsxEvent, TsxKey,
+};
+use crate::transport::{Incoming, Transport, TransportConfig};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::sync::{Notify, mpsc};
+
+/// A SIP endpoint: transport + transaction layer + timer task.
+pub struct Endpoint {
+    layer: Mutex<TransactionLayer>,
+    transport: Arc<Transport>,
+    wake: Notify,
+    events: mpsc::UnboundedSender<TsxEvent>,
+    outgoing: mpsc::UnboundedSender<Transmit>,
+}
+
+impl Endpoint {
+    /// Binds the transports and starts the driver tasks. Events arrive on the receiver.
+    pub async fn start(
+        transports: TransportConfig,
+        timers: TimerConfig,
+    ) -> io::Result<(Arc<Endpoint>, mpsc::UnboundedReceiver<TsxEvent>)> {
+        let (transport, incoming) = Transport::bind(transports).await?;
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+        let endpoint = Arc::new(Endpoint {
+            layer: Mutex::new(TransactionLayer::new(timers)),
+            transport,
+            wake: Notify::new(),
+            events,
+            outgoing,
+        });
+        tokio::spawn(receive_loop(Arc::downgrade(&endpoint), incoming));
+        tokio::spawn(send_loop(Arc::downgrade(&endpoint), outgoing_rx));
+        tokio::spawn(timer_loop(Arc::downgrade(&endpoint)));
+        Ok((endpoint, events_rx))
+    }
+
+    pub fn transport(&self) -> &Arc<Transport> {
+        &self.transport
+    }
+
+    pub fn local_addr(&self, kind: TransportKind) -> Option<SocketAddr> {
+        self.transport.local_addr(kind)
+    }
+
+    /// Starts a client transaction.
+    pub fn send_request(&self, request: Request, peer: Peer) -> Result<TsxKey, TsxError> {
+        self.with_layer(|l, now| l.send_request(now, request, peer))
+    }
+
+    /// Answers a server transaction.
+    pub fn send_response(&self, key: &TsxKey, response: &Response) -> Result<(), TsxError> {
+        self.with_layer(|l, now| l.send_response(now, key, response))
+    }
+
+    /// Sends outside any transaction (ACK to 2xx, 2xx retransmissions).
+    pub fn send_stateless(&self, peer: Peer, message: &Message) {
+        self.with_layer(|l, _| l.send_stateless(peer, message));
+    }
+
+    /// CANCELs a pending INVITE client transaction.
+    pub fn cancel(&self, invite: &TsxKey) -> Result<TsxKey, TsxError> {
+        self.with_layer(|l, now| l.cancel(now, invite))
+    }
+
+    /// Live transactions.
+    pub fn transaction_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TransactionLayer> {
+        // A panic while holding the lock would be a bug in the pure layer; keep serving.
+        self.layer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the layer, then moves out what it produced and re-arms the timer task.
+    fn with_layer<T>(&self, f: impl FnOnce(&mut TransactionLayer, Instant) -> T) -> T {
+        let mut layer = self.lock();
+        let out = f(&mut layer, Instant::now());
+        self.flush(&mut layer);
+        drop(layer);
+        self.wake.notify_one();
+        out
+    }
+
+    fn flush(&self, layer: &mut TransactionLayer) {
+        while let Some(t) = layer.poll_transmit() {
+            let _ = self.outgoing.send(t);
+        }
+        while let Some(e) = layer.poll_event() {
+            let _ = self.events.send(e);
+        }
+    }
+}
+
+async fn receive_loop(
+    endpoint: std::sync::Weak<Endpoint>,
+    mut incoming: mpsc::UnboundedReceiver<Incoming>,
+) {
+    while let Some(Incoming { message, peer }) = incoming.recv().await {
+        let Some(ep) = endpoint.upgrade() else { return };
+        ep.with_layer(|l, now| l.handle_message(now, message, peer));
+    }
+}
+
+async fn send_loop(
+    endpoint: std::sync::Weak<Endpoint>,
+    mut outgoing: mpsc::UnboundedReceiver<Transmit>,
+) {
+    while let Some(t) = outgoing.recv().await {
+        let Some(ep) = endpoint.upgrade() else { return };
+        if ep.transport.send(t.peer, t.bytes).await.is_err()
+            && let Some(key) = t.key
+        {
+            ep.with_layer(|l, _| l.handle_transport_error(&key));
+        }
+    }
+}
+
+async fn timer_loop(endpoint: std::sync::Weak<Endpoint>) {
+    loop {
+        let Some(ep) = endpoint.upgrade() else { return };
+        let next = ep.lock().poll_timeout();
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => ep.with_layer(|l, now| l.handle_timeout(now)),
+            _ = ep.wake.notified() => {}
+        }
+    }
+}

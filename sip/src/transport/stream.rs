@@ -1,0 +1,202 @@
+//! Stream connections (TCP and TLS): accept, connect, frame by Content-Length, answer CRLF
+//! keep-alive pings (RFC 5626 §4.4.1), and register each connection under its peer so that
+//! later sends to that address reuse it.
+
+use super::{Incoming, Transport, bad_request, stamp_received};
+use crate::message::Message;
+use crate::transaction::{Peer, TransportKind};
+use bytes::{Buf, Bytes, BytesMut};
+use rustls::{ClientConfig, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::io;
+use std::sync::{Arc, Weak};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// TLS certificates: a server identity, and/or the roots a client trusts.
+#[derive(Clone, Debug, Default)]
+pub struct TlsSettings {
+    server: Option<Arc<ServerConfig>>,
+    client: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+}
+
+impl TlsSettings {
+    /// A server identity from a PEM certificate chain and PEM private key.
+    pub fn server(cert_chain_pem: &[u8], key_pem: &[u8]) -> io::Result<Self> {
+        let certs = CertificateDer::pem_slice_iter(cert_chain_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(invalid)?;
+        let config = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(invalid)?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(invalid)?;
+        Ok(TlsSettings {
+            server: Some(Arc::new(config)),
+            client: None,
+        })
+    }
+
+    /// A client that trusts the PEM roots and expects the server to be `server_name`.
+    pub fn client(roots_pem: &[u8], server_name: &str) -> io::Result<Self> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(roots_pem) {
+            roots.add(cert.map_err(invalid)?).map_err(invalid)?;
+        }
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(invalid)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from(server_name.to_string()).map_err(invalid)?;
+        Ok(TlsSettings {
+            server: None,
+            client: Some((Arc::new(config), name)),
+        })
+    }
+
+    pub(super) fn acceptor(&self) -> io::Result<TlsAcceptor> {
+        let config = self
+            .server
+            .clone()
+            .ok_or_else(|| invalid("TLS listener without a server certificate"))?;
+        Ok(TlsAcceptor::from(config))
+    }
+}
+
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    transport: Weak<Transport>,
+) {
+    loop {
+        let Ok((tcp, remote)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let transport = transport.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => {
+                    start(tcp, Peer::new(TransportKind::Tcp, remote), transport);
+                }
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(tcp).await {
+                        start(stream, Peer::new(TransportKind::Tls, remote), transport);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Opens a connection to `peer` and registers it.
+pub(super) async fn connect(
+    transport: &Arc<Transport>,
+    peer: Peer,
+) -> io::Result<mpsc::UnboundedSender<Bytes>> {
+    let tcp = TcpStream::connect(peer.addr).await?;
+    let _ = tcp.set_nodelay(true);
+    let weak = Arc::downgrade(transport);
+    match peer.transport {
+        TransportKind::Tls => {
+            let (config, name) = transport
+                .tls_client
+                .as_ref()
+                .and_then(|t| t.client.clone())
+                .ok_or_else(|| invalid("no TLS client settings"))?;
+            let stream = TlsConnector::from(config).connect(name, tcp).await?;
+            Ok(start(stream, peer, weak))
+        }
+        _ => Ok(start(tcp, peer, weak)),
+    }
+}
+
+/// Registers the connection and spawns its reader and writer.
+fn start<S>(stream: S, peer: Peer, transport: Weak<Transport>) -> mpsc::UnboundedSender<Bytes>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    if let Some(t) = transport.upgrade() {
+        t.register(peer, tx.clone());
+    }
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let sender = tx.clone();
+    tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(8192);
+        loop {
+            match reader.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if !frames(&mut buf, peer, &transport, &sender) {
+                break;
+            }
+        }
+        if let Some(t) = transport.upgrade() {
+            t.unregister(&peer);
+        }
+    });
+    tx
+}
+
+/// Takes every complete message off `buf`. Returns false when the connection must close
+/// (framing lost after a malformed message, or the transport is gone).
+fn frames(
+    buf: &mut BytesMut,
+    peer: Peer,
+    transport: &Weak<Transport>,
+    sender: &mpsc::UnboundedSender<Bytes>,
+) -> bool {
+    loop {
+        if buf.starts_with(b"\r\n\r\n") {
+            let _ = sender.send(Bytes::from_static(b"\r\n"));
+            buf.advance(4);
+            continue;
+        }
+        match Message::parse_stream(buf) {
+            Ok(None) => return true,
+            Ok(Some((mut message, used))) => {
+                buf.advance(used);
+                if let Message::Request(r) = &mut message {
+                    stamp_received(&mut r.headers, peer.addr);
+                }
+                let Some(t) = transport.upgrade() else {
+                    return false;
+                };
+                if t.incoming.send(Incoming { message, peer }).is_err() {
+                    return false;
+                }
+            }
+            Err(e) => {
+                if let Some(reply) = bad_request(buf, &e.to_string()) {
+                    let _ = sender.send(reply);
+                }
+                return false;
+            }
+        }
+    }
+}
