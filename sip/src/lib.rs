@@ -9,6 +9,7 @@
 //!   forbids; [`ParseError`] says why.
 //! - [`uri`], [`method`], [`headers`]: Request-URIs (sip, sips, tel), exact methods, and the
 //!   typed headers ezk lacks.
+pub mod auth;
 pub mod build;
 pub mod dialog;
 pub mod endpoint;
