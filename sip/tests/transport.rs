@@ -1,0 +1,215 @@
+//! The tokio transport driver on loopback (RFC 3261 §18, RFC 3581, RFC 5626 §4.4.1):
+//! OPTIONS over UDP, TCP and TLS (rustls, certificate made with rcgen) between two
+//! `Endpoint`s; responses return over the connection the request came on, and later requests
+//! to the same peer reuse it; a CRLF CRLF ping is answered with CRLF; a malformed message on a
+//! stream is answered `400` with the reason; a malformed datagram too, and the server keeps
+//! serving afterwards.
+#![allow(clippy::unwrap_used)]
+
+use sip::endpoint::Endpoint;
+use sip::transaction::{Peer, TimerConfig, TransportKind, TsxEvent};
+use sip::transport::{TlsSettings, TransportConfig};
+use sip::{Method, build};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const ANY: &str = "127.0.0.1:0";
+
+/// A server that answers every request 200 until the test ends.
+async fn server(cfg: TransportConfig) -> Arc<Endpoint> {
+    let (ep, mut events) = Endpoint::start(cfg, TimerConfig::default()).await.unwrap();
+    let e = ep.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let TsxEvent::Request { key, request, .. } = ev
+                && request.method != Method::Ack
+            {
+                let mut ok = request.make_response(200, "OK");
+                ok.set_to_tag("srv");
+                let _ = e.send_response(&key, &ok);
+            }
+        }
+    });
+    ep
+}
+
+async fn final_status(events: &mut UnboundedReceiver<TsxEvent>) -> u16 {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("no response within 10 s")
+            .unwrap();
+        if let TsxEvent::Response { response, .. } = ev
+            && response.status >= 200
+        {
+            return response.status;
+        }
+    }
+}
+
+async fn options(client: &Endpoint, kind: TransportKind, to: SocketAddr) {
+    let local = client.local_addr(kind).unwrap();
+    let r = build::request(
+        Method::Options,
+        &format!("sip:srv@{to}"),
+        "sip:c@127.0.0.1",
+        &format!("sip:srv@{to}"),
+        kind,
+        local,
+    )
+    .unwrap();
+    client.send_request(r, Peer::new(kind, to)).unwrap();
+}
+
+fn any() -> Option<SocketAddr> {
+    Some(ANY.parse().unwrap())
+}
+
+#[tokio::test]
+async fn options_over_udp_and_tcp_with_connection_reuse() {
+    let srv = server(TransportConfig {
+        udp: any(),
+        tcp: any(),
+        ..Default::default()
+    })
+    .await;
+    let (client, mut events) = Endpoint::start(
+        TransportConfig {
+            udp: any(),
+            tcp: any(),
+            ..Default::default()
+        },
+        TimerConfig::default(),
+    )
+    .await
+    .unwrap();
+    options(
+        &client,
+        TransportKind::Udp,
+        srv.local_addr(TransportKind::Udp).unwrap(),
+    )
+    .await;
+    assert_eq!(final_status(&mut events).await, 200);
+    let tcp = srv.local_addr(TransportKind::Tcp).unwrap();
+    for _ in 0..3 {
+        options(&client, TransportKind::Tcp, tcp).await;
+        assert_eq!(final_status(&mut events).await, 200);
+    }
+    assert_eq!(
+        client.transport().connection_count(),
+        1,
+        "one connection, reused"
+    );
+    assert_eq!(srv.transport().connection_count(), 1);
+}
+
+#[tokio::test]
+async fn options_over_tls() {
+    let cert = rcgen::generate_simple_self_signed(vec!["pbx.office.test".into()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.key_pair.serialize_pem());
+    let tls = TlsSettings::server(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+    let srv = server(TransportConfig {
+        tls: Some((ANY.parse().unwrap(), tls)),
+        ..Default::default()
+    })
+    .await;
+    let to = srv.local_addr(TransportKind::Tls).unwrap();
+    let client_tls = TlsSettings::client(cert_pem.as_bytes(), "pbx.office.test").unwrap();
+    let (client, mut events) = Endpoint::start(
+        TransportConfig {
+            tls_client: Some(client_tls),
+            udp: any(),
+            ..Default::default()
+        },
+        TimerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let local = client.local_addr(TransportKind::Udp).unwrap();
+    let r = build::request(
+        Method::Options,
+        &format!("sips:srv@{to}"),
+        "sip:c@127.0.0.1",
+        &format!("sips:srv@{to}"),
+        TransportKind::Tls,
+        local,
+    )
+    .unwrap();
+    client
+        .send_request(r, Peer::new(TransportKind::Tls, to))
+        .unwrap();
+    assert_eq!(final_status(&mut events).await, 200);
+    // A client that does not trust the certificate cannot connect: the TU gets a 503 at once.
+    let other = rcgen::generate_simple_self_signed(vec!["pbx.office.test".into()]).unwrap();
+    let untrusting = TlsSettings::client(other.cert.pem().as_bytes(), "pbx.office.test").unwrap();
+    let (c2, mut ev2) = Endpoint::start(
+        TransportConfig {
+            tls_client: Some(untrusting),
+            udp: any(),
+            ..Default::default()
+        },
+        TimerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let local = c2.local_addr(TransportKind::Udp).unwrap();
+    let r = build::request(
+        Method::Options,
+        &format!("sips:srv@{to}"),
+        "sip:c@127.0.0.1",
+        &format!("sips:srv@{to}"),
+        TransportKind::Tls,
+        local,
+    )
+    .unwrap();
+    c2.send_request(r, Peer::new(TransportKind::Tls, to))
+        .unwrap();
+    assert_eq!(final_status(&mut ev2).await, 503);
+}
+
+#[tokio::test]
+async fn stream_keepalive_and_malformed_message() {
+    let srv = server(TransportConfig {
+        tcp: any(),
+        udp: any(),
+        ..Default::default()
+    })
+    .await;
+    let mut s = tokio::net::TcpStream::connect(srv.local_addr(TransportKind::Tcp).unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"\r\n\r\n").await.unwrap();
+    let mut pong = [0u8; 2];
+    s.read_exact(&mut pong).await.unwrap();
+    assert_eq!(&pong, b"\r\n");
+    s.write_all(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKm\r\nFrom: <sip:c@d>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: m1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 999\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        reply.starts_with("SIP/2.0 400 Bad Request (bad Max-Forwards"),
+        "{reply}"
+    );
+    assert!(reply.contains("Call-ID: m1\r\n"));
+    // UDP: a malformed datagram gets 400, and the next good one is served.
+    let udp = tokio::net::UdpSocket::bind(ANY).await.unwrap();
+    let to = srv.local_addr(TransportKind::Udp).unwrap();
+    udp.send_to(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKu\r\nFrom: <sip:c@d>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: u1\r\nCSeq: 1 INVITE\r\n\r\n", to).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), udp.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 400"));
+    udp.send_to(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKv\r\nFrom: <sip:c@d>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: u2\r\nCSeq: 1 OPTIONS\r\n\r\n", to).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), udp.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200"));
+}
