@@ -119,10 +119,11 @@ async fn send_loop(
 ) {
     while let Some(t) = outgoing.recv().await {
         let Some(ep) = endpoint.upgrade() else { return };
-        if ep.transport.send(t.peer, t.bytes).await.is_err()
+        if let Err(e) = ep.transport.send(t.peer, t.bytes).await
             && let Some(key) = t.key
         {
-            ep.with_layer(|l, _| l.handle_transport_error(&key));
+            let why = e.to_string();
+            ep.with_layer(|l, _| l.handle_transport_error(&key, &why));
         }
     }
 }

@@ -33,7 +33,7 @@ fn sipp_uac_to_our_uas(tcp: bool) {
         "--transport",
         transport,
     ]));
-    wait_for_port(port);
+    wait_for_port(port, tcp);
     let out = run(
         Command::new("sipp")
             .args([
@@ -71,7 +71,7 @@ fn our_uac_to_sipp_uas(tcp: bool) {
             .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-t", sipp_transport(tcp), "-nostdin"]),
     );
-    wait_for_port(port);
+    wait_for_port(port, tcp);
     let transport = if tcp { "tcp" } else { "udp" };
     let out = run(
         Command::new(UA)
@@ -111,7 +111,7 @@ fn register(scenario: &str, user: &str, password: &str) -> std::process::Output 
             .args(["uas", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--user", "u201", "--password", "Corr3ct-horse-9"]),
     );
-    wait_for_port(port);
+    wait_for_port(port, false);
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/sipp")
         .join(scenario);

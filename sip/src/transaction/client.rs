@@ -117,9 +117,10 @@ impl ClientInvite {
 
     /// The transport could not send: the transaction fails at once with a `503` for the TU
     /// (§17.1.4, §8.1.3.1).
-    pub fn handle_transport_error(&mut self) {
+    pub fn handle_transport_error(&mut self, why: &str) {
         if !matches!(self.state, InviteState::Terminated) {
-            let failed = self.request.make_response(503, "Service Unavailable");
+            let reason = format!("Service Unavailable ({why})");
+            let failed = self.request.make_response(503, &reason);
             self.out.output(Output::Deliver(failed));
             self.terminate();
         }
@@ -269,9 +270,10 @@ impl ClientNonInvite {
         }
     }
 
-    pub fn handle_transport_error(&mut self) {
+    pub fn handle_transport_error(&mut self, why: &str) {
         if !matches!(self.state, NonInviteState::Terminated) {
-            let failed = self.request.make_response(503, "Service Unavailable");
+            let reason = format!("Service Unavailable ({why})");
+            let failed = self.request.make_response(503, &reason);
             self.out.output(Output::Deliver(failed));
             self.terminate();
         }

@@ -190,12 +190,13 @@ impl TransactionLayer {
         }
     }
 
-    /// The transport could not reach the peer of client transaction `key`.
-    pub fn handle_transport_error(&mut self, key: &TsxKey) {
+    /// The transport could not reach the peer of client transaction `key`; `why` goes into
+    /// the reason phrase of the `503` the TU receives.
+    pub fn handle_transport_error(&mut self, key: &TsxKey, why: &str) {
         if let Some(entry) = self.entries.get_mut(key) {
             match &mut entry.tsx {
-                Tsx::ClientInvite(t) => t.handle_transport_error(),
-                Tsx::ClientNonInvite(t) => t.handle_transport_error(),
+                Tsx::ClientInvite(t) => t.handle_transport_error(why),
+                Tsx::ClientNonInvite(t) => t.handle_transport_error(why),
                 _ => {}
             }
             self.drain(key);

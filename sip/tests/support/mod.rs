@@ -2,7 +2,7 @@
 //! and the switch that skips peer tests in `scripts/check --quick`.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,13 +64,17 @@ pub(crate) fn run(cmd: &mut Command, limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Waits until something listens on the UDP or TCP port (the server under test is up).
-pub(crate) fn wait_for_port(port: u16) {
+/// Waits until the server under test is up: a TCP connect succeeds (`tcp`), or the UDP port
+/// is taken.
+pub(crate) fn wait_for_port(port: u16, tcp: bool) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
-        let udp_taken = UdpSocket::bind(("127.0.0.1", port)).is_err();
-        let tcp_taken = TcpListener::bind(("127.0.0.1", port)).is_err();
-        if udp_taken || tcp_taken {
+        let up = if tcp {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        } else {
+            UdpSocket::bind(("127.0.0.1", port)).is_err()
+        };
+        if up {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -111,7 +111,12 @@ impl Ua {
         invite.headers.insert(Name::CONTENT_TYPE, "application/sdp");
         invite.body = SDP.into();
         let (key, ok) = self.transact(invite.clone()).await?;
-        anyhow::ensure!(ok.status == 200, "INVITE answered {}", ok.status);
+        anyhow::ensure!(
+            ok.status == 200,
+            "INVITE answered {} {}",
+            ok.status,
+            ok.reason
+        );
         let mut dialog = Dialog::from_uac(&invite, &ok).context("2xx without dialog")?;
         let ack = Message::Request(dialog.ack(dialog.local_seq, &self.via()));
         self.ep.send_stateless(self.peer(), &ack);
