@@ -264,7 +264,7 @@ fn cancel_finds_its_invite() {
 fn cancel_without_invite_gets_481() {
     let (mut net, a, b) = net(TransportKind::Udp);
     let invite = request(Method::Invite, TransportKind::Udp);
-    let cancel = sip::transaction::layer::cancel_for(&invite);
+    let cancel = sip::transaction::client::cancel_for(&invite);
     let now = net.now();
     let peer = net.peer(b);
     net.layer(a).send_request(now, cancel, peer).unwrap();

@@ -9,10 +9,11 @@
 //! ```
 
 use super::{Backoff, Outbox, Output, TimerConfig, TransportKind, due, earliest};
+use crate::headers::CSeq;
 use crate::message::{Request, Response};
 use crate::method::Method;
 use bytes::Bytes;
-use ezk_sip_types::Name;
+use ezk_sip_types::{Headers, Name};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
@@ -163,29 +164,40 @@ impl ClientInvite {
     }
 }
 
-/// The ACK for a non-2xx final response (§17.1.1.3): same Request-URI, Call-ID, From, CSeq
-/// number and top Via as the INVITE, To from the response, Route headers kept.
+/// The ACK for a non-2xx final response (§17.1.1.3): To comes from the response.
 pub fn ack_for_failure(invite: &Request, response: &Response) -> Request {
-    let mut ack = Request::new(Method::Ack, invite.uri.clone());
+    same_transaction(invite, Method::Ack, &response.headers)
+}
+
+/// The CANCEL for an INVITE (§9.1).
+pub fn cancel_for(invite: &Request) -> Request {
+    same_transaction(invite, Method::Cancel, &invite.headers)
+}
+
+/// A request that shares the INVITE's transaction identity: its Request-URI, top Via, Route
+/// set, From, Call-ID and CSeq number, with `method`, and the To header found in `to`.
+fn same_transaction(invite: &Request, method: Method, to: &Headers) -> Request {
+    let mut r = Request::new(method.clone(), invite.uri.clone());
     if let Some(via) = invite.headers.get_raw(&Name::VIA).next() {
-        ack.headers.insert(Name::VIA, via.clone());
+        r.headers.insert(Name::VIA, via.clone());
     }
     for v in invite.headers.get_raw(&Name::ROUTE) {
-        ack.headers.insert(Name::ROUTE, v.clone());
+        r.headers.insert(Name::ROUTE, v.clone());
     }
-    ack.headers.insert(Name::MAX_FORWARDS, "70");
+    r.headers.insert(Name::MAX_FORWARDS, "70");
     for (name, from) in [
         (Name::FROM, &invite.headers),
-        (Name::TO, &response.headers),
+        (Name::TO, to),
         (Name::CALL_ID, &invite.headers),
     ] {
         if let Some(v) = from.get_raw(&name).next() {
-            ack.headers.insert(name, v.clone());
+            r.headers.insert(name, v.clone());
         }
     }
     let seq = invite.cseq().map_or(1, |c| c.seq);
-    ack.headers.insert(Name::CSEQ, format!("{seq} ACK"));
-    ack
+    r.headers
+        .insert(Name::CSEQ, CSeq::new(seq, method).to_string());
+    r
 }
 
 #[derive(Debug)]

@@ -7,7 +7,7 @@
 //! INVITE (answered `200`, or `481` when nothing matches), merged requests (`482`, §8.2.2.2),
 //! and CANCEL held back until the INVITE has had a provisional response (§9.1).
 
-use super::client::{ClientInvite, ClientNonInvite};
+use super::client::{ClientInvite, ClientNonInvite, cancel_for};
 use super::server::{ServerInvite, ServerNonInvite};
 use super::{Output, Peer, TimerConfig, TsxError, TsxKey};
 use crate::message::{Message, Request, Response};
@@ -460,25 +460,4 @@ fn local_tag(request: &Request) -> String {
         .map(|v| v.as_str())
         .hash(&mut h);
     format!("{:x}", h.finish())
-}
-
-/// The CANCEL for an INVITE (§9.1): same Request-URI, Call-ID, From, To, CSeq number, top Via
-/// and Route set.
-pub fn cancel_for(invite: &Request) -> Request {
-    let mut cancel = Request::new(Method::Cancel, invite.uri.clone());
-    if let Some(via) = invite.headers.get_raw(&Name::VIA).next() {
-        cancel.headers.insert(Name::VIA, via.clone());
-    }
-    for v in invite.headers.get_raw(&Name::ROUTE) {
-        cancel.headers.insert(Name::ROUTE, v.clone());
-    }
-    cancel.headers.insert(Name::MAX_FORWARDS, "70");
-    for name in [Name::FROM, Name::TO, Name::CALL_ID] {
-        if let Some(v) = invite.headers.get_raw(&name).next() {
-            cancel.headers.insert(name, v.clone());
-        }
-    }
-    let seq = invite.cseq().map_or(1, |c| c.seq);
-    cancel.headers.insert(Name::CSEQ, format!("{seq} CANCEL"));
-    cancel
 }
