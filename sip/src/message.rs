@@ -504,6 +504,26 @@ l: 4\r\n\r\nbodyEXTRA";
     }
 
     #[test]
+    fn oversized_messages_are_refused() {
+        let mut big = OPTIONS.to_vec();
+        big.extend(std::iter::repeat_n(b'x', MAX_MESSAGE_SIZE));
+        assert_eq!(
+            Message::parse_datagram(&big).err(),
+            Some(ParseError::TooLarge {
+                limit: MAX_MESSAGE_SIZE
+            })
+        );
+        // A stream that never ends its head, or declares a huge body, is refused too.
+        let endless = vec![b'a'; MAX_MESSAGE_SIZE + 10];
+        assert!(Message::parse_stream(&endless).is_err());
+        let huge = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 999999\r\n\r\n";
+        assert!(matches!(
+            Message::parse_stream(huge),
+            Err(ParseError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
     fn folded_header_is_joined() {
         let msg = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:c@d>\r\n ;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n";
         let m = Message::parse_datagram(msg).unwrap();
