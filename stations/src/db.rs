@@ -1,0 +1,437 @@
+//! The SQLite station database: schema migrations (`PRAGMA user_version`), stations with
+//! sealed passwords, settings, phones seen but not known, and a bounded provisioning log.
+//! All SQL of the project lives here, so another engine can serve a larger office later.
+
+use crate::error::StationError;
+use crate::mac::Mac;
+use crate::secret::{Sealer, key_path};
+use crate::settings;
+use crate::station::{FIELDS, Station};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+
+/// Schema versions; migration N brings `user_version` from N to N+1.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE stations (
+        number TEXT PRIMARY KEY, user_id TEXT NOT NULL UNIQUE, password TEXT NOT NULL,
+        name TEXT NOT NULL, mac TEXT, model TEXT NOT NULL, line INTEGER NOT NULL,
+        pickup_group TEXT NOT NULL, voicemail TEXT NOT NULL, tone_source TEXT NOT NULL,
+        dtmf TEXT NOT NULL, cf_unreachable TEXT NOT NULL, trunk_port TEXT NOT NULL,
+        trunk_type TEXT NOT NULL, nat_check TEXT NOT NULL, use_whitelist TEXT NOT NULL,
+        UNIQUE (mac, line));
+     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE unknown_phones (mac TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL, address TEXT NOT NULL, file TEXT NOT NULL, count INTEGER NOT NULL);
+     CREATE TABLE provision_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
+        address TEXT NOT NULL, protocol TEXT NOT NULL, file TEXT NOT NULL, bytes INTEGER NOT NULL,
+        result TEXT NOT NULL);",
+];
+
+/// Rows kept in the provisioning log.
+pub const LOG_ROWS: i64 = 10_000;
+
+/// A phone that asked for a file naming a MAC no station has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownPhone {
+    pub mac: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub address: String,
+    pub file: String,
+    pub count: i64,
+}
+
+/// One provisioning request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub at: i64,
+    pub address: String,
+    pub protocol: String,
+    pub file: String,
+    pub bytes: i64,
+    pub result: String,
+}
+
+/// The open database and its sealing key.
+pub struct Db {
+    conn: Connection,
+    sealer: Sealer,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (or creates) the database at `path` with its key file `<path>.key`. A database
+    /// that holds sealed passwords but whose key file is missing or wrong is refused before
+    /// anything is written.
+    pub fn open(path: &Path) -> Result<Db, StationError> {
+        let kp = key_path(path);
+        let existed = path.exists();
+        let conn = Connection::open(path)?;
+        let check: Option<String> = if existed {
+            let has_meta: bool = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n > 0)?;
+            if has_meta {
+                conn.query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let sealer = match (&check, kp.exists()) {
+            (Some(c), true) => {
+                let s = Sealer::load(&kp)?;
+                if !s.verifies(c) {
+                    return Err(StationError::KeyMismatch { path: kp });
+                }
+                s
+            }
+            (Some(_), false) => return Err(StationError::KeyMissing { path: kp }),
+            (None, true) => Sealer::load(&kp)?,
+            (None, false) => Sealer::create(&kp)?,
+        };
+        conn.execute_batch("PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;")?;
+        let db = Db {
+            conn,
+            sealer,
+            path: path.to_path_buf(),
+        };
+        db.migrate()?;
+        if check.is_none() {
+            db.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?1)",
+                [db.sealer.key_check()],
+            )?;
+        }
+        Ok(db)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&self) -> Result<(), StationError> {
+        let version: usize =
+            self.conn
+                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The minimum password length in force.
+    pub fn min_password(&self) -> usize {
+        self.setting("password.min_length")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8)
+    }
+
+    fn row_to_station(&self, row: &rusqlite::Row<'_>) -> Result<Station, StationError> {
+        use rusqlite::types::ValueRef;
+        let get = |i: usize| -> Result<String, StationError> {
+            Ok(match row.get_ref(i)? {
+                ValueRef::Null => String::new(),
+                ValueRef::Integer(n) => n.to_string(),
+                ValueRef::Real(x) => x.to_string(),
+                ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+            })
+        };
+        let sealed = get(2)?;
+        let password = self
+            .sealer
+            .open(&sealed)
+            .and_then(|p| String::from_utf8(p).ok())
+            .ok_or_else(|| StationError::KeyMismatch {
+                path: key_path(&self.path),
+            })?;
+        let mut s = Station::new_unchecked();
+        for (i, f) in FIELDS.iter().enumerate() {
+            let v = if i == 2 { password.clone() } else { get(i)? };
+            s.set(f, &v)?;
+        }
+        Ok(s)
+    }
+
+    fn select(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<Station>, StationError> {
+        let sql = format!(
+            "SELECT {} FROM stations {filter} ORDER BY length(number), number, line",
+            FIELDS.join(", ")
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(args)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(self.row_to_station(row)?);
+        }
+        Ok(out)
+    }
+
+    pub fn list(&self) -> Result<Vec<Station>, StationError> {
+        self.select("", &[])
+    }
+
+    pub fn get(&self, number: &str) -> Result<Station, StationError> {
+        self.select("WHERE number = ?1", &[&number])?
+            .pop()
+            .ok_or_else(|| StationError::NotFound(number.to_string()))
+    }
+
+    /// Every station on the phone with this MAC, by line key.
+    pub fn by_mac(&self, mac: &Mac) -> Result<Vec<Station>, StationError> {
+        self.select("WHERE mac = ?1", &[&mac.lower()])
+    }
+
+    pub fn by_user_id(&self, user_id: &str) -> Result<Option<Station>, StationError> {
+        Ok(self.select("WHERE user_id = ?1", &[&user_id])?.pop())
+    }
+
+    /// Refuses a station whose user ID or MAC+line another station (not `replacing`) has.
+    fn check_unique(&self, s: &Station, replacing: Option<&str>) -> Result<(), StationError> {
+        let other =
+            |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<Option<String>, StationError> {
+                let mut stmt = self.conn.prepare(sql)?;
+                let found: Vec<String> = stmt
+                    .query_map(args, |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(found.into_iter().find(|n| Some(n.as_str()) != replacing))
+            };
+        if let Some(n) = other(
+            "SELECT number FROM stations WHERE user_id = ?1",
+            &[&s.user_id],
+        )? {
+            return Err(StationError::Duplicate {
+                field: "user_id",
+                value: s.user_id.clone(),
+                other: n,
+            });
+        }
+        if let Some(mac) = s.mac {
+            let line = i64::from(s.line);
+            if let Some(n) = other(
+                "SELECT number FROM stations WHERE mac = ?1 AND line = ?2",
+                &[&mac.lower(), &line],
+            )? {
+                return Err(StationError::Duplicate {
+                    field: "mac+line",
+                    value: format!("{mac} line {}", s.line),
+                    other: n,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, s: &Station) -> Result<(), StationError> {
+        let values: Vec<String> = FIELDS
+            .iter()
+            .map(|f| {
+                if *f == "password" {
+                    self.sealer.seal(s.password.as_bytes())
+                } else {
+                    s.get(f)
+                }
+            })
+            .collect();
+        let mac = s.mac.map(|m| m.lower());
+        let placeholders: Vec<String> = (1..=FIELDS.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT OR REPLACE INTO stations ({}) VALUES ({})",
+            FIELDS.join(", "),
+            placeholders.join(", ")
+        );
+        let mut args: Vec<&dyn rusqlite::ToSql> =
+            values.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
+        let mac_index = FIELDS.iter().position(|f| *f == "mac").unwrap_or(4);
+        args[mac_index] = &mac; // NULL when unset, so UNIQUE(mac, line) ignores it
+        self.conn.execute(&sql, args.as_slice())?;
+        if let Some(m) = s.mac {
+            self.conn
+                .execute("DELETE FROM unknown_phones WHERE mac = ?1", [m.lower()])?;
+        }
+        Ok(())
+    }
+
+    /// Adds a new station.
+    pub fn add(&self, s: &Station) -> Result<(), StationError> {
+        s.check(self.min_password())?;
+        if self.get(&s.number).is_ok() {
+            return Err(StationError::Duplicate {
+                field: "number",
+                value: s.number.clone(),
+                other: s.number.clone(),
+            });
+        }
+        self.check_unique(s, None)?;
+        self.write(s)
+    }
+
+    /// Replaces station `number` with `s` (which may carry a new number).
+    pub fn update(&self, number: &str, s: &Station) -> Result<(), StationError> {
+        s.check(self.min_password())?;
+        self.get(number)?;
+        if s.number != number && self.get(&s.number).is_ok() {
+            return Err(StationError::Duplicate {
+                field: "number",
+                value: s.number.clone(),
+                other: s.number.clone(),
+            });
+        }
+        self.check_unique(s, Some(number))?;
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("DELETE FROM stations WHERE number = ?1", [number])?;
+        self.write(s)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn remove(&self, number: &str) -> Result<(), StationError> {
+        match self
+            .conn
+            .execute("DELETE FROM stations WHERE number = ?1", [number])?
+        {
+            0 => Err(StationError::NotFound(number.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds or replaces every station, all or nothing: any refusal rolls everything back.
+    /// Errors carry the index of the station in `stations`.
+    pub fn import(&self, stations: &[Station]) -> Result<(), Vec<(usize, StationError)>> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(|e| vec![(0, e.into())])?;
+        let mut errors = Vec::new();
+        for (i, s) in stations.iter().enumerate() {
+            let r = s
+                .check(self.min_password())
+                .and_then(|_| self.check_unique(s, Some(&s.number)))
+                .and_then(|_| {
+                    self.conn
+                        .execute("DELETE FROM stations WHERE number = ?1", [&s.number])?;
+                    self.write(s)
+                });
+            if let Err(e) = r {
+                errors.push((i, e));
+            }
+        }
+        if errors.is_empty() {
+            tx.commit().map_err(|e| vec![(0, e.into())])
+        } else {
+            drop(tx); // rolls back
+            Err(errors)
+        }
+    }
+
+    /// A setting, or its default.
+    pub fn setting(&self, key: &str) -> Result<String, StationError> {
+        let (_, default, _, _) = settings::lookup(key)?;
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(v.unwrap_or_else(|| default.to_string()))
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<String, StationError> {
+        let v = settings::validate(key, value)?;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
+            params![key, v],
+        )?;
+        Ok(v)
+    }
+
+    /// Every setting with its current value.
+    pub fn settings(&self) -> Result<Vec<(String, String)>, StationError> {
+        settings::SETTINGS
+            .iter()
+            .map(|(k, _, _, _)| Ok((k.to_string(), self.setting(k)?)))
+            .collect()
+    }
+
+    /// Notes a phone that asked for a file of a MAC no station has.
+    pub fn record_unknown(
+        &self,
+        mac: &Mac,
+        address: &str,
+        file: &str,
+        now: i64,
+    ) -> Result<(), StationError> {
+        self.conn.execute(
+            "INSERT INTO unknown_phones (mac, first_seen, last_seen, address, file, count)
+             VALUES (?1, ?2, ?2, ?3, ?4, 1)
+             ON CONFLICT(mac) DO UPDATE SET last_seen = ?2, address = ?3, file = ?4, count = count + 1",
+            params![mac.lower(), now, address, file],
+        )?;
+        Ok(())
+    }
+
+    pub fn unknown_phones(&self) -> Result<Vec<UnknownPhone>, StationError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT mac, first_seen, last_seen, address, file, count FROM unknown_phones ORDER BY last_seen DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(UnknownPhone {
+                mac: r.get(0)?,
+                first_seen: r.get(1)?,
+                last_seen: r.get(2)?,
+                address: r.get(3)?,
+                file: r.get(4)?,
+                count: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Appends to the provisioning log, keeping the newest [`LOG_ROWS`].
+    pub fn log(&self, e: &LogEntry) -> Result<(), StationError> {
+        self.conn.execute(
+            "INSERT INTO provision_log (at, address, protocol, file, bytes, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![e.at, e.address, e.protocol, e.file, e.bytes, e.result],
+        )?;
+        self.conn.execute(
+            "DELETE FROM provision_log WHERE id <= (SELECT max(id) FROM provision_log) - ?1",
+            [LOG_ROWS],
+        )?;
+        Ok(())
+    }
+
+    /// The newest `n` log entries, newest first.
+    pub fn log_tail(&self, n: i64) -> Result<Vec<LogEntry>, StationError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT at, address, protocol, file, bytes, result FROM provision_log ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([n], |r| {
+            Ok(LogEntry {
+                at: r.get(0)?,
+                address: r.get(1)?,
+                protocol: r.get(2)?,
+                file: r.get(3)?,
+                bytes: r.get(4)?,
+                result: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,376 @@
+//! Office-wide settings: one table of keys with their defaults (from the seed documents) and
+//! validators. A setting never stored reads as its default.
+
+use crate::error::StationError;
+
+/// How a setting's value is checked.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Free text without control characters or quotes.
+    Text,
+    /// A host name, IPv4 address, or `auto` (the address the phone reached us on).
+    Host,
+    /// An integer in a range.
+    Int(i64, i64),
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+    /// A dialled code: 1–6 of 0-9 * #.
+    Code,
+    /// Comma-separated IPv4 networks: CIDR, a single address, or the OfficeServ broadcast form.
+    Networks,
+}
+
+/// (key, default, kind, description)
+pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
+    (
+        "pbx.host",
+        "auto",
+        Kind::Host,
+        "address phones register to; auto = the address they fetched their file from",
+    ),
+    (
+        "pbx.port",
+        "5060",
+        Kind::Int(1, 65535),
+        "SIP port of the PBX",
+    ),
+    (
+        "pbx.transport",
+        "udp",
+        Kind::OneOf(&["udp", "tcp", "tls"]),
+        "SIP transport phones use",
+    ),
+    (
+        "registration.expiry",
+        "600",
+        Kind::Int(60, 86400),
+        "registration expiry in seconds (OfficeServ SIP Expire Time)",
+    ),
+    (
+        "sntp.server",
+        "pool.ntp.org",
+        Kind::Host,
+        "time server for the phones",
+    ),
+    (
+        "time.zone",
+        "GMT",
+        Kind::OneOf(ZONES_NAMES),
+        "time zone (Cisco 3-letter code)",
+    ),
+    (
+        "time.dst",
+        "none",
+        Kind::OneOf(&["none", "eu", "us"]),
+        "daylight saving rule",
+    ),
+    (
+        "dialplan.timeout",
+        "5",
+        Kind::Int(1, 30),
+        "seconds before an incomplete number is dialled",
+    ),
+    (
+        "numberplan.station_digits",
+        "3",
+        Kind::Int(2, 6),
+        "digits of a station number",
+    ),
+    (
+        "numberplan.trunk",
+        "9",
+        Kind::Code,
+        "outside line access code",
+    ),
+    (
+        "numberplan.forward_clear",
+        "600",
+        Kind::Code,
+        "call forward: clear",
+    ),
+    (
+        "numberplan.forward_all",
+        "601",
+        Kind::Code,
+        "call forward: all calls (+ destination)",
+    ),
+    (
+        "numberplan.forward_busy",
+        "602",
+        Kind::Code,
+        "call forward: busy (+ destination)",
+    ),
+    (
+        "numberplan.forward_noanswer",
+        "603",
+        Kind::Code,
+        "call forward: no answer (+ destination)",
+    ),
+    (
+        "numberplan.forward_busy_noanswer",
+        "604",
+        Kind::Code,
+        "call forward: busy/no answer (+ destination)",
+    ),
+    (
+        "numberplan.dnd",
+        "40",
+        Kind::Code,
+        "do not disturb (+1 on, +0 off)",
+    ),
+    (
+        "numberplan.park",
+        "11",
+        Kind::Code,
+        "park the held call (+ station)",
+    ),
+    (
+        "numberplan.retrieve",
+        "12",
+        Kind::Code,
+        "retrieve a parked call (+ parking station)",
+    ),
+    ("numberplan.conference", "46", Kind::Code, "conference"),
+    (
+        "numberplan.pickup_my_group",
+        "55",
+        Kind::Code,
+        "pick up a call ringing in my pickup group",
+    ),
+    (
+        "numberplan.pickup_group",
+        "56",
+        Kind::Code,
+        "pick up a call ringing in a group (+ group)",
+    ),
+    (
+        "numberplan.pickup_directed",
+        "57",
+        Kind::Code,
+        "pick up a call ringing at a station (+ station)",
+    ),
+    ("numberplan.voicemail", "50", Kind::Code, "voicemail access"),
+    (
+        "password.min_length",
+        "8",
+        Kind::Int(6, 31),
+        "shortest password a station may have",
+    ),
+    (
+        "security.whitelist",
+        "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
+        Kind::Networks,
+        "Phone IP White List (stations with use_whitelist register only from these)",
+    ),
+    (
+        "firmware.cisco-7940",
+        "",
+        Kind::Text,
+        "SIP image for 7940 (e.g. P0S3-8-12-00); enables OS79XX.TXT and XMLDefault.cnf.xml",
+    ),
+    (
+        "firmware.cisco-7960",
+        "",
+        Kind::Text,
+        "SIP image for 7960 (e.g. P0S3-8-12-00)",
+    ),
+    (
+        "cisco.sync",
+        "1",
+        Kind::Text,
+        "Cisco sync value; change it and send check-sync to reboot phones",
+    ),
+    (
+        "directory.title",
+        "Office Directory",
+        Kind::Text,
+        "title of the Cisco XML directory",
+    ),
+];
+
+/// Cisco time zone codes with their offset from GMT in minutes.
+pub const ZONES: &[(&str, i32)] = &[
+    ("IDL", -720),
+    ("NT", -660),
+    ("AHST", -600),
+    ("YST", -540),
+    ("PST", -480),
+    ("MST", -420),
+    ("CST", -360),
+    ("EST", -300),
+    ("AST", -240),
+    ("NST", -210),
+    ("BST", -180),
+    ("AT", -120),
+    ("WAT", -60),
+    ("GMT", 0),
+    ("CET", 60),
+    ("EET", 120),
+    ("BT", 180),
+    ("IT", 210),
+    ("ZP4", 240),
+    ("AFG", 270),
+    ("ZP5", 300),
+    ("IST", 330),
+    ("ZP6", 360),
+    ("SUM", 390),
+    ("WAST", 420),
+    ("HST", 480),
+    ("JST", 540),
+    ("CAST", 570),
+    ("EAST", 600),
+    ("EADT", 660),
+    ("NZST", 720),
+];
+
+const ZONES_NAMES: &[&str] = &[
+    "IDL", "NT", "AHST", "YST", "PST", "MST", "CST", "EST", "AST", "NST", "BST", "AT", "WAT",
+    "GMT", "CET", "EET", "BT", "IT", "ZP4", "AFG", "ZP5", "IST", "ZP6", "SUM", "WAST", "HST",
+    "JST", "CAST", "EAST", "EADT", "NZST",
+];
+
+/// The row of a setting.
+pub fn lookup(
+    key: &str,
+) -> Result<&'static (&'static str, &'static str, Kind, &'static str), StationError> {
+    SETTINGS
+        .iter()
+        .find(|(k, _, _, _)| *k == key)
+        .ok_or_else(|| StationError::UnknownSetting(key.to_string()))
+}
+
+/// Checks a value for `key`; returns it normalised.
+pub fn validate(key: &str, value: &str) -> Result<String, StationError> {
+    let (k, _, kind, _) = lookup(key)?;
+    let v = value.trim();
+    let bad = |why: String| {
+        Err(StationError::Invalid {
+            field: k,
+            value: v.to_string(),
+            reason: why,
+        })
+    };
+    match kind {
+        Kind::Text => {
+            if v.chars().any(|c| c.is_control() || c == '"') || v.len() > 64 {
+                return bad(
+                    "must be at most 64 characters without quotes or control characters".into(),
+                );
+            }
+        }
+        Kind::Host => {
+            let ok = v == "auto"
+                || (!v.is_empty()
+                    && v.len() <= 253
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c)));
+            if !ok {
+                return bad("must be a host name, an IPv4 address or auto".into());
+            }
+        }
+        Kind::Int(lo, hi) => match v.parse::<i64>() {
+            Ok(n) if (*lo..=*hi).contains(&n) => return Ok(n.to_string()),
+            _ => return bad(format!("must be a whole number from {lo} to {hi}")),
+        },
+        Kind::OneOf(words) => {
+            return match words.iter().find(|w| w.eq_ignore_ascii_case(v)) {
+                Some(w) => Ok((*w).to_string()),
+                None => bad(format!("must be one of {}", words.join(", "))),
+            };
+        }
+        Kind::Code => {
+            if v.is_empty()
+                || v.len() > 6
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+            {
+                return bad("must be 1 to 6 of 0-9 * #".into());
+            }
+        }
+        Kind::Networks => {
+            for n in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                if parse_network(n).is_none() {
+                    return bad(format!(
+                        "{n:?} is not a network (CIDR, address or broadcast form)"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(v.to_string())
+}
+
+/// An IPv4 network as (address, prefix length): `10.0.0.0/8`, `192.168.1.7` (/32), or the
+/// OfficeServ broadcast form `192.168.1.255` (the class-full network it ends).
+pub fn parse_network(s: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    if let Some((a, p)) = s.split_once('/') {
+        let prefix: u8 = p.parse().ok().filter(|p| *p <= 32)?;
+        return Some((a.parse().ok()?, prefix));
+    }
+    let addr: std::net::Ipv4Addr = s.parse().ok()?;
+    let o = addr.octets();
+    let prefix = if o[1..] == [255, 255, 255] {
+        8
+    } else if o[2..] == [255, 255] {
+        16
+    } else if o[3] == 255 {
+        24
+    } else {
+        32
+    };
+    Some((addr, prefix))
+}
+
+/// Does `ip` fall in any network of a `security.whitelist` value?
+pub fn whitelisted(list: &str, ip: std::net::Ipv4Addr) -> bool {
+    list.split(',')
+        .filter_map(|n| parse_network(n.trim()))
+        .any(|(net, prefix)| {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
+            u32::from(ip) & mask == u32::from(net) & mask
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        for (k, d, _, _) in SETTINGS {
+            validate(k, d).unwrap_or_else(|e| panic!("default of {k}: {e}"));
+        }
+    }
+
+    #[test]
+    fn refusals_and_normalising() {
+        assert_eq!(validate("pbx.transport", "TCP").unwrap(), "tcp");
+        assert_eq!(validate("pbx.port", " 05070 ").unwrap(), "5070");
+        for (k, v) in [
+            ("pbx.port", "70000"),
+            ("pbx.host", "a b"),
+            ("numberplan.park", "1x"),
+            ("time.zone", "XYZ"),
+            ("security.whitelist", "10.0.0.0/33"),
+        ] {
+            let e = validate(k, v).unwrap_err().to_string();
+            assert!(e.starts_with(k), "{e}");
+        }
+        assert!(validate("no.such", "1").is_err());
+    }
+
+    #[test]
+    fn whitelist_forms() {
+        let list = "192.168.1.255, 10.0.0.0/8, 172.16.5.9";
+        assert!(whitelisted(list, "192.168.1.77".parse().unwrap()));
+        assert!(!whitelisted(list, "192.168.2.77".parse().unwrap()));
+        assert!(whitelisted(list, "10.200.1.1".parse().unwrap()));
+        assert!(whitelisted(list, "172.16.5.9".parse().unwrap()));
+        assert!(!whitelisted(list, "172.16.5.10".parse().unwrap()));
+    }
+}
