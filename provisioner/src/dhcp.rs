@@ -1,0 +1,80 @@
+//! DHCP snippets that point phones at this server: option 66 (TFTP server name), 150 (Cisco
+//! TFTP server addresses) and 160 (AudioCodes provisioning URL), for dnsmasq, ISC dhcpd and
+//! Kea. The dnsmasq form is checked with `dnsmasq --test` in the test suite.
+
+use std::net::Ipv4Addr;
+
+/// The DHCP servers we write for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DhcpServer {
+    Dnsmasq,
+    Isc,
+    Kea,
+}
+
+impl DhcpServer {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "dnsmasq" => Some(DhcpServer::Dnsmasq),
+            "isc" => Some(DhcpServer::Isc),
+            "kea" => Some(DhcpServer::Kea),
+            _ => None,
+        }
+    }
+}
+
+/// The snippet for `server`, pointing at `address` (TFTP) and `http` (the URL phones using
+/// option 160 fetch from).
+pub fn snippet(server: DhcpServer, address: Ipv4Addr, http: &str) -> String {
+    match server {
+        DhcpServer::Dnsmasq => format!(
+            "# office-phones: point desk phones at the provisioning server {address}\n\
+# option 66 (TFTP server name; quoted so it is sent as text)\n\
+dhcp-option=66,\"{address}\"\n\
+# option 150 for Cisco phones (by vendor class), option 160 for AudioCodes (by MAC prefix)\n\
+dhcp-vendorclass=set:cisco,IP Phone CP-79\n\
+dhcp-option=tag:cisco,150,{address}\n\
+dhcp-mac=set:audiocodes,00:90:8f:*:*:*\n\
+dhcp-option-force=tag:audiocodes,160,\"{http}/\"\n"
+        ),
+        DhcpServer::Isc => format!(
+            "# office-phones: point desk phones at the provisioning server {address}\n\
+option voip-tftp-servers code 150 = array of ip-address;\n\
+option provisioning-url code 160 = text;\n\
+option tftp-server-name \"{address}\";\n\
+class \"cisco-79x0\" {{\n\
+  match if substring(option vendor-class-identifier, 0, 28) = \"Cisco Systems, Inc. IP Phone\";\n\
+  option voip-tftp-servers {address};\n\
+}}\n\
+class \"audiocodes\" {{\n\
+  match if substring(hardware, 1, 3) = 00:90:8f;\n\
+  option provisioning-url \"{http}/\";\n\
+}}\n"
+        ),
+        DhcpServer::Kea => format!(
+            "{{\n  \"Dhcp4\": {{\n    \"option-def\": [\n\
+      {{ \"name\": \"cisco-tftp-servers\", \"code\": 150, \"type\": \"ipv4-address\", \"array\": true, \"space\": \"dhcp4\" }},\n\
+      {{ \"name\": \"provisioning-url\", \"code\": 160, \"type\": \"string\", \"space\": \"dhcp4\" }}\n    ],\n\
+    \"option-data\": [\n\
+      {{ \"name\": \"tftp-server-name\", \"data\": \"{address}\" }},\n\
+      {{ \"name\": \"cisco-tftp-servers\", \"data\": \"{address}\", \"always-send\": true }},\n\
+      {{ \"name\": \"provisioning-url\", \"data\": \"{http}/\", \"always-send\": true }}\n    ]\n  }}\n}}\n"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kea_snippet_is_json() {
+        let s = snippet(
+            DhcpServer::Kea,
+            Ipv4Addr::new(192, 0, 2, 10),
+            "http://192.0.2.10",
+        );
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["Dhcp4"]["option-data"][0]["data"], "192.0.2.10");
+    }
+}

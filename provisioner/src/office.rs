@@ -1,0 +1,170 @@
+//! [`Office`]: the station database and the profiles behind one lock, and the one function
+//! every way of asking for a file goes through — TFTP, HTTP and `provisioner render` — so
+//! they return the same bytes.
+
+use profiles::{Input, Key, Profiles, Server, Target};
+use stations::db::LogEntry;
+use stations::{Db, Station, StationError};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// The answer to a file request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetch {
+    Found(Vec<u8>),
+    /// No such file; for a MAC no station has, the phone is remembered as unknown.
+    NotFound,
+    /// The file holds a user's credentials and must be asked for with them (over HTTP).
+    Forbidden,
+}
+
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub struct Asker {
+    /// `tftp`, `http` or `cli`.
+    pub protocol: &'static str,
+    pub address: String,
+    /// The address the request reached us on: what `pbx.host = auto` stands for.
+    pub local_host: String,
+    /// HTTP basic-auth credentials, if given.
+    pub credentials: Option<(String, String)>,
+}
+
+/// The shared state of the provisioning servers.
+pub struct Office {
+    db: Mutex<Db>,
+    profiles: Profiles,
+}
+
+impl Office {
+    pub fn new(db: Db, profiles: Profiles) -> Self {
+        Office {
+            db: Mutex::new(db),
+            profiles,
+        }
+    }
+
+    pub fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
+    }
+
+    /// Settings with defaults, as templates see them.
+    pub fn settings(db: &Db) -> Result<BTreeMap<String, String>, StationError> {
+        Ok(db.settings()?.into_iter().collect())
+    }
+
+    /// The PBX and HTTP addresses phones are given.
+    pub fn server(settings: &BTreeMap<String, String>, local_host: &str) -> Server {
+        let get = |k: &str| settings.get(k).cloned().unwrap_or_default();
+        let host = match get("pbx.host").as_str() {
+            "auto" | "" => local_host.to_string(),
+            h => h.to_string(),
+        };
+        let http_port = get("provisioning.http_port");
+        let http = if http_port == "80" {
+            format!("http://{host}")
+        } else {
+            format!("http://{host}:{http_port}")
+        };
+        Server {
+            host,
+            port: get("pbx.port").parse().unwrap_or(5060),
+            http,
+        }
+    }
+
+    /// Renders `name` for `asker` in `year`, logs the request, and remembers unknown phones.
+    pub fn fetch(&self, name: &str, asker: &Asker, year: i32, now: i64) -> Fetch {
+        let db = self.db();
+        let result = self.fetch_locked(&db, name, asker, year, now);
+        let (bytes, outcome) = match &result {
+            Ok(Fetch::Found(b)) => (b.len() as i64, "sent".to_string()),
+            Ok(Fetch::NotFound) => (0, "not found".into()),
+            Ok(Fetch::Forbidden) => (0, "forbidden".into()),
+            Err(e) => (0, format!("error: {e}")),
+        };
+        let _ = db.log(&LogEntry {
+            at: now,
+            address: asker.address.clone(),
+            protocol: asker.protocol.to_string(),
+            file: name.to_string(),
+            bytes,
+            result: outcome,
+        });
+        result.unwrap_or(Fetch::NotFound)
+    }
+
+    fn fetch_locked(
+        &self,
+        db: &Db,
+        name: &str,
+        asker: &Asker,
+        year: i32,
+        now: i64,
+    ) -> Result<Fetch, StationError> {
+        let Some(target) = self.profiles.resolve(name) else {
+            return Ok(Fetch::NotFound);
+        };
+        let stations = self.stations_for(db, &target)?;
+        if stations.is_empty() && target.key != Key::Global {
+            if let Key::Mac(mac) = &target.key {
+                db.record_unknown(mac, &asker.address, name, now)?;
+            }
+            return Ok(Fetch::NotFound);
+        }
+        if target.spec.http_only {
+            let ok = asker.protocol != "tftp"
+                && asker.credentials.as_ref().is_some_and(|(u, p)| {
+                    stations
+                        .iter()
+                        .any(|s| s.user_id == *u && constant_eq(&s.password, p))
+                });
+            if !ok && asker.protocol != "cli" {
+                return Ok(Fetch::Forbidden);
+            }
+        }
+        let settings = Self::settings(db)?;
+        let numbers: Vec<String> = db.list()?.into_iter().map(|s| s.number).collect();
+        let server = Self::server(&settings, &asker.local_host);
+        let input = Input {
+            settings: &settings,
+            server: &server,
+            stations: &stations,
+            numbers: &numbers,
+            year,
+        };
+        match self.profiles.render(&target, &input) {
+            Ok(Some(bytes)) => Ok(Fetch::Found(bytes)),
+            Ok(None) => Ok(Fetch::NotFound),
+            Err(e) => Err(StationError::Io {
+                path: name.into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// The stations a target is rendered for: those of the phone's MAC whose model belongs
+    /// to the target's family, or the one station of a number.
+    fn stations_for(&self, db: &Db, target: &Target) -> Result<Vec<Station>, StationError> {
+        let in_family =
+            |s: &Station| self.profiles.family_of(s.model.name()) == Some(target.family.as_str());
+        Ok(match &target.key {
+            Key::Global => Vec::new(),
+            Key::Mac(mac) => db.by_mac(mac)?.into_iter().filter(in_family).collect(),
+            Key::Number(n) => db.get(n).ok().filter(in_family).into_iter().collect(),
+        })
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
