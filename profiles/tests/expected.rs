@@ -1,0 +1,252 @@
+//! Every file of every profile, rendered for a fixed office, equals the checked-in file under
+//! `tests/expected/<family>/<name>`. After an intended change to a template, regenerate with
+//! `UPDATE_EXPECTED=1 cargo test -p profiles --test expected` and review the diff.
+//!
+//! Generated Cisco `.cnf` files are also read with the syntax rules of FORMATS.md §1.2 (one
+//! `name: value` per line, `#` comment lines, values quoted or bare tokens, `;` comments), and
+//! every parameter name must be one the phone knows (`cisco-79x0/known-parameters.txt`); the
+//! length limits of §1.3 are checked too.
+#![allow(clippy::unwrap_used)]
+
+use profiles::{Input, Profiles, Scope, Server};
+use stations::Station;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn office() -> (Vec<Station>, BTreeMap<String, String>) {
+    let rows = [
+        (
+            "201",
+            "u201",
+            "Front Desk",
+            "00:11:22:aa:bb:01",
+            "cisco-7960",
+            "1",
+        ),
+        (
+            "202",
+            "u202",
+            "Back Office Manager",
+            "00:11:22:aa:bb:01",
+            "cisco-7960",
+            "2",
+        ),
+        (
+            "203",
+            "u203",
+            "Warehouse",
+            "00:11:22:aa:bb:03",
+            "cisco-7940",
+            "1",
+        ),
+        (
+            "204",
+            "u204",
+            "Reception",
+            "00:90:8f:00:00:04",
+            "audiocodes-420hd",
+            "1",
+        ),
+        ("205", "u205", "Sales & Support", "", "xlite", "1"),
+        ("206", "u206", "Home Office", "", "softphone", "1"),
+    ];
+    let stations = rows
+        .iter()
+        .map(|(n, u, name, mac, model, line)| {
+            let mut s = Station::new(n, u, &format!("Pw-{n}-secret"), 8).unwrap();
+            for (f, v) in [
+                ("name", *name),
+                ("mac", *mac),
+                ("model", *model),
+                ("line", *line),
+            ] {
+                s.set(f, v).unwrap();
+            }
+            s.check(8).unwrap();
+            s
+        })
+        .collect();
+    let mut settings: BTreeMap<String, String> = stations::settings::SETTINGS
+        .iter()
+        .map(|(k, d, _, _)| (k.to_string(), d.to_string()))
+        .collect();
+    for (k, v) in [
+        ("time.zone", "CET"),
+        ("time.dst", "eu"),
+        ("firmware.cisco-7960", "P0S3-8-12-00"),
+        ("provisioning.http_port", "8080"),
+    ] {
+        settings.insert(k.into(), v.into());
+    }
+    (stations, settings)
+}
+
+/// (file name, bytes) of every file the fixed office has.
+fn render_all() -> Vec<(String, String, Vec<u8>)> {
+    let p = Profiles::load(None).unwrap();
+    let (stations, settings) = office();
+    let numbers: Vec<String> = stations.iter().map(|s| s.number.clone()).collect();
+    let server = Server {
+        host: "192.0.2.10".into(),
+        port: 5060,
+        http: "http://192.0.2.10:8080".into(),
+    };
+    let mut out = Vec::new();
+    for (family, manifest) in p.families() {
+        let members: Vec<&Station> = stations
+            .iter()
+            .filter(|s| p.family_of(s.model.name()) == Some(family.as_str()))
+            .collect();
+        for spec in &manifest.file {
+            let names: BTreeSet<String> = match spec.scope {
+                Scope::Global => [Profiles::file_name(spec, None)].into(),
+                _ => members
+                    .iter()
+                    .map(|s| Profiles::file_name(spec, Some(s)))
+                    .collect(),
+            };
+            for name in names {
+                let target = p.resolve(&name).unwrap();
+                let chosen: Vec<Station> = match spec.scope {
+                    Scope::Global => vec![],
+                    Scope::Phone => members
+                        .iter()
+                        .filter(|s| Profiles::file_name(spec, Some(s)) == name)
+                        .map(|s| (*s).clone())
+                        .collect(),
+                    Scope::Station => members
+                        .iter()
+                        .filter(|s| Profiles::file_name(spec, Some(s)) == name)
+                        .map(|s| (*s).clone())
+                        .collect(),
+                };
+                let input = Input {
+                    settings: &settings,
+                    server: &server,
+                    stations: &chosen,
+                    numbers: &numbers,
+                    year: 2026,
+                };
+                if let Some(bytes) = p.render(&target, &input).unwrap() {
+                    out.push((family.clone(), name, bytes));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn expected_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expected")
+}
+
+#[test]
+fn every_profile_output_equals_the_checked_in_file() {
+    let update = std::env::var("UPDATE_EXPECTED").is_ok_and(|v| v == "1");
+    let files = render_all();
+    assert!(files.len() >= 12, "{} files", files.len());
+    let mut mismatched = Vec::new();
+    for (family, name, bytes) in &files {
+        let path = expected_dir().join(family).join(name);
+        if update {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        } else if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+            mismatched.push(path.display().to_string());
+        }
+    }
+    assert!(
+        mismatched.is_empty(),
+        "differ from expected (UPDATE_EXPECTED=1 to accept): {mismatched:#?}"
+    );
+}
+
+/// Checks one Cisco .cnf file; returns the parameter names it sets.
+fn cisco_cnf(name: &str, text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let at = format!("{name}:{}", i + 1);
+        assert!(!line.contains('\r'), "{at}: stray CR");
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, rest) = line
+            .split_once(':')
+            .unwrap_or_else(|| panic!("{at}: no ':' in {line:?}"));
+        let key = key.trim();
+        assert!(
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "{at}: bad name {key:?}"
+        );
+        let value = rest.split(';').next().unwrap().trim();
+        if let Some(inner) = value.strip_prefix('"') {
+            let inner = inner
+                .strip_suffix('"')
+                .unwrap_or_else(|| panic!("{at}: unbalanced quotes in {value:?}"));
+            assert!(!inner.contains('"'), "{at}: quote inside a value");
+            let limit = match key {
+                "phone_label" => 11,
+                "phone_prompt" => 15,
+                "phone_password" => 31,
+                k if k.ends_with("_shortname") => 12,
+                _ => 127,
+            };
+            assert!(
+                inner.chars().count() <= limit,
+                "{at}: {key} longer than {limit}"
+            );
+        } else {
+            assert!(
+                !value.is_empty() && !value.contains(char::is_whitespace),
+                "{at}: bare value {value:?} must be one token"
+            );
+        }
+        names.push(key.to_string());
+    }
+    names
+}
+
+#[test]
+fn cisco_files_follow_the_syntax_and_use_known_parameter_names() {
+    let known: BTreeSet<String> = include_str!("../cisco-79x0/known-parameters.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut checked = 0;
+    for (family, name, bytes) in render_all() {
+        if family != "cisco-79x0" || !name.ends_with(".cnf") {
+            continue;
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        let names = cisco_cnf(&name, &text);
+        assert!(!names.is_empty());
+        for n in &names {
+            assert!(
+                known.contains(n),
+                "{name}: {n} is not a parameter a 79x0 knows"
+            );
+        }
+        let unique: BTreeSet<&String> = names.iter().collect();
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "{name}: a parameter is set twice"
+        );
+        if name == "SIPDefault.cnf" {
+            assert!(
+                !text.contains("password") && !text.contains("Pw-"),
+                "no credentials in the shared file"
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "SIPDefault.cnf and two SIP<MAC>.cnf");
+    // The checker itself refuses what FORMATS.md calls broken.
+    assert!(std::panic::catch_unwind(|| cisco_cnf("bad", "proxy1_port=5060\n")).is_err());
+    assert!(std::panic::catch_unwind(|| cisco_cnf("bad", "phone_label: \"unbalanced\n")).is_err());
+}
