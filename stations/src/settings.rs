@@ -181,6 +181,12 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "Cisco sync value; change it and send check-sync to reboot phones",
     ),
     (
+        "provisioning.http_port",
+        "80",
+        Kind::Int(1, 65535),
+        "port of the provisioning web server, as phones are told",
+    ),
+    (
         "directory.title",
         "Office Directory",
         Kind::Text,
