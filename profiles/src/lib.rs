@@ -95,8 +95,8 @@ pub struct Input<'a> {
     pub server: &'a Server,
     /// The stations of the phone (by line key) or the one station; empty for global files.
     pub stations: &'a [Station],
-    /// Every station number, for the dial plan.
-    pub numbers: &'a [String],
+    /// The distinct first digits of the station numbers: what the dial plan is made of.
+    pub number_starts: &'a [String],
     /// The year rendered for (daylight-saving dates).
     pub year: i32,
 }
@@ -226,6 +226,31 @@ impl Profiles {
             .replace("{number}", station.map_or("", |s| &s.number))
     }
 
+    /// Every file name these stations have: the global files, then one per phone (MAC) or
+    /// station, family by family.
+    pub fn names(&self, stations: &[Station]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (family, manifest) in &self.families {
+            let members: Vec<&Station> = stations
+                .iter()
+                .filter(|s| self.family_of(s.model.name()) == Some(family.as_str()))
+                .collect();
+            for spec in &manifest.file {
+                let mut names: Vec<String> = match spec.scope {
+                    Scope::Global => vec![Self::file_name(spec, None)],
+                    _ => members
+                        .iter()
+                        .map(|s| Self::file_name(spec, Some(s)))
+                        .collect(),
+                };
+                names.sort();
+                names.dedup();
+                out.extend(names);
+            }
+        }
+        out
+    }
+
     /// Renders a target. `None` when the file does not exist in this configuration (a
     /// `requires` setting is empty).
     pub fn render(
@@ -279,7 +304,7 @@ fn context(input: &Input<'_>, firmware: &str) -> Value {
         .find(|(z, _)| *z == zone)
         .map_or(0, |(_, o)| *o);
     let rule = input.settings.get("time.dst").cloned().unwrap_or_default();
-    let rules = plan::dial_plan(input.settings, input.numbers);
+    let rules = plan::dial_plan(input.settings, input.number_starts);
     let first = input.stations.first();
     let max_lines = first.map_or(1, |s| s.model.max_lines()) as usize;
     let mut lines: Vec<Option<BTreeMap<&str, String>>> = vec![None; max_lines];
@@ -401,7 +426,7 @@ mod tests {
             settings: &settings,
             server: &server,
             stations: &[],
-            numbers: &[],
+            number_starts: &[],
             year: 2026,
         };
         let out = p

@@ -17,7 +17,8 @@ fn dots(n: usize) -> String {
 }
 
 /// The dial plan of the number plan: station numbers and feature codes dial at once when
-/// complete; trunk calls and anything else after `dialplan.timeout` seconds.
+/// complete; trunk calls and anything else after `dialplan.timeout` seconds. `station_numbers`
+/// may be the numbers or just their first digits.
 pub fn dial_plan(settings: &BTreeMap<String, String>, station_numbers: &[String]) -> Vec<DialRule> {
     let get = |k: &str| settings.get(k).cloned().unwrap_or_default();
     let digits: usize = get("numberplan.station_digits").parse().unwrap_or(3);

@@ -8,7 +8,7 @@
 //! length limits of §1.3 are checked too.
 #![allow(clippy::unwrap_used)]
 
-use profiles::{Input, Profiles, Scope, Server};
+use profiles::{Input, Key, Profiles, Server};
 use stations::Station;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ fn office() -> (Vec<Station>, BTreeMap<String, String>) {
     (stations, settings)
 }
 
-/// (file name, bytes) of every file the fixed office has.
+/// (family, file name, bytes) of every file the fixed office has.
 fn render_all() -> Vec<(String, String, Vec<u8>)> {
     let p = Profiles::load(None).unwrap();
     let (stations, settings) = office();
@@ -92,45 +92,32 @@ fn render_all() -> Vec<(String, String, Vec<u8>)> {
         http: "http://192.0.2.10:8080".into(),
     };
     let mut out = Vec::new();
-    for (family, manifest) in p.families() {
-        let members: Vec<&Station> = stations
-            .iter()
-            .filter(|s| p.family_of(s.model.name()) == Some(family.as_str()))
-            .collect();
-        for spec in &manifest.file {
-            let names: BTreeSet<String> = match spec.scope {
-                Scope::Global => [Profiles::file_name(spec, None)].into(),
-                _ => members
-                    .iter()
-                    .map(|s| Profiles::file_name(spec, Some(s)))
-                    .collect(),
-            };
-            for name in names {
-                let target = p.resolve(&name).unwrap();
-                let chosen: Vec<Station> = match spec.scope {
-                    Scope::Global => vec![],
-                    Scope::Phone => members
-                        .iter()
-                        .filter(|s| Profiles::file_name(spec, Some(s)) == name)
-                        .map(|s| (*s).clone())
-                        .collect(),
-                    Scope::Station => members
-                        .iter()
-                        .filter(|s| Profiles::file_name(spec, Some(s)) == name)
-                        .map(|s| (*s).clone())
-                        .collect(),
-                };
-                let input = Input {
-                    settings: &settings,
-                    server: &server,
-                    stations: &chosen,
-                    numbers: &numbers,
-                    year: 2026,
-                };
-                if let Some(bytes) = p.render(&target, &input).unwrap() {
-                    out.push((family.clone(), name, bytes));
-                }
-            }
+    for name in p.names(&stations) {
+        let target = p.resolve(&name).unwrap();
+        let chosen: Vec<Station> = match &target.key {
+            Key::Global => vec![],
+            Key::Mac(m) => stations
+                .iter()
+                .filter(|s| {
+                    s.mac == Some(*m) && p.family_of(s.model.name()) == Some(target.family.as_str())
+                })
+                .cloned()
+                .collect(),
+            Key::Number(n) => stations
+                .iter()
+                .filter(|s| s.number == *n)
+                .cloned()
+                .collect(),
+        };
+        let input = Input {
+            settings: &settings,
+            server: &server,
+            stations: &chosen,
+            number_starts: &numbers,
+            year: 2026,
+        };
+        if let Some(bytes) = p.render(&target, &input).unwrap() {
+            out.push((target.family.clone(), name, bytes));
         }
     }
     out

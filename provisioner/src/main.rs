@@ -36,9 +36,13 @@ enum Cmd {
     /// Read and change settings.
     #[command(subcommand)]
     Settings(SettingsCmd),
-    /// Print exactly what a phone asking for NAME receives.
+    /// Print exactly what a phone asking for NAME receives; with --all DIR, write every file
+    /// of the database into DIR.
     Render {
-        name: String,
+        #[arg(required_unless_present = "all")]
+        name: Option<String>,
+        #[arg(long, value_name = "DIR")]
+        all: Option<PathBuf>,
         /// The address the phone would reach this server on (what pbx.host=auto means).
         #[arg(long, default_value = "127.0.0.1")]
         server_address: String,
@@ -57,6 +61,9 @@ enum Cmd {
         tftp: SocketAddr,
         #[arg(long, default_value = "0.0.0.0:80")]
         http: SocketAddr,
+        /// A folder of static files to serve as they are (firmware images, ring tones).
+        #[arg(long)]
+        files: Option<PathBuf>,
     },
     /// The newest provisioning requests.
     Log {
@@ -89,6 +96,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Render {
             name,
+            all,
             server_address,
         } => {
             let office = office(&db_path, profiles.as_deref())?;
@@ -99,9 +107,13 @@ fn run(cli: Cli) -> Result<()> {
                 credentials: None,
             };
             let (year, now) = provisioner::clock();
-            match office.fetch(&name, &asker, year, now) {
-                Fetch::Found(bytes) => out.write_all(&bytes)?,
-                _ => bail!("{name}: no such file for this database"),
+            if let Some(dir) = all {
+                render_all(&office, &asker, &dir, &mut out)?;
+            } else if let Some(name) = name {
+                match office.fetch(&name, &asker, year, now) {
+                    Fetch::Found(bytes) => out.write_all(&bytes)?,
+                    _ => bail!("{name}: no such file for this database"),
+                }
             }
         }
         Cmd::Dhcp { server, address } => {
@@ -112,8 +124,14 @@ fn run(cli: Cli) -> Result<()> {
             let http = Office::server(&settings, &address.to_string()).http;
             write!(out, "{}", provisioner::dhcp::snippet(kind, address, &http))?;
         }
-        Cmd::Serve { tftp, http } => {
-            let office = Arc::new(office(&db_path, profiles.as_deref())?);
+        Cmd::Serve { tftp, http, files } => {
+            let mut office = office(&db_path, profiles.as_deref())?;
+            if let Some(dir) = files {
+                office = office
+                    .with_files(&dir)
+                    .with_context(|| format!("--files {}", dir.display()))?;
+            }
+            let office = Arc::new(office);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let t = tokio::net::UdpSocket::bind(tftp)
@@ -141,6 +159,36 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Writes every file of the database into `dir` and reports the rate.
+fn render_all(
+    office: &Office,
+    asker: &Asker,
+    dir: &std::path::Path,
+    out: &mut dyn Write,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let (year, now) = provisioner::clock();
+    let t0 = std::time::Instant::now();
+    let stations = office.db().list()?;
+    let names = office.profiles().names(&stations);
+    let (mut files, mut bytes) = (0usize, 0usize);
+    for n in &names {
+        if let Fetch::Found(b) = office.fetch(n, asker, year, now) {
+            std::fs::write(dir.join(n), &b).with_context(|| n.clone())?;
+            files += 1;
+            bytes += b.len();
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    writeln!(
+        out,
+        "{files} files ({bytes} bytes) for {} stations rendered in {secs:.2} s ({:.0} files/s)",
+        stations.len(),
+        files as f64 / secs
+    )?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use profiles::{Input, Key, Profiles, Server, Target};
 use stations::db::LogEntry;
 use stations::{Db, Station, StationError};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 /// The answer to a file request.
@@ -16,6 +17,17 @@ pub enum Fetch {
     NotFound,
     /// The file holds a user's credentials and must be asked for with them (over HTTP).
     Forbidden,
+}
+
+/// A request after its database reads.
+enum Job {
+    Done(Fetch),
+    Render {
+        target: Target,
+        stations: Vec<Station>,
+        settings: BTreeMap<String, String>,
+        starts: Vec<String>,
+    },
 }
 
 /// Who is asking.
@@ -34,6 +46,8 @@ pub struct Asker {
 pub struct Office {
     db: Mutex<Db>,
     profiles: Profiles,
+    /// Static files (firmware images, ring tones) served as they are.
+    files: Option<PathBuf>,
 }
 
 impl Office {
@@ -41,7 +55,40 @@ impl Office {
         Office {
             db: Mutex::new(db),
             profiles,
+            files: None,
         }
+    }
+
+    /// Also serves the files under `root` (firmware, rings), never anything outside it.
+    pub fn with_files(mut self, root: &Path) -> std::io::Result<Self> {
+        self.files = Some(root.canonicalize()?);
+        Ok(self)
+    }
+
+    /// A static file by name (exact, else case-insensitive), if it lies inside the root.
+    fn static_file(&self, name: &str) -> Option<Vec<u8>> {
+        let root = self.files.as_ref()?;
+        let rel = name.trim_start_matches('/');
+        if rel.is_empty() || rel.split(['/', '\\']).any(|p| p == ".." || p.is_empty()) {
+            return None;
+        }
+        let mut path = root.join(rel);
+        if !path.is_file() {
+            let (dir, file) = match rel.rsplit_once('/') {
+                Some((d, f)) => (root.join(d), f),
+                None => (root.clone(), rel),
+            };
+            path = std::fs::read_dir(dir)
+                .ok()?
+                .filter_map(Result::ok)
+                .find(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(file))?
+                .path();
+        }
+        let real = path.canonicalize().ok()?;
+        if !real.starts_with(root) || !real.is_file() {
+            return None; // a symlink out of the root, or a directory
+        }
+        std::fs::read(real).ok()
     }
 
     pub fn db(&self) -> MutexGuard<'_, Db> {
@@ -79,42 +126,65 @@ impl Office {
 
     /// Renders `name` for `asker` in `year`, logs the request, and remembers unknown phones.
     pub fn fetch(&self, name: &str, asker: &Asker, year: i32, now: i64) -> Fetch {
-        let db = self.db();
-        let result = self.fetch_locked(&db, name, asker, year, now);
-        let (bytes, outcome) = match &result {
-            Ok(Fetch::Found(b)) => (b.len() as i64, "sent".to_string()),
-            Ok(Fetch::NotFound) => (0, "not found".into()),
-            Ok(Fetch::Forbidden) => (0, "forbidden".into()),
-            Err(e) => (0, format!("error: {e}")),
+        // Read under the lock, render without it (rendering needs no database), log under it.
+        let job = self.prepare(&self.db(), name, asker, now);
+        let result = match job {
+            Ok(Job::Done(f)) => Ok(f),
+            Ok(Job::Render {
+                target,
+                stations,
+                settings,
+                starts,
+            }) => {
+                let server = Self::server(&settings, &asker.local_host);
+                let input = Input {
+                    settings: &settings,
+                    server: &server,
+                    stations: &stations,
+                    number_starts: &starts,
+                    year,
+                };
+                match self.profiles.render(&target, &input) {
+                    Ok(Some(bytes)) => Ok(Fetch::Found(bytes)),
+                    Ok(None) => Ok(Fetch::NotFound),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Err(e) => Err(e.to_string()),
         };
-        let _ = db.log(&LogEntry {
-            at: now,
-            address: asker.address.clone(),
-            protocol: asker.protocol.to_string(),
-            file: name.to_string(),
-            bytes,
-            result: outcome,
-        });
+        if asker.protocol != "cli" {
+            // Renders from the command line are not requests; everything else is logged.
+            let (bytes, outcome) = match &result {
+                Ok(Fetch::Found(b)) => (b.len() as i64, "sent".to_string()),
+                Ok(Fetch::NotFound) => (0, "not found".into()),
+                Ok(Fetch::Forbidden) => (0, "forbidden".into()),
+                Err(e) => (0, format!("error: {e}")),
+            };
+            let _ = self.db().log(&LogEntry {
+                at: now,
+                address: asker.address.clone(),
+                protocol: asker.protocol.to_string(),
+                file: name.to_string(),
+                bytes,
+                result: outcome,
+            });
+        }
         result.unwrap_or(Fetch::NotFound)
     }
 
-    fn fetch_locked(
-        &self,
-        db: &Db,
-        name: &str,
-        asker: &Asker,
-        year: i32,
-        now: i64,
-    ) -> Result<Fetch, StationError> {
+    /// Everything a request needs from the database, or its answer when it needs no render.
+    fn prepare(&self, db: &Db, name: &str, asker: &Asker, now: i64) -> Result<Job, StationError> {
         let Some(target) = self.profiles.resolve(name) else {
-            return Ok(Fetch::NotFound);
+            return Ok(Job::Done(
+                self.static_file(name).map_or(Fetch::NotFound, Fetch::Found),
+            ));
         };
         let stations = self.stations_for(db, &target)?;
         if stations.is_empty() && target.key != Key::Global {
             if let Key::Mac(mac) = &target.key {
                 db.record_unknown(mac, &asker.address, name, now)?;
             }
-            return Ok(Fetch::NotFound);
+            return Ok(Job::Done(Fetch::NotFound));
         }
         if target.spec.http_only {
             let ok = asker.protocol != "tftp"
@@ -124,27 +194,15 @@ impl Office {
                         .any(|s| s.user_id == *u && constant_eq(&s.password, p))
                 });
             if !ok && asker.protocol != "cli" {
-                return Ok(Fetch::Forbidden);
+                return Ok(Job::Done(Fetch::Forbidden));
             }
         }
-        let settings = Self::settings(db)?;
-        let numbers: Vec<String> = db.list()?.into_iter().map(|s| s.number).collect();
-        let server = Self::server(&settings, &asker.local_host);
-        let input = Input {
-            settings: &settings,
-            server: &server,
-            stations: &stations,
-            numbers: &numbers,
-            year,
-        };
-        match self.profiles.render(&target, &input) {
-            Ok(Some(bytes)) => Ok(Fetch::Found(bytes)),
-            Ok(None) => Ok(Fetch::NotFound),
-            Err(e) => Err(StationError::Io {
-                path: name.into(),
-                reason: e.to_string(),
-            }),
-        }
+        Ok(Job::Render {
+            target,
+            stations,
+            settings: Self::settings(db)?,
+            starts: db.number_starts()?,
+        })
     }
 
     /// The stations a target is rendered for: those of the phone's MAC whose model belongs

@@ -58,6 +58,14 @@ pub struct Db {
     conn: Connection,
     sealer: Sealer,
     path: PathBuf,
+    /// Settings and number prefixes as of a database version (see [`Db::version`]).
+    cache: std::cell::RefCell<Option<Cached>>,
+}
+
+struct Cached {
+    version: (i64, u64),
+    settings: Vec<(String, String)>,
+    number_starts: Vec<String>,
 }
 
 impl Db {
@@ -99,11 +107,15 @@ impl Db {
             (None, true) => Sealer::load(&kp)?,
             (None, false) => Sealer::create(&kp)?,
         };
-        conn.execute_batch("PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;")?;
+        conn.execute_batch(
+            "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;
+             PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+        )?;
         let db = Db {
             conn,
             sealer,
             path: path.to_path_buf(),
+            cache: std::cell::RefCell::new(None),
         };
         db.migrate()?;
         if check.is_none() {
@@ -175,7 +187,7 @@ impl Db {
             "SELECT {} FROM stations {filter} ORDER BY length(number), number, line",
             FIELDS.join(", ")
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(args)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
@@ -186,6 +198,58 @@ impl Db {
 
     pub fn list(&self) -> Result<Vec<Station>, StationError> {
         self.select("", &[])
+    }
+
+    /// The distinct first digits of the station numbers (no secrets opened): what a dial
+    /// plan is made of.
+    pub fn number_starts(&self) -> Result<Vec<String>, StationError> {
+        Ok(self.cached()?.1)
+    }
+
+    /// Changes by any connection since a given moment show as a different version:
+    /// `data_version` counts other connections' commits, `total_changes` our own.
+    fn version(&self) -> Result<(i64, u64), StationError> {
+        let v: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        Ok((v, self.conn.total_changes()))
+    }
+
+    /// Settings and number prefixes, read again only when the database changed.
+    fn cached(&self) -> Result<(Vec<(String, String)>, Vec<String>), StationError> {
+        let version = self.version()?;
+        if let Some(c) = self.cache.borrow().as_ref()
+            && c.version == version
+        {
+            return Ok((c.settings.clone(), c.number_starts.clone()));
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM settings")?;
+        let stored: std::collections::HashMap<String, String> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let settings: Vec<(String, String)> = settings::SETTINGS
+            .iter()
+            .map(|(k, d, _, _)| {
+                (
+                    k.to_string(),
+                    stored.get(*k).cloned().unwrap_or_else(|| d.to_string()),
+                )
+            })
+            .collect();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT substr(number, 1, 1) FROM stations ORDER BY 1")?;
+        let starts: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        *self.cache.borrow_mut() = Some(Cached {
+            version,
+            settings: settings.clone(),
+            number_starts: starts.clone(),
+        });
+        Ok((settings, starts))
     }
 
     pub fn get(&self, number: &str) -> Result<Station, StationError> {
@@ -364,10 +428,7 @@ impl Db {
 
     /// Every setting with its current value.
     pub fn settings(&self) -> Result<Vec<(String, String)>, StationError> {
-        settings::SETTINGS
-            .iter()
-            .map(|(k, _, _, _)| Ok((k.to_string(), self.setting(k)?)))
-            .collect()
+        Ok(self.cached()?.0)
     }
 
     /// Notes a phone that asked for a file of a MAC no station has.
