@@ -62,6 +62,7 @@ pub struct Db {
     cache: std::cell::RefCell<Option<Cached>>,
 }
 
+#[derive(Clone)]
 struct Cached {
     version: (i64, u64),
     settings: Vec<(String, String)>,
@@ -203,7 +204,7 @@ impl Db {
     /// The distinct first digits of the station numbers (no secrets opened): what a dial
     /// plan is made of.
     pub fn number_starts(&self) -> Result<Vec<String>, StationError> {
-        Ok(self.cached()?.1)
+        Ok(self.cached()?.number_starts)
     }
 
     /// Changes by any connection since a given moment show as a different version:
@@ -216,12 +217,12 @@ impl Db {
     }
 
     /// Settings and number prefixes, read again only when the database changed.
-    fn cached(&self) -> Result<(Vec<(String, String)>, Vec<String>), StationError> {
+    fn cached(&self) -> Result<Cached, StationError> {
         let version = self.version()?;
         if let Some(c) = self.cache.borrow().as_ref()
             && c.version == version
         {
-            return Ok((c.settings.clone(), c.number_starts.clone()));
+            return Ok(c.clone());
         }
         let mut stmt = self
             .conn
@@ -244,12 +245,13 @@ impl Db {
         let starts: Vec<String> = stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        *self.cache.borrow_mut() = Some(Cached {
+        let fresh = Cached {
             version,
-            settings: settings.clone(),
-            number_starts: starts.clone(),
-        });
-        Ok((settings, starts))
+            settings,
+            number_starts: starts,
+        };
+        *self.cache.borrow_mut() = Some(fresh.clone());
+        Ok(fresh)
     }
 
     pub fn get(&self, number: &str) -> Result<Station, StationError> {
@@ -428,7 +430,7 @@ impl Db {
 
     /// Every setting with its current value.
     pub fn settings(&self) -> Result<Vec<(String, String)>, StationError> {
-        Ok(self.cached()?.0)
+        Ok(self.cached()?.settings)
     }
 
     /// Notes a phone that asked for a file of a MAC no station has.
