@@ -98,6 +98,10 @@ fn start() -> Server {
 205,u205,Pw-205-secret,Laptop,,xlite,1\n",
     )
     .unwrap();
+    let files = dir.path().join("tftproot");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("ringer9.pcm"), vec![0x7f; 3000]).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("office.db.key"), files.join("key-link")).unwrap();
     let (tftp, http) = (free_udp(), free_tcp());
     let mut s = Server {
         child: Command::new("true").spawn().unwrap(),
@@ -122,6 +126,8 @@ fn start() -> Server {
             "--http",
             &format!("127.0.0.1:{http}"),
         ])
+        .arg("--files")
+        .arg(&files)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -290,8 +296,18 @@ fn bad_requests_get_error_packets_and_the_server_keeps_serving() {
         "malformed request"
     );
     assert_eq!(error(&raw(&s, b"\x00")).0, 4, "short packet");
-    // Files outside the virtual root or unknown: not found, never the database.
+    // Files outside the virtual root or unknown: not found, never the database or its key,
+    // not even through a symlink inside the root; the root's own files are served.
     assert_eq!(error(&raw(&s, &rrq(b"office.db"))).0, 1);
+    assert_eq!(error(&raw(&s, &rrq(b"key-link"))).0, 1);
+    let (rc, ring) = curl_tftp(&s, "RINGER9.PCM");
+    assert!(
+        rc == 0 && ring == vec![0x7f; 3000],
+        "static file: curl {rc}, {} bytes",
+        ring.len()
+    );
+    let (head, _) = http_get(&s, "key-link", None);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     // An unknown MAC: not found, and listed for the admin.
     let (rc, _) = curl_tftp(&s, "SIP0011223344FF.cnf");
     assert_eq!(rc, 68, "curl: file not found");
