@@ -237,3 +237,33 @@ fn cisco_files_follow_the_syntax_and_use_known_parameter_names() {
     assert!(std::panic::catch_unwind(|| cisco_cnf("bad", "proxy1_port=5060\n")).is_err());
     assert!(std::panic::catch_unwind(|| cisco_cnf("bad", "phone_label: \"unbalanced\n")).is_err());
 }
+
+#[test]
+fn xml_outputs_are_well_formed() {
+    let mut checked = 0;
+    for (_, name, bytes) in render_all() {
+        if !(name.ends_with(".xml") || name.ends_with(".cps")) {
+            continue;
+        }
+        let mut reader = quick_xml::Reader::from_reader(bytes.as_slice());
+        reader.config_mut().check_end_names = true;
+        let mut buf = Vec::new();
+        let mut depth = 0i32;
+        loop {
+            match reader.read_event_into(&mut buf) {
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(quick_xml::events::Event::Start(_)) => depth += 1,
+                Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+                Ok(_) => {}
+                Err(e) => panic!("{name}: {e}"),
+            }
+            buf.clear();
+        }
+        assert_eq!(depth, 0, "{name}: unbalanced");
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 4,
+        "dialplan.xml, syncinfo.xml, XMLDefault.cnf.xml, settings-205.cps"
+    );
+}
