@@ -40,6 +40,26 @@ fn request(method: Method, transport: TransportKind) -> sip::Request {
     .unwrap()
 }
 
+/// A sends `method` to B; returns B's server transaction key and the request, as B's TU
+/// sees it 10 ms later.
+fn deliver(
+    net: &mut SimNet,
+    a: usize,
+    b: usize,
+    method: Method,
+) -> (sip::transaction::TsxKey, sip::Request) {
+    let now = net.now();
+    let peer = net.peer(b);
+    net.layer(a)
+        .send_request(now, request(method, TransportKind::Udp), peer)
+        .unwrap();
+    net.run_for(Duration::from_millis(10));
+    let TsxEvent::Request { key, request, .. } = net.events(b).remove(0) else {
+        panic!("B got no request")
+    };
+    (key, request)
+}
+
 /// Times (ms since start) at which node `from` sent messages whose start line begins with `p`.
 fn sends(net: &SimNet, from: &str, p: &str) -> Vec<u128> {
     let start = net.now() - net.elapsed();
@@ -139,15 +159,7 @@ fn server_resends_final_response_to_a_retransmitted_request() {
         lost += u32::from(hit);
         hit
     });
-    let now = net.now();
-    let peer = net.peer(b);
-    net.layer(a)
-        .send_request(now, request(Method::Options, TransportKind::Udp), peer)
-        .unwrap();
-    net.run_for(Duration::from_millis(10));
-    let TsxEvent::Request { key, request, .. } = net.events(b).remove(0) else {
-        panic!("B got no request")
-    };
+    let (key, request) = deliver(&mut net, a, b, Method::Options);
     let now = net.now();
     net.layer(b)
         .send_response(now, &key, &request.make_response(200, "OK"))
@@ -172,15 +184,7 @@ fn ack_to_a_failure_is_absorbed_and_stops_timer_g() {
         acks += u32::from(hit);
         hit
     });
-    let now = net.now();
-    let peer = net.peer(b);
-    net.layer(a)
-        .send_request(now, request(Method::Invite, TransportKind::Udp), peer)
-        .unwrap();
-    net.run_for(Duration::from_millis(10));
-    let TsxEvent::Request { key, request, .. } = net.events(b).remove(0) else {
-        panic!("B got no INVITE")
-    };
+    let (key, request) = deliver(&mut net, a, b, Method::Invite);
     let mut busy = request.make_response(486, "Busy Here");
     busy.set_to_tag("b1");
     let now = net.now();
@@ -201,15 +205,7 @@ fn ack_to_a_failure_is_absorbed_and_stops_timer_g() {
 fn server_invite_timer_h_reports_a_missing_ack() {
     let (mut net, a, b) = net(TransportKind::Udp);
     net.set_drop(|_, _, _, bytes| bytes.starts_with(b"ACK"));
-    let now = net.now();
-    let peer = net.peer(b);
-    net.layer(a)
-        .send_request(now, request(Method::Invite, TransportKind::Udp), peer)
-        .unwrap();
-    net.run_for(Duration::from_millis(10));
-    let TsxEvent::Request { key, request, .. } = net.events(b).remove(0) else {
-        panic!()
-    };
+    let (key, request) = deliver(&mut net, a, b, Method::Invite);
     let now = net.now();
     net.layer(b)
         .send_response(now, &key, &request.make_response(603, "Decline"))
@@ -340,15 +336,7 @@ CSeq: 9 OPTIONS\r\nContent-Length: 0\r\n\r\n";
 #[test]
 fn invite_2xx_retransmissions_reach_the_tu() {
     let (mut net, a, b) = net(TransportKind::Udp);
-    let now = net.now();
-    let peer = net.peer(b);
-    net.layer(a)
-        .send_request(now, request(Method::Invite, TransportKind::Udp), peer)
-        .unwrap();
-    net.run_for(Duration::from_millis(10));
-    let TsxEvent::Request { key, request, .. } = net.events(b).remove(0) else {
-        panic!()
-    };
+    let (key, request) = deliver(&mut net, a, b, Method::Invite);
     let mut ok = request.make_response(200, "OK");
     ok.set_to_tag("b3");
     let now = net.now();
