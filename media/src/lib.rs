@@ -5,13 +5,18 @@
 //! ## Brief overview
 //! - [`rtp`]: RTP packets, sequence extension, RFC 3550 loss/jitter statistics and RTCP
 //!   reports; [`srtp`]: SRTP with SDES keys (webrtc-srtp).
-//! - [`g711`]: μ-law and A-law; [`jitter`]: the adaptive jitter buffer.
+//! - [`g711`]: μ-law and A-law; [`codec`]: G.711 and Opus behind one interface, with loss
+//!   concealment; [`resample`]: rate conversion (rubato); [`jitter`]: the adaptive jitter
+//!   buffer; [`analysis`]: dominant frequency and log-spectral distance.
 //! - [`dtmf`]: RFC 4733 events and in-band Goertzel detection; [`tones`]: call-progress tones
 //!   for US/UK/EU; [`mixer`]: mix-minus conference mixing.
+pub mod analysis;
+pub mod codec;
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
 pub mod mixer;
+pub mod resample;
 pub mod rtp;
 pub mod srtp;
 pub mod tones;
