@@ -137,7 +137,7 @@ fn opus_concealment_and_fec_fill_whole_frames() {
     c.conceal(Some(&packets[3]), &mut frame).unwrap();
     assert_eq!(frame.len(), 960, "FEC frame from the next packet");
     let mut g = Codec::g711(Law::Mu);
-    g.decode(&vec![0x80u8; 160], &mut frame).unwrap();
+    g.decode(&[0x80u8; 160], &mut frame).unwrap();
     let loud = frame[0].unsigned_abs();
     let mut levels = Vec::new();
     for _ in 0..4 {
