@@ -1,0 +1,6 @@
+//! # e2e — tests across the programs and against real peers
+//!
+//! Layer: tests only. Joins `sip` and `media` the way an application does, to talk to real
+//! peers (baresip) in `tests/`; the helpers here start and stop those peers.
+
+pub mod baresip;
