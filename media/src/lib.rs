@@ -9,7 +9,8 @@
 //!   concealment; [`resample`]: rate conversion (rubato); [`jitter`]: the adaptive jitter
 //!   buffer; [`analysis`]: dominant frequency and log-spectral distance.
 //! - [`dtmf`]: RFC 4733 events and in-band Goertzel detection; [`tones`]: call-progress tones
-//!   for US/UK/EU; [`mixer`]: mix-minus conference mixing.
+//!   for US/UK/EU; [`mixer`]: mix-minus conference mixing; [`wav`]: WAV sources (music on
+//!   hold, greetings) and sinks (voicemail, recordings).
 pub mod analysis;
 pub mod codec;
 pub mod dtmf;
@@ -20,3 +21,4 @@ pub mod resample;
 pub mod rtp;
 pub mod srtp;
 pub mod tones;
+pub mod wav;

@@ -1,6 +1,6 @@
 //! Media against a real peer, baresip (Debian baresip-core), on loopback:
 //! - SDES SRTP (AES_CM_128_HMAC_SHA1_80, `mediaenc=srtp-mand`) both ways: we call baresip
-//!   with an RTP/SAVP offer built by `sip::sdp`, send a 600 Hz tone protected by
+//!   with an RTP/SAVP offer built by `sip::sdp`, send a 440 Hz tone protected by
 //!   `media::srtp`, and decrypt the 440 Hz tone baresip sends; each side's recording must
 //!   show the other's tone within ±5 Hz (baresip's `sndfile` recording of what it decoded,
 //!   and our own FFT of what we decrypted);
@@ -124,7 +124,7 @@ async fn srtp_audio_and_dtmf_both_ways_with_baresip() {
         &Message::Request(dialog.ack(dialog.local_seq, &via(&ep))),
     );
 
-    // Three seconds of media: our 600 Hz out; "5#9" as RFC 4733 events after one second; the
+    // Three seconds of media: our 440 Hz out; "5#9" as RFC 4733 events after one second; the
     // key 7 pressed on baresip's console after two seconds; everything baresip sends collected.
     let mut srtp = SrtpSession::new(&ours, &theirs).unwrap();
     let (mut heard, mut digits_in) = (Vec::<i16>::new(), String::new());
@@ -153,7 +153,7 @@ async fn srtp_audio_and_dtmf_both_ways_with_baresip() {
             } else {
                 pcm.clear();
                 pcm.extend((0..160).map(|i| {
-                    ((2.0 * std::f32::consts::PI * 600.0 * (frame * 160 + i) as f32 / 8000.0).sin()
+                    ((2.0 * std::f32::consts::PI * 440.0 * (frame * 160 + i) as f32 / 8000.0).sin()
                         * 12000.0) as i16
                 }));
                 Law::Mu.encode(&pcm, &mut payload);
@@ -216,7 +216,7 @@ async fn srtp_audio_and_dtmf_both_ways_with_baresip() {
     let f = dominant_frequency(&heard[4000..], 8000);
     eprintln!("we decrypted {} samples, dominant {f:.1} Hz", heard.len());
     assert!((f - 440.0).abs() <= 5.0, "we heard {f} Hz");
-    // baresip heard our 600 Hz: its recording of what it decoded.
+    // baresip heard our 440 Hz: its recording of what it decoded.
     let deadline = Instant::now() + Duration::from_secs(5);
     let samples: Vec<i16> = loop {
         let files = bs.decoded_files();
@@ -241,7 +241,7 @@ async fn srtp_audio_and_dtmf_both_ways_with_baresip() {
         "baresip recorded {} samples, dominant {f:.1} Hz; digits from baresip {digits_in:?}",
         samples.len()
     );
-    assert!((f - 600.0).abs() <= 5.0, "baresip heard {f} Hz");
+    assert!((f - 440.0).abs() <= 5.0, "baresip heard {f} Hz");
     // DTMF both ways.
     let log = bs.log();
     for d in ["5", "#", "9"] {
