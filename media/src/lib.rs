@@ -5,6 +5,8 @@
 //! ## Brief overview
 //! - [`rtp`]: RTP packets, sequence extension, RFC 3550 loss/jitter statistics and RTCP
 //!   reports; [`srtp`]: SRTP with SDES keys (webrtc-srtp).
+//! - [`session`]: one call leg's media — codec, SRTP, jitter buffer, DTMF, statistics and
+//!   a MOS estimate — pure and told the time.
 //! - [`g711`]: μ-law and A-law; [`codec`]: G.711 and Opus behind one interface, with loss
 //!   concealment; [`resample`]: rate conversion (rubato); [`jitter`]: the adaptive jitter
 //!   buffer; [`analysis`]: dominant frequency and log-spectral distance.
@@ -19,6 +21,7 @@ pub mod jitter;
 pub mod mixer;
 pub mod resample;
 pub mod rtp;
+pub mod session;
 pub mod srtp;
 pub mod tones;
 pub mod wav;
