@@ -12,9 +12,11 @@
 //!   buffer; [`analysis`]: dominant frequency and log-spectral distance.
 //! - [`dtmf`]: RFC 4733 events and in-band Goertzel detection; [`tones`]: call-progress tones
 //!   for US/UK/EU; [`mixer`]: mix-minus conference mixing; [`wav`]: WAV sources (music on
-//!   hold, greetings) and sinks (voicemail, recordings).
+//!   hold, greetings) and sinks (voicemail, recordings); [`device`]: null and file devices,
+//!   sound cards with the `devices` feature (cpal).
 pub mod analysis;
 pub mod codec;
+pub mod device;
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
