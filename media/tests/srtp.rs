@@ -87,3 +87,26 @@ fn both_ways_across_the_wrap_with_replay_and_tamper_refused() {
         assert_eq!(alice.unprotect(&reply).unwrap(), rtp(7, 7));
     }
 }
+
+#[test]
+fn srtcp_round_trip_and_tamper() {
+    let (a, b) = (
+        Crypto::generate(1, Suite::AesCm128HmacSha1_80),
+        Crypto::generate(1, Suite::AesCm128HmacSha1_80),
+    );
+    let mut alice = SrtpSession::new(&a, &b).unwrap();
+    let mut bob = SrtpSession::new(&b, &a).unwrap();
+    let mut stats = media::rtp::ReceiverStats::default();
+    stats.on_packet(1, 160, 200);
+    let rr = media::rtp::receiver_report(0x1111, 0x2222, &stats.report(), 0, 0);
+    let protected = alice.protect_rtcp(&rr).unwrap();
+    assert!(
+        protected.len() >= rr.len() + 4 + 10,
+        "SRTCP index and tag added"
+    );
+    assert_eq!(bob.unprotect_rtcp(&protected).unwrap(), rr);
+    assert!(bob.unprotect_rtcp(&protected).is_err(), "replay refused");
+    let mut bad = alice.protect_rtcp(&rr).unwrap();
+    bad[10] ^= 0x40;
+    assert!(bob.unprotect_rtcp(&bad).is_err(), "tampered SRTCP refused");
+}
