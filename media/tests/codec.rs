@@ -6,45 +6,18 @@
 //! - 48 kHz → 8 kHz and 8 kHz → 48 kHz resampling keep a tone's frequency within 1 Hz.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use media::analysis::{best_lag, dominant_frequency, log_spectral_distance};
 use media::codec::{Codec, OpusConfig};
 use media::g711::Law;
 use media::resample::Resampler;
-use std::process::Command;
 
-fn skip() -> bool {
-    std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1")
-}
-
-/// Speech at `rate` Hz from espeak-ng, resampled by sox.
-fn speech(rate: u32) -> Vec<i16> {
-    let dir = tempfile::tempdir().unwrap();
-    let (raw, wav) = (dir.path().join("raw.wav"), dir.path().join("speech.wav"));
-    let text = "The quick brown fox jumps over the lazy dog. Please transfer this call to the \
+const TEXT: &str = "The quick brown fox jumps over the lazy dog. Please transfer this call to the \
 warehouse on extension two hundred and three, and park the caller on line two.";
-    assert!(
-        Command::new("espeak-ng")
-            .args(["-s", "140", "-w"])
-            .arg(&raw)
-            .arg(text)
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(
-        Command::new("sox")
-            .arg(&raw)
-            .args(["-r", &rate.to_string(), "-c", "1", "-b", "16"])
-            .arg(&wav)
-            .status()
-            .unwrap()
-            .success()
-    );
-    hound::WavReader::open(&wav)
-        .unwrap()
-        .into_samples()
-        .map(Result::unwrap)
-        .collect()
+
+fn speech(rate: u32) -> Vec<i16> {
+    support::speech(rate, TEXT)
 }
 
 fn round_trip(codec: &mut Codec, pcm: &[i16]) -> Vec<i16> {
@@ -66,7 +39,7 @@ fn lsd_after(codec: &mut Codec, pcm: &[i16]) -> f32 {
 
 #[test]
 fn opus_speech_round_trip_quality() {
-    if skip() {
+    if support::skip_peers() {
         return;
     }
     let pcm = speech(16000);

@@ -3,10 +3,11 @@
 //! (espeak-ng, resampled to 8 kHz with sox). Skipped only with SIP_SKIP_PEERS=1.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use media::dtmf::Detector;
 use media::tones::dtmf;
 use rand::{Rng, SeedableRng};
-use std::process::Command;
 
 const ALL: &str = "0123456789*#ABCD";
 
@@ -56,37 +57,14 @@ fn all_sixteen_digits_are_found() {
 
 #[test]
 fn speech_gives_no_digits() {
-    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+    if support::skip_peers() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("speech.wav");
-    let wav = dir.path().join("speech8k.wav");
-    let text = "Good morning, thank you for calling the front desk. Please hold while I transfer \
-your call to the warehouse. Press one for sales, two for support, or stay on the line.";
-    assert!(
-        Command::new("espeak-ng")
-            .args(["-s", "150", "-w"])
-            .arg(&raw)
-            .arg(text)
-            .status()
-            .unwrap()
-            .success()
+    let samples = support::speech(
+        8000,
+        "Good morning, thank you for calling the front desk. Please hold while I transfer \
+your call to the warehouse. Press one for sales, two for support, or stay on the line.",
     );
-    assert!(
-        Command::new("sox")
-            .arg(&raw)
-            .args(["-r", "8000", "-c", "1", "-b", "16"])
-            .arg(&wav)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let samples: Vec<i16> = hound::WavReader::open(&wav)
-        .unwrap()
-        .into_samples()
-        .map(Result::unwrap)
-        .collect();
     assert!(samples.len() > 8000 * 5, "at least 5 s of speech");
     assert_eq!(detect(&samples), "", "no digit in speech");
     // The detector is awake: a digit mixed into the same speech is found.

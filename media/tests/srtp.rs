@@ -7,14 +7,10 @@
 //!   replayed packet and a tampered packet refused.
 #![allow(clippy::unwrap_used)]
 
-use media::srtp::{Crypto, SrtpSession, Suite};
+mod support;
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+use media::srtp::{Crypto, SrtpSession, Suite};
+use support::unhex;
 
 fn b3() -> Crypto {
     let ks = unhex("e1f97a0d3e018be0d64fa32c06de41390ec675ad498afeebb6960b3aabe6");

@@ -7,17 +7,13 @@
 //!   encryption and authentication each match the RFC's numbers.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use aes::Aes128;
 use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
 use hmac::{Hmac, Mac};
 use media::srtp::{Crypto, SrtpSession, Suite};
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+use support::unhex;
 
 /// AES in counter mode (RFC 3711 §4.1.1): block i is E(key, IV + i).
 fn aes_cm(key: &[u8], iv: [u8; 16], len: usize) -> Vec<u8> {
