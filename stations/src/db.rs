@@ -26,7 +26,37 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE provision_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
         address TEXT NOT NULL, protocol TEXT NOT NULL, file TEXT NOT NULL, bytes INTEGER NOT NULL,
         result TEXT NOT NULL);",
+    "CREATE TABLE registrations (aor TEXT NOT NULL, contact TEXT NOT NULL, expires_at INTEGER NOT NULL,
+        source TEXT NOT NULL, transport TEXT NOT NULL, user_agent TEXT NOT NULL, call_id TEXT NOT NULL,
+        cseq INTEGER NOT NULL, PRIMARY KEY (aor, contact));
+     CREATE TABLE access_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
+        address TEXT NOT NULL, caller TEXT NOT NULL, reason TEXT NOT NULL);",
 ];
+
+/// One registered contact of a station (its address-of-record is the station number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub aor: String,
+    pub contact: String,
+    /// Unix time the binding lapses.
+    pub expires_at: i64,
+    /// Where the REGISTER came from (`udp:1.2.3.4:5060`): requests for the station go there.
+    pub source: String,
+    pub transport: String,
+    pub user_agent: String,
+    pub call_id: String,
+    pub cseq: u32,
+}
+
+/// One failed or refused access (OfficeServ "Access Information").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub at: i64,
+    pub address: String,
+    /// The caller ID (user) the request claimed.
+    pub caller: String,
+    pub reason: String,
+}
 
 /// Rows kept in the provisioning log.
 pub const LOG_ROWS: i64 = 10_000;
@@ -478,6 +508,70 @@ impl Db {
             [LOG_ROWS],
         )?;
         Ok(())
+    }
+
+    /// Replaces every registration of `aor` (an empty list unregisters it).
+    pub fn save_registrations(&self, aor: &str, list: &[Registration]) -> Result<(), StationError> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("DELETE FROM registrations WHERE aor = ?1", [aor])?;
+        for r in list {
+            tx.execute(
+                "INSERT INTO registrations (aor, contact, expires_at, source, transport, user_agent, call_id, cseq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![r.aor, r.contact, r.expires_at, r.source, r.transport, r.user_agent, r.call_id, r.cseq],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every stored registration.
+    pub fn registrations(&self) -> Result<Vec<Registration>, StationError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT aor, contact, expires_at, source, transport, user_agent, call_id, cseq FROM registrations ORDER BY aor, contact",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Registration {
+                aor: r.get(0)?,
+                contact: r.get(1)?,
+                expires_at: r.get(2)?,
+                source: r.get(3)?,
+                transport: r.get(4)?,
+                user_agent: r.get(5)?,
+                call_id: r.get(6)?,
+                cseq: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a refused access, keeping the newest [`LOG_ROWS`].
+    pub fn log_access(&self, a: &Access) -> Result<(), StationError> {
+        self.conn.execute(
+            "INSERT INTO access_log (at, address, caller, reason) VALUES (?1, ?2, ?3, ?4)",
+            params![a.at, a.address, a.caller, a.reason],
+        )?;
+        self.conn.execute(
+            "DELETE FROM access_log WHERE id <= (SELECT max(id) FROM access_log) - ?1",
+            [LOG_ROWS],
+        )?;
+        Ok(())
+    }
+
+    /// The newest `n` access entries, newest first.
+    pub fn access_log(&self, n: i64) -> Result<Vec<Access>, StationError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT at, address, caller, reason FROM access_log ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([n], |r| {
+            Ok(Access {
+                at: r.get(0)?,
+                address: r.get(1)?,
+                caller: r.get(2)?,
+                reason: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The newest `n` log entries, newest first.

@@ -163,6 +163,36 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "Phone IP White List (stations with use_whitelist register only from these)",
     ),
     (
+        "security.register_retry_limit",
+        "5",
+        Kind::Int(1, 100),
+        "failed REGISTERs from one address before it is blocked (Register Retry Limit)",
+    ),
+    (
+        "security.register_block_seconds",
+        "60",
+        Kind::Int(1, 86400),
+        "how long a blocked address stays blocked (Register Block Timer)",
+    ),
+    (
+        "security.failed_response",
+        "response",
+        Kind::OneOf(&["response", "silent"]),
+        "Comm Exclusive: answer refused registrations (response) or drop them (silent)",
+    ),
+    (
+        "security.digest",
+        "md5",
+        Kind::OneOf(&["md5", "sha256", "both"]),
+        "digest algorithms offered, first preferred (md5 for phones that answer only MD5)",
+    ),
+    (
+        "sip.min_expires",
+        "60",
+        Kind::Int(1, 3600),
+        "shortest registration accepted (Min-Expires)",
+    ),
+    (
         "firmware.cisco-7940",
         "",
         Kind::Text,
