@@ -209,7 +209,7 @@ fn check_misc(headers: &Headers) -> Result<(), ParseError> {
 
 /// Splits a header value at the commas that separate list elements, ignoring commas inside
 /// quoted strings and `<...>`.
-pub(crate) fn split_list(value: &str) -> Vec<&str> {
+pub fn split_list(value: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut quoted, mut angle, mut escaped) = (false, false, false);
     let mut start = 0;

@@ -1,0 +1,9 @@
+//! # pbx-lite — the office PBX
+//!
+//! Layer: application. Joins `sip`, `stations` (and, for calls, `media`) into the PBX the
+//! office's phones register to.
+//!
+//! ## Brief overview
+//! - [`registrar`]: pure registrar with digest auth and the OfficeServ protections.
+
+pub mod registrar;

@@ -1,0 +1,580 @@
+//! The registrar, pure and told the time: digest authentication against the station
+//! database (auth name = user ID, address-of-record user = station number), bindings with
+//! expiry, and the OfficeServ protections — the IP whitelist per station, the Register Retry
+//! Limit and Register Block Timer per source address, and "Comm Exclusive" (refusals answered
+//! `403`, or dropped in silence). An unknown user and a wrong password look the same to the
+//! peer; the access log records which it was.
+
+use sip::auth::{Denied, DigestAlgorithm, DigestVerifier, Verdict};
+use sip::headers::NameAddrHeader;
+use sip::transaction::Peer;
+use sip::types::Name;
+use sip::types::header::typed::{Contact, FromTo};
+use sip::{Request, Response};
+use stations::Station;
+use stations::db::{Access, Registration};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Longest registration granted, whatever a phone asks for.
+pub const MAX_EXPIRES: u32 = 86_400;
+
+/// The settings the registrar works by.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub retry_limit: u32,
+    pub block_seconds: i64,
+    /// Comm Exclusive "No Response": refused REGISTERs get no answer.
+    pub silent: bool,
+    pub whitelist: String,
+    pub min_expires: u32,
+    pub default_expires: u32,
+}
+
+/// Station lookups the registrar needs.
+pub trait Directory {
+    fn by_number(&self, number: &str) -> Option<Station>;
+}
+
+/// What to do with a REGISTER.
+#[derive(Debug)]
+pub enum Outcome {
+    Reply(Response),
+    /// Comm Exclusive "No Response": say nothing.
+    Silent,
+}
+
+/// One REGISTER being handled.
+struct Attempt<'a> {
+    t: i64,
+    source: Peer,
+    aor: String,
+    request: &'a Request,
+    policy: &'a Policy,
+    tag: String,
+}
+
+/// Failed attempts from one address.
+#[derive(Debug, Default, Clone, Copy)]
+struct Failures {
+    count: u32,
+    blocked_until: i64,
+}
+
+/// All registrations, failure counters, and what changed since the driver last asked.
+#[derive(Debug)]
+pub struct Registrar {
+    verifier: DigestVerifier,
+    bindings: HashMap<String, Vec<Registration>>,
+    failures: HashMap<IpAddr, Failures>,
+    changed: Vec<String>,
+    access: Vec<Access>,
+}
+
+fn unix(now: SystemTime) -> i64 {
+    now.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Registrar {
+    pub fn new(realm: &str, key: [u8; 32], algorithms: Vec<DigestAlgorithm>) -> Self {
+        Registrar {
+            verifier: DigestVerifier::new(realm, key).with_algorithms(algorithms),
+            bindings: HashMap::new(),
+            failures: HashMap::new(),
+            changed: Vec::new(),
+            access: Vec::new(),
+        }
+    }
+
+    /// Takes back bindings persisted before a restart.
+    pub fn restore(&mut self, regs: Vec<Registration>) {
+        for r in regs {
+            self.bindings.entry(r.aor.clone()).or_default().push(r);
+        }
+    }
+
+    /// The live bindings of a station.
+    pub fn lookup(&self, aor: &str, now: SystemTime) -> Vec<Registration> {
+        let t = unix(now);
+        self.bindings
+            .get(aor)
+            .map(|v| v.iter().filter(|r| r.expires_at > t).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every station with a live binding.
+    pub fn all(&self, now: SystemTime) -> Vec<Registration> {
+        let t = unix(now);
+        let mut v: Vec<Registration> = self
+            .bindings
+            .values()
+            .flatten()
+            .filter(|r| r.expires_at > t)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (a.aor.len(), &a.aor).cmp(&(b.aor.len(), &b.aor)));
+        v
+    }
+
+    /// Drops lapsed bindings.
+    pub fn expire(&mut self, now: SystemTime) {
+        let t = unix(now);
+        for (aor, list) in self.bindings.iter_mut() {
+            let before = list.len();
+            list.retain(|r| r.expires_at > t);
+            if list.len() != before {
+                self.changed.push(aor.clone());
+            }
+        }
+    }
+
+    /// Stations whose bindings changed, with their bindings now (to persist).
+    pub fn take_changes(&mut self) -> Vec<(String, Vec<Registration>)> {
+        let mut aors = std::mem::take(&mut self.changed);
+        aors.sort();
+        aors.dedup();
+        aors.into_iter()
+            .map(|a| {
+                let list = self.bindings.get(&a).cloned().unwrap_or_default();
+                (a, list)
+            })
+            .collect()
+    }
+
+    /// Refusals to write to the access log.
+    pub fn take_access(&mut self) -> Vec<Access> {
+        std::mem::take(&mut self.access)
+    }
+
+    fn refuse(&mut self, at: &Attempt<'_>, reason: &str) -> Outcome {
+        self.access.push(Access {
+            at: at.t,
+            address: at.source.addr.ip().to_string(),
+            caller: at.aor.to_string(),
+            reason: reason.to_string(),
+        });
+        if at.policy.silent {
+            Outcome::Silent
+        } else {
+            let mut r = at.request.make_response(403, "Forbidden");
+            r.set_to_tag(&at.tag);
+            Outcome::Reply(r)
+        }
+    }
+
+    /// Handles a REGISTER from `source`.
+    pub fn handle(
+        &mut self,
+        now: SystemTime,
+        request: &Request,
+        source: Peer,
+        policy: &Policy,
+        dir: &impl Directory,
+    ) -> Outcome {
+        let t = unix(now);
+        let ip = source.addr.ip();
+        let tag = format!("{:x}", rand::random::<u64>());
+        let aor = request
+            .headers
+            .get::<FromTo>(Name::TO)
+            .ok()
+            .and_then(|to| match &to.uri.uri.user_part {
+                sip::types::uri::SipUriUserPart::User(u) => Some(u.to_string()),
+                sip::types::uri::SipUriUserPart::UserPw(up) => Some(up.user.to_string()),
+                sip::types::uri::SipUriUserPart::Empty => None,
+            })
+            .unwrap_or_default();
+        let at = Attempt {
+            t,
+            source,
+            aor: aor.clone(),
+            request,
+            policy,
+            tag: tag.clone(),
+        };
+        let f = self.failures.get(&ip).copied().unwrap_or_default();
+        if f.blocked_until > t {
+            return self.refuse(&at, "blocked (retry limit reached)");
+        }
+        let station = dir.by_number(&aor);
+        if let (Some(s), IpAddr::V4(v4)) = (&station, ip)
+            && s.use_whitelist
+            && !stations::settings::whitelisted(&policy.whitelist, v4)
+        {
+            return self.refuse(&at, "address not in the IP whitelist");
+        }
+        let verdict = self.verifier.verify(now, request, false, |user| {
+            station
+                .as_ref()
+                .filter(|s| s.user_id == user)
+                .map(|s| s.password.clone())
+        });
+        match verdict {
+            Verdict::Authorized { .. } => {
+                self.failures.remove(&ip);
+                let Some(station) = station else {
+                    return Outcome::Reply(request.make_response(404, "Not Found"));
+                };
+                self.bind(t, request, source, policy, &station.number, &tag)
+            }
+            Verdict::Stale => {
+                Outcome::Reply(self.verifier.challenge(now, request, true, false, &tag))
+            }
+            Verdict::Denied(Denied::NoCredentials | Denied::BadNonce | Denied::WrongRealm) => {
+                Outcome::Reply(self.verifier.challenge(now, request, false, false, &tag))
+            }
+            Verdict::Denied(why) => {
+                let reason = match why {
+                    Denied::UnknownUser => "unknown user",
+                    Denied::WrongPassword => "wrong password",
+                    Denied::Replay => "replayed credentials",
+                    _ => "bad credentials",
+                };
+                let entry = self.failures.entry(ip).or_default();
+                entry.count += 1;
+                if entry.count >= policy.retry_limit {
+                    entry.blocked_until = t + policy.block_seconds;
+                    entry.count = 0;
+                    return self.refuse(&at, &format!("{reason}; retry limit reached, blocked"));
+                }
+                self.access.push(Access {
+                    at: t,
+                    address: ip.to_string(),
+                    caller: aor.clone(),
+                    reason: reason.to_string(),
+                });
+                Outcome::Reply(self.verifier.challenge(now, request, false, false, &tag))
+            }
+        }
+    }
+
+    fn bind(
+        &mut self,
+        t: i64,
+        request: &Request,
+        source: Peer,
+        policy: &Policy,
+        aor: &str,
+        tag: &str,
+    ) -> Outcome {
+        let header_expires: Option<u32> = request
+            .headers
+            .get_raw(&Name::EXPIRES)
+            .next()
+            .and_then(|v| v.trim().parse().ok());
+        let raw: Vec<String> = request
+            .headers
+            .get_raw(&Name::CONTACT)
+            .map(|v| v.to_string())
+            .collect();
+        let list = self.bindings.entry(aor.to_string()).or_default();
+        if raw.iter().any(|c| c.trim() == "*") {
+            if header_expires != Some(0) {
+                return Outcome::Reply(
+                    request.make_response(400, "Bad Request (* needs Expires: 0)"),
+                );
+            }
+            list.clear();
+            self.changed.push(aor.to_string());
+        } else {
+            let contacts: Vec<Contact> = raw
+                .iter()
+                .flat_map(|v| {
+                    sip::validate::split_list(v)
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .filter_map(|c| {
+                    NameAddrHeader::parse(Name::CONTACT, c.trim())
+                        .ok()
+                        .map(|h| h.value)
+                })
+                .collect();
+            let call_id = request
+                .headers
+                .get_raw(&Name::CALL_ID)
+                .next()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            let cseq = request.cseq().map_or(0, |c| c.seq);
+            let ua = request
+                .headers
+                .get_raw(&Name::USER_AGENT)
+                .next()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            for c in contacts {
+                let expires = c
+                    .params
+                    .get_val("expires")
+                    .and_then(|v| v.parse().ok())
+                    .or(header_expires)
+                    .unwrap_or(policy.default_expires);
+                if expires != 0 && expires < policy.min_expires {
+                    let mut r = request.make_response(423, "Interval Too Brief");
+                    r.set_to_tag(tag);
+                    r.headers
+                        .insert(Name::MIN_EXPIRES, policy.min_expires.to_string());
+                    return Outcome::Reply(r);
+                }
+                let uri = {
+                    use sip::types::print::AppendCtx;
+                    c.uri.uri.default_print_ctx().to_string()
+                };
+                list.retain(|r| r.contact != uri);
+                if expires > 0 {
+                    list.push(Registration {
+                        aor: aor.to_string(),
+                        contact: uri,
+                        expires_at: t + i64::from(expires.min(MAX_EXPIRES)),
+                        source: format!(
+                            "{}:{}",
+                            source.transport.via_name().to_ascii_lowercase(),
+                            source.addr
+                        ),
+                        transport: source.transport.via_name().to_string(),
+                        user_agent: ua.clone(),
+                        call_id: call_id.clone(),
+                        cseq,
+                    });
+                }
+            }
+            self.changed.push(aor.to_string());
+        }
+        let mut ok = request.make_response(200, "OK");
+        ok.set_to_tag(tag);
+        for r in self
+            .bindings
+            .get(aor)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.expires_at > t)
+        {
+            ok.headers.insert(
+                Name::CONTACT,
+                format!("<{}>;expires={}", r.contact, r.expires_at - t),
+            );
+        }
+        Outcome::Reply(ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sip::auth::DigestClient;
+    use sip::transaction::TransportKind;
+    use sip::{Method, build};
+    use std::time::Duration;
+
+    struct Dir(Vec<Station>);
+
+    impl Directory for Dir {
+        fn by_number(&self, n: &str) -> Option<Station> {
+            self.0.iter().find(|s| s.number == n).cloned()
+        }
+    }
+
+    fn dir() -> Dir {
+        let mut s = Station::new("201", "u201", "Right-pass-1", 8).unwrap();
+        s.set("use_whitelist", "yes").unwrap();
+        Dir(vec![s])
+    }
+
+    fn policy(silent: bool) -> Policy {
+        Policy {
+            retry_limit: 3,
+            block_seconds: 60,
+            silent,
+            whitelist: "127.0.0.0/8".into(),
+            min_expires: 60,
+            default_expires: 600,
+        }
+    }
+
+    fn register(aor: &str, from: &str) -> (Request, Peer) {
+        let local: std::net::SocketAddr = format!("{from}:5070").parse().unwrap();
+        let mut r = build::request(
+            Method::Register,
+            "sip:127.0.0.1",
+            &format!("sip:{aor}@127.0.0.1"),
+            &format!("sip:{aor}@127.0.0.1"),
+            TransportKind::Udp,
+            local,
+        )
+        .unwrap();
+        r.headers.insert(Name::EXPIRES, "600");
+        (r, Peer::new(TransportKind::Udp, local))
+    }
+
+    fn status(o: &Outcome) -> u16 {
+        match o {
+            Outcome::Reply(r) => r.status,
+            Outcome::Silent => 0,
+        }
+    }
+
+    /// REGISTER, answer the challenge with `password`, REGISTER again.
+    fn attempt(
+        reg: &mut Registrar,
+        now: SystemTime,
+        aor: &str,
+        user: &str,
+        password: &str,
+        from: &str,
+        p: &Policy,
+    ) -> Outcome {
+        let (mut req, peer) = register(aor, from);
+        let Outcome::Reply(challenge) = reg.handle(now, &req, peer, p, &dir()) else {
+            return Outcome::Silent;
+        };
+        if challenge.status != 401 {
+            return Outcome::Reply(challenge);
+        }
+        DigestClient::new(user, password).authorize(&mut req, &challenge);
+        reg.handle(now, &req, peer, p, &dir())
+    }
+
+    #[test]
+    fn register_binds_and_unregisters() {
+        let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
+        let now = SystemTime::now();
+        let o = attempt(
+            &mut reg,
+            now,
+            "201",
+            "u201",
+            "Right-pass-1",
+            "127.0.0.1",
+            &policy(false),
+        );
+        assert_eq!(status(&o), 200);
+        assert_eq!(reg.lookup("201", now).len(), 1);
+        assert_eq!(reg.take_changes().len(), 1);
+        assert!(
+            reg.lookup("201", now + Duration::from_secs(601)).is_empty(),
+            "expires after 600 s"
+        );
+        // Expires: 0 with * removes every binding.
+        let (mut req, peer) = register("201", "127.0.0.1");
+        req.headers.remove(&Name::EXPIRES);
+        req.headers.insert(Name::EXPIRES, "0");
+        req.headers.remove(&Name::CONTACT);
+        req.headers.insert(Name::CONTACT, "*");
+        let Outcome::Reply(c) = reg.handle(now, &req, peer, &policy(false), &dir()) else {
+            panic!()
+        };
+        DigestClient::new("u201", "Right-pass-1").authorize(&mut req, &c);
+        assert_eq!(
+            status(&reg.handle(now, &req, peer, &policy(false), &dir())),
+            200
+        );
+        assert!(reg.lookup("201", now).is_empty());
+    }
+
+    #[test]
+    fn wrong_password_and_unknown_user_look_alike_until_blocked() {
+        for silent in [false, true] {
+            let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
+            let now = SystemTime::now();
+            let p = policy(silent);
+            let a = attempt(&mut reg, now, "201", "u201", "wrong", "127.0.0.1", &p);
+            let b = attempt(
+                &mut reg,
+                now,
+                "201",
+                "nobody",
+                "Right-pass-1",
+                "127.0.0.1",
+                &p,
+            );
+            assert_eq!((status(&a), status(&b)), (401, 401), "same answer");
+            let c = attempt(
+                &mut reg,
+                now,
+                "999",
+                "u201",
+                "Right-pass-1",
+                "127.0.0.1",
+                &p,
+            );
+            assert_eq!(
+                status(&c),
+                if silent { 0 } else { 403 },
+                "third failure: blocked"
+            );
+            // Blocked: even the right password gets nowhere until the timer ends.
+            let d = attempt(
+                &mut reg,
+                now,
+                "201",
+                "u201",
+                "Right-pass-1",
+                "127.0.0.1",
+                &p,
+            );
+            assert_eq!(status(&d), if silent { 0 } else { 403 });
+            let later = now + Duration::from_secs(61);
+            assert_eq!(
+                status(&attempt(
+                    &mut reg,
+                    later,
+                    "201",
+                    "u201",
+                    "Right-pass-1",
+                    "127.0.0.1",
+                    &p
+                )),
+                200
+            );
+            let log = reg.take_access();
+            assert!(
+                log.iter().any(|a| a.reason == "unknown user")
+                    && log.iter().any(|a| a.reason == "wrong password")
+            );
+        }
+    }
+
+    #[test]
+    fn whitelist_and_min_expires() {
+        let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
+        let now = SystemTime::now();
+        let mut p = policy(false);
+        p.whitelist = "10.0.0.0/8".into();
+        assert_eq!(
+            status(&attempt(
+                &mut reg,
+                now,
+                "201",
+                "u201",
+                "Right-pass-1",
+                "127.0.0.1",
+                &p
+            )),
+            403
+        );
+        let p = policy(false);
+        let (mut req, peer) = register("201", "127.0.0.1");
+        req.headers.remove(&Name::EXPIRES);
+        req.headers.insert(Name::EXPIRES, "30");
+        let Outcome::Reply(c) = reg.handle(now, &req, peer, &p, &dir()) else {
+            panic!()
+        };
+        DigestClient::new("u201", "Right-pass-1").authorize(&mut req, &c);
+        let Outcome::Reply(r) = reg.handle(now, &req, peer, &p, &dir()) else {
+            panic!()
+        };
+        assert_eq!(r.status, 423);
+        assert_eq!(
+            r.headers
+                .get_raw(&Name::MIN_EXPIRES)
+                .next()
+                .unwrap()
+                .as_str(),
+            "60"
+        );
+    }
+}
