@@ -5,5 +5,7 @@
 //!
 //! ## Brief overview
 //! - [`registrar`]: pure registrar with digest auth and the OfficeServ protections.
+//! - [`server`]: the SIP driver (endpoint, registrar, persistence, access log).
 
 pub mod registrar;
+pub mod server;

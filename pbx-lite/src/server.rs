@@ -1,0 +1,144 @@
+//! The PBX's SIP driver: an [`Endpoint`] on UDP and TCP, the [`Registrar`] fed from its
+//! events with policy and stations read live from the database, registrations persisted on
+//! every change (so a restart, even `kill -9`, keeps them), and refusals written to the
+//! access log. Requests the PBX does not route yet are answered `501`.
+
+use crate::registrar::{Directory, Outcome, Policy, Registrar};
+use sip::auth::DigestAlgorithm;
+use sip::endpoint::Endpoint;
+use sip::transaction::{TimerConfig, TsxEvent};
+use sip::transport::TransportConfig;
+use sip::types::Name;
+use sip::{Method, Request};
+use stations::{Db, Station};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+struct DbDirectory<'a>(&'a Db);
+
+impl Directory for DbDirectory<'_> {
+    fn by_number(&self, number: &str) -> Option<Station> {
+        self.0.get(number).ok()
+    }
+}
+
+fn setting<T: std::str::FromStr>(db: &Db, key: &str, default: T) -> T {
+    db.setting(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The registrar's policy as the settings say now.
+pub fn policy(db: &Db) -> Policy {
+    Policy {
+        retry_limit: setting(db, "security.register_retry_limit", 5),
+        block_seconds: setting(db, "security.register_block_seconds", 60),
+        silent: db
+            .setting("security.failed_response")
+            .is_ok_and(|v| v == "silent"),
+        whitelist: db.setting("security.whitelist").unwrap_or_default(),
+        min_expires: setting(db, "sip.min_expires", 60),
+        default_expires: setting(db, "registration.expiry", 600),
+    }
+}
+
+fn algorithms(db: &Db) -> Vec<DigestAlgorithm> {
+    match db.setting("security.digest").unwrap_or_default().as_str() {
+        "sha256" => vec![DigestAlgorithm::Sha256],
+        "both" => vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+        _ => vec![DigestAlgorithm::Md5],
+    }
+}
+
+/// Runs the PBX's SIP side on `sip` (UDP and TCP) until the task is dropped.
+pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr) -> anyhow::Result<()> {
+    let registrar = {
+        let d = db.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = Registrar::new("office", rand::random(), algorithms(&d));
+        r.restore(d.registrations()?);
+        r
+    };
+    let registrar = Arc::new(Mutex::new(registrar));
+    let (ep, mut events) = Endpoint::start(
+        TransportConfig {
+            udp: Some(sip),
+            tcp: Some(sip),
+            ..Default::default()
+        },
+        TimerConfig::default(),
+    )
+    .await?;
+    // Lapsed registrations are dropped (and forgotten on disk) every ten seconds.
+    {
+        let (db, registrar) = (db.clone(), registrar.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                let mut r = registrar.lock().unwrap_or_else(|e| e.into_inner());
+                r.expire(SystemTime::now());
+                persist(&db, &mut r);
+            }
+        });
+    }
+    while let Some(event) = events.recv().await {
+        let TsxEvent::Request { key, request, peer } = event else {
+            continue;
+        };
+        let response = match request.method {
+            Method::Register => {
+                let d = db.lock().unwrap_or_else(|e| e.into_inner());
+                let mut r = registrar.lock().unwrap_or_else(|e| e.into_inner());
+                let outcome = r.handle(
+                    SystemTime::now(),
+                    &request,
+                    peer,
+                    &policy(&d),
+                    &DbDirectory(&d),
+                );
+                drop(d);
+                persist(&db, &mut r);
+                match outcome {
+                    Outcome::Reply(resp) => Some(resp),
+                    Outcome::Silent => None,
+                }
+            }
+            Method::Ack => None,
+            Method::Options => Some(ok_with_allow(&request)),
+            _ => Some(tagged(&request, 501, "Not Implemented")),
+        };
+        if let Some(resp) = response {
+            let _ = ep.send_response(&key, &resp);
+        }
+    }
+    Ok(())
+}
+
+fn tagged(request: &Request, status: u16, reason: &str) -> sip::Response {
+    let mut r = request.make_response(status, reason);
+    r.set_to_tag(&format!("{:x}", rand::random::<u64>()));
+    r
+}
+
+fn ok_with_allow(request: &Request) -> sip::Response {
+    let mut r = tagged(request, 200, "OK");
+    r.headers.insert(Name::ALLOW, "REGISTER, OPTIONS, ACK");
+    r
+}
+
+/// Writes changed registrations and refusals to the database.
+fn persist(db: &Arc<Mutex<Db>>, r: &mut Registrar) {
+    let changes = r.take_changes();
+    let access = r.take_access();
+    if changes.is_empty() && access.is_empty() {
+        return;
+    }
+    let d = db.lock().unwrap_or_else(|e| e.into_inner());
+    for (aor, list) in changes {
+        let _ = d.save_registrations(&aor, &list);
+    }
+    for a in access {
+        let _ = d.log_access(&a);
+    }
+}
