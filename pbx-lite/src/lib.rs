@@ -5,7 +5,9 @@
 //!
 //! ## Brief overview
 //! - [`registrar`]: pure registrar with digest auth and the OfficeServ protections.
+//! - [`calls`]: back-to-back calls between stations (direct media).
 //! - [`server`]: the SIP driver (endpoint, registrar, persistence, access log).
 
+pub mod calls;
 pub mod registrar;
 pub mod server;

@@ -1,8 +1,9 @@
 //! The PBX's SIP driver: an [`Endpoint`] on UDP and TCP, the [`Registrar`] fed from its
 //! events with policy and stations read live from the database, registrations persisted on
 //! every change (so a restart, even `kill -9`, keeps them), and refusals written to the
-//! access log. Requests the PBX does not route yet are answered `501`.
+//! access log. INVITEs and in-dialog requests go to [`Calls`], the back-to-back user agent.
 
+use crate::calls::Calls;
 use crate::registrar::{Directory, Outcome, Policy, Registrar};
 use sip::auth::DigestAlgorithm;
 use sip::endpoint::Endpoint;
@@ -70,6 +71,10 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr) -> anyhow::Result<()> {
         TimerConfig::default(),
     )
     .await?;
+    let bound = ep
+        .local_addr(sip::transaction::TransportKind::Udp)
+        .unwrap_or(sip);
+    let mut calls = Calls::new(ep.clone(), registrar.clone(), db.clone(), bound);
     // Lapsed registrations are dropped (and forgotten on disk) every ten seconds.
     {
         let (db, registrar) = (db.clone(), registrar.clone());
@@ -83,10 +88,29 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr) -> anyhow::Result<()> {
         });
     }
     while let Some(event) = events.recv().await {
-        let TsxEvent::Request { key, request, peer } = event else {
-            continue;
+        let (key, request, peer) = match event {
+            TsxEvent::Request { key, request, peer } => (key, request, peer),
+            TsxEvent::Response { key, response } => {
+                calls.on_response(key, response);
+                continue;
+            }
+            TsxEvent::Cancelled { invite, .. } => {
+                calls.on_cancel(invite);
+                continue;
+            }
+            _ => continue,
         };
+        if request.to_tag().is_some()
+            && !matches!(request.method, Method::Register | Method::Options)
+        {
+            calls.on_in_dialog(key, request, peer);
+            continue;
+        }
         let response = match request.method {
+            Method::Invite => {
+                calls.on_invite(key.clone(), request, peer);
+                continue;
+            }
             Method::Register => {
                 let d = db.lock().unwrap_or_else(|e| e.into_inner());
                 let mut r = registrar.lock().unwrap_or_else(|e| e.into_inner());
@@ -123,7 +147,10 @@ fn tagged(request: &Request, status: u16, reason: &str) -> sip::Response {
 
 fn ok_with_allow(request: &Request) -> sip::Response {
     let mut r = tagged(request, 200, "OK");
-    r.headers.insert(Name::ALLOW, "REGISTER, OPTIONS, ACK");
+    r.headers.insert(
+        Name::ALLOW,
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE",
+    );
     r
 }
 

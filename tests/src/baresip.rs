@@ -35,6 +35,16 @@ impl Baresip {
     /// Starts baresip as `sip:bob@127.0.0.1:PORT`, playing `source` (8 kHz mono WAV), with
     /// `account_params` appended to the account line (e.g. `;mediaenc=srtp-mand`).
     pub fn start(source: &Path, account_params: &str) -> std::io::Result<Baresip> {
+        Self::start_with(source, |sip_port| {
+            format!(
+                "<sip:bob@127.0.0.1:{sip_port}>;regint=0;answermode=auto;audio_codecs=PCMU{account_params}"
+            )
+        })
+    }
+
+    /// Starts baresip with the account line `account(its own SIP port)` — e.g. one that
+    /// registers to a PBX.
+    pub fn start_with(source: &Path, account: impl Fn(u16) -> String) -> std::io::Result<Baresip> {
         let dir = tempfile::tempdir()?;
         let (sip_port, cons_port) = (free_port(), free_port());
         let config = format!(
@@ -49,9 +59,7 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n",
         std::fs::write(dir.path().join("config"), config)?;
         std::fs::write(
             dir.path().join("accounts"),
-            format!(
-                "<sip:bob@127.0.0.1:{sip_port}>;regint=0;answermode=auto;audio_codecs=PCMU{account_params}\n"
-            ),
+            format!("{}\n", account(sip_port)),
         )?;
         let child = Command::new("baresip")
             .arg("-f")

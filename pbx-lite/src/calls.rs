@@ -1,0 +1,387 @@
+//! Back-to-back calls between stations: every call is two dialogs, A (caller ↔ PBX) and B
+//! (PBX ↔ callee). The PBX routes an INVITE by its Request-URI user (a station number) to the
+//! callee's registered contacts — `404` for an unknown number, `480` when the callee is not
+//! registered, `486` when it is already in a call — and carries 1xx/2xx/failures, ACK, BYE,
+//! CANCEL and re-INVITEs (hold and resume) across with their SDP. Media goes directly between
+//! the phones (the SDP passes through unchanged).
+
+use crate::registrar::Registrar;
+use sip::dialog::{Dialog, DialogId};
+use sip::endpoint::Endpoint;
+use sip::transaction::{Peer, TransportKind, TsxKey};
+use sip::types::Name;
+use sip::{Message, Method, Request, Response, build};
+use stations::Db;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::oneshot;
+
+/// Which side of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+}
+
+#[derive(Debug)]
+struct Call {
+    caller: String,
+    callee: String,
+    a_invite: Request,
+    a_key: TsxKey,
+    a_peer: Peer,
+    a_tag: String,
+    a_dialog: Option<Dialog>,
+    b_invite: Request,
+    b_key: TsxKey,
+    b_peer: Peer,
+    b_dialog: Option<Dialog>,
+    /// Stops the retransmission of our 2xx to A when A's ACK comes.
+    a_acked: Option<oneshot::Sender<()>>,
+    answered: bool,
+}
+
+/// All calls of the PBX.
+pub struct Calls {
+    ep: Arc<Endpoint>,
+    registrar: Arc<Mutex<Registrar>>,
+    db: Arc<Mutex<Db>>,
+    local: SocketAddr,
+    calls: Vec<Call>,
+    /// In-dialog requests forwarded to the other side: our client transaction → the asker's
+    /// server transaction and request. Outlives the call, so a BYE's answer still arrives.
+    forwarded: HashMap<TsxKey, (TsxKey, Request)>,
+}
+
+fn peer_of(source: &str) -> Option<Peer> {
+    let (t, addr) = source.split_once(':')?;
+    let transport = TransportKind::from_via(t)?;
+    Some(Peer::new(transport, addr.parse().ok()?))
+}
+
+fn user_of(uri: &sip::Uri) -> String {
+    uri.user().unwrap_or_default().to_string()
+}
+
+fn from_user(r: &Request) -> String {
+    r.headers
+        .get::<sip::types::header::typed::FromTo>(Name::FROM)
+        .ok()
+        .and_then(|f| match f.uri.uri.user_part {
+            sip::types::uri::SipUriUserPart::User(u) => Some(u.to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+impl Calls {
+    pub fn new(
+        ep: Arc<Endpoint>,
+        registrar: Arc<Mutex<Registrar>>,
+        db: Arc<Mutex<Db>>,
+        local: SocketAddr,
+    ) -> Self {
+        Calls {
+            ep,
+            registrar,
+            db,
+            local,
+            calls: Vec::new(),
+            forwarded: HashMap::new(),
+        }
+    }
+
+    fn reply(&self, key: &TsxKey, request: &Request, status: u16, reason: &str, tag: &str) {
+        let mut r = request.make_response(status, reason);
+        r.set_to_tag(tag);
+        let _ = self.ep.send_response(key, &r);
+    }
+
+    fn busy(&self, number: &str) -> bool {
+        self.calls
+            .iter()
+            .any(|c| c.callee == number || c.caller == number)
+    }
+
+    /// A new INVITE (no To tag).
+    pub fn on_invite(&mut self, key: TsxKey, request: Request, peer: Peer) {
+        let tag = build::new_tag();
+        let callee = user_of(&request.uri);
+        let caller = from_user(&request);
+        let known = self
+            .db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&callee)
+            .is_ok();
+        if !known {
+            return self.reply(&key, &request, 404, "Not Found", &tag);
+        }
+        let bindings = self
+            .registrar
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(&callee, SystemTime::now());
+        let Some(b) = bindings.first() else {
+            return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
+        };
+        if self.busy(&callee) {
+            return self.reply(&key, &request, 486, "Busy Here", &tag);
+        }
+        let Some(b_peer) = peer_of(&b.source) else {
+            return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
+        };
+        let local = self.local;
+        let Ok(mut invite) = build::request(
+            Method::Invite,
+            &b.contact,
+            &format!("sip:{caller}@{}", local.ip()),
+            &format!("sip:{callee}@{}", local.ip()),
+            b_peer.transport,
+            local,
+        ) else {
+            return self.reply(&key, &request, 500, "Server Internal Error", &tag);
+        };
+        // Caller ID: the caller's display name and number.
+        if let Some(from) = request.headers.get_raw(&Name::FROM).next() {
+            let display = from.split('<').next().unwrap_or_default().trim();
+            if display.starts_with('"') {
+                let v = invite
+                    .headers
+                    .remove(&Name::FROM)
+                    .and_then(|v| v.into_iter().next())
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                invite.headers.insert(Name::FROM, format!("{display} {v}"));
+            }
+        }
+        if let Some(ct) = request.headers.get_raw(&Name::CONTENT_TYPE).next() {
+            invite.headers.insert(Name::CONTENT_TYPE, ct.clone());
+        }
+        invite.body = request.body.clone();
+        let Ok(b_key) = self.ep.send_request(invite.clone(), b_peer) else {
+            return self.reply(&key, &request, 500, "Server Internal Error", &tag);
+        };
+        self.calls.push(Call {
+            caller,
+            callee,
+            a_invite: request,
+            a_key: key,
+            a_peer: peer,
+            a_tag: tag,
+            a_dialog: None,
+            b_invite: invite,
+            b_key,
+            b_peer,
+            b_dialog: None,
+            a_acked: None,
+            answered: false,
+        });
+    }
+
+    /// A response to one of our client transactions.
+    pub fn on_response(&mut self, key: TsxKey, response: Response) {
+        if let Some(i) = self.calls.iter().position(|c| c.b_key == key) {
+            return self.on_b_invite_response(i, response);
+        }
+        if response.status < 200 {
+            return;
+        }
+        // The final answer to a forwarded request goes back to the side that asked.
+        let Some((their_key, request)) = self.forwarded.remove(&key) else {
+            return;
+        };
+        let mut r = request.make_response(response.status, &response.reason);
+        r.body = response.body.clone();
+        for v in response.headers.get_raw(&Name::CONTENT_TYPE) {
+            r.headers.insert(Name::CONTENT_TYPE, v.clone());
+        }
+        if request.method == Method::Invite {
+            r.headers
+                .insert(Name::CONTACT, format!("<sip:pbx@{}>", self.local));
+        }
+        let _ = self.ep.send_response(&their_key, &r);
+    }
+
+    fn on_b_invite_response(&mut self, i: usize, response: Response) {
+        let status = response.status;
+        let c = &mut self.calls[i];
+        let mut to_a = c.a_invite.make_response(status, &response.reason);
+        to_a.set_to_tag(&c.a_tag);
+        to_a.body = response.body.clone();
+        if let Some(ct) = response.headers.get_raw(&Name::CONTENT_TYPE).next() {
+            to_a.headers.insert(Name::CONTENT_TYPE, ct.clone());
+        }
+        if status == 100 {
+            return;
+        }
+        if (200..300).contains(&status) {
+            if c.answered {
+                // A retransmitted 2xx from B: ACK it again.
+                if let Some(d) = &c.b_dialog {
+                    let ack = d.ack(
+                        d.local_seq,
+                        &build::via_value(c.b_peer.transport, self.local, &build::new_branch()),
+                    );
+                    self.ep.send_stateless(c.b_peer, &Message::Request(ack));
+                }
+                return;
+            }
+            c.answered = true;
+            if let Some(d) = Dialog::from_uac(&c.b_invite, &response) {
+                let ack = d.ack(
+                    d.local_seq,
+                    &build::via_value(c.b_peer.transport, self.local, &build::new_branch()),
+                );
+                self.ep.send_stateless(c.b_peer, &Message::Request(ack));
+                c.b_dialog = Some(d);
+            }
+            to_a.headers
+                .insert(Name::CONTACT, format!("<sip:pbx@{}>", self.local));
+            c.a_dialog = Dialog::from_uas(&c.a_invite, &c.a_tag);
+            let (tx, rx) = oneshot::channel();
+            c.a_acked = Some(tx);
+            let _ = self.ep.send_response(&c.a_key.clone(), &to_a);
+            retransmit_2xx(self.ep.clone(), c.a_peer, to_a, rx);
+            return;
+        }
+        if status >= 300 {
+            let key = c.a_key.clone();
+            let _ = self.ep.send_response(&key, &to_a);
+            self.calls.remove(i);
+            return;
+        }
+        to_a.headers
+            .insert(Name::CONTACT, format!("<sip:pbx@{}>", self.local));
+        let key = c.a_key.clone();
+        let _ = self.ep.send_response(&key, &to_a);
+    }
+
+    /// Which call and side an in-dialog request belongs to.
+    fn find(&self, request: &Request) -> Option<(usize, Side)> {
+        let id = DialogId::of_request(request)?;
+        self.calls.iter().enumerate().find_map(|(i, c)| {
+            if c.a_dialog.as_ref().is_some_and(|d| d.id == id)
+                || (id.local_tag == c.a_tag
+                    && Some(id.call_id.as_str())
+                        == c.a_invite
+                            .headers
+                            .get_raw(&Name::CALL_ID)
+                            .next()
+                            .map(|v| v.as_str()))
+            {
+                Some((i, Side::A))
+            } else if c.b_dialog.as_ref().is_some_and(|d| d.id == id) {
+                Some((i, Side::B))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// A request with a To tag: ACK, BYE, re-INVITE, INFO, UPDATE...
+    pub fn on_in_dialog(&mut self, key: TsxKey, request: Request, peer: Peer) {
+        let Some((i, side)) = self.find(&request) else {
+            if request.method != Method::Ack {
+                let _ = self.ep.send_response(
+                    &key,
+                    &request.make_response(481, "Call/Transaction Does Not Exist"),
+                );
+            }
+            return;
+        };
+        let _ = peer;
+        if request.method == Method::Ack {
+            if side == Side::A
+                && let Some(tx) = self.calls[i].a_acked.take()
+            {
+                let _ = tx.send(());
+            }
+            return;
+        }
+        let (other_dialog, other_peer) = {
+            let c = &mut self.calls[i];
+            match side {
+                Side::A => (c.b_dialog.as_mut(), c.b_peer),
+                Side::B => (c.a_dialog.as_mut(), c.a_peer),
+            }
+        };
+        let Some(d) = other_dialog else {
+            let _ = self
+                .ep
+                .send_response(&key, &request.make_response(491, "Request Pending"));
+            return;
+        };
+        let mut fwd = d.request(
+            request.method.clone(),
+            &build::via_value(other_peer.transport, self.local, &build::new_branch()),
+        );
+        fwd.headers
+            .insert(Name::CONTACT, format!("<sip:pbx@{}>", self.local));
+        for name in [Name::CONTENT_TYPE, Name::from("Session-Expires")] {
+            for v in request.headers.get_raw(&name) {
+                fwd.headers.insert(name.clone(), v.clone());
+            }
+        }
+        fwd.body = request.body.clone();
+        let bye = request.method == Method::Bye;
+        match self.ep.send_request(fwd, other_peer) {
+            Ok(ck) => {
+                self.forwarded.insert(ck, (key, request));
+            }
+            Err(_) => {
+                let _ = self
+                    .ep
+                    .send_response(&key, &request.make_response(500, "Server Internal Error"));
+            }
+        }
+        if bye {
+            // The call is over for the PBX; the forwarded BYE's answer still reaches the asker.
+            self.calls.remove(i);
+        }
+    }
+
+    /// CANCEL of A's INVITE: cancel B, answer A 487.
+    pub fn on_cancel(&mut self, invite: TsxKey) {
+        let Some(i) = self
+            .calls
+            .iter()
+            .position(|c| c.a_key == invite && !c.answered)
+        else {
+            return;
+        };
+        let c = self.calls.remove(i);
+        let _ = self.ep.cancel(&c.b_key);
+        self.reply(&c.a_key, &c.a_invite, 487, "Request Terminated", &c.a_tag);
+    }
+
+    /// Calls in progress, for status.
+    pub fn count(&self) -> usize {
+        self.calls.len()
+    }
+}
+
+/// Re-sends our 2xx to A (T1 doubling to T2) until A's ACK comes or 32 s pass (§13.3.1.4).
+fn retransmit_2xx(ep: Arc<Endpoint>, peer: Peer, ok: Response, mut acked: oneshot::Receiver<()>) {
+    tokio::spawn(async move {
+        if peer.transport.is_reliable() {
+            return;
+        }
+        let mut interval = Duration::from_millis(500);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(32);
+        let msg = Message::Response(ok);
+        loop {
+            tokio::select! {
+                _ = &mut acked => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            ep.send_stateless(peer, &msg);
+            interval = (interval * 2).min(Duration::from_secs(4));
+        }
+    });
+}
