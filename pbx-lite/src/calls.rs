@@ -6,6 +6,9 @@
 //! the phones (the SDP passes through unchanged).
 
 use crate::registrar::Registrar;
+use crate::relay::{
+    PortRange, Relay, Targets, Transcode, offer_both_laws, rewrite_sdp, sdp_address, sdp_payloads,
+};
 use sip::dialog::{Dialog, DialogId};
 use sip::endpoint::Endpoint;
 use sip::transaction::{Peer, TransportKind, TsxKey};
@@ -25,7 +28,6 @@ enum Side {
     B,
 }
 
-#[derive(Debug)]
 struct Call {
     caller: String,
     callee: String,
@@ -38,6 +40,8 @@ struct Call {
     b_key: TsxKey,
     b_peer: Peer,
     b_dialog: Option<Dialog>,
+    /// The relay when media is anchored in the PBX.
+    relay: Option<Relay>,
     /// Stops the retransmission of our 2xx to A when A's ACK comes.
     a_acked: Option<oneshot::Sender<()>>,
     answered: bool,
@@ -51,8 +55,10 @@ pub struct Calls {
     local: SocketAddr,
     calls: Vec<Call>,
     /// In-dialog requests forwarded to the other side: our client transaction → the asker's
-    /// server transaction and request. Outlives the call, so a BYE's answer still arrives.
-    forwarded: HashMap<TsxKey, (TsxKey, Request)>,
+    /// server transaction and request, and which call and side asked. Outlives the call, so
+    /// a BYE's answer still arrives.
+    forwarded: HashMap<TsxKey, (TsxKey, Request, TsxKey, Side)>,
+    ports: Arc<PortRange>,
 }
 
 fn peer_of(source: &str) -> Option<Peer> {
@@ -82,6 +88,7 @@ impl Calls {
         registrar: Arc<Mutex<Registrar>>,
         db: Arc<Mutex<Db>>,
         local: SocketAddr,
+        ports: Arc<PortRange>,
     ) -> Self {
         Calls {
             ep,
@@ -90,6 +97,7 @@ impl Calls {
             local,
             calls: Vec::new(),
             forwarded: HashMap::new(),
+            ports,
         }
     }
 
@@ -105,8 +113,22 @@ impl Calls {
             .any(|c| c.callee == number || c.caller == number)
     }
 
+    /// Anchor this call's media in the relay? `media.relay`: always, never, or auto —
+    /// direct only when the caller's media and the callee's phone are on the private networks.
+    fn relay_wanted(&self, offer: &[u8], callee: &Peer) -> bool {
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        let mode = db.setting("media.relay").unwrap_or_default();
+        let private = db.setting("media.private_networks").unwrap_or_default();
+        let inside = |ip: std::net::IpAddr| matches!(ip, std::net::IpAddr::V4(v4) if stations::settings::whitelisted(&private, v4));
+        match mode.as_str() {
+            "always" => true,
+            "never" => false,
+            _ => !(sdp_address(offer).is_some_and(|a| inside(a.ip())) && inside(callee.addr.ip())),
+        }
+    }
+
     /// A new INVITE (no To tag).
-    pub fn on_invite(&mut self, key: TsxKey, request: Request, peer: Peer) {
+    pub async fn on_invite(&mut self, key: TsxKey, request: Request, peer: Peer) {
         let tag = build::new_tag();
         let callee = user_of(&request.uri);
         let caller = from_user(&request);
@@ -160,7 +182,26 @@ impl Calls {
         if let Some(ct) = request.headers.get_raw(&Name::CONTENT_TYPE).next() {
             invite.headers.insert(Name::CONTENT_TYPE, ct.clone());
         }
-        invite.body = request.body.clone();
+        let relay = if !request.body.is_empty() && self.relay_wanted(&request.body, &b_peer) {
+            match Relay::start(&self.ports, self.local.ip()).await {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    return self.reply(
+                        &key,
+                        &request,
+                        503,
+                        "Service Unavailable (no media ports)",
+                        &tag,
+                    );
+                }
+            }
+        } else {
+            None
+        };
+        invite.body = match &relay {
+            Some(r) => rewrite_sdp(&offer_both_laws(&request.body), r.ip, r.port_b).into(),
+            None => request.body.clone(),
+        };
         let Ok(b_key) = self.ep.send_request(invite.clone(), b_peer) else {
             return self.reply(&key, &request, 500, "Server Internal Error", &tag);
         };
@@ -176,6 +217,7 @@ impl Calls {
             b_key,
             b_peer,
             b_dialog: None,
+            relay,
             a_acked: None,
             answered: false,
         });
@@ -190,11 +232,35 @@ impl Calls {
             return;
         }
         // The final answer to a forwarded request goes back to the side that asked.
-        let Some((their_key, request)) = self.forwarded.remove(&key) else {
+        let Some((their_key, request, call_key, side)) = self.forwarded.remove(&key) else {
             return;
         };
         let mut r = request.make_response(response.status, &response.reason);
         r.body = response.body.clone();
+        if let Some(c) = self.calls.iter().find(|c| c.a_key == call_key)
+            && let Some(relay) = &c.relay
+            && !response.body.is_empty()
+        {
+            // The answer to a forwarded re-INVITE: the asker sees the relay, and the relay
+            // learns both phones' new addresses.
+            let asker_port = if side == Side::A {
+                relay.port_a
+            } else {
+                relay.port_b
+            };
+            let (asker_sdp, answer_sdp) = (sdp_address(&request.body), sdp_address(&response.body));
+            r.body = rewrite_sdp(&response.body, relay.ip, asker_port).into();
+            let (a, b) = if side == Side::A {
+                (asker_sdp, answer_sdp)
+            } else {
+                (answer_sdp, asker_sdp)
+            };
+            relay.set_targets(Targets {
+                a,
+                b,
+                transcode: Transcode::None,
+            });
+        }
         for v in response.headers.get_raw(&Name::CONTENT_TYPE) {
             r.headers.insert(Name::CONTENT_TYPE, v.clone());
         }
@@ -211,6 +277,17 @@ impl Calls {
         let mut to_a = c.a_invite.make_response(status, &response.reason);
         to_a.set_to_tag(&c.a_tag);
         to_a.body = response.body.clone();
+        if let Some(r) = &c.relay
+            && !response.body.is_empty()
+        {
+            let (body, transcode) = answer_for_a(&c.a_invite.body, &response.body);
+            to_a.body = rewrite_sdp(&body, r.ip, r.port_a).into();
+            r.set_targets(Targets {
+                a: sdp_address(&c.a_invite.body),
+                b: sdp_address(&response.body),
+                transcode,
+            });
+        }
         if let Some(ct) = response.headers.get_raw(&Name::CONTENT_TYPE).next() {
             to_a.headers.insert(Name::CONTENT_TYPE, ct.clone());
         }
@@ -318,6 +395,7 @@ impl Calls {
             request.method.clone(),
             &build::via_value(other_peer.transport, self.local, &build::new_branch()),
         );
+        let call_key = self.calls[i].a_key.clone();
         fwd.headers
             .insert(Name::CONTACT, format!("<sip:pbx@{}>", self.local));
         for name in [Name::CONTENT_TYPE, Name::from("Session-Expires")] {
@@ -326,10 +404,17 @@ impl Calls {
             }
         }
         fwd.body = request.body.clone();
+        if let Some(r) = &self.calls[i].relay
+            && !request.body.is_empty()
+        {
+            // A re-INVITE (hold, resume): the other phone sees the relay's port for its leg.
+            let port = if side == Side::A { r.port_b } else { r.port_a };
+            fwd.body = rewrite_sdp(&request.body, r.ip, port).into();
+        }
         let bye = request.method == Method::Bye;
         match self.ep.send_request(fwd, other_peer) {
             Ok(ck) => {
-                self.forwarded.insert(ck, (key, request));
+                self.forwarded.insert(ck, (key, request, call_key, side));
             }
             Err(_) => {
                 let _ = self
@@ -384,4 +469,44 @@ fn retransmit_2xx(ep: Arc<Endpoint>, peer: Peer, ok: Response, mut acked: onesho
             interval = (interval * 2).min(Duration::from_secs(4));
         }
     });
+}
+
+/// The answer A sees for B's answer `b`: when B chose the G.711 law A did not offer, the
+/// answer names A's law and the relay transcodes.
+fn answer_for_a(a_offer: &[u8], b: &[u8]) -> (Vec<u8>, Transcode) {
+    let a_pts = sdp_payloads(a_offer);
+    let chosen = sdp_payloads(b).first().copied();
+    let swap = |from: u8, to: u8, name: &str| {
+        let text = String::from_utf8_lossy(b);
+        let out: String = text
+            .lines()
+            .map(|l| {
+                let l = l.trim_end_matches('\r');
+                if let Some(rest) = l.strip_prefix("m=audio ") {
+                    let mut parts: Vec<String> =
+                        rest.split_whitespace().map(str::to_string).collect();
+                    for p in parts.iter_mut().skip(2) {
+                        if *p == from.to_string() {
+                            *p = to.to_string();
+                        }
+                    }
+                    format!("m=audio {}\r\n", parts.join(" "))
+                } else if l.starts_with(&format!("a=rtpmap:{from} ")) {
+                    format!("a=rtpmap:{to} {name}/8000\r\n")
+                } else {
+                    format!("{l}\r\n")
+                }
+            })
+            .collect();
+        out.into_bytes()
+    };
+    match chosen {
+        Some(8) if a_pts.contains(&0) && !a_pts.contains(&8) => {
+            (swap(8, 0, "PCMU"), Transcode::UlawToAlaw)
+        }
+        Some(0) if a_pts.contains(&8) && !a_pts.contains(&0) => {
+            (swap(0, 8, "PCMA"), Transcode::AlawToUlaw)
+        }
+        _ => (b.to_vec(), Transcode::None),
+    }
 }

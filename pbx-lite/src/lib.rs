@@ -5,9 +5,11 @@
 //!
 //! ## Brief overview
 //! - [`registrar`]: pure registrar with digest auth and the OfficeServ protections.
-//! - [`calls`]: back-to-back calls between stations (direct media).
+//! - [`calls`]: back-to-back calls between stations, direct or through [`relay`].
+//! - [`relay`]: the media relay (latching, RTCP, μ/A-law transcoding).
 //! - [`server`]: the SIP driver (endpoint, registrar, persistence, access log).
 
 pub mod calls;
 pub mod registrar;
+pub mod relay;
 pub mod server;

@@ -36,6 +36,9 @@ enum Cmd {
         /// Do not run the provisioning servers.
         #[arg(long)]
         no_provisioning: bool,
+        /// UDP ports for the media relay.
+        #[arg(long, default_value = "10000-20000")]
+        rtp_ports: String,
     },
     #[command(subcommand)]
     Station(StationCmd),
@@ -135,7 +138,15 @@ fn run(cli: Cli) -> Result<()> {
             http,
             tftp,
             no_provisioning,
+            rtp_ports,
         } => {
+            let (lo, hi) = rtp_ports
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?)))
+                .filter(|(a, b)| a < b)
+                .with_context(|| {
+                    format!("--rtp-ports {rtp_ports:?}: expected LO-HI, e.g. 10000-20000")
+                })?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let db = Arc::new(Mutex::new(Db::open(&cli.db)?));
@@ -160,7 +171,7 @@ fn run(cli: Cli) -> Result<()> {
                         format!(", TFTP on {tftp}, HTTP on {http}")
                     }
                 );
-                pbx_lite::server::run(db, sip).await
+                pbx_lite::server::run(db, sip, (lo, hi)).await
             })?;
         }
     }

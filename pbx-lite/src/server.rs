@@ -54,7 +54,7 @@ fn algorithms(db: &Db) -> Vec<DigestAlgorithm> {
 }
 
 /// Runs the PBX's SIP side on `sip` (UDP and TCP) until the task is dropped.
-pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr) -> anyhow::Result<()> {
+pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> anyhow::Result<()> {
     let registrar = {
         let d = db.lock().unwrap_or_else(|e| e.into_inner());
         let mut r = Registrar::new("office", rand::random(), algorithms(&d));
@@ -74,7 +74,8 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr) -> anyhow::Result<()> {
     let bound = ep
         .local_addr(sip::transaction::TransportKind::Udp)
         .unwrap_or(sip);
-    let mut calls = Calls::new(ep.clone(), registrar.clone(), db.clone(), bound);
+    let ports = Arc::new(crate::relay::PortRange::new(rtp_ports.0, rtp_ports.1));
+    let mut calls = Calls::new(ep.clone(), registrar.clone(), db.clone(), bound, ports);
     // Lapsed registrations are dropped (and forgotten on disk) every ten seconds.
     {
         let (db, registrar) = (db.clone(), registrar.clone());
@@ -108,7 +109,7 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr) -> anyhow::Result<()> {
         }
         let response = match request.method {
             Method::Invite => {
-                calls.on_invite(key.clone(), request, peer);
+                calls.on_invite(key.clone(), request, peer).await;
                 continue;
             }
             Method::Register => {

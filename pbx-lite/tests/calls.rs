@@ -1,5 +1,5 @@
-//! Calls through `pbx-lite serve` between two real phones (issue #5, must-show 1, direct
-//! media): two baresip instances register with digest auth as stations 201 and 202, 201
+//! Calls through `pbx-lite serve` between two real phones (issue #5, must-show 1), once with
+//! direct media and once anchored in the relay: two baresip instances register with digest auth as stations 201 and 202, 201
 //! calls 202, each plays its own tone (440 Hz and 600 Hz) and records what it hears; each
 //! recording must hold the other's tone; hanging up ends the call on both phones.
 #![allow(clippy::unwrap_used)]
@@ -55,6 +55,16 @@ fn recorded(b: &Baresip) -> Vec<i16> {
 
 #[test]
 fn two_baresips_call_through_the_pbx_with_direct_media() {
+    call_between_two_baresips("never");
+}
+
+#[test]
+fn two_baresips_call_through_the_pbx_anchored_in_the_relay() {
+    call_between_two_baresips("always");
+}
+
+/// `relay`: the `media.relay` setting for the call.
+fn call_between_two_baresips(relay: &str) {
     if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
         return;
     }
@@ -86,11 +96,14 @@ fn two_baresips_call_through_the_pbx_with_direct_media() {
             &format!("Pw-{n}-secret"),
         ]);
     }
+    cli(&["settings", "set", "media.relay", relay]);
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    let rtp_lo = 30000 + (port % 1000) * 20;
+    let rtp_ports = format!("{rtp_lo}-{}", rtp_lo + 19);
     let _pbx = Kill(
         Command::new(PBX)
             .arg("--db")
@@ -100,6 +113,8 @@ fn two_baresips_call_through_the_pbx_with_direct_media() {
                 "--sip",
                 &format!("127.0.0.1:{port}"),
                 "--no-provisioning",
+                "--rtp-ports",
+                &rtp_ports,
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -142,7 +157,23 @@ fn two_baresips_call_through_the_pbx_with_direct_media() {
     let (heard_a, heard_b) = (recorded(&a), recorded(&b));
     let fa = dominant_frequency(&heard_a[4000..heard_a.len().min(20000)], 8000);
     let fb = dominant_frequency(&heard_b[4000..heard_b.len().min(20000)], 8000);
-    eprintln!("201 heard {fa:.1} Hz, 202 heard {fb:.1} Hz");
+    eprintln!("{relay}: 201 heard {fa:.1} Hz, 202 heard {fb:.1} Hz");
+    // Where each phone's media came from: the other phone, or a relay port of the PBX.
+    for phone in [&a, &b] {
+        let log = phone.log();
+        let from: u16 = log
+            .split("receiving from 127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no media source in\n{log}"));
+        let relayed = (rtp_lo..rtp_lo + 20).contains(&from);
+        assert_eq!(
+            relayed,
+            relay == "always",
+            "{relay}: media from port {from}"
+        );
+    }
     assert!((fa - 600.0).abs() <= 5.0, "201 heard {fa} Hz\n{}", a.log());
     assert!((fb - 440.0).abs() <= 5.0, "202 heard {fb} Hz\n{}", b.log());
 }

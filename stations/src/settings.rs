@@ -193,6 +193,18 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "shortest registration accepted (Min-Expires)",
     ),
     (
+        "media.relay",
+        "auto",
+        Kind::OneOf(&["auto", "always", "never"]),
+        "anchor calls' media in the PBX relay: auto = unless both phones are on the private networks",
+    ),
+    (
+        "media.private_networks",
+        "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
+        Kind::Networks,
+        "the office's own networks (OfficeServ Private IP Address): phones on them talk directly",
+    ),
+    (
         "firmware.cisco-7940",
         "",
         Kind::Text,
