@@ -63,17 +63,21 @@ fn two_baresips_call_through_the_pbx_anchored_in_the_relay() {
     call_between_two_baresips("always");
 }
 
-/// `relay`: the `media.relay` setting for the call.
-fn call_between_two_baresips(relay: &str) {
-    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("office.db");
-    let cli = |args: &[&str]| {
+/// A running office: pbx-lite with stations 201 and 202, and a baresip phone for each.
+struct Office {
+    dir: tempfile::TempDir,
+    port: u16,
+    rtp_lo: u16,
+    pbx: Option<Kill>,
+    a: Baresip,
+    b: Baresip,
+}
+
+impl Office {
+    fn cli(&self, args: &[&str]) -> std::process::Output {
         let o = Command::new(PBX)
             .arg("--db")
-            .arg(&db)
+            .arg(self.dir.path().join("office.db"))
             .args(args)
             .output()
             .unwrap();
@@ -83,97 +87,172 @@ fn call_between_two_baresips(relay: &str) {
             String::from_utf8_lossy(&o.stderr)
         );
         o
-    };
-    for n in ["201", "202"] {
-        cli(&[
-            "station",
-            "add",
-            "--number",
-            n,
-            "--user-id",
-            &format!("u{n}"),
-            "--password",
-            &format!("Pw-{n}-secret"),
-        ]);
     }
-    cli(&["settings", "set", "media.relay", relay]);
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let rtp_lo = 30000 + (port % 1000) * 20;
-    let rtp_ports = format!("{rtp_lo}-{}", rtp_lo + 19);
-    let _pbx = Kill(
-        Command::new(PBX)
-            .arg("--db")
-            .arg(&db)
-            .args([
-                "serve",
-                "--sip",
-                &format!("127.0.0.1:{port}"),
-                "--no-provisioning",
-                "--rtp-ports",
-                &rtp_ports,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("pbx-lite", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    let phone = |n: &str, freq: f32| {
-        let wav = dir.path().join(format!("tone{n}.wav"));
-        tone(&wav, freq);
-        let n = n.to_string();
-        Baresip::start_with(&wav, move |_| {
-            format!("<sip:{n}@127.0.0.1:{port}>;auth_user=u{n};auth_pass=Pw-{n}-secret;answermode=auto;audio_codecs=PCMU;regint=600")
-        })
-        .unwrap()
-    };
-    let (a, b) = (phone("201", 440.0), phone("202", 600.0));
-    wait_for("both registered", Duration::from_secs(10), || {
-        let v: serde_json::Value =
-            serde_json::from_slice(&cli(&["status", "--json"]).stdout).unwrap();
-        v.as_array()
+
+    fn start_pbx(dir: &std::path::Path, port: u16, rtp_lo: u16) -> Kill {
+        let k = Kill(
+            Command::new(PBX)
+                .arg("--db")
+                .arg(dir.join("office.db"))
+                .args([
+                    "serve",
+                    "--sip",
+                    &format!("127.0.0.1:{port}"),
+                    "--no-provisioning",
+                ])
+                .args(["--rtp-ports", &format!("{rtp_lo}-{}", rtp_lo + 19)])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for("pbx-lite", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        k
+    }
+
+    /// pbx-lite with `media.relay = relay`, and both phones registered.
+    fn start(relay: &str) -> Office {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("office.db");
+        let cli = |args: &[&str]| {
+            let o = Command::new(PBX)
+                .arg("--db")
+                .arg(&db)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        for n in ["201", "202"] {
+            cli(&[
+                "station",
+                "add",
+                "--number",
+                n,
+                "--user-id",
+                &format!("u{n}"),
+                "--password",
+                &format!("Pw-{n}-secret"),
+            ]);
+        }
+        cli(&["settings", "set", "media.relay", relay]);
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
-            .iter()
-            .all(|r| r["registered"] == true)
-    });
-    a.command("/dial 202\n").unwrap();
-    wait_for("the call", Duration::from_secs(10), || {
-        a.log().contains("Call established") && b.log().contains("Call established")
-    });
-    std::thread::sleep(Duration::from_secs(3));
-    a.command("/hangup\n").unwrap();
-    wait_for("both back to idle", Duration::from_secs(10), || {
-        a.log().contains("terminated") && b.log().contains("terminated")
-    });
-    wait_for("recordings", Duration::from_secs(5), || {
-        recorded(&a).len() > 16000 && recorded(&b).len() > 16000
-    });
-    let (heard_a, heard_b) = (recorded(&a), recorded(&b));
-    let fa = dominant_frequency(&heard_a[4000..heard_a.len().min(20000)], 8000);
-    let fb = dominant_frequency(&heard_b[4000..heard_b.len().min(20000)], 8000);
+            .local_addr()
+            .unwrap()
+            .port();
+        let rtp_lo = 30000 + (port % 1000) * 20;
+        let pbx = Office::start_pbx(dir.path(), port, rtp_lo);
+        let phone = |n: &str, freq: f32| {
+            let wav = dir.path().join(format!("tone{n}.wav"));
+            tone(&wav, freq);
+            let n = n.to_string();
+            Baresip::start_with(&wav, move |_| {
+                format!("<sip:{n}@127.0.0.1:{port}>;auth_user=u{n};auth_pass=Pw-{n}-secret;answermode=auto;audio_codecs=PCMU;regint=600")
+            })
+            .unwrap()
+        };
+        let (a, b) = (phone("201", 440.0), phone("202", 600.0));
+        let office = Office {
+            dir,
+            port,
+            rtp_lo,
+            pbx: Some(pbx),
+            a,
+            b,
+        };
+        wait_for("both registered", Duration::from_secs(10), || {
+            let v: serde_json::Value =
+                serde_json::from_slice(&office.cli(&["status", "--json"]).stdout).unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["registered"] == true)
+        });
+        office
+    }
+
+    /// 201 calls 202 for three seconds and hangs up; returns what each heard (Hz) and the
+    /// port each received media from.
+    fn call(&self) -> ((f32, u16), (f32, u16)) {
+        self.a.command("/dial 202\n").unwrap();
+        wait_for("the call", Duration::from_secs(10), || {
+            self.a.log().contains("Call established") && self.b.log().contains("Call established")
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        self.a.command("/hangup\n").unwrap();
+        wait_for("both back to idle", Duration::from_secs(10), || {
+            self.a.log().contains("terminated") && self.b.log().contains("terminated")
+        });
+        wait_for("recordings", Duration::from_secs(5), || {
+            recorded(&self.a).len() > 16000 && recorded(&self.b).len() > 16000
+        });
+        let measure = |phone: &Baresip| {
+            let heard = recorded(phone);
+            let f = dominant_frequency(&heard[4000..heard.len().min(20000)], 8000);
+            let log = phone.log();
+            let from: u16 = log
+                .split("receiving from 127.0.0.1:")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no media source in\n{log}"));
+            (f, from)
+        };
+        (measure(&self.a), measure(&self.b))
+    }
+}
+
+/// `relay`: the `media.relay` setting for the call.
+fn call_between_two_baresips(relay: &str) {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let o = Office::start(relay);
+    let ((fa, from_a), (fb, from_b)) = o.call();
     eprintln!("{relay}: 201 heard {fa:.1} Hz, 202 heard {fb:.1} Hz");
-    // Where each phone's media came from: the other phone, or a relay port of the PBX.
-    for phone in [&a, &b] {
-        let log = phone.log();
-        let from: u16 = log
-            .split("receiving from 127.0.0.1:")
-            .nth(1)
-            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no media source in\n{log}"));
-        let relayed = (rtp_lo..rtp_lo + 20).contains(&from);
+    assert!(
+        (fa - 600.0).abs() <= 5.0,
+        "201 heard {fa} Hz\n{}",
+        o.a.log()
+    );
+    assert!(
+        (fb - 440.0).abs() <= 5.0,
+        "202 heard {fb} Hz\n{}",
+        o.b.log()
+    );
+    for from in [from_a, from_b] {
+        let relayed = (o.rtp_lo..o.rtp_lo + 20).contains(&from);
         assert_eq!(
             relayed,
             relay == "always",
             "{relay}: media from port {from}"
         );
     }
-    assert!((fa - 600.0).abs() <= 5.0, "201 heard {fa} Hz\n{}", a.log());
-    assert!((fb - 440.0).abs() <= 5.0, "202 heard {fb} Hz\n{}", b.log());
+}
+
+#[test]
+fn kill_9_then_restart_calls_connect_without_registering_again() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let mut o = Office::start("always");
+    let registrations =
+        |o: &Office| o.a.log().matches("200 OK").count() + o.b.log().matches("200 OK").count();
+    let before = registrations(&o);
+    assert!(before >= 2, "each phone logged its registration (200 OK)");
+    drop(o.pbx.take()); // SIGKILL
+    o.pbx = Some(Office::start_pbx(o.dir.path(), o.port, o.rtp_lo));
+    let ((fa, _), (fb, _)) = o.call();
+    assert!(
+        (fa - 600.0).abs() <= 5.0 && (fb - 440.0).abs() <= 5.0,
+        "{fa} {fb}"
+    );
+    assert_eq!(registrations(&o), before, "no phone registered again");
 }
