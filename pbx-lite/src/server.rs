@@ -101,6 +101,12 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> 
             }
             _ => continue,
         };
+        if request.method != Method::Ack
+            && let Some(refusal) = refuse(&request)
+        {
+            let _ = ep.send_response(&key, &refusal);
+            continue;
+        }
         if request.to_tag().is_some()
             && !matches!(request.method, Method::Register | Method::Options)
         {
@@ -138,6 +144,70 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> 
         }
     }
     Ok(())
+}
+
+/// What the PBX refuses before routing (RFC 3261 §8.2, §16.3): an unknown URI scheme (416),
+/// Max-Forwards 0 (483), an extension it does not support (420), an INVITE body it cannot read
+/// (415), or an Accept it cannot satisfy (406).
+fn refuse(request: &Request) -> Option<sip::Response> {
+    if matches!(request.uri, sip::Uri::Other(_)) {
+        return Some(tagged(request, 416, "Unsupported URI Scheme"));
+    }
+    let max_forwards = request
+        .headers
+        .get_raw(&Name::MAX_FORWARDS)
+        .next()
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    if max_forwards == Some(0) && request.method != Method::Register {
+        return Some(tagged(request, 483, "Too Many Hops"));
+    }
+    let unsupported: Vec<String> = [Name::REQUIRE, Name::PROXY_REQUIRE]
+        .iter()
+        .flat_map(|n| {
+            request.headers.get_raw(n).flat_map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .filter(|o| !o.is_empty())
+        .collect();
+    if !unsupported.is_empty() {
+        let mut r = tagged(request, 420, "Bad Extension");
+        r.headers.insert(Name::UNSUPPORTED, unsupported.join(", "));
+        return Some(r);
+    }
+    if request.method == Method::Invite {
+        let content_type = request
+            .headers
+            .get_raw(&Name::CONTENT_TYPE)
+            .next()
+            .map(|v| v.to_ascii_lowercase());
+        if !request.body.is_empty()
+            && !content_type
+                .as_deref()
+                .is_some_and(|c| c.starts_with("application/sdp"))
+        {
+            let mut r = tagged(request, 415, "Unsupported Media Type");
+            r.headers.insert(Name::ACCEPT, "application/sdp");
+            return Some(r);
+        }
+        let accept: Vec<String> = request
+            .headers
+            .get_raw(&Name::ACCEPT)
+            .map(|v| v.to_ascii_lowercase())
+            .collect();
+        if !accept.is_empty()
+            && !accept.iter().any(|a| {
+                a.contains("application/sdp") || a.contains("*/*") || a.contains("application/*")
+            })
+        {
+            let mut r = tagged(request, 406, "Not Acceptable");
+            r.headers.insert(Name::ACCEPT, "application/sdp");
+            return Some(r);
+        }
+    }
+    None
 }
 
 fn tagged(request: &Request, status: u16, reason: &str) -> sip::Response {

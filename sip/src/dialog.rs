@@ -25,12 +25,13 @@ pub struct DialogId {
 impl DialogId {
     /// The dialog a received request belongs to, seen from us (the UAS side of it).
     pub fn of_request(request: &Request) -> Option<Self> {
-        let from: FromTo = request.headers.get(Name::FROM).ok()?;
-        let to: FromTo = request.headers.get(Name::TO).ok()?;
         Some(DialogId {
             call_id: call_id(request)?,
-            local_tag: to.tag?.to_string(),
-            remote_tag: from.tag.map(|t| t.to_string()).unwrap_or_default(),
+            local_tag: request.to_tag()?.to_string(),
+            remote_tag: request
+                .from_tag()
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
         })
     }
 }

@@ -79,6 +79,40 @@ impl fmt::Display for NameAddrHeader {
     }
 }
 
+/// The `tag` parameter of a From/To value, read without the full name-addr grammar, so that
+/// odd but legal display names (`"J Rosenberg \\\""`, RFC 4475 §3.1.1.1) never hide it.
+/// Parameters start after the `>` of a name-addr, or after the addr-spec.
+pub fn tag(value: &str) -> Option<String> {
+    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    let mut params_at = None;
+    for (i, c) in value.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted && angle => {
+                params_at = Some(i + 1);
+                break;
+            }
+            ';' if !quoted && !angle => {
+                params_at = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    value[params_at?..].split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("tag")
+            .then(|| v.trim().to_string())
+    })
+}
+
 /// `Diversion` header name (RFC 5806).
 pub fn diversion_name() -> Name {
     Name::from("Diversion")
@@ -102,6 +136,25 @@ mod tests {
         assert!("36893488147419103232 REGISTER".parse::<CSeq>().is_err());
         assert!("1".parse::<CSeq>().is_err());
         assert!("1 INVITE x".parse::<CSeq>().is_err());
+    }
+
+    #[test]
+    fn tags_behind_odd_display_names() {
+        assert_eq!(
+            tag("\"J Rosenberg \\\\\\\"\"  <sip:j@x> ; tag = 98asjd8").as_deref(),
+            Some("98asjd8")
+        );
+        assert_eq!(tag("sip:a@b;tag=1;x=2").as_deref(), Some("1"));
+        assert_eq!(
+            tag("<sip:a@b;tag=no>").as_deref(),
+            None,
+            "a URI parameter is not the tag"
+        );
+        assert_eq!(
+            tag("\"a;tag=no\" <sip:a@b>;tag=yes").as_deref(),
+            Some("yes")
+        );
+        assert_eq!(tag("<sip:a@b>"), None);
     }
 
     #[test]

@@ -251,7 +251,14 @@ impl Request {
 
     /// The To tag, if any.
     pub fn to_tag(&self) -> Option<BytesStr> {
-        self.headers.get::<FromTo>(Name::TO).ok()?.tag
+        let raw = self.headers.get_raw(&Name::TO).next()?;
+        crate::headers::tag(raw).map(BytesStr::from)
+    }
+
+    /// The From tag, if any.
+    pub fn from_tag(&self) -> Option<BytesStr> {
+        let raw = self.headers.get_raw(&Name::FROM).next()?;
+        crate::headers::tag(raw).map(BytesStr::from)
     }
 }
 

@@ -2,13 +2,14 @@
 //!
 //! - Client side (§17.1.3): the top Via branch and the CSeq method.
 //! - Server side (§17.2.3): branch, sent-by and method when the branch carries the RFC 3261
-//!   magic cookie `z9hG4bK`, with ACK counted as INVITE; otherwise the RFC 2543 fallback of
-//!   Request-URI, From tag, Call-ID, CSeq number and top Via.
+//!   magic cookie `z9hG4bK`, with ACK counted as INVITE — and the Call-ID and CSeq number,
+//!   which never differ for a true retransmission, ACK or CANCEL but tell apart new requests
+//!   from clients that reuse a branch (RFC 4475's cparam01/cparam02 do); otherwise the RFC 2543
+//!   fallback of Request-URI, From tag, Call-ID, CSeq number and top Via.
 
 use crate::message::{Request, Response};
 use crate::method::Method;
 use ezk_sip_types::Name;
-use ezk_sip_types::header::typed::FromTo;
 
 /// The RFC 3261 branch prefix.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -24,6 +25,10 @@ pub enum TsxKey {
         branch: String,
         sent_by: String,
         method: Method,
+        /// Not part of RFC 3261's rule, but equal in every retransmission, ACK and CANCEL of
+        /// a request: keeps clients that reuse a branch for new requests from colliding.
+        call_id: String,
+        cseq: u32,
     },
     /// A server transaction for a request without the magic cookie (RFC 2543 peers).
     Server2543 {
@@ -74,12 +79,17 @@ impl TsxKey {
                 sent_by: format!("{}:{}", via.sent_by.host, via.sent_by.port.unwrap_or(0))
                     .to_ascii_lowercase(),
                 method,
+                call_id: request.headers.get_raw(&Name::CALL_ID).next()?.to_string(),
+                cseq: request.cseq()?.seq,
             }),
             _ => {
-                let from: FromTo = request.headers.get(Name::FROM).ok()?;
+                request.headers.get_raw(&Name::FROM).next()?;
                 Some(TsxKey::Server2543 {
                     request_uri: request.uri.to_string(),
-                    from_tag: from.tag.map(|t| t.to_string()).unwrap_or_default(),
+                    from_tag: request
+                        .from_tag()
+                        .map(|t| t.to_string())
+                        .unwrap_or_default(),
                     call_id: request.headers.get_raw(&Name::CALL_ID).next()?.to_string(),
                     cseq: request.cseq()?.seq,
                     via: request.headers.get_raw(&Name::VIA).next()?.to_string(),

@@ -14,7 +14,6 @@ use crate::message::{Message, Request, Response};
 use crate::method::Method;
 use bytes::Bytes;
 use ezk_sip_types::Name;
-use ezk_sip_types::header::typed::FromTo;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Instant;
@@ -436,13 +435,11 @@ impl<R> Output<R> {
 }
 
 fn merge_key(request: &Request) -> Option<MergeKey> {
-    let to: FromTo = request.headers.get(Name::TO).ok()?;
-    if to.tag.is_some() {
+    if request.to_tag().is_some() {
         return None; // in-dialog requests are never merged
     }
-    let from: FromTo = request.headers.get(Name::FROM).ok()?;
     Some((
-        from.tag?.to_string(),
+        request.from_tag()?.to_string(),
         request.headers.get_raw(&Name::CALL_ID).next()?.to_string(),
         request.cseq()?.seq,
         request.method.clone(),

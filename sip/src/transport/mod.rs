@@ -113,7 +113,14 @@ impl Transport {
         match peer.transport {
             TransportKind::Udp => {
                 let sock = self.udp.as_ref().ok_or_else(|| closed("no UDP socket"))?;
-                sock.send_to(&bytes, peer.addr).await.map(|_| ())
+                // An ICMP port-unreachable for an earlier datagram (a phone that went away)
+                // surfaces as ECONNREFUSED on the next send: it is not this send's failure.
+                match sock.send_to(&bytes, peer.addr).await {
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                        sock.send_to(&bytes, peer.addr).await.map(|_| ())
+                    }
+                    r => r.map(|_| ()),
+                }
             }
             TransportKind::Tcp | TransportKind::Tls => {
                 let existing = self.connection(&peer);
