@@ -326,6 +326,8 @@ fn silent_mode_and_whitelist() {
     }
     let p = pbx(1);
     p.cli(&["settings", "set", "security.failed_response", "silent"]);
+    // Each silent exchange waits 1.5 s for nothing: the block must outlast them.
+    p.cli(&["settings", "set", "security.register_block_seconds", "30"]);
     let c = Client::new("127.0.0.3", p.port);
     for _ in 0..4 {
         assert_eq!(c.register("2000", "u2000", "wrong-pass"), Some(401));
