@@ -130,7 +130,7 @@ impl Calls {
     /// A new INVITE (no To tag).
     pub async fn on_invite(&mut self, key: TsxKey, request: Request, peer: Peer) {
         let tag = build::new_tag();
-        let callee = user_of(&request.uri);
+        let mut callee = user_of(&request.uri);
         let caller = from_user(&request);
         let known = self
             .db
@@ -141,11 +141,33 @@ impl Calls {
         if !known {
             return self.reply(&key, &request, 404, "Not Found", &tag);
         }
-        let bindings = self
-            .registrar
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .lookup(&callee, SystemTime::now());
+        let lookup = |n: &str| {
+            self.registrar
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .lookup(n, SystemTime::now())
+        };
+        let mut bindings = lookup(&callee);
+        // Call forwarding Unreachable (OfficeServ): a station that is not registered sends its
+        // calls to the station it names, and the INVITE says who forwarded (RFC 5806).
+        let mut diverted_from = None;
+        if bindings.is_empty() {
+            let target = self
+                .db
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&callee)
+                .ok()
+                .and_then(|s| s.cf_unreachable);
+            if let Some(t) = target
+                && t != callee
+            {
+                bindings = lookup(&t);
+                if !bindings.is_empty() {
+                    diverted_from = Some(std::mem::replace(&mut callee, t));
+                }
+            }
+        }
         let Some(b) = bindings.first() else {
             return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
         };
@@ -181,6 +203,12 @@ impl Calls {
         }
         if let Some(ct) = request.headers.get_raw(&Name::CONTENT_TYPE).next() {
             invite.headers.insert(Name::CONTENT_TYPE, ct.clone());
+        }
+        if let Some(from) = &diverted_from {
+            invite.headers.insert(
+                sip::headers::diversion_name(),
+                format!("<sip:{from}@{}>;reason=unavailable;counter=1", local.ip()),
+            );
         }
         let relay = if !request.body.is_empty() && self.relay_wanted(&request.body, &b_peer) {
             match Relay::start(&self.ports, self.local.ip()).await {

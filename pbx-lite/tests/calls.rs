@@ -181,7 +181,12 @@ impl Office {
     /// 201 calls 202 for three seconds and hangs up; returns what each heard (Hz) and the
     /// port each received media from.
     fn call(&self) -> ((f32, u16), (f32, u16)) {
-        self.a.command("/dial 202\n").unwrap();
+        self.call_to("202")
+    }
+
+    /// Like [`Office::call`], dialling `number` (which must reach phone b).
+    fn call_to(&self, number: &str) -> ((f32, u16), (f32, u16)) {
+        self.a.command(&format!("/dial {number}\n")).unwrap();
         wait_for("the call", Duration::from_secs(10), || {
             self.a.log().contains("Call established") && self.b.log().contains("Call established")
         });
@@ -255,4 +260,30 @@ fn kill_9_then_restart_calls_connect_without_registering_again() {
         "{fa} {fb}"
     );
     assert_eq!(registrations(&o), before, "no phone registered again");
+}
+
+#[test]
+fn call_forwarding_unreachable_rings_the_named_station() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let o = Office::start("never");
+    // 204 has no phone; its unreachable calls go to 202.
+    o.cli(&[
+        "station",
+        "add",
+        "--number",
+        "204",
+        "--user-id",
+        "u204",
+        "--password",
+        "Pw-204-secret",
+        "--set",
+        "cf_unreachable=202",
+    ]);
+    let ((fa, _), (fb, _)) = o.call_to("204");
+    assert!(
+        (fa - 600.0).abs() <= 5.0 && (fb - 440.0).abs() <= 5.0,
+        "{fa} {fb}"
+    );
 }
