@@ -138,6 +138,28 @@ impl Calls {
             .unwrap_or_else(|e| e.into_inner())
             .get(&callee)
             .is_ok();
+        if self
+            .db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .setting("security.invite_auth")
+            .unwrap_or_default()
+            != "never"
+        {
+            let verdict = {
+                let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+                let dir = crate::server::DbDirectory(&db);
+                self.registrar
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .authorize_invite(SystemTime::now(), &request, &dir)
+            };
+            if let Err(mut refusal) = verdict {
+                refusal.set_to_tag(&tag);
+                let _ = self.ep.send_response(&key, &refusal);
+                return;
+            }
+        }
         if !known {
             return self.reply(&key, &request, 404, "Not Found", &tag);
         }

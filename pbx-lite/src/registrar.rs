@@ -164,6 +164,51 @@ impl Registrar {
         }
     }
 
+    /// Authenticates an INVITE as coming from the station its From names: `Ok` with the
+    /// station number, or the response to send — a `407` challenge, or `403` for wrong
+    /// credentials (the same for an unknown station).
+    pub fn authorize_invite(
+        &mut self,
+        now: SystemTime,
+        request: &Request,
+        dir: &impl Directory,
+    ) -> Result<String, Response> {
+        let caller = request
+            .headers
+            .get::<FromTo>(Name::FROM)
+            .ok()
+            .and_then(|f| match f.uri.uri.user_part {
+                sip::types::uri::SipUriUserPart::User(u) => Some(u.to_string()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let station = dir.by_number(&caller);
+        let tag = format!("{:x}", rand::random::<u64>());
+        match self.verifier.verify(now, request, true, |user| {
+            station
+                .as_ref()
+                .filter(|s| s.user_id == user)
+                .map(|s| s.password.clone())
+        }) {
+            Verdict::Authorized { .. } if station.is_some() => Ok(caller),
+            Verdict::Stale => Err(self.verifier.challenge(now, request, true, true, &tag)),
+            Verdict::Denied(Denied::NoCredentials | Denied::BadNonce | Denied::WrongRealm) => {
+                Err(self.verifier.challenge(now, request, false, true, &tag))
+            }
+            _ => {
+                self.access.push(Access {
+                    at: unix(now),
+                    address: String::new(),
+                    caller: caller.clone(),
+                    reason: "INVITE with wrong credentials".into(),
+                });
+                let mut r = request.make_response(403, "Forbidden");
+                r.set_to_tag(&tag);
+                Err(r)
+            }
+        }
+    }
+
     /// Handles a REGISTER from `source`.
     pub fn handle(
         &mut self,
@@ -536,6 +581,45 @@ mod tests {
                     && log.iter().any(|a| a.reason == "wrong password")
             );
         }
+    }
+
+    #[test]
+    fn invites_must_authenticate_as_their_station() {
+        let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
+        let now = SystemTime::now();
+        let local: std::net::SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let invite = || {
+            build::request(
+                Method::Invite,
+                "sip:202@127.0.0.1",
+                "sip:201@127.0.0.1",
+                "sip:202@127.0.0.1",
+                TransportKind::Udp,
+                local,
+            )
+            .unwrap()
+        };
+        let mut req = invite();
+        let challenge = reg.authorize_invite(now, &req, &dir()).unwrap_err();
+        assert_eq!(challenge.status, 407);
+        assert!(challenge.headers.contains(&Name::PROXY_AUTHENTICATE));
+        DigestClient::new("u201", "wrong-one").authorize(&mut req, &challenge);
+        assert_eq!(
+            reg.authorize_invite(now, &req, &dir()).unwrap_err().status,
+            403
+        );
+        let mut req = invite();
+        DigestClient::new("u201", "Right-pass-1").authorize(&mut req, &challenge);
+        assert_eq!(reg.authorize_invite(now, &req, &dir()).unwrap(), "201");
+        // Another station's credentials do not make a caller 201.
+        let mut spoof = invite();
+        DigestClient::new("u999", "Right-pass-1").authorize(&mut spoof, &challenge);
+        assert_eq!(
+            reg.authorize_invite(now, &spoof, &dir())
+                .unwrap_err()
+                .status,
+            403
+        );
     }
 
     #[test]

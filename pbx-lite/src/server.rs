@@ -16,7 +16,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-struct DbDirectory<'a>(&'a Db);
+/// Station lookups straight from the database.
+pub struct DbDirectory<'a>(pub &'a Db);
 
 impl Directory for DbDirectory<'_> {
     fn by_number(&self, number: &str) -> Option<Station> {

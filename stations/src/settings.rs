@@ -187,6 +187,12 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "digest algorithms offered, first preferred (md5 for phones that answer only MD5)",
     ),
     (
+        "security.invite_auth",
+        "always",
+        Kind::OneOf(&["always", "never"]),
+        "INVITEs must answer a 407 digest challenge as the station they claim to be from",
+    ),
+    (
         "sip.min_expires",
         "60",
         Kind::Int(1, 3600),
