@@ -13,15 +13,16 @@ const PBX: &str = env!("CARGO_BIN_EXE_pbx-lite");
 
 /// The right final answer for each message ("none": a response, or nothing owed).
 const EXPECTED: &[(&str, &str)] = &[
-    // §3.1.1 valid: routed by what they are — unknown users 404, registrars challenge,
-    // unknown methods 501, OPTIONS to the PBX 200, a To tag for no dialog 481.
+    // §3.1.1 valid: answered by what they are — INVITEs from callers who have not proved
+    // they are a station are challenged (407, security.invite_auth), registrars challenge
+    // (401), unknown methods 501, OPTIONS to the PBX 200, a To tag for no dialog 481.
     ("wsinv", "481"),
     ("intmeth", "501"),
-    ("esc01", "404"),
+    ("esc01", "407"),
     ("escnull", "401"),
     ("esc02", "501"),
     ("lwsdisp", "200"),
-    ("longreq", "404"),
+    ("longreq", "407"),
     ("dblreq", "401"),
     ("semiuri", "200"),
     ("transports", "200"),
@@ -65,7 +66,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("cparam02", "401"),
     ("regescrt", "401"),
     ("sdp01", "406"),
-    ("inv2543", "404"),
+    ("inv2543", "407"),
 ];
 
 struct Netns(String, Option<Child>);
