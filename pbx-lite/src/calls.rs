@@ -71,17 +71,6 @@ fn user_of(uri: &sip::Uri) -> String {
     uri.user().unwrap_or_default().to_string()
 }
 
-fn from_user(r: &Request) -> String {
-    r.headers
-        .get::<sip::types::header::typed::FromTo>(Name::FROM)
-        .ok()
-        .and_then(|f| match f.uri.uri.user_part {
-            sip::types::uri::SipUriUserPart::User(u) => Some(u.to_string()),
-            _ => None,
-        })
-        .unwrap_or_default()
-}
-
 impl Calls {
     pub fn new(
         ep: Arc<Endpoint>,
@@ -131,7 +120,7 @@ impl Calls {
     pub async fn on_invite(&mut self, key: TsxKey, request: Request, peer: Peer) {
         let tag = build::new_tag();
         let mut callee = user_of(&request.uri);
-        let caller = from_user(&request);
+        let caller = request.header_user(Name::FROM).unwrap_or_default();
         let known = self
             .db
             .lock()

@@ -9,7 +9,7 @@ use sip::auth::{Denied, DigestAlgorithm, DigestVerifier, Verdict};
 use sip::headers::NameAddrHeader;
 use sip::transaction::Peer;
 use sip::types::Name;
-use sip::types::header::typed::{Contact, FromTo};
+use sip::types::header::typed::Contact;
 use sip::{Request, Response};
 use stations::Station;
 use stations::db::{Access, Registration};
@@ -173,15 +173,7 @@ impl Registrar {
         request: &Request,
         dir: &impl Directory,
     ) -> Result<String, Response> {
-        let caller = request
-            .headers
-            .get::<FromTo>(Name::FROM)
-            .ok()
-            .and_then(|f| match f.uri.uri.user_part {
-                sip::types::uri::SipUriUserPart::User(u) => Some(u.to_string()),
-                _ => None,
-            })
-            .unwrap_or_default();
+        let caller = request.header_user(Name::FROM).unwrap_or_default();
         let station = dir.by_number(&caller);
         let tag = format!("{:x}", rand::random::<u64>());
         match self.verifier.verify(now, request, true, |user| {
@@ -221,16 +213,7 @@ impl Registrar {
         let t = unix(now);
         let ip = source.addr.ip();
         let tag = format!("{:x}", rand::random::<u64>());
-        let aor = request
-            .headers
-            .get::<FromTo>(Name::TO)
-            .ok()
-            .and_then(|to| match &to.uri.uri.user_part {
-                sip::types::uri::SipUriUserPart::User(u) => Some(u.to_string()),
-                sip::types::uri::SipUriUserPart::UserPw(up) => Some(up.user.to_string()),
-                sip::types::uri::SipUriUserPart::Empty => None,
-            })
-            .unwrap_or_default();
+        let aor = request.header_user(Name::TO).unwrap_or_default();
         let at = Attempt {
             t,
             source,

@@ -255,6 +255,12 @@ impl Request {
         crate::headers::tag(raw).map(BytesStr::from)
     }
 
+    /// The user part of the URI in the From or To header (`name`): a station number.
+    pub fn header_user(&self, name: Name) -> Option<String> {
+        let ft: FromTo = self.headers.get(name).ok()?;
+        Uri::Sip(ft.uri.uri).user().map(str::to_string)
+    }
+
     /// The From tag, if any.
     pub fn from_tag(&self) -> Option<BytesStr> {
         let raw = self.headers.get_raw(&Name::FROM).next()?;
