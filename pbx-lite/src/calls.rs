@@ -5,20 +5,21 @@
 //! CANCEL and re-INVITEs (hold and resume) across with their SDP. Media goes directly between
 //! the phones (the SDP passes through unchanged).
 
+use crate::nat::{self, NatCheck};
 use crate::registrar::Registrar;
 use crate::relay::{
     PortRange, Relay, Targets, Transcode, offer_both_laws, rewrite_sdp, sdp_address, sdp_payloads,
 };
 use sip::dialog::{Dialog, DialogId};
 use sip::endpoint::Endpoint;
-use sip::transaction::{Peer, TransportKind, TsxKey};
+use sip::transaction::{Peer, TsxKey};
 use sip::types::Name;
 use sip::{Message, Method, Request, Response, build};
 use stations::Db;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 
 /// Which side of a call.
@@ -45,6 +46,10 @@ struct Call {
     /// Stops the retransmission of our 2xx to A when A's ACK comes.
     a_acked: Option<oneshot::Sender<()>>,
     answered: bool,
+    /// The last re-INVITE put the call on hold (no RTP expected).
+    held: bool,
+    /// When both phones were last asked if they are still there.
+    probed: Instant,
 }
 
 /// All calls of the PBX.
@@ -58,13 +63,9 @@ pub struct Calls {
     /// server transaction and request, and which call and side asked. Outlives the call, so
     /// a BYE's answer still arrives.
     forwarded: HashMap<TsxKey, (TsxKey, Request, TsxKey, Side)>,
+    /// In-dialog OPTIONS probes in flight → the call they ask about.
+    probes: HashMap<TsxKey, TsxKey>,
     ports: Arc<PortRange>,
-}
-
-fn peer_of(source: &str) -> Option<Peer> {
-    let (t, addr) = source.split_once(':')?;
-    let transport = TransportKind::from_via(t)?;
-    Some(Peer::new(transport, addr.parse().ok()?))
 }
 
 fn user_of(uri: &sip::Uri) -> String {
@@ -86,6 +87,7 @@ impl Calls {
             local,
             calls: Vec::new(),
             forwarded: HashMap::new(),
+            probes: HashMap::new(),
             ports,
         }
     }
@@ -185,7 +187,15 @@ impl Calls {
         if self.busy(&callee) {
             return self.reply(&key, &request, 486, "Busy Here", &tag);
         }
-        let Some(b_peer) = peer_of(&b.source) else {
+        let check = NatCheck::from_setting(
+            &self
+                .db
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .setting("nat.check")
+                .unwrap_or_default(),
+        );
+        let Some(b_peer) = nat::route(b, check) else {
             return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
         };
         let local = self.local;
@@ -259,6 +269,8 @@ impl Calls {
             relay,
             a_acked: None,
             answered: false,
+            held: false,
+            probed: Instant::now(),
         });
     }
 
@@ -268,6 +280,15 @@ impl Calls {
             return self.on_b_invite_response(i, response);
         }
         if response.status < 200 {
+            return;
+        }
+        if let Some(call) = self.probes.remove(&key) {
+            // 408 (no answer), 481 (the phone forgot the call), 503 (transport failure).
+            if matches!(response.status, 408 | 481 | 503)
+                && let Some(i) = self.calls.iter().position(|c| c.a_key == call)
+            {
+                self.hang_up(i, &format!("probe answered {}", response.status));
+            }
             return;
         }
         // The final answer to a forwarded request goes back to the side that asked.
@@ -443,6 +464,9 @@ impl Calls {
             }
         }
         fwd.body = request.body.clone();
+        if request.method == Method::Invite && !request.body.is_empty() {
+            self.calls[i].held = is_hold(&request.body);
+        }
         if let Some(r) = &self.calls[i].relay
             && !request.body.is_empty()
         {
@@ -485,6 +509,79 @@ impl Calls {
     pub fn count(&self) -> usize {
         self.calls.len()
     }
+
+    /// Called about once a second: asks answered calls' phones if they are still there
+    /// (`calls.probe_seconds`) and hangs up relayed calls whose RTP stopped while not on hold
+    /// (`media.rtp_timeout`), so a vanished phone's call does not linger.
+    pub fn tick(&mut self) {
+        let (probe, rtp_timeout) = {
+            let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+            let get =
+                |k: &str, d: u64| db.setting(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+            (get("calls.probe_seconds", 30), get("media.rtp_timeout", 60))
+        };
+        if rtp_timeout > 0
+            && let Some(i) = self.calls.iter().position(|c| {
+                c.answered
+                    && !c.held
+                    && c.relay
+                        .as_ref()
+                        .is_some_and(|r| r.idle() > Duration::from_secs(rtp_timeout))
+            })
+        {
+            self.hang_up(i, &format!("no RTP for {rtp_timeout} s"));
+        }
+        if probe == 0 {
+            return;
+        }
+        let due: Vec<usize> = (0..self.calls.len())
+            .filter(|&i| {
+                let c = &self.calls[i];
+                c.answered && c.probed.elapsed() >= Duration::from_secs(probe)
+            })
+            .collect();
+        for i in due {
+            self.calls[i].probed = Instant::now();
+            let call = self.calls[i].a_key.clone();
+            for (options, peer) in self.requests_to_both(i, Method::Options) {
+                if let Ok(k) = self.ep.send_request(options, peer) {
+                    self.probes.insert(k, call.clone());
+                }
+            }
+        }
+    }
+
+    /// An in-dialog request from the PBX to each phone of call `i` (as far as its dialog
+    /// exists), with where to send it.
+    fn requests_to_both(&mut self, i: usize, method: Method) -> Vec<(Request, Peer)> {
+        let local = self.local;
+        let c = &mut self.calls[i];
+        let (a_peer, b_peer) = (c.a_peer, c.b_peer);
+        [(c.a_dialog.as_mut(), a_peer), (c.b_dialog.as_mut(), b_peer)]
+            .into_iter()
+            .filter_map(|(d, peer)| {
+                let via = build::via_value(peer.transport, local, &build::new_branch());
+                d.map(|d| (d.request(method.clone(), &via), peer))
+            })
+            .collect()
+    }
+
+    /// Ends call `i` from the PBX's side: BYE to both phones.
+    fn hang_up(&mut self, i: usize, why: &str) {
+        for (bye, peer) in self.requests_to_both(i, Method::Bye) {
+            let _ = self.ep.send_request(bye, peer);
+        }
+        let c = self.calls.remove(i);
+        eprintln!("pbx-lite: call {} → {} hung up: {why}", c.caller, c.callee);
+    }
+}
+
+/// Does this SDP put the call on hold (sendonly, recvonly, inactive, or c=0.0.0.0)?
+fn is_hold(sdp: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(sdp);
+    text.lines()
+        .map(str::trim)
+        .any(|l| matches!(l, "a=sendonly" | "a=recvonly" | "a=inactive") || l.ends_with(" 0.0.0.0"))
 }
 
 /// Re-sends our 2xx to A (T1 doubling to T2) until A's ACK comes or 32 s pass (§13.3.1.4).

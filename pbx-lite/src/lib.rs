@@ -6,10 +6,12 @@
 //! ## Brief overview
 //! - [`registrar`]: pure registrar with digest auth and the OfficeServ protections.
 //! - [`calls`]: back-to-back calls between stations, direct or through [`relay`].
+//! - [`nat`]: NAT Check — which phones are behind NAT, where to reach them.
 //! - [`relay`]: the media relay (latching, RTCP, μ/A-law transcoding).
 //! - [`server`]: the SIP driver (endpoint, registrar, persistence, access log).
 
 pub mod calls;
+pub mod nat;
 pub mod registrar;
 pub mod relay;
 pub mod server;

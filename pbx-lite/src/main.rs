@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use pbx_lite::nat::{self, NatCheck};
 use stations::Db;
 use stations::cli::{SettingsCmd, StationCmd};
 use std::io::Write;
@@ -67,6 +68,7 @@ fn now() -> i64 {
 fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
     let t = now();
     let regs = db.registrations()?;
+    let check = NatCheck::from_setting(&db.setting("nat.check").unwrap_or_default());
     let mut rows = Vec::new();
     for s in db.list()? {
         let live: Vec<_> = regs
@@ -80,6 +82,7 @@ fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
             "user_agent": first.map(|r| r.user_agent.clone()).unwrap_or_default(),
             "address": first.map(|r| r.source.split_once(':').map_or(r.source.clone(), |(_, a)| a.to_string())).unwrap_or_default(),
             "transport": first.map(|r| r.transport.clone()).unwrap_or_default(),
+            "nat": first.is_some_and(|r| nat::behind_nat(r, check)),
             "expires_in": first.map(|r| r.expires_at - t).unwrap_or(0),
             "contacts": live.len(),
         }));
@@ -89,13 +92,13 @@ fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
     } else {
         writeln!(
             out,
-            "{:<8} {:<11} {:<22} {:<9} {:>7}  user agent",
-            "number", "registered", "address", "transport", "expiry"
+            "{:<8} {:<11} {:<22} {:<9} {:<4} {:>7}  user agent",
+            "number", "registered", "address", "transport", "nat", "expiry"
         )?;
         for r in rows {
             writeln!(
                 out,
-                "{:<8} {:<11} {:<22} {:<9} {:>7}  {}",
+                "{:<8} {:<11} {:<22} {:<9} {:<4} {:>7}  {}",
                 r["number"].as_str().unwrap_or_default(),
                 if r["registered"].as_bool().unwrap_or(false) {
                     "yes"
@@ -104,6 +107,11 @@ fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
                 },
                 r["address"].as_str().unwrap_or_default(),
                 r["transport"].as_str().unwrap_or_default(),
+                if r["nat"].as_bool().unwrap_or(false) {
+                    "yes"
+                } else {
+                    "no"
+                },
                 r["expires_in"],
                 r["user_agent"].as_str().unwrap_or_default()
             )?;

@@ -8,7 +8,8 @@
 use media::g711::{alaw_decode, alaw_encode, ulaw_decode, ulaw_encode};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
@@ -78,6 +79,10 @@ pub struct Relay {
     pub ip: IpAddr,
     targets: watch::Sender<Targets>,
     task: tokio::task::JoinHandle<()>,
+    /// When the relay started, and each phone's last RTP packet since then (ms), for the
+    /// inactivity timeout.
+    started: Instant,
+    last_rtp: Arc<[AtomicU64; 2]>,
 }
 
 impl Drop for Relay {
@@ -113,14 +118,35 @@ impl Relay {
         let port_a = a_rtp.local_addr()?.port();
         let port_b = b_rtp.local_addr()?.port();
         let (tx, rx) = watch::channel(Targets::default());
-        let task = tokio::spawn(forward(Arc::new([a_rtp, b_rtp, a_rtcp, b_rtcp]), rx));
+        let started = Instant::now();
+        let last_rtp = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let task = tokio::spawn(forward(
+            Arc::new([a_rtp, b_rtp, a_rtcp, b_rtcp]),
+            rx,
+            (started, last_rtp.clone()),
+        ));
         Ok(Relay {
             port_a,
             port_b,
             ip,
             targets: tx,
             task,
+            started,
+            last_rtp,
         })
+    }
+
+    /// How long the quieter phone has sent no RTP (counted from the start until its first).
+    pub fn idle(&self) -> Duration {
+        let last = self
+            .last_rtp
+            .iter()
+            .map(|t| t.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0);
+        self.started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
     }
 
     pub fn set_targets(&self, t: Targets) {
@@ -129,7 +155,11 @@ impl Relay {
 }
 
 /// Forwards A↔B on RTP (sockets 0/1) and RTCP (2/3), latching on each phone's real source.
-async fn forward(socks: Arc<[UdpSocket; 4]>, targets: watch::Receiver<Targets>) {
+async fn forward(
+    socks: Arc<[UdpSocket; 4]>,
+    targets: watch::Receiver<Targets>,
+    (started, last_rtp): (Instant, Arc<[AtomicU64; 2]>),
+) {
     let mut latched: [Option<SocketAddr>; 4] = [None; 4];
     let mut bufs = [[0u8; 2048], [0u8; 2048], [0u8; 2048], [0u8; 2048]];
     loop {
@@ -141,6 +171,9 @@ async fn forward(socks: Arc<[UdpSocket; 4]>, targets: watch::Receiver<Targets>) 
             r = socks[3].recv_from(b3) => match r { Ok((n, f)) => (3, n, f), Err(_) => continue },
         };
         latched[i] = Some(from);
+        if i < 2 {
+            last_rtp[i].store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
         let t = *targets.borrow();
         let other = i ^ 1; // 0↔1, 2↔3
         let rtcp = i >= 2;

@@ -4,6 +4,7 @@
 //! access log. INVITEs and in-dialog requests go to [`Calls`], the back-to-back user agent.
 
 use crate::calls::Calls;
+use crate::nat::{self, NatCheck};
 use crate::registrar::{Directory, Outcome, Policy, Registrar};
 use sip::auth::DigestAlgorithm;
 use sip::endpoint::Endpoint;
@@ -56,11 +57,11 @@ fn algorithms(db: &Db) -> Vec<DigestAlgorithm> {
 
 /// Runs the PBX's SIP side on `sip` (UDP and TCP) until the task is dropped.
 pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> anyhow::Result<()> {
-    let registrar = {
+    let (registrar, t1) = {
         let d = db.lock().unwrap_or_else(|e| e.into_inner());
         let mut r = Registrar::new("office", rand::random(), algorithms(&d));
         r.restore(d.registrations()?);
-        r
+        (r, Duration::from_millis(setting(&d, "sip.t1_ms", 500)))
     };
     let registrar = Arc::new(Mutex::new(registrar));
     let (ep, mut events) = Endpoint::start(
@@ -69,7 +70,10 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> 
             tcp: Some(sip),
             ..Default::default()
         },
-        TimerConfig::default(),
+        TimerConfig {
+            t1,
+            ..TimerConfig::default()
+        },
     )
     .await?;
     let bound = ep
@@ -89,7 +93,19 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> 
             }
         });
     }
-    while let Some(event) = events.recv().await {
+    spawn_keepalives(ep.clone(), db.clone(), registrar.clone());
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => match e {
+                Some(e) => e,
+                None => break,
+            },
+            _ = second.tick() => {
+                calls.tick();
+                continue;
+            }
+        };
         let (key, request, peer) = match event {
             TsxEvent::Request { key, request, peer } => (key, request, peer),
             TsxEvent::Response { key, response } => {
@@ -145,6 +161,43 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> 
         }
     }
     Ok(())
+}
+
+/// Sends a keep-alive (CRLF CRLF, RFC 5626 §4.4.1) every `nat.keepalive_seconds` to each
+/// UDP phone behind NAT (as `nat.check` judges it), so its NAT keeps the way in open.
+fn spawn_keepalives(ep: Arc<Endpoint>, db: Arc<Mutex<Db>>, registrar: Arc<Mutex<Registrar>>) {
+    tokio::spawn(async move {
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (every, check) = {
+                let d = db.lock().unwrap_or_else(|e| e.into_inner());
+                (
+                    setting(&d, "nat.keepalive_seconds", 30u64),
+                    NatCheck::from_setting(&d.setting("nat.check").unwrap_or_default()),
+                )
+            };
+            if every == 0 || last.elapsed() < Duration::from_secs(every) {
+                continue;
+            }
+            last = tokio::time::Instant::now();
+            let targets: Vec<_> = registrar
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .all(SystemTime::now())
+                .iter()
+                .filter(|r| nat::behind_nat(r, check))
+                .filter_map(|r| nat::source_peer(&r.source))
+                .filter(|p| !p.transport.is_reliable())
+                .collect();
+            for peer in targets {
+                let _ = ep
+                    .transport()
+                    .send(peer, bytes::Bytes::from_static(b"\r\n\r\n"))
+                    .await;
+            }
+        }
+    });
 }
 
 /// What the PBX refuses before routing (RFC 3261 §8.2, §16.3): an unknown URI scheme (416),

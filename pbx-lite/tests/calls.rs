@@ -1,7 +1,9 @@
 //! Calls through `pbx-lite serve` between two real phones (issue #5, must-show 1), once with
 //! direct media and once anchored in the relay: two baresip instances register with digest auth as stations 201 and 202, 201
 //! calls 202, each plays its own tone (440 Hz and 600 Hz) and records what it hears; each
-//! recording must hold the other's tone; hanging up ends the call on both phones.
+//! recording must hold the other's tone; hanging up ends the call on both phones. Also: a
+//! restart keeps calls connecting, call forwarding unreachable, and a vanished phone's call
+//! is hung up.
 #![allow(clippy::unwrap_used)]
 
 use e2e::baresip::Baresip;
@@ -142,6 +144,8 @@ impl Office {
             ]);
         }
         cli(&["settings", "set", "media.relay", relay]);
+        // Timer F (64 × T1) is how long a probe of a vanished phone takes to fail.
+        cli(&["settings", "set", "sip.t1_ms", "100"]);
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -286,4 +290,34 @@ fn call_forwarding_unreachable_rings_the_named_station() {
         (fa - 600.0).abs() <= 5.0 && (fb - 440.0).abs() <= 5.0,
         "{fa} {fb}"
     );
+}
+
+/// A phone that vanishes mid-call (SIGKILL: no BYE) must not leave its call lingering: the
+/// other phone gets a BYE. `setting` is what notices: the in-dialog OPTIONS probe (direct
+/// media) or the relay's RTP inactivity timeout.
+fn vanished_phone_call_is_hung_up(relay: &str, setting: (&str, &str)) {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let mut o = Office::start(relay);
+    o.cli(&["settings", "set", "calls.probe_seconds", "0"]);
+    o.cli(&["settings", "set", setting.0, setting.1]);
+    o.a.command("/dial 202\n").unwrap();
+    wait_for("the call", Duration::from_secs(10), || {
+        o.a.log().contains("Call established") && o.b.log().contains("Call established")
+    });
+    o.b.kill();
+    wait_for("201 hung up by the PBX", Duration::from_secs(15), || {
+        o.a.log().contains("terminated")
+    });
+}
+
+#[test]
+fn vanished_phone_found_by_the_dialog_probe() {
+    vanished_phone_call_is_hung_up("never", ("calls.probe_seconds", "1"));
+}
+
+#[test]
+fn vanished_phone_found_by_the_rtp_timeout() {
+    vanished_phone_call_is_hung_up("always", ("media.rtp_timeout", "2"));
 }

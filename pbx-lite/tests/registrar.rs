@@ -268,6 +268,8 @@ fn wrong_password_until_blocked_then_allowed_again() {
 struct Client {
     sock: UdpSocket,
     to: SocketAddr,
+    /// A Contact other than the socket's address (a phone behind NAT says its private one).
+    contact: Option<String>,
 }
 
 impl Client {
@@ -278,7 +280,28 @@ impl Client {
         Client {
             sock,
             to: SocketAddr::from(([127, 0, 0, 1], port)),
+            contact: None,
         }
+    }
+
+    fn with_contact(mut self, contact: &str) -> Client {
+        self.contact = Some(contact.to_string());
+        self
+    }
+
+    /// The next datagram within `limit`, whatever it is.
+    fn next_datagram(&self, limit: Duration) -> Option<Vec<u8>> {
+        self.sock.set_read_timeout(Some(limit)).unwrap();
+        let mut buf = [0u8; 4096];
+        let got = self
+            .sock
+            .recv_from(&mut buf)
+            .ok()
+            .map(|(n, _)| buf[..n].to_vec());
+        self.sock
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        got
     }
 
     /// Registers `aor` with `user`/`password`; returns the final status, or None for silence.
@@ -293,6 +316,10 @@ impl Client {
             local,
         )
         .unwrap();
+        if let Some(c) = &self.contact {
+            req.headers.remove(&Name::CONTACT);
+            req.headers.insert(Name::CONTACT, c.clone());
+        }
         let first = self.exchange(&req)?;
         if first.status != 401 {
             return Some(first.status);
@@ -383,4 +410,58 @@ fn kill_9_keeps_registrations() {
         20,
         "still registered after kill -9 and restart"
     );
+}
+
+#[test]
+fn nat_check_modes_and_keepalives() {
+    if skip() {
+        return;
+    }
+    let p = pbx(3);
+    p.cli(&["settings", "set", "nat.keepalive_seconds", "1"]);
+    // 2000 says a private address: behind NAT. 2001 says its own: not. 2002 says its own
+    // address with another port: behind NAT for "ip_port", not for "ip".
+    let natted = Client::new("127.0.0.6", p.port).with_contact("<sip:2000@192.168.1.20:5060>");
+    let direct = Client::new("127.0.0.7", p.port);
+    let other_port = Client::new("127.0.0.8", p.port).with_contact("<sip:2002@127.0.0.8:5099>");
+    assert_eq!(
+        natted.register("2000", "u2000", "Pw-2000-secret"),
+        Some(200)
+    );
+    assert_eq!(
+        direct.register("2001", "u2001", "Pw-2001-secret"),
+        Some(200)
+    );
+    assert_eq!(
+        other_port.register("2002", "u2002", "Pw-2002-secret"),
+        Some(200)
+    );
+    let nat = |number: &str| {
+        let v: serde_json::Value =
+            serde_json::from_slice(&p.cli(&["status", "--json"]).stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["number"] == number)
+            .unwrap()["nat"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(nat("2000") && !nat("2001") && nat("2002"));
+    assert_eq!(
+        natted.next_datagram(Duration::from_secs(3)).as_deref(),
+        Some(&b"\r\n\r\n"[..]),
+        "the phone behind NAT gets keep-alives"
+    );
+    assert_eq!(
+        other_port.next_datagram(Duration::from_secs(3)).as_deref(),
+        Some(&b"\r\n\r\n"[..])
+    );
+    assert_eq!(
+        direct.next_datagram(Duration::from_millis(2500)),
+        None,
+        "a phone not behind NAT gets none"
+    );
+    p.cli(&["settings", "set", "nat.check", "ip"]);
+    assert!(nat("2000") && !nat("2002"), "ip: only the address counts");
 }

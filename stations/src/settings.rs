@@ -199,6 +199,36 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "shortest registration accepted (Min-Expires)",
     ),
     (
+        "sip.t1_ms",
+        "500",
+        Kind::Int(100, 5000),
+        "SIP timer T1 (round-trip estimate, ms); a transaction gives up after 64 × T1; read when the PBX starts",
+    ),
+    (
+        "nat.check",
+        "ip_port",
+        Kind::OneOf(&["ip", "ip_port"]),
+        "NAT Check: a phone whose Contact differs from its source (ip: address only; ip_port: address or port) is behind NAT and is reached at its source",
+    ),
+    (
+        "nat.keepalive_seconds",
+        "30",
+        Kind::Int(0, 3600),
+        "how often a keep-alive (CRLF) goes to each UDP phone behind NAT; 0 = never",
+    ),
+    (
+        "calls.probe_seconds",
+        "30",
+        Kind::Int(0, 3600),
+        "how often each call's phones are asked (in-dialog OPTIONS) if they are still there; a call whose phone is gone is hung up; 0 = never",
+    ),
+    (
+        "media.rtp_timeout",
+        "60",
+        Kind::Int(0, 3600),
+        "a relayed call with no RTP from either phone for this many seconds (not on hold) is hung up; 0 = never",
+    ),
+    (
         "media.relay",
         "auto",
         Kind::OneOf(&["auto", "always", "never"]),

@@ -88,6 +88,12 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n",
     }
 
     /// What baresip printed so far.
+    /// Kills the phone at once (SIGKILL): it vanishes without a BYE or an unregister.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("out.log")).unwrap_or_default()
     }
