@@ -187,14 +187,12 @@ impl Calls {
         if self.busy(&callee) {
             return self.reply(&key, &request, 486, "Busy Here", &tag);
         }
-        let check = NatCheck::from_setting(
-            &self
-                .db
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .setting("nat.check")
-                .unwrap_or_default(),
-        );
+        let check = self
+            .db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&callee)
+            .map_or(NatCheck::Ip, |s| NatCheck::of(&s));
         let Some(b_peer) = nat::route(b, check) else {
             return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
         };

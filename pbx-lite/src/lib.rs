@@ -8,10 +8,13 @@
 //! - [`calls`]: back-to-back calls between stations, direct or through [`relay`].
 //! - [`nat`]: NAT Check — which phones are behind NAT, where to reach them.
 //! - [`relay`]: the media relay (latching, RTCP, μ/A-law transcoding).
+//! - [`status`]: the status table and access log as JSON rows; [`admin`] serves them over HTTP.
 //! - [`server`]: the SIP driver (endpoint, registrar, persistence, access log).
 
+pub mod admin;
 pub mod calls;
 pub mod nat;
 pub mod registrar;
 pub mod relay;
 pub mod server;
+pub mod status;

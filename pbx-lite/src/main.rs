@@ -4,7 +4,6 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use pbx_lite::nat::{self, NatCheck};
 use stations::Db;
 use stations::cli::{SettingsCmd, StationCmd};
 use std::io::Write;
@@ -37,6 +36,9 @@ enum Cmd {
         /// Do not run the provisioning servers.
         #[arg(long)]
         no_provisioning: bool,
+        /// The HTTP admin endpoint (JSON status and access log, bearer token in DB.admin-token).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        admin: SocketAddr,
         /// UDP ports for the media relay.
         #[arg(long, default_value = "10000-20000")]
         rtp_ports: String,
@@ -59,34 +61,8 @@ enum Cmd {
     },
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
-    let t = now();
-    let regs = db.registrations()?;
-    let check = NatCheck::from_setting(&db.setting("nat.check").unwrap_or_default());
-    let mut rows = Vec::new();
-    for s in db.list()? {
-        let live: Vec<_> = regs
-            .iter()
-            .filter(|r| r.aor == s.number && r.expires_at > t)
-            .collect();
-        let first = live.first();
-        rows.push(serde_json::json!({
-            "number": s.number,
-            "registered": !live.is_empty(),
-            "user_agent": first.map(|r| r.user_agent.clone()).unwrap_or_default(),
-            "address": first.map(|r| r.source.split_once(':').map_or(r.source.clone(), |(_, a)| a.to_string())).unwrap_or_default(),
-            "transport": first.map(|r| r.transport.clone()).unwrap_or_default(),
-            "nat": first.is_some_and(|r| nat::behind_nat(r, check)),
-            "expires_in": first.map(|r| r.expires_at - t).unwrap_or(0),
-            "contacts": live.len(),
-        }));
-    }
+    let rows = pbx_lite::status::stations(db)?;
     if json {
         writeln!(out, "{}", serde_json::Value::Array(rows))?;
     } else {
@@ -127,16 +103,18 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Settings(c) => stations::cli::run_settings(&Db::open(&cli.db)?, c, &mut out)?,
         Cmd::Status { json } => status(&Db::open(&cli.db)?, json, &mut out)?,
         Cmd::AccessLog { json, tail } => {
-            let log = Db::open(&cli.db)?.access_log(tail)?;
+            let rows = pbx_lite::status::access(&Db::open(&cli.db)?, tail)?;
             if json {
-                let v: Vec<_> = log.iter().map(|a| serde_json::json!({"at": a.at, "address": a.address, "caller": a.caller, "reason": a.reason})).collect();
-                writeln!(out, "{}", serde_json::Value::Array(v))?;
+                writeln!(out, "{}", serde_json::Value::Array(rows))?;
             } else {
-                for a in log {
+                for a in rows {
                     writeln!(
                         out,
                         "{} {:<15} {:<10} {}",
-                        a.at, a.address, a.caller, a.reason
+                        a["at"],
+                        a["address"].as_str().unwrap_or_default(),
+                        a["caller"].as_str().unwrap_or_default(),
+                        a["reason"].as_str().unwrap_or_default()
                     )?;
                 }
             }
@@ -147,6 +125,7 @@ fn run(cli: Cli) -> Result<()> {
             tftp,
             no_provisioning,
             rtp_ports,
+            admin,
         } => {
             let (lo, hi) = rtp_ports
                 .split_once('-')
@@ -171,8 +150,19 @@ fn run(cli: Cli) -> Result<()> {
                         .with_context(|| format!("HTTP {http}"))?;
                     tokio::spawn(provisioner::serve(Arc::new(office), Some(t), Some(h)));
                 }
+                let token = pbx_lite::admin::token_path(&cli.db);
+                let router = pbx_lite::admin::router(
+                    db.clone(),
+                    pbx_lite::admin::load_or_create_token(&token)
+                        .with_context(|| format!("admin token {}", token.display()))?,
+                );
+                let a = tokio::net::TcpListener::bind(admin)
+                    .await
+                    .with_context(|| format!("admin HTTP {admin}"))?;
+                tokio::spawn(async move { axum::serve(a, router).await });
                 eprintln!(
-                    "pbx-lite: SIP on {sip}{}",
+                    "pbx-lite: SIP on {sip}, admin on http://{admin} (token in {}){}",
+                    token.display(),
                     if no_provisioning {
                         String::new()
                     } else {

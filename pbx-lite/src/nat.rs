@@ -17,12 +17,12 @@ pub enum NatCheck {
 }
 
 impl NatCheck {
-    /// From the `nat.check` setting (`ip` or `ip_port`).
-    pub fn from_setting(v: &str) -> Self {
-        if v == "ip" {
-            NatCheck::Ip
-        } else {
+    /// From the station's `nat_check` option (`ip` or `ip-port`).
+    pub fn of(station: &stations::Station) -> Self {
+        if station.nat_check == "ip-port" {
             NatCheck::IpPort
+        } else {
+            NatCheck::Ip
         }
     }
 }

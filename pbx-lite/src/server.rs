@@ -170,26 +170,31 @@ fn spawn_keepalives(ep: Arc<Endpoint>, db: Arc<Mutex<Db>>, registrar: Arc<Mutex<
         let mut last = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let (every, check) = {
-                let d = db.lock().unwrap_or_else(|e| e.into_inner());
-                (
-                    setting(&d, "nat.keepalive_seconds", 30u64),
-                    NatCheck::from_setting(&d.setting("nat.check").unwrap_or_default()),
-                )
-            };
+            let every = setting(
+                &db.lock().unwrap_or_else(|e| e.into_inner()),
+                "nat.keepalive_seconds",
+                30u64,
+            );
             if every == 0 || last.elapsed() < Duration::from_secs(every) {
                 continue;
             }
             last = tokio::time::Instant::now();
-            let targets: Vec<_> = registrar
+            let bindings = registrar
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .all(SystemTime::now())
-                .iter()
-                .filter(|r| nat::behind_nat(r, check))
-                .filter_map(|r| nat::source_peer(&r.source))
-                .filter(|p| !p.transport.is_reliable())
-                .collect();
+                .all(SystemTime::now());
+            let targets: Vec<_> = {
+                let d = db.lock().unwrap_or_else(|e| e.into_inner());
+                bindings
+                    .iter()
+                    .filter(|r| {
+                        let check = d.get(&r.aor).map_or(NatCheck::Ip, |s| NatCheck::of(&s));
+                        nat::behind_nat(r, check)
+                    })
+                    .filter_map(|r| nat::source_peer(&r.source))
+                    .filter(|p| !p.transport.is_reliable())
+                    .collect()
+            };
             for peer in targets {
                 let _ = ep
                     .transport()

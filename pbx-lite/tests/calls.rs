@@ -101,6 +101,8 @@ impl Office {
                     "--sip",
                     &format!("127.0.0.1:{port}"),
                     "--no-provisioning",
+                    "--admin",
+                    "127.0.0.1:0",
                 ])
                 .args(["--rtp-ports", &format!("{rtp_lo}-{}", rtp_lo + 19)])
                 .stdout(Stdio::null())

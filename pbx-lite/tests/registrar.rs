@@ -36,6 +36,7 @@ struct Pbx {
     dir: tempfile::TempDir,
     child: Option<Child>,
     port: u16,
+    admin: u16,
 }
 
 impl Pbx {
@@ -68,6 +69,8 @@ impl Pbx {
                     "--sip",
                     &format!("127.0.0.1:{}", self.port),
                     "--no-provisioning",
+                    "--admin",
+                    &format!("127.0.0.1:{}", self.admin),
                 ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -123,6 +126,7 @@ fn pbx(stations: u32) -> Pbx {
         dir,
         child: None,
         port: free_port(),
+        admin: free_port(),
     };
     p.cli(&["station", "import", csv.to_str().unwrap()]);
     p.cli(&["settings", "set", "security.register_block_seconds", "2"]);
@@ -420,7 +424,8 @@ fn nat_check_modes_and_keepalives() {
     let p = pbx(3);
     p.cli(&["settings", "set", "nat.keepalive_seconds", "1"]);
     // 2000 says a private address: behind NAT. 2001 says its own: not. 2002 says its own
-    // address with another port: behind NAT for "ip_port", not for "ip".
+    // address with another port: behind NAT for NAT Check "ip-port", not for "ip".
+    p.cli(&["station", "set", "2002", "nat_check=ip-port"]);
     let natted = Client::new("127.0.0.6", p.port).with_contact("<sip:2000@192.168.1.20:5060>");
     let direct = Client::new("127.0.0.7", p.port);
     let other_port = Client::new("127.0.0.8", p.port).with_contact("<sip:2002@127.0.0.8:5099>");
@@ -462,6 +467,57 @@ fn nat_check_modes_and_keepalives() {
         None,
         "a phone not behind NAT gets none"
     );
-    p.cli(&["settings", "set", "nat.check", "ip"]);
+    p.cli(&["station", "set", "2002", "nat_check=ip"]);
     assert!(nat("2000") && !nat("2002"), "ip: only the address counts");
+}
+
+#[test]
+fn admin_endpoint_serves_status_and_access_log_to_the_token_holder() {
+    if skip() {
+        return;
+    }
+    let p = pbx(2);
+    let c = Client::new("127.0.0.9", p.port);
+    assert_eq!(c.register("2000", "u2000", "Pw-2000-secret"), Some(200));
+    assert_eq!(c.register("2001", "u2001", "wrong-pass"), Some(401));
+    let token = std::fs::read_to_string(p.dir.path().join("office.db.admin-token")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(p.dir.path().join("office.db.admin-token"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let get = |path: &str, token: &str| {
+        let o = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {}", token.trim()))
+            .arg(format!("http://127.0.0.1:{}{path}", p.admin))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(o.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.to_string(), body.to_string())
+    };
+    let (code, body) = get("/status", &token);
+    assert_eq!(code, "200", "{body}");
+    let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert_eq!(rows[0]["number"], "2000");
+    assert_eq!(rows[0]["registered"], true);
+    assert_eq!(
+        rows[0]["address"].as_str().unwrap().split(':').next(),
+        Some("127.0.0.9")
+    );
+    assert_eq!(rows[1]["registered"], false);
+    let (code, body) = get("/access-log?tail=10", &token);
+    assert_eq!(code, "200");
+    assert!(
+        body.contains("wrong password") && body.contains("127.0.0.9"),
+        "{body}"
+    );
+    for wrong in ["", "not-the-token-not-the-token-not-the-token-0000"] {
+        let (code, body) = get("/status", wrong);
+        assert_eq!(code, "401", "no status without the token");
+        assert!(!body.contains("2000"));
+    }
 }

@@ -143,6 +143,8 @@ fn every_rfc4475_message_gets_a_right_answer() {
             "--sip",
             "127.0.0.1:5060",
             "--no-provisioning",
+            "--admin",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -205,12 +205,6 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "SIP timer T1 (round-trip estimate, ms); a transaction gives up after 64 × T1; read when the PBX starts",
     ),
     (
-        "nat.check",
-        "ip_port",
-        Kind::OneOf(&["ip", "ip_port"]),
-        "NAT Check: a phone whose Contact differs from its source (ip: address only; ip_port: address or port) is behind NAT and is reached at its source",
-    ),
-    (
         "nat.keepalive_seconds",
         "30",
         Kind::Int(0, 3600),

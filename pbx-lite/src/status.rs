@@ -1,0 +1,53 @@
+//! What `pbx-lite status` and `access-log` show, as JSON rows, read from the database the
+//! running PBX writes to — shared by the CLI and the HTTP admin endpoint.
+
+use crate::nat::{self, NatCheck};
+use serde_json::{Value, json};
+use stations::Db;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The SIP Phone Status table: one row per station, registered or not.
+pub fn stations(db: &Db) -> anyhow::Result<Vec<Value>> {
+    let t = now();
+    let regs = db.registrations()?;
+    let mut rows = Vec::new();
+    for s in db.list()? {
+        let live: Vec<_> = regs
+            .iter()
+            .filter(|r| r.aor == s.number && r.expires_at > t)
+            .collect();
+        let first = live.first();
+        let address = first
+            .map(|r| {
+                r.source
+                    .split_once(':')
+                    .map_or(r.source.clone(), |(_, a)| a.to_string())
+            })
+            .unwrap_or_default();
+        rows.push(json!({
+            "number": s.number,
+            "registered": !live.is_empty(),
+            "user_agent": first.map(|r| r.user_agent.clone()).unwrap_or_default(),
+            "address": address,
+            "transport": first.map(|r| r.transport.clone()).unwrap_or_default(),
+            "nat": first.is_some_and(|r| nat::behind_nat(r, NatCheck::of(&s))),
+            "expires_in": first.map(|r| r.expires_at - t).unwrap_or(0),
+            "contacts": live.len(),
+        }));
+    }
+    Ok(rows)
+}
+
+/// The last `tail` refused accesses: time, address, caller, reason.
+pub fn access(db: &Db, tail: i64) -> anyhow::Result<Vec<Value>> {
+    Ok(db
+        .access_log(tail)?
+        .iter()
+        .map(|a| json!({"at": a.at, "address": a.address, "caller": a.caller, "reason": a.reason}))
+        .collect())
+}
