@@ -88,6 +88,9 @@ pub struct DigestVerifier {
     algorithms: Vec<DigestAlgorithm>,
     /// Highest nonce-count seen per nonce, with the nonce's issue time for pruning.
     counts: HashMap<String, (u64, u32)>,
+    /// Size of `counts` at which stale entries are next pruned (doubles with the live set,
+    /// so pruning stays amortized O(1) per request).
+    prune_at: usize,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -105,6 +108,7 @@ impl DigestVerifier {
             lifetime: Duration::from_secs(300),
             algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
             counts: HashMap::new(),
+            prune_at: 4096,
         }
     }
 
@@ -287,12 +291,13 @@ impl DigestVerifier {
 
     /// Forgets nonce-counts of nonces that can only be stale now.
     fn prune(&mut self, now_s: u64) {
-        if self.counts.len() < 4096 {
+        if self.counts.len() < self.prune_at {
             return;
         }
         let lifetime = self.lifetime.as_secs();
         self.counts
             .retain(|_, (issued, _)| now_s.saturating_sub(*issued) <= lifetime);
+        self.prune_at = (self.counts.len() * 2).max(4096);
     }
 }
 

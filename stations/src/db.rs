@@ -88,15 +88,21 @@ pub struct Db {
     conn: Connection,
     sealer: Sealer,
     path: PathBuf,
-    /// Settings and number prefixes as of a database version (see [`Db::version`]).
-    cache: std::cell::RefCell<Option<Cached>>,
+    /// Settings, number prefixes and stations looked up, as of a database version (see
+    /// [`Db::version`]).
+    cache: std::cell::RefCell<Cached>,
+    /// Rows this connection changed in tables that are not configuration (registrations,
+    /// logs): they leave the cache valid.
+    bookkeeping: std::cell::Cell<u64>,
 }
 
-#[derive(Clone)]
+#[derive(Default)]
 struct Cached {
-    version: (i64, u64),
+    version: Option<(i64, u64)>,
     settings: Vec<(String, String)>,
     number_starts: Vec<String>,
+    /// Stations by number as last read (None: no such station).
+    stations: std::collections::HashMap<String, Option<Station>>,
 }
 
 impl Db {
@@ -146,7 +152,8 @@ impl Db {
             conn,
             sealer,
             path: path.to_path_buf(),
-            cache: std::cell::RefCell::new(None),
+            cache: std::cell::RefCell::new(Cached::default()),
+            bookkeeping: std::cell::Cell::new(0),
         };
         db.migrate()?;
         if check.is_none() {
@@ -234,26 +241,43 @@ impl Db {
     /// The distinct first digits of the station numbers (no secrets opened): what a dial
     /// plan is made of.
     pub fn number_starts(&self) -> Result<Vec<String>, StationError> {
-        Ok(self.cached()?.number_starts)
+        Ok(self.cached()?.number_starts.clone())
     }
 
     /// Changes by any connection since a given moment show as a different version:
-    /// `data_version` counts other connections' commits, `total_changes` our own.
+    /// `data_version` counts other connections' commits, `total_changes` our own (less the
+    /// bookkeeping rows, which change no configuration).
     fn version(&self) -> Result<(i64, u64), StationError> {
         let v: i64 = self
             .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
-        Ok((v, self.conn.total_changes()))
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        Ok((v, self.conn.total_changes() - self.bookkeeping.get()))
     }
 
-    /// Settings and number prefixes, read again only when the database changed.
-    fn cached(&self) -> Result<Cached, StationError> {
+    /// Runs a write that changes no configuration, so it leaves the cache valid.
+    fn bookkeeping<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, StationError>,
+    ) -> Result<T, StationError> {
+        let before = self.conn.total_changes();
+        let r = f();
+        self.bookkeeping
+            .set(self.bookkeeping.get() + (self.conn.total_changes() - before));
+        r
+    }
+
+    /// Settings, number prefixes and looked-up stations, read again only when the
+    /// configuration may have changed.
+    fn cached(&self) -> Result<std::cell::Ref<'_, Cached>, StationError> {
         let version = self.version()?;
-        if let Some(c) = self.cache.borrow().as_ref()
-            && c.version == version
-        {
-            return Ok(c.clone());
+        if self.cache.borrow().version != Some(version) {
+            *self.cache.borrow_mut() = self.read_cache(version)?;
         }
+        Ok(self.cache.borrow())
+    }
+
+    fn read_cache(&self, version: (i64, u64)) -> Result<Cached, StationError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT key, value FROM settings")?;
@@ -275,19 +299,28 @@ impl Db {
         let starts: Vec<String> = stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let fresh = Cached {
-            version,
+        Ok(Cached {
+            version: Some(version),
             settings,
             number_starts: starts,
-        };
-        *self.cache.borrow_mut() = Some(fresh.clone());
-        Ok(fresh)
+            stations: Default::default(),
+        })
     }
 
     pub fn get(&self, number: &str) -> Result<Station, StationError> {
-        self.select("WHERE number = ?1", &[&number])?
-            .pop()
-            .ok_or_else(|| StationError::NotFound(number.to_string()))
+        let known = self.cached()?.stations.get(number).cloned();
+        let found = match known {
+            Some(found) => found,
+            None => {
+                let found = self.select("WHERE number = ?1", &[&number])?.pop();
+                self.cache
+                    .borrow_mut()
+                    .stations
+                    .insert(number.to_string(), found.clone());
+                found
+            }
+        };
+        found.ok_or_else(|| StationError::NotFound(number.to_string()))
     }
 
     /// Every station on the phone with this MAC, by line key.
@@ -440,13 +473,12 @@ impl Db {
     /// A setting, or its default.
     pub fn setting(&self, key: &str) -> Result<String, StationError> {
         let (_, default, _, _) = settings::lookup(key)?;
-        let v: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        Ok(v.unwrap_or_else(|| default.to_string()))
+        Ok(self
+            .cached()?
+            .settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or_else(|| default.to_string(), |(_, v)| v.clone()))
     }
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<String, StationError> {
@@ -460,7 +492,7 @@ impl Db {
 
     /// Every setting with its current value.
     pub fn settings(&self) -> Result<Vec<(String, String)>, StationError> {
-        Ok(self.cached()?.settings)
+        Ok(self.cached()?.settings.clone())
     }
 
     /// Notes a phone that asked for a file of a MAC no station has.
@@ -499,6 +531,10 @@ impl Db {
 
     /// Appends to the provisioning log, keeping the newest [`LOG_ROWS`].
     pub fn log(&self, e: &LogEntry) -> Result<(), StationError> {
+        self.bookkeeping(|| self.append_log(e))
+    }
+
+    fn append_log(&self, e: &LogEntry) -> Result<(), StationError> {
         self.conn.execute(
             "INSERT INTO provision_log (at, address, protocol, file, bytes, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![e.at, e.address, e.protocol, e.file, e.bytes, e.result],
@@ -512,6 +548,10 @@ impl Db {
 
     /// Replaces every registration of `aor` (an empty list unregisters it).
     pub fn save_registrations(&self, aor: &str, list: &[Registration]) -> Result<(), StationError> {
+        self.bookkeeping(|| self.replace_registrations(aor, list))
+    }
+
+    fn replace_registrations(&self, aor: &str, list: &[Registration]) -> Result<(), StationError> {
         let tx = self.conn.unchecked_transaction()?;
         tx.execute("DELETE FROM registrations WHERE aor = ?1", [aor])?;
         for r in list {
@@ -547,6 +587,10 @@ impl Db {
 
     /// Records a refused access, keeping the newest [`LOG_ROWS`].
     pub fn log_access(&self, a: &Access) -> Result<(), StationError> {
+        self.bookkeeping(|| self.append_access(a))
+    }
+
+    fn append_access(&self, a: &Access) -> Result<(), StationError> {
         self.conn.execute(
             "INSERT INTO access_log (at, address, caller, reason) VALUES (?1, ?2, ?3, ?4)",
             params![a.at, a.address, a.caller, a.reason],

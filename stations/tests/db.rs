@@ -177,3 +177,28 @@ fn no_password_in_the_sqlite_file() {
     assert!(!contains(&bytes, "Changed-Secret-77"));
     assert!(!contains(&bytes, "secret"));
 }
+
+#[test]
+fn cached_reads_follow_changes_from_this_and_other_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("office.db");
+    let pbx = Db::open(&path).unwrap();
+    pbx.add(&station(201)).unwrap();
+    assert_eq!(pbx.get("201").unwrap().name, "Desk 201");
+    assert!(pbx.get("202").is_err());
+    assert_eq!(pbx.setting("media.relay").unwrap(), "auto");
+    // Bookkeeping writes keep the cache; configuration written elsewhere (the CLI) shows.
+    pbx.save_registrations("201", &[]).unwrap();
+    let cli = Db::open(&path).unwrap();
+    let mut s = cli.get("201").unwrap();
+    s.set("name", "Reception").unwrap();
+    cli.update("201", &s).unwrap();
+    cli.add(&station(202)).unwrap();
+    cli.set_setting("media.relay", "always").unwrap();
+    assert_eq!(pbx.get("201").unwrap().name, "Reception");
+    assert_eq!(pbx.get("202").unwrap().number, "202");
+    assert_eq!(pbx.setting("media.relay").unwrap(), "always");
+    // And this connection's own configuration writes.
+    pbx.set_setting("media.relay", "never").unwrap();
+    assert_eq!(pbx.setting("media.relay").unwrap(), "never");
+}

@@ -1,0 +1,193 @@
+//! Media relay throughput and added latency (`cargo bench -p pbx-lite --bench relay`).
+//!
+//! Calls are relayed by the real [`Relay`] on a two-thread tokio runtime, as in `pbx-lite
+//! serve`. Each call carries G.711 at 20 ms both ways (50 packets/s per direction, 172-byte
+//! RTP packets). Two loopback sockets play all the A and all the B phones; each packet
+//! carries its send time. The number of calls doubles until a packet is lost; for each step
+//! the figures are packets/s through the relay, loss, and the one-way latency through the
+//! relay minus that of the same packets sent phone to phone without it (median, p99).
+//! The load generator shares the machine's cores with the relay, as SIPp does in the SIP
+//! load script.
+
+use pbx_lite::relay::{PortRange, Relay, Targets, Transcode};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const PACKET: usize = 172;
+const TICK: Duration = Duration::from_millis(20);
+
+fn packet(seq: u16, sent_ns: u64) -> [u8; PACKET] {
+    let mut p = [0u8; PACKET];
+    p[0] = 0x80;
+    p[1] = 0; // PCMU
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[12..20].copy_from_slice(&sent_ns.to_be_bytes());
+    p
+}
+
+/// Receives until `stop`, returning each packet's one-way latency in µs.
+fn receiver(
+    sock: UdpSocket,
+    base: Instant,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<u32>> {
+    std::thread::spawn(move || {
+        sock.set_read_timeout(Some(Duration::from_millis(50))).ok();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        loop {
+            match sock.recv(&mut buf) {
+                Ok(n) if n >= 20 => {
+                    let now = base.elapsed().as_nanos() as u64;
+                    let mut ts = [0u8; 8];
+                    ts.copy_from_slice(&buf[12..20]);
+                    let sent = u64::from_be_bytes(ts);
+                    out.push((now.saturating_sub(sent) / 1000) as u32);
+                }
+                Ok(_) => {}
+                Err(_) if stop.load(Ordering::Relaxed) => return out,
+                Err(_) => {}
+            }
+        }
+    })
+}
+
+struct Step {
+    sent: usize,
+    latencies: Vec<u32>,
+    seconds: f64,
+}
+
+/// Sends one packet per destination per 20 ms tick for `seconds`, from `a` to each of
+/// `a_to` and from `b` to each of `b_to`, and collects what arrives at `a` and `b`.
+fn run(
+    a: &UdpSocket,
+    b: &UdpSocket,
+    a_to: &[SocketAddr],
+    b_to: &[SocketAddr],
+    seconds: f64,
+) -> Step {
+    let base = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let ra = receiver(a.try_clone().expect("clone"), base, stop.clone());
+    let rb = receiver(b.try_clone().expect("clone"), base, stop.clone());
+    let ticks = (seconds / TICK.as_secs_f64()) as u32;
+    let mut sent = 0;
+    let t0 = Instant::now();
+    // Each 20 ms tick is cut into 1 ms slots and every destination gets its packet in one
+    // of them, as calls that started at random moments would.
+    let dests: Vec<(&UdpSocket, &SocketAddr)> = a_to
+        .iter()
+        .map(|d| (a, d))
+        .chain(b_to.iter().map(|d| (b, d)))
+        .collect();
+    let slots = 20;
+    for tick in 0..ticks {
+        for slot in 0..slots {
+            let due = t0 + TICK * tick + TICK * slot / slots;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            for (sock, d) in dests.iter().skip(slot as usize).step_by(slots as usize) {
+                let p = packet(tick as u16, base.elapsed().as_nanos() as u64);
+                if sock.send_to(&p, d).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = ra.join().expect("receiver");
+    latencies.extend(rb.join().expect("receiver"));
+    Step {
+        sent,
+        latencies,
+        seconds,
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let (a_addr, b_addr) = (a.local_addr().expect("addr"), b.local_addr().expect("addr"));
+    let seconds = std::env::var("RELAY_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3.0);
+
+    // Phone to phone without the relay: the baseline latency of the same path.
+    let direct = run(&a, &b, &[b_addr], &[a_addr], 1.0);
+    let mut base = direct.latencies.clone();
+    base.sort_unstable();
+    let (base50, base99) = (percentile(&base, 0.5), percentile(&base, 0.99));
+    println!(
+        "relay: 50 packets/s per direction per call, {PACKET}-byte packets, {seconds} s per step; direct path median {base50} µs, p99 {base99} µs"
+    );
+    println!(
+        "{:>6} {:>10} {:>9} {:>14} {:>11}",
+        "calls", "packets/s", "lost", "added median", "added p99"
+    );
+    let ports = PortRange::new(40000, 60000);
+    let mut relays: Vec<Relay> = Vec::new();
+    let mut best = None;
+    let mut calls = 50;
+    while calls <= 3200 {
+        while relays.len() < calls {
+            let r = rt
+                .block_on(Relay::start(&ports, "127.0.0.1".parse().expect("ip")))
+                .expect("relay ports");
+            r.set_targets(Targets {
+                a: Some(a_addr),
+                b: Some(b_addr),
+                transcode: Transcode::None,
+            });
+            relays.push(r);
+        }
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let to_a_side: Vec<SocketAddr> = relays
+            .iter()
+            .map(|r| SocketAddr::new(ip, r.port_a))
+            .collect();
+        let to_b_side: Vec<SocketAddr> = relays
+            .iter()
+            .map(|r| SocketAddr::new(ip, r.port_b))
+            .collect();
+        // Latching: the first packets teach each relay where the phones are.
+        let _ = run(&a, &b, &to_a_side, &to_b_side, 0.1);
+        let step = run(&a, &b, &to_a_side, &to_b_side, seconds);
+        let mut lat = step.latencies.clone();
+        lat.sort_unstable();
+        let lost = step.sent.saturating_sub(lat.len());
+        let pps = lat.len() as f64 / step.seconds;
+        println!(
+            "{calls:>6} {pps:>10.0} {lost:>9} {:>11} µs {:>8} µs",
+            percentile(&lat, 0.5).saturating_sub(base50),
+            percentile(&lat, 0.99).saturating_sub(base99),
+        );
+        if lost > 0 {
+            break;
+        }
+        best = Some((calls, pps));
+        calls *= 2;
+    }
+    match best {
+        Some((calls, pps)) => println!("relay: {pps:.0} packets/s ({calls} calls) with no loss"),
+        None => println!("relay: loss already at the first step"),
+    }
+}
