@@ -5,6 +5,7 @@
 //! CANCEL and re-INVITEs (hold and resume) across with their SDP. Media goes directly between
 //! the phones (the SDP passes through unchanged).
 
+use crate::features;
 use crate::nat::{self, NatCheck};
 use crate::registrar::Registrar;
 use crate::relay::{
@@ -66,6 +67,7 @@ pub struct Calls {
     /// In-dialog OPTIONS probes in flight → the call they ask about.
     probes: HashMap<TsxKey, TsxKey>,
     ports: Arc<PortRange>,
+    features: Vec<Box<dyn features::Feature>>,
 }
 
 fn user_of(uri: &sip::Uri) -> String {
@@ -89,6 +91,7 @@ impl Calls {
             forwarded: HashMap::new(),
             probes: HashMap::new(),
             ports,
+            features: features::all(),
         }
     }
 
@@ -152,7 +155,30 @@ impl Calls {
             }
         }
         if !known {
+            if let Some(outcome) = self.feature_code(&caller, &callee, peer) {
+                eprintln!("pbx-lite: {caller} dialled {callee}: {outcome}");
+                return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
+            }
             return self.reply(&key, &request, 404, "Not Found", &tag);
+        }
+        // Do Not Disturb, then Call Forward All (followed while it leads somewhere new).
+        let mut diverted_from: Option<(String, &str)> = None;
+        {
+            let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+            let mut seen = vec![callee.clone()];
+            loop {
+                let st = db.station_state(&callee).unwrap_or_default();
+                if st.dnd {
+                    drop(db);
+                    return self.reply(&key, &request, 486, "Busy Here", &tag);
+                }
+                if st.cf_all.is_empty() || seen.contains(&st.cf_all) || st.cf_all == caller {
+                    break; // a loop rings the last station of the chain
+                }
+                seen.push(st.cf_all.clone());
+                let from = std::mem::replace(&mut callee, st.cf_all);
+                diverted_from.get_or_insert((from, "unconditional"));
+            }
         }
         let lookup = |n: &str| {
             self.registrar
@@ -163,7 +189,6 @@ impl Calls {
         let mut bindings = lookup(&callee);
         // Call forwarding Unreachable (OfficeServ): a station that is not registered sends its
         // calls to the station it names, and the INVITE says who forwarded (RFC 5806).
-        let mut diverted_from = None;
         if bindings.is_empty() {
             let target = self
                 .db
@@ -177,15 +202,36 @@ impl Calls {
             {
                 bindings = lookup(&t);
                 if !bindings.is_empty() {
-                    diverted_from = Some(std::mem::replace(&mut callee, t));
+                    let from = std::mem::replace(&mut callee, t);
+                    diverted_from.get_or_insert((from, "unavailable"));
                 }
             }
         }
-        let Some(b) = bindings.first() else {
+        let Some(mut b) = bindings.first().cloned() else {
             return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
         };
         if self.busy(&callee) {
-            return self.reply(&key, &request, 486, "Busy Here", &tag);
+            // Call Forward Busy: the station it names rings instead, if it is free.
+            let target = self
+                .db
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .station_state(&callee)
+                .map(|st| st.cf_busy)
+                .unwrap_or_default();
+            let target_bindings = if target.is_empty() || target == caller || self.busy(&target) {
+                Vec::new()
+            } else {
+                lookup(&target)
+            };
+            match target_bindings.first() {
+                Some(tb) => {
+                    b = tb.clone();
+                    let from = std::mem::replace(&mut callee, target);
+                    diverted_from.get_or_insert((from, "user-busy"));
+                }
+                None => return self.reply(&key, &request, 486, "Busy Here", &tag),
+            }
         }
         let check = self
             .db
@@ -193,7 +239,7 @@ impl Calls {
             .unwrap_or_else(|e| e.into_inner())
             .get(&callee)
             .map_or(NatCheck::Ip, |s| NatCheck::of(&s));
-        let Some(b_peer) = nat::route(b, check) else {
+        let Some(b_peer) = nat::route(&b, check) else {
             return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
         };
         let local = self.local;
@@ -223,10 +269,10 @@ impl Calls {
         if let Some(ct) = request.headers.get_raw(&Name::CONTENT_TYPE).next() {
             invite.headers.insert(Name::CONTENT_TYPE, ct.clone());
         }
-        if let Some(from) = &diverted_from {
+        if let Some((from, reason)) = &diverted_from {
             invite.headers.insert(
                 sip::headers::diversion_name(),
-                format!("<sip:{from}@{}>;reason=unavailable;counter=1", local.ip()),
+                format!("<sip:{from}@{}>;reason={reason};counter=1", local.ip()),
             );
         }
         let relay = if !request.body.is_empty() && self.relay_wanted(&request.body, &b_peer) {
@@ -270,6 +316,37 @@ impl Calls {
             held: false,
             probed: Instant::now(),
         });
+    }
+
+    /// Runs the feature code `dialled` for `caller`, if it is one; the outcome for the log.
+    /// A caller not proven by INVITE authentication must at least call from the address its
+    /// station registered from: anybody else gets no station features.
+    fn feature_code(&self, caller: &str, dialled: &str, peer: Peer) -> Option<String> {
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        let (feature, args) = features::find(&self.features, &db, dialled)?;
+        let authenticated = db.setting("security.invite_auth").unwrap_or_default() != "never";
+        let registered_here = self
+            .registrar
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(caller, SystemTime::now())
+            .iter()
+            .any(|r| nat::source_peer(&r.source).is_some_and(|s| s.addr.ip() == peer.addr.ip()));
+        if !authenticated && !registered_here {
+            return Some(format!(
+                "refused: {} is not where {caller} registered",
+                peer.addr
+            ));
+        }
+        let r = features::Request {
+            db: &db,
+            caller,
+            args,
+        };
+        Some(match feature.act(&r) {
+            Ok(done) => done,
+            Err(why) => format!("refused: {why}"),
+        })
     }
 
     /// A response to one of our client transactions.

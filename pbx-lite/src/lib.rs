@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod calls;
+pub mod features;
 pub mod nat;
 pub mod registrar;
 pub mod relay;

@@ -61,6 +61,26 @@ enum Cmd {
     },
 }
 
+/// A status row's forwarding as `all:202 busy:203`, or `-`.
+fn forwards(r: &serde_json::Value) -> String {
+    let parts: Vec<String> = [
+        ("all", "forward_all"),
+        ("busy", "forward_busy"),
+        ("na", "forward_noanswer"),
+    ]
+    .iter()
+    .filter_map(|(label, key)| {
+        let t = r[*key].as_str().unwrap_or_default();
+        (!t.is_empty()).then(|| format!("{label}:{t}"))
+    })
+    .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
 fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
     let rows = pbx_lite::status::stations(db)?;
     if json {
@@ -68,13 +88,13 @@ fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
     } else {
         writeln!(
             out,
-            "{:<8} {:<11} {:<22} {:<9} {:<4} {:>7}  user agent",
-            "number", "registered", "address", "transport", "nat", "expiry"
+            "{:<8} {:<11} {:<22} {:<9} {:<4} {:>7} {:<4} {:<14} user agent",
+            "number", "registered", "address", "transport", "nat", "expiry", "dnd", "forward"
         )?;
         for r in rows {
             writeln!(
                 out,
-                "{:<8} {:<11} {:<22} {:<9} {:<4} {:>7}  {}",
+                "{:<8} {:<11} {:<22} {:<9} {:<4} {:>7} {:<4} {:<14} {}",
                 r["number"].as_str().unwrap_or_default(),
                 if r["registered"].as_bool().unwrap_or(false) {
                     "yes"
@@ -89,6 +109,12 @@ fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
                     "no"
                 },
                 r["expires_in"],
+                if r["dnd"].as_bool().unwrap_or(false) {
+                    "on"
+                } else {
+                    "-"
+                },
+                forwards(&r),
                 r["user_agent"].as_str().unwrap_or_default()
             )?;
         }

@@ -1,4 +1,4 @@
-//! What `pbx-lite status` and `access-log` show, as JSON rows, read from the database the
+//! What `pbx-lite status` (registration, NAT, DND, forwarding) and `access-log` show, as JSON rows, read from the database the
 //! running PBX writes to — shared by the CLI and the HTTP admin endpoint.
 
 use crate::nat::{self, NatCheck};
@@ -29,7 +29,12 @@ pub fn stations(db: &Db) -> anyhow::Result<Vec<Value>> {
                     .map_or(r.source.clone(), |(_, a)| a.to_string())
             })
             .unwrap_or_default();
+        let st = db.station_state(&s.number)?;
         rows.push(json!({
+            "dnd": st.dnd,
+            "forward_all": st.cf_all,
+            "forward_busy": st.cf_busy,
+            "forward_noanswer": st.cf_noanswer,
             "number": s.number,
             "registered": !live.is_empty(),
             "user_agent": first.map(|r| r.user_agent.clone()).unwrap_or_default(),

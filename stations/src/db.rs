@@ -31,7 +31,21 @@ const MIGRATIONS: &[&str] = &[
         cseq INTEGER NOT NULL, PRIMARY KEY (aor, contact));
      CREATE TABLE access_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
         address TEXT NOT NULL, caller TEXT NOT NULL, reason TEXT NOT NULL);",
+    "CREATE TABLE station_state (number TEXT PRIMARY KEY, dnd INTEGER NOT NULL,
+        cf_all TEXT NOT NULL, cf_busy TEXT NOT NULL, cf_noanswer TEXT NOT NULL);",
 ];
+
+/// What a station's user set from the phone with feature codes (DND, call forwarding):
+/// kept apart from the station's configuration, and kept across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StationState {
+    pub number: String,
+    pub dnd: bool,
+    /// Call forward all / busy / no answer: a station number, or empty.
+    pub cf_all: String,
+    pub cf_busy: String,
+    pub cf_noanswer: String,
+}
 
 /// One registered contact of a station (its address-of-record is the station number).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -583,6 +597,47 @@ impl Db {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A station's DND and forwarding (all off when never set).
+    pub fn station_state(&self, number: &str) -> Result<StationState, StationError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT dnd, cf_all, cf_busy, cf_noanswer FROM station_state WHERE number = ?1",
+            )?
+            .query_row([number], |r| {
+                Ok(StationState {
+                    number: number.to_string(),
+                    dnd: r.get::<_, i64>(0)? != 0,
+                    cf_all: r.get(1)?,
+                    cf_busy: r.get(2)?,
+                    cf_noanswer: r.get(3)?,
+                })
+            })
+            .optional()?;
+        Ok(row.unwrap_or_else(|| StationState {
+            number: number.to_string(),
+            ..StationState::default()
+        }))
+    }
+
+    /// Stores a station's DND and forwarding.
+    pub fn save_station_state(&self, st: &StationState) -> Result<(), StationError> {
+        self.bookkeeping(|| {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO station_state (number, dnd, cf_all, cf_busy, cf_noanswer)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    st.number,
+                    i64::from(st.dnd),
+                    st.cf_all,
+                    st.cf_busy,
+                    st.cf_noanswer
+                ],
+            )?;
+            Ok(())
+        })
     }
 
     /// Records a refused access, keeping the newest [`LOG_ROWS`].

@@ -1,0 +1,129 @@
+//! Feature codes (OfficeServ "SIP Station features"): an INVITE whose number starts with a
+//! code of the number plan is not a call. The feature acts, and the caller is answered
+//! `480 Temporarily Unavailable` whether it succeeded or not, as OfficeServ phones expect.
+//! Each feature is one file behind [`Feature`], registered in [`all`]; its code comes from
+//! the `numberplan.*` setting it names, so an office can renumber it.
+
+mod dnd;
+mod forward;
+
+use stations::Db;
+
+/// What a feature gets to act on.
+pub struct Request<'a> {
+    pub db: &'a Db,
+    /// The station that dialled the code (authenticated, or matched to its registration).
+    pub caller: &'a str,
+    /// The digits after the code (a destination, 1/0, a station...).
+    pub args: &'a str,
+}
+
+/// One feature code.
+pub trait Feature: Send + Sync {
+    /// The `numberplan.*` setting that holds the code.
+    fn code_setting(&self) -> &'static str;
+    /// Acts; the text (success or why not) goes to the log.
+    fn act(&self, r: &Request<'_>) -> Result<String, String>;
+}
+
+/// Every feature code the PBX knows.
+pub fn all() -> Vec<Box<dyn Feature>> {
+    let mut v: Vec<Box<dyn Feature>> = vec![Box::new(dnd::Dnd)];
+    v.extend(forward::all());
+    v
+}
+
+/// The feature whose code starts `dialled` (the longest code wins, so `601` beats `60`),
+/// with the digits after the code. None when `dialled` is no feature code.
+pub fn find<'f, 'd>(
+    features: &'f [Box<dyn Feature>],
+    db: &Db,
+    dialled: &'d str,
+) -> Option<(&'f dyn Feature, &'d str)> {
+    features
+        .iter()
+        .filter_map(|f| {
+            let code = db.setting(f.code_setting()).ok()?;
+            let rest = dialled.strip_prefix(code.as_str())?;
+            (!code.is_empty()).then_some((f.as_ref(), rest, code.len()))
+        })
+        .max_by_key(|(_, _, len)| *len)
+        .map(|(f, rest, _)| (f, rest))
+}
+
+/// A destination a forward may name: an existing station other than the caller.
+fn station_target(r: &Request<'_>) -> Result<String, String> {
+    let t = r.args.trim();
+    if t.is_empty() {
+        return Err("no destination dialled".into());
+    }
+    if t == r.caller {
+        return Err(format!("{t} is the station itself"));
+    }
+    r.db.get(t)
+        .map(|s| s.number)
+        .map_err(|_| format!("{t} is no station"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("office.db")).unwrap();
+        for n in ["201", "202"] {
+            db.add(
+                &stations::Station::new(n, &format!("u{n}"), &format!("Pw-{n}-secret"), 8).unwrap(),
+            )
+            .unwrap();
+        }
+        (dir, db)
+    }
+
+    #[test]
+    fn codes_from_the_number_plan_longest_first() {
+        let (_d, db) = db();
+        let f = all();
+        let act = |dialled: &str| {
+            let (feature, args) = find(&f, &db, dialled).unwrap();
+            feature.act(&Request {
+                db: &db,
+                caller: "201",
+                args,
+            })
+        };
+        assert!(
+            find(&f, &db, "202").is_none(),
+            "a station number is no code"
+        );
+        act("401").unwrap();
+        assert!(db.station_state("201").unwrap().dnd);
+        act("400").unwrap();
+        assert!(!db.station_state("201").unwrap().dnd);
+        assert!(act("402").is_err());
+        act("601202").unwrap();
+        assert_eq!(db.station_state("201").unwrap().cf_all, "202");
+        assert!(act("601201").is_err(), "not to itself");
+        assert!(act("601999").is_err(), "not to a number that is no station");
+        act("604202").unwrap();
+        let st = db.station_state("201").unwrap();
+        assert_eq!(
+            (st.cf_busy.as_str(), st.cf_noanswer.as_str()),
+            ("202", "202")
+        );
+        act("600").unwrap();
+        assert_eq!(
+            db.station_state("201").unwrap(),
+            stations::db::StationState {
+                number: "201".into(),
+                ..Default::default()
+            }
+        );
+        // Renumbered: DND on 77.
+        db.set_setting("numberplan.dnd", "77").unwrap();
+        assert!(find(&f, &db, "401").is_none());
+        act("771").unwrap();
+        assert!(db.station_state("201").unwrap().dnd);
+    }
+}
