@@ -11,6 +11,8 @@ use media::analysis::dominant_frequency;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 const PBX: &str = env!("CARGO_BIN_EXE_pbx-lite");
 
 fn tone(path: &std::path::Path, freq: f32) {
@@ -148,11 +150,7 @@ impl Office {
         cli(&["settings", "set", "media.relay", relay]);
         // Timer F (64 × T1) is how long a probe of a vanished phone takes to fail.
         cli(&["settings", "set", "sip.t1_ms", "100"]);
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = support::free_port();
         let rtp_lo = 30000 + (port % 1000) * 20;
         let pbx = Office::start_pbx(dir.path(), port, rtp_lo);
         let phone = |n: &str, freq: f32| {
@@ -222,7 +220,7 @@ impl Office {
 
 /// `relay`: the `media.relay` setting for the call.
 fn call_between_two_baresips(relay: &str) {
-    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+    if support::skip() {
         return;
     }
     let o = Office::start(relay);
@@ -250,7 +248,7 @@ fn call_between_two_baresips(relay: &str) {
 
 #[test]
 fn kill_9_then_restart_calls_connect_without_registering_again() {
-    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+    if support::skip() {
         return;
     }
     let mut o = Office::start("always");
@@ -270,7 +268,7 @@ fn kill_9_then_restart_calls_connect_without_registering_again() {
 
 #[test]
 fn call_forwarding_unreachable_rings_the_named_station() {
-    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+    if support::skip() {
         return;
     }
     let o = Office::start("never");
@@ -298,7 +296,7 @@ fn call_forwarding_unreachable_rings_the_named_station() {
 /// other phone gets a BYE. `setting` is what notices: the in-dialog OPTIONS probe (direct
 /// media) or the relay's RTP inactivity timeout.
 fn vanished_phone_call_is_hung_up(relay: &str, setting: (&str, &str)) {
-    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+    if support::skip() {
         return;
     }
     let mut o = Office::start(relay);

@@ -9,24 +9,14 @@
 //!   registered does nothing.
 #![allow(clippy::unwrap_used)]
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const PBX: &str = env!("CARGO_BIN_EXE_pbx-lite");
 
-fn skip() -> bool {
-    std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1")
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::{free_port, skip};
 
 struct Office {
     dir: tempfile::TempDir,

@@ -20,17 +20,8 @@ use std::time::{Duration, Instant};
 
 const PBX: &str = env!("CARGO_BIN_EXE_pbx-lite");
 
-fn skip() -> bool {
-    std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1")
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::{free_port, skip};
 
 struct Pbx {
     dir: tempfile::TempDir,
