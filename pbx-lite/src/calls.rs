@@ -51,6 +51,9 @@ struct Call {
     held: bool,
     /// When both phones were last asked if they are still there.
     probed: Instant,
+    /// When the call started ringing, and whether Call Forward No Answer was looked at.
+    started: Instant,
+    no_answer_tried: bool,
 }
 
 /// All calls of the PBX.
@@ -242,39 +245,12 @@ impl Calls {
         let Some(b_peer) = nat::route(&b, check) else {
             return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
         };
-        let local = self.local;
-        let Ok(mut invite) = build::request(
-            Method::Invite,
-            &b.contact,
-            &format!("sip:{caller}@{}", local.ip()),
-            &format!("sip:{callee}@{}", local.ip()),
-            b_peer.transport,
-            local,
-        ) else {
+        let diverted = diverted_from.as_ref().map(|(f, r)| (f.as_str(), *r));
+        let Some(mut invite) =
+            self.b_leg_invite(&request, &caller, &callee, &b.contact, b_peer, diverted)
+        else {
             return self.reply(&key, &request, 500, "Server Internal Error", &tag);
         };
-        // Caller ID: the caller's display name and number.
-        if let Some(from) = request.headers.get_raw(&Name::FROM).next() {
-            let display = from.split('<').next().unwrap_or_default().trim();
-            if display.starts_with('"') {
-                let v = invite
-                    .headers
-                    .remove(&Name::FROM)
-                    .and_then(|v| v.into_iter().next())
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
-                invite.headers.insert(Name::FROM, format!("{display} {v}"));
-            }
-        }
-        if let Some(ct) = request.headers.get_raw(&Name::CONTENT_TYPE).next() {
-            invite.headers.insert(Name::CONTENT_TYPE, ct.clone());
-        }
-        if let Some((from, reason)) = &diverted_from {
-            invite.headers.insert(
-                sip::headers::diversion_name(),
-                format!("<sip:{from}@{}>;reason={reason};counter=1", local.ip()),
-            );
-        }
         let relay = if !request.body.is_empty() && self.relay_wanted(&request.body, &b_peer) {
             match Relay::start(&self.ports, self.local.ip()).await {
                 Ok(r) => Some(r),
@@ -315,7 +291,129 @@ impl Calls {
             answered: false,
             held: false,
             probed: Instant::now(),
+            started: Instant::now(),
+            no_answer_tried: false,
         });
+    }
+
+    /// The INVITE of a B leg: to the callee's `contact`, caller ID carried over, and a
+    /// Diversion header when the call was forwarded (`(forwarder, reason)`). No body yet.
+    fn b_leg_invite(
+        &self,
+        a: &Request,
+        caller: &str,
+        callee: &str,
+        contact: &str,
+        peer: Peer,
+        diverted: Option<(&str, &str)>,
+    ) -> Option<Request> {
+        let local = self.local;
+        let mut invite = build::request(
+            Method::Invite,
+            contact,
+            &format!("sip:{caller}@{}", local.ip()),
+            &format!("sip:{callee}@{}", local.ip()),
+            peer.transport,
+            local,
+        )
+        .ok()?;
+        // Caller ID: the caller's display name and number.
+        if let Some(from) = a.headers.get_raw(&Name::FROM).next() {
+            let display = from.split('<').next().unwrap_or_default().trim();
+            if display.starts_with('"') {
+                let v = invite
+                    .headers
+                    .remove(&Name::FROM)
+                    .and_then(|v| v.into_iter().next())
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                invite.headers.insert(Name::FROM, format!("{display} {v}"));
+            }
+        }
+        if let Some(ct) = a.headers.get_raw(&Name::CONTENT_TYPE).next() {
+            invite.headers.insert(Name::CONTENT_TYPE, ct.clone());
+        }
+        if let Some((from, reason)) = diverted {
+            invite.headers.insert(
+                sip::headers::diversion_name(),
+                format!("<sip:{from}@{}>;reason={reason};counter=1", local.ip()),
+            );
+        }
+        Some(invite)
+    }
+
+    /// Call Forward No Answer: a call ringing longer than `forward.noanswer_seconds` at a
+    /// station that forwards unanswered calls is cancelled there and rings the named
+    /// station, with a Diversion header (`reason=no-answer`).
+    fn forward_unanswered(&mut self, after: Duration) {
+        let due: Vec<usize> = (0..self.calls.len())
+            .filter(|&i| {
+                let c = &self.calls[i];
+                !c.answered && !c.no_answer_tried && c.started.elapsed() >= after
+            })
+            .collect();
+        for i in due {
+            self.calls[i].no_answer_tried = true;
+            let (caller, callee) = (self.calls[i].caller.clone(), self.calls[i].callee.clone());
+            let target = self
+                .db
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .station_state(&callee)
+                .map(|st| st.cf_noanswer)
+                .unwrap_or_default();
+            if target.is_empty() || target == caller || self.busy_elsewhere(&target, i) {
+                continue;
+            }
+            let bindings = self
+                .registrar
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .lookup(&target, SystemTime::now());
+            let Some(b) = bindings.first() else { continue };
+            let check = self
+                .db
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&target)
+                .map_or(NatCheck::Ip, |s| NatCheck::of(&s));
+            let Some(peer) = nat::route(b, check) else {
+                continue;
+            };
+            let a = self.calls[i].a_invite.clone();
+            let Some(mut invite) = self.b_leg_invite(
+                &a,
+                &caller,
+                &target,
+                &b.contact,
+                peer,
+                Some((&callee, "no-answer")),
+            ) else {
+                continue;
+            };
+            invite.body = match &self.calls[i].relay {
+                Some(r) => rewrite_sdp(&offer_both_laws(&a.body), r.ip, r.port_b).into(),
+                None => a.body.clone(),
+            };
+            let Ok(key) = self.ep.send_request(invite.clone(), peer) else {
+                continue;
+            };
+            let c = &mut self.calls[i];
+            let _ = self.ep.cancel(&c.b_key);
+            eprintln!("pbx-lite: call {caller} → {callee} not answered: forwarded to {target}");
+            c.b_key = key;
+            c.b_invite = invite;
+            c.b_peer = peer;
+            c.callee = target;
+        }
+    }
+
+    /// Is `number` in a call other than call `i`?
+    fn busy_elsewhere(&self, number: &str, i: usize) -> bool {
+        self.calls
+            .iter()
+            .enumerate()
+            .any(|(j, c)| j != i && (c.callee == number || c.caller == number))
     }
 
     /// Runs the feature code `dialled` for `caller`, if it is one; the outcome for the log.
@@ -589,12 +687,17 @@ impl Calls {
     /// (`calls.probe_seconds`) and hangs up relayed calls whose RTP stopped while not on hold
     /// (`media.rtp_timeout`), so a vanished phone's call does not linger.
     pub fn tick(&mut self) {
-        let (probe, rtp_timeout) = {
+        let (probe, rtp_timeout, no_answer) = {
             let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
             let get =
                 |k: &str, d: u64| db.setting(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-            (get("calls.probe_seconds", 30), get("media.rtp_timeout", 60))
+            (
+                get("calls.probe_seconds", 30),
+                get("media.rtp_timeout", 60),
+                get("forward.noanswer_seconds", 15),
+            )
         };
+        self.forward_unanswered(Duration::from_secs(no_answer));
         if rtp_timeout > 0
             && let Some(i) = self.calls.iter().position(|c| {
                 c.answered

@@ -5,6 +5,8 @@
 //! - forward all rings the named station with a Diversion header naming the forwarder
 //!   (`reason=unconditional`), checked by the SIPp phone that answers; a forward loop rings
 //!   the last station of the chain instead of looping;
+//! - forward no answer cancels the ringing phone after `forward.noanswer_seconds` and rings
+//!   the named station (`reason=no-answer`);
 //! - with INVITE authentication off, a code from an address where the station is not
 //!   registered does nothing.
 #![allow(clippy::unwrap_used)]
@@ -138,9 +140,20 @@ impl Office {
     /// `diversion` (a regular expression on the Diversion header). Returns its index for
     /// [`Office::answered`].
     fn answering_phone(&mut self, number: &str, diversion: &str) -> usize {
+        self.phone(number, &answer_scenario(diversion))
+    }
+
+    /// A SIPp phone registered as `number` that rings and is cancelled (it exits 0 once the
+    /// CANCEL came and the INVITE was answered 487).
+    fn ringing_phone(&mut self, number: &str) -> usize {
+        self.phone(number, RING_SCENARIO)
+    }
+
+    /// A SIPp phone registered as `number`, running `scenario` for one call.
+    fn phone(&mut self, number: &str, scenario: &str) -> usize {
         let port = free_port();
-        let sf = self.dir.path().join(format!("answer-{number}.xml"));
-        std::fs::write(&sf, answer_scenario(diversion)).unwrap();
+        let sf = self.dir.path().join(format!("phone-{number}.xml"));
+        std::fs::write(&sf, scenario).unwrap();
         self.children.push(
             Command::new("sipp")
                 .args([
@@ -182,8 +195,8 @@ impl Office {
         self.children.len() - 1
     }
 
-    /// The answering phone took its one call, and the Diversion header matched (SIPp exits
-    /// 0 only then).
+    /// The SIPp phone took its one call as its scenario expects (for an answering phone,
+    /// with the Diversion header matching): SIPp exits 0 only then.
     fn answered(&mut self, phone: usize) {
         let t0 = Instant::now();
         loop {
@@ -251,6 +264,46 @@ fn scenario(expect: u16, challenged: bool) -> String {
     }
     x + "</scenario>\n"
 }
+
+/// Rings (180), then takes the CANCEL: 200 for it, 487 for the INVITE, and the ACK.
+const RING_SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="ring">
+<recv request="INVITE"><action><ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="n"/></action></recv>
+<send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]r[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port]>
+Content-Length: 0
+
+]]></send>
+<recv request="CANCEL"/>
+<send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]r[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+<send><![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]r[call_number]
+[last_Call-ID:]
+CSeq: [$n] INVITE
+Content-Length: 0
+
+]]></send>
+<recv request="ACK"/>
+</scenario>
+"#;
 
 /// Answers one INVITE whose Diversion header matches `diversion`, and takes the BYE.
 fn answer_scenario(diversion: &str) -> String {
@@ -333,4 +386,20 @@ fn codes_need_a_proven_station() {
         false,
         "201 is not registered from this address: no feature"
     );
+}
+
+#[test]
+fn forward_no_answer_cancels_and_rings_the_next_station() {
+    if skip() {
+        return;
+    }
+    let mut o = Office::start();
+    o.cli(&["settings", "set", "forward.noanswer_seconds", "1"]);
+    o.dial("201", "603203", 480);
+    assert_eq!(o.status("201")["forward_noanswer"], "203");
+    let ringing = o.ringing_phone("201");
+    let phone = o.answering_phone("203", "sip:201@[^>]*>;reason=no-answer");
+    o.dial("202", "201", 200);
+    o.answered(phone);
+    o.answered(ringing);
 }

@@ -211,6 +211,12 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "how often a keep-alive (CRLF) goes to each UDP phone behind NAT; 0 = never",
     ),
     (
+        "forward.noanswer_seconds",
+        "15",
+        Kind::Int(1, 300),
+        "how long a call rings before Call Forward No Answer (603/604) sends it on",
+    ),
+    (
         "calls.probe_seconds",
         "30",
         Kind::Int(0, 3600),
