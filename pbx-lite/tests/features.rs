@@ -5,6 +5,8 @@
 //! - forward all rings the named station with a Diversion header naming the forwarder
 //!   (`reason=unconditional`), checked by the SIPp phone that answers; a forward loop rings
 //!   the last station of the chain instead of looping;
+//! - forward busy rings the named station while the forwarder is in a call
+//!   (`reason=user-busy`);
 //! - forward no answer cancels the ringing phone after `forward.noanswer_seconds` and rings
 //!   the named station (`reason=no-answer`);
 //! - with INVITE authentication off, a code from an address where the station is not
@@ -134,6 +136,37 @@ impl Office {
             "{caller} dialling {number} should get {expect}:\n{}",
             String::from_utf8_lossy(&o.stdout)
         );
+    }
+
+    /// `caller` calls `number` in the background, talks for `ms` and hangs up; returns its
+    /// index for [`Office::answered`].
+    fn call_in_background(&mut self, caller: &str, number: &str, ms: u32) -> usize {
+        let inf = self.dir.path().join(format!("long-{caller}-{number}.inf"));
+        std::fs::write(
+            &inf,
+            format!(
+                "SEQUENTIAL\n{caller};{number};[authentication username=u{caller} password=Pw-{caller}-secret]\n"
+            ),
+        )
+        .unwrap();
+        let sf = self.dir.path().join(format!("long-{caller}.xml"));
+        let bye = "<send retrans=\"500\"><![CDATA[\nBYE";
+        let scenario =
+            dial_scenario(200).replace(bye, &format!("<pause milliseconds=\"{ms}\"/>\n{bye}"));
+        std::fs::write(&sf, scenario).unwrap();
+        self.children.push(
+            Command::new("sipp")
+                .arg(format!("127.0.0.1:{}", self.port))
+                .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+                .args(["-nostdin", "-timeout", "15s", "-m", "1"])
+                .args(["-sf", sf.to_str().unwrap(), "-inf", inf.to_str().unwrap()])
+                .current_dir(self.dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        self.children.len() - 1
     }
 
     /// A SIPp phone registered as `number` that answers one call only if it carries
@@ -307,8 +340,19 @@ Content-Length: 0
 
 /// Answers one INVITE whose Diversion header matches `diversion`, and takes the BYE.
 fn answer_scenario(diversion: &str) -> String {
+    // An empty `diversion` answers any call.
+    let (check, seen) = if diversion.is_empty() {
+        (String::new(), "")
+    } else {
+        (
+            format!(
+                "<action><ereg regexp=\"{diversion}\" search_in=\"hdr\" header=\"Diversion:\" check_it=\"true\" assign_to=\"d\"/></action>"
+            ),
+            "X-Diversion-Seen: [$d]\n",
+        )
+    };
     format!(
-        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"answer\">\n<recv request=\"INVITE\"><action><ereg regexp=\"{diversion}\" search_in=\"hdr\" header=\"Diversion:\" check_it=\"true\" assign_to=\"d\"/></action></recv>\n<send retrans=\"500\"><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]a[call_number]\n[last_Call-ID:]\n[last_CSeq:]\nX-Diversion-Seen: [$d]\nContact: <sip:[local_ip]:[local_port]>\nContent-Type: application/sdp\nContent-Length: [len]\n\n{SDP}\n]]></send>\n<recv request=\"ACK\"/>\n<recv request=\"BYE\"/>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n</scenario>\n"
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"answer\">\n<recv request=\"INVITE\">{check}</recv>\n<send retrans=\"500\"><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]a[call_number]\n[last_Call-ID:]\n[last_CSeq:]\n{seen}Contact: <sip:[local_ip]:[local_port]>\nContent-Type: application/sdp\nContent-Length: [len]\n\n{SDP}\n]]></send>\n<recv request=\"ACK\"/>\n<recv request=\"BYE\"/>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n</scenario>\n"
     )
 }
 
@@ -402,4 +446,21 @@ fn forward_no_answer_cancels_and_rings_the_next_station() {
     o.dial("202", "201", 200);
     o.answered(phone);
     o.answered(ringing);
+}
+
+#[test]
+fn forward_busy_rings_the_named_station_while_in_a_call() {
+    if skip() {
+        return;
+    }
+    let mut o = Office::start();
+    o.dial("201", "602203", 480);
+    let phone_201 = o.answering_phone("201", "");
+    let call = o.call_in_background("204", "201", 3000);
+    std::thread::sleep(Duration::from_millis(1000)); // 204 ↔ 201 is set up in milliseconds
+    let phone_203 = o.answering_phone("203", "sip:201@[^>]*>;reason=user-busy");
+    o.dial("202", "201", 200);
+    o.answered(phone_203);
+    o.answered(call);
+    o.answered(phone_201);
 }
