@@ -8,12 +8,10 @@
 
 use e2e::baresip::Baresip;
 use media::analysis::dominant_frequency;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 mod support;
-
-const PBX: &str = env!("CARGO_BIN_EXE_pbx-lite");
 
 fn tone(path: &std::path::Path, freq: f32) {
     let spec = hound::WavSpec {
@@ -79,43 +77,16 @@ struct Office {
 
 impl Office {
     fn cli(&self, args: &[&str]) -> std::process::Output {
-        let o = Command::new(PBX)
-            .arg("--db")
-            .arg(self.dir.path().join("office.db"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
+        support::cli(&self.dir.path().join("office.db"), args)
     }
 
     fn start_pbx(dir: &std::path::Path, port: u16, rtp_lo: u16) -> Kill {
-        let k = Kill(
-            Command::new(PBX)
-                .arg("--db")
-                .arg(dir.join("office.db"))
-                .args([
-                    "serve",
-                    "--sip",
-                    &format!("127.0.0.1:{port}"),
-                    "--no-provisioning",
-                    "--admin",
-                    "127.0.0.1:0",
-                ])
-                .args(["--rtp-ports", &format!("{rtp_lo}-{}", rtp_lo + 19)])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_for("pbx-lite", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        k
+        let rtp = format!("{rtp_lo}-{}", rtp_lo + 19);
+        Kill(support::serve(
+            &dir.join("office.db"),
+            port,
+            &["--rtp-ports", &rtp],
+        ))
     }
 
     /// pbx-lite with `media.relay = relay`, and both phones registered.
@@ -123,17 +94,7 @@ impl Office {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("office.db");
         let cli = |args: &[&str]| {
-            let o = Command::new(PBX)
-                .arg("--db")
-                .arg(&db)
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
+            support::cli(&db, args);
         };
         for n in ["201", "202"] {
             cli(&[

@@ -17,8 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const PBX: &str = env!("CARGO_BIN_EXE_pbx-lite");
-
 mod support;
 use support::{free_port, skip};
 
@@ -58,41 +56,13 @@ impl Office {
             ]);
         }
         o.cli(&["settings", "set", "media.relay", "never"]);
-        o.children.push(
-            Command::new(PBX)
-                .arg("--db")
-                .arg(o.dir.path().join("office.db"))
-                .args(["serve", "--sip", &format!("127.0.0.1:{}", o.port)])
-                .args(["--no-provisioning", "--admin", "127.0.0.1:0"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", o.port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "pbx-lite did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        o.children
+            .push(support::serve(&o.dir.path().join("office.db"), o.port, &[]));
         o
     }
 
     fn cli(&self, args: &[&str]) -> Output {
-        let o = Command::new(PBX)
-            .arg("--db")
-            .arg(self.dir.path().join("office.db"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
+        support::cli(&self.dir.path().join("office.db"), args)
     }
 
     fn status(&self, number: &str) -> serde_json::Value {

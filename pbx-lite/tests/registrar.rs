@@ -15,10 +15,8 @@ use sip::types::Name;
 use sip::{Message, Method, build};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-const PBX: &str = env!("CARGO_BIN_EXE_pbx-lite");
+use std::process::{Child, Command, Output};
+use std::time::Duration;
 
 mod support;
 use support::{free_port, skip};
@@ -36,46 +34,12 @@ impl Pbx {
     }
 
     fn cli(&self, args: &[&str]) -> Output {
-        let o = Command::new(PBX)
-            .arg("--db")
-            .arg(self.db())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
+        support::cli(&self.db(), args)
     }
 
     fn start(&mut self) {
-        self.child = Some(
-            Command::new(PBX)
-                .arg("--db")
-                .arg(self.db())
-                .args([
-                    "serve",
-                    "--sip",
-                    &format!("127.0.0.1:{}", self.port),
-                    "--no-provisioning",
-                    "--admin",
-                    &format!("127.0.0.1:{}", self.admin),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let t0 = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "pbx-lite did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let admin = format!("127.0.0.1:{}", self.admin);
+        self.child = Some(support::serve(&self.db(), self.port, &["--admin", &admin]));
     }
 
     fn kill9(&mut self) {

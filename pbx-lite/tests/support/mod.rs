@@ -16,3 +16,52 @@ pub(crate) fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The pbx-lite binary under test.
+pub(crate) const PBX: &str = env!("CARGO_BIN_EXE_pbx-lite");
+
+/// Runs `pbx-lite --db DB ARGS…`, which must succeed.
+pub(crate) fn cli(db: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let o = std::process::Command::new(PBX)
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Starts `pbx-lite --db DB serve` with SIP on 127.0.0.1:`port`, no provisioning, and
+/// `extra` flags (`--admin 127.0.0.1:0` unless they name one); returns once it listens.
+pub(crate) fn serve(db: &std::path::Path, port: u16, extra: &[&str]) -> std::process::Child {
+    let mut c = std::process::Command::new(PBX);
+    c.arg("--db").arg(db).args([
+        "serve",
+        "--sip",
+        &format!("127.0.0.1:{port}"),
+        "--no-provisioning",
+    ]);
+    if !extra.contains(&"--admin") {
+        c.args(["--admin", "127.0.0.1:0"]);
+    }
+    let child = c
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "pbx-lite did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
