@@ -37,6 +37,27 @@ pub fn dominant_frequency(samples: &[i16], rate: u32) -> f32 {
     (k as f32 + if p.is_finite() { p } else { 0.0 }) * rate as f32 / samples.len() as f32
 }
 
+/// How much of the energy of `samples` is at `freq` (Goertzel): about 1.0 for a pure tone
+/// at `freq`, about 1/n for each of n equal tones mixed, near 0 when it is absent or the
+/// block is silent.
+pub fn tone_share(samples: &[i16], freq: f32, rate: u32) -> f32 {
+    let energy: f32 = samples.iter().map(|s| f32::from(*s).powi(2)).sum();
+    if samples.is_empty() || energy < samples.len() as f32 {
+        return 0.0;
+    }
+    let w = 2.0 * std::f32::consts::PI * freq / rate as f32;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for x in samples {
+        let s0 = f32::from(*x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    // A pure tone of amplitude A over N samples: power ≈ (A N / 2)², energy ≈ A² N / 2.
+    (2.0 * power / (samples.len() as f32 * energy)).min(1.0)
+}
+
 /// Mean log-spectral distance (dB) between `reference` and `test` in the band `lo..hi` Hz,
 /// over 20 ms frames whose reference energy is within 40 dB of the loudest frame (silence
 /// is skipped). Energies are compared in third-octave bands, as hearing resolves them, so
@@ -99,4 +120,34 @@ pub fn best_lag(reference: &[i16], test: &[i16], max: usize) -> usize {
                 .sum::<i64>()
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(freqs: &[f32]) -> Vec<i16> {
+        (0..4000)
+            .map(|n| {
+                freqs
+                    .iter()
+                    .map(|f| (2.0 * std::f32::consts::PI * f * n as f32 / 8000.0).sin() * 8000.0)
+                    .sum::<f32>() as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tone_shares() {
+        let pure = tone(&[440.0]);
+        assert!(tone_share(&pure, 440.0, 8000) > 0.9);
+        assert!(tone_share(&pure, 600.0, 8000) < 0.05);
+        let two = tone(&[440.0, 600.0]);
+        for f in [440.0, 600.0] {
+            let s = tone_share(&two, f, 8000);
+            assert!((0.4..0.6).contains(&s), "{f}: {s}");
+        }
+        assert!(tone_share(&two, 1000.0, 8000) < 0.05);
+        assert_eq!(tone_share(&[0; 800], 440.0, 8000), 0.0);
+    }
 }

@@ -1,6 +1,6 @@
 //! Media relay throughput and added latency (`cargo bench -p pbx-lite --bench relay`).
 //!
-//! Calls are relayed by the real [`Relay`] on a two-thread tokio runtime, as in `pbx-lite
+//! Calls are relayed by real bridged [`MediaPort`]s on a two-thread tokio runtime, as in `pbx-lite
 //! serve`. Each call carries G.711 at 20 ms both ways (50 packets/s per direction, 172-byte
 //! RTP packets). Two loopback sockets play all the A and all the B phones; each packet
 //! carries its send time. The number of calls doubles until a packet is lost; for each step
@@ -9,7 +9,7 @@
 //! The load generator shares the machine's cores with the relay, as SIPp does in the SIP
 //! load script.
 
-use pbx_lite::relay::{PortRange, Relay, Targets, Transcode};
+use pbx_lite::relay::{MediaPort, PortRange, Remote, bridge};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,29 +144,35 @@ fn main() {
         "calls", "packets/s", "lost", "added median", "added p99"
     );
     let ports = PortRange::new(40000, 60000);
-    let mut relays: Vec<Relay> = Vec::new();
+    let mut relays: Vec<(MediaPort, MediaPort)> = Vec::new();
     let mut best = None;
     let mut calls = 50;
     while calls <= 3200 {
         while relays.len() < calls {
-            let r = rt
-                .block_on(Relay::start(&ports, "127.0.0.1".parse().expect("ip")))
-                .expect("relay ports");
-            r.set_targets(Targets {
-                a: Some(a_addr),
-                b: Some(b_addr),
-                transcode: Transcode::None,
-            });
-            relays.push(r);
+            let ip = "127.0.0.1".parse().expect("ip");
+            let open = || {
+                rt.block_on(MediaPort::open(&ports, ip))
+                    .expect("relay ports")
+            };
+            let (mut pa, mut pb) = (open(), open());
+            let remote = |addr| Remote {
+                addr: Some(addr),
+                pt: 0,
+                event_pt: None,
+            };
+            pa.set_remote(remote(a_addr));
+            pb.set_remote(remote(b_addr));
+            rt.block_on(async { bridge(&mut pa, &mut pb) });
+            relays.push((pa, pb));
         }
         let ip = std::net::IpAddr::from([127, 0, 0, 1]);
         let to_a_side: Vec<SocketAddr> = relays
             .iter()
-            .map(|r| SocketAddr::new(ip, r.port_a))
+            .map(|r| SocketAddr::new(ip, r.0.port()))
             .collect();
         let to_b_side: Vec<SocketAddr> = relays
             .iter()
-            .map(|r| SocketAddr::new(ip, r.port_b))
+            .map(|r| SocketAddr::new(ip, r.1.port()))
             .collect();
         // Latching: the first packets teach each relay where the phones are.
         let _ = run(&a, &b, &to_a_side, &to_b_side, 0.1);

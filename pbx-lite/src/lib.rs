@@ -5,9 +5,11 @@
 //!
 //! ## Brief overview
 //! - [`registrar`]: pure registrar with digest auth and the OfficeServ protections.
-//! - [`calls`]: back-to-back calls between stations, direct or through [`relay`].
+//! - [`calls`]: back-to-back calls between stations as legs the features re-pair, media
+//!   direct or anchored in [`relay`]; [`features`]: the feature codes, hold, transfers.
 //! - [`nat`]: NAT Check — which phones are behind NAT, where to reach them.
-//! - [`relay`]: the media relay (latching, RTCP, μ/A-law transcoding).
+//! - [`relay`]: the media relay — a port per phone, forwarding (latching, RTCP, μ/A-law
+//!   transcoding), players for hold music, mixing rooms; [`sdp`]: the SDP it needs.
 //! - [`status`]: the status table and access log as JSON rows; [`admin`] serves them over HTTP.
 //! - [`server`]: the SIP driver (endpoint, registrar, persistence, access log).
 
@@ -17,5 +19,6 @@ pub mod features;
 pub mod nat;
 pub mod registrar;
 pub mod relay;
+pub mod sdp;
 pub mod server;
 pub mod status;

@@ -1,17 +1,26 @@
-//! The media relay: when a call is anchored in the PBX, each leg gets its own UDP socket
-//! pair (RTP and RTCP on the next port) from the configured range, the SDP each phone sees
-//! points at the PBX, and a task forwards packets between the legs. Destinations latch on
-//! the first packet from each phone (symmetric RTP, so phones behind NAT work) and start at
-//! the SDP address until then. When the phones share no G.711 law, payloads are transcoded
-//! μ-law ⇄ A-law on the way through.
+//! The media relay. When the PBX anchors a call's media, each phone gets a [`MediaPort`]: an
+//! RTP/RTCP socket pair from the configured range, which the SDP that phone sees names. What
+//! a port receives follows its [`Route`]: forwarded packet by packet to another phone's port
+//! (a two-party call, transcoding μ-law ⇄ A-law when the phones chose different laws), fed
+//! decoded to a conference [`Room`] or a recorder, or dropped; a port can also play a source
+//! to its phone (music on hold, tones, prompts). Destinations latch on the first packet from
+//! each phone (symmetric RTP, so phones behind NAT work) and start at the SDP address.
 
-use media::g711::{alaw_decode, alaw_encode, ulaw_decode, ulaw_encode};
+use media::dtmf::EventReceiver;
+use media::g711::{Law, alaw_decode, alaw_encode, ulaw_decode, ulaw_encode};
+use media::mixer::Mixer;
+use media::rtp::RtpPacket;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Samples in one 20 ms frame at 8 kHz.
+pub const FRAME: usize = 160;
 
 /// Ports for relay sockets, handed out round-robin in even/odd pairs.
 #[derive(Debug)]
@@ -53,41 +62,413 @@ impl PortRange {
     }
 }
 
-/// How payloads change on the way from one leg to the other.
+/// What a phone's SDP says about its audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Transcode {
+pub struct Remote {
+    /// Where it receives (None until known; 0.0.0.0 while it holds).
+    pub addr: Option<SocketAddr>,
+    /// The G.711 law it chose: 0 (μ-law) or 8 (A-law).
+    pub pt: u8,
+    /// Its telephone-event payload type.
+    pub event_pt: Option<u8>,
+}
+
+impl Remote {
+    /// From the phone's SDP body.
+    pub fn of(body: &[u8]) -> Remote {
+        Remote {
+            addr: crate::sdp::address(body),
+            pt: crate::sdp::g711(body),
+            event_pt: crate::sdp::event_payload(body),
+        }
+    }
+}
+
+/// Something a phone said, decoded for a room or a recorder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    Audio(Vec<i16>),
+    Digit(char),
+}
+
+/// Where a port's incoming audio goes.
+#[derive(Clone, Default)]
+pub enum Route {
     #[default]
-    None,
-    /// A sends μ-law (PT 0), B receives A-law (PT 8).
-    UlawToAlaw,
-    /// A sends A-law, B receives μ-law.
-    AlawToUlaw,
+    Drop,
+    /// To another phone, through that phone's port.
+    Forward(Arc<Shared>),
+    /// Decoded, tagged with this port's id.
+    Feed(mpsc::Sender<(u64, Heard)>),
 }
 
-/// Where each leg's media should go, from SDP (updated on re-INVITE).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Targets {
-    pub a: Option<SocketAddr>,
-    pub b: Option<SocketAddr>,
-    pub transcode: Transcode,
-}
-
-/// One call's relay: the local ports each phone is told, and the forwarding task.
-pub struct Relay {
-    pub port_a: u16,
-    pub port_b: u16,
-    pub ip: IpAddr,
-    targets: watch::Sender<Targets>,
-    task: tokio::task::JoinHandle<()>,
-    /// When the relay started, and each phone's last RTP packet since then (ms), for the
-    /// inactivity timeout.
+/// The parts of a port its own task and other ports' tasks share.
+pub struct Shared {
+    id: u64,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    remote: Mutex<Remote>,
+    /// The phone's real RTP and RTCP sources, once seen.
+    latched: Mutex<[Option<SocketAddr>; 2]>,
     started: Instant,
-    last_rtp: Arc<[AtomicU64; 2]>,
+    /// The phone's last RTP packet, in ms since `started` (0: none yet).
+    last_rtp: AtomicU64,
+    /// Sequence and timestamp of what the PBX itself sends (players and rooms).
+    out: Mutex<(u32, u16, u32)>,
 }
 
-impl Drop for Relay {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn remote(&self) -> Remote {
+        *lock(&self.remote)
+    }
+
+    /// Where RTP (or RTCP) for the phone goes: its latched source, else its SDP address;
+    /// nowhere while it holds with c=0.0.0.0.
+    fn dest(&self, rtcp: bool) -> Option<SocketAddr> {
+        let latched = lock(&self.latched)[usize::from(rtcp)];
+        let d = latched.or_else(|| {
+            self.remote()
+                .addr
+                .map(|a| SocketAddr::new(a.ip(), a.port() + u16::from(rtcp)))
+        })?;
+        (!d.ip().is_unspecified()).then_some(d)
+    }
+
+    /// Sends one frame of audio the PBX made (a player or a room) to the phone.
+    fn send_pcm(&self, pcm: &[i16]) {
+        let Some(dest) = self.dest(false) else { return };
+        let law = if self.remote().pt == 8 {
+            Law::A
+        } else {
+            Law::Mu
+        };
+        let mut payload = Vec::with_capacity(pcm.len());
+        law.encode(pcm, &mut payload);
+        let packet = {
+            let mut out = lock(&self.out);
+            out.1 = out.1.wrapping_add(1);
+            out.2 = out.2.wrapping_add(pcm.len() as u32);
+            RtpPacket {
+                payload_type: law.payload_type(),
+                seq: out.1,
+                timestamp: out.2,
+                ssrc: out.0,
+                payload,
+                ..Default::default()
+            }
+        };
+        let _ = self.rtp.try_send_to(&packet.to_bytes(), dest);
+    }
+}
+
+/// One phone's media port on the PBX.
+pub struct MediaPort {
+    shared: Arc<Shared>,
+    route: watch::Sender<Route>,
+    task: JoinHandle<()>,
+    player: Option<JoinHandle<()>>,
+}
+
+impl Drop for MediaPort {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(p) = self.player.take() {
+            p.abort();
+        }
+        let _ = self.route.send(Route::Drop);
+    }
+}
+
+static NEXT_PORT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl MediaPort {
+    /// Opens a port from `ports` on `ip`; it drops what it receives until routed.
+    pub async fn open(ports: &PortRange, ip: IpAddr) -> std::io::Result<MediaPort> {
+        let (rtp, rtcp) = ports.bind_pair(ip).await?;
+        let shared = Arc::new(Shared {
+            id: NEXT_PORT_ID.fetch_add(1, Ordering::Relaxed),
+            rtp,
+            rtcp,
+            remote: Mutex::new(Remote::default()),
+            latched: Mutex::new([None; 2]),
+            started: Instant::now(),
+            last_rtp: AtomicU64::new(0),
+            out: Mutex::new((rand::random(), rand::random(), rand::random())),
+        });
+        let (route, rx) = watch::channel(Route::Drop);
+        let task = tokio::spawn(receive(shared.clone(), rx));
+        Ok(MediaPort {
+            shared,
+            route,
+            task,
+            player: None,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    pub fn port(&self) -> u16 {
+        self.shared.rtp.local_addr().map_or(0, |a| a.port())
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.shared
+            .rtp
+            .local_addr()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+    }
+
+    /// What the phone's latest SDP says.
+    pub fn set_remote(&self, r: Remote) {
+        *lock(&self.shared.remote) = r;
+    }
+
+    /// How long the phone has sent no RTP (counted from the port's opening until its first).
+    pub fn idle(&self) -> Duration {
+        let last = self.shared.last_rtp.load(Ordering::Relaxed);
+        self.shared
+            .started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
+    }
+
+    /// Where what the phone sends goes.
+    pub fn set_route(&self, r: Route) {
+        let _ = self.route.send(r);
+    }
+
+    /// Sends this phone's audio to `other`'s phone.
+    pub fn forward_to(&self, other: &MediaPort) {
+        self.set_route(Route::Forward(other.shared.clone()));
+    }
+
+    /// Plays `source` to the phone, a 20 ms frame at a time, until [`MediaPort::stop_playing`]
+    /// or another `play`. `source` fills a frame and says whether it has more.
+    pub fn play(&mut self, mut source: impl FnMut(&mut [i16]) -> bool + Send + 'static) {
+        self.stop_playing();
+        let shared = self.shared.clone();
+        self.player = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut frame = [0i16; FRAME];
+            loop {
+                tick.tick().await;
+                let more = source(&mut frame);
+                shared.send_pcm(&frame);
+                if !more {
+                    return;
+                }
+            }
+        }));
+    }
+
+    /// Is a player still sending?
+    pub fn playing(&self) -> bool {
+        self.player.as_ref().is_some_and(|p| !p.is_finished())
+    }
+
+    pub fn stop_playing(&mut self) {
+        if let Some(p) = self.player.take() {
+            p.abort();
+        }
+    }
+}
+
+/// Bridges two phones: each hears the other.
+pub fn bridge(a: &mut MediaPort, b: &mut MediaPort) {
+    a.stop_playing();
+    b.stop_playing();
+    a.forward_to(b);
+    b.forward_to(a);
+}
+
+/// The receiving side of a port: latches the phone's source and routes each packet.
+async fn receive(shared: Arc<Shared>, route: watch::Receiver<Route>) {
+    let mut bufs = [[0u8; 2048], [0u8; 2048]];
+    let mut events = EventReceiver::default();
+    let mut pcm = Vec::with_capacity(FRAME);
+    loop {
+        let [b0, b1] = &mut bufs;
+        let (rtcp, n, from) = tokio::select! {
+            r = shared.rtp.recv_from(b0) => match r { Ok((n, f)) => (false, n, f), Err(_) => continue },
+            r = shared.rtcp.recv_from(b1) => match r { Ok((n, f)) => (true, n, f), Err(_) => continue },
+        };
+        lock(&shared.latched)[usize::from(rtcp)] = Some(from);
+        if !rtcp {
+            shared.last_rtp.store(
+                shared.started.elapsed().as_millis() as u64,
+                Ordering::Relaxed,
+            );
+        }
+        let packet = &mut bufs[usize::from(rtcp)][..n];
+        match &*route.borrow() {
+            Route::Drop => {}
+            Route::Forward(other) => {
+                let Some(dest) = other.dest(rtcp) else {
+                    continue;
+                };
+                if rtcp {
+                    let _ = other.rtcp.try_send_to(packet, dest);
+                    continue;
+                }
+                let (mine, theirs) = (shared.remote(), other.remote());
+                if packet.len() > 12 {
+                    let pt = packet[1] & 0x7F;
+                    match (pt, theirs.pt) {
+                        (0, 8) => convert(packet, true),
+                        (8, 0) => convert(packet, false),
+                        _ => {}
+                    }
+                    if let (Some(m), Some(t)) = (mine.event_pt, theirs.event_pt)
+                        && pt == m
+                    {
+                        packet[1] = (packet[1] & 0x80) | t;
+                    }
+                }
+                let _ = other.rtp.try_send_to(packet, dest);
+            }
+            Route::Feed(tx) => {
+                if rtcp {
+                    continue;
+                }
+                let Ok(p) = RtpPacket::parse(packet) else {
+                    continue;
+                };
+                let heard = if Some(p.payload_type) == shared.remote().event_pt {
+                    match events.on_packet(p.timestamp, &p.payload) {
+                        Some(d) => Heard::Digit(d),
+                        None => continue,
+                    }
+                } else if p.payload_type == 0 || p.payload_type == 8 {
+                    let law = if p.payload_type == 8 { Law::A } else { Law::Mu };
+                    law.decode(&p.payload, &mut pcm);
+                    Heard::Audio(pcm.clone())
+                } else {
+                    continue;
+                };
+                let _ = tx.try_send((shared.id, heard));
+            }
+        }
+    }
+}
+
+enum RoomControl {
+    Join(Arc<Shared>),
+    Leave(u64),
+}
+
+/// A conference room: every 20 ms each member hears the mix of everyone else (mix-minus).
+pub struct Room {
+    inbox: mpsc::Sender<(u64, Heard)>,
+    control: mpsc::UnboundedSender<RoomControl>,
+    task: JoinHandle<()>,
+    members: Vec<u64>,
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Default for Room {
+    fn default() -> Self {
+        Room::start()
+    }
+}
+
+impl Room {
+    pub fn start() -> Room {
+        let (inbox, rx) = mpsc::channel(1024);
+        let (control, crx) = mpsc::unbounded_channel();
+        Room {
+            inbox,
+            control,
+            task: tokio::spawn(mix(rx, crx)),
+            members: Vec::new(),
+        }
+    }
+
+    /// The phone on `port` joins: what it says goes to the room, and it hears the room.
+    pub fn join(&mut self, port: &mut MediaPort) {
+        port.stop_playing();
+        port.set_route(Route::Feed(self.inbox.clone()));
+        if !self.members.contains(&port.id()) {
+            self.members.push(port.id());
+        }
+        let _ = self.control.send(RoomControl::Join(port.shared.clone()));
+    }
+
+    pub fn leave(&mut self, port: &MediaPort) {
+        self.members.retain(|m| *m != port.id());
+        port.set_route(Route::Drop);
+        let _ = self.control.send(RoomControl::Leave(port.id()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+/// The room's mixing task. Each member's audio queues up (at most 100 ms, the oldest goes
+/// first when it overflows); every 20 ms one frame of each is mixed.
+async fn mix(
+    mut inbox: mpsc::Receiver<(u64, Heard)>,
+    mut control: mpsc::UnboundedReceiver<RoomControl>,
+) {
+    let mut members: HashMap<u64, (Arc<Shared>, VecDeque<i16>)> = HashMap::new();
+    let mut mixer = Mixer::default();
+    let mut frames: HashMap<u64, Vec<i16>> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            c = control.recv() => match c {
+                Some(RoomControl::Join(s)) => {
+                    mixer.add(s.id as u32);
+                    members.insert(s.id, (s, VecDeque::new()));
+                }
+                Some(RoomControl::Leave(id)) => {
+                    mixer.remove(id as u32);
+                    members.remove(&id);
+                }
+                None => return,
+            },
+            h = inbox.recv() => {
+                if let Some((id, Heard::Audio(pcm))) = h
+                    && let Some((_, q)) = members.get_mut(&id)
+                {
+                    q.extend(pcm);
+                    while q.len() > 5 * FRAME {
+                        q.pop_front();
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                for (id, (_, q)) in members.iter_mut() {
+                    let f = frames.entry(*id).or_default();
+                    f.clear();
+                    let n = q.len().min(FRAME);
+                    f.extend(q.drain(..n));
+                    f.resize(FRAME, 0);
+                }
+                for (id, heard) in mixer.mix(|id| frames.get(&u64::from(id)).map_or(&[][..], |f| f.as_slice())) {
+                    if let Some((s, _)) = members.get(&u64::from(id)) {
+                        s.send_pcm(heard);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -111,222 +492,9 @@ fn convert(packet: &mut [u8], from_ulaw: bool) {
     }
 }
 
-impl Relay {
-    pub async fn start(ports: &PortRange, ip: IpAddr) -> std::io::Result<Relay> {
-        let (a_rtp, a_rtcp) = ports.bind_pair(ip).await?;
-        let (b_rtp, b_rtcp) = ports.bind_pair(ip).await?;
-        let port_a = a_rtp.local_addr()?.port();
-        let port_b = b_rtp.local_addr()?.port();
-        let (tx, rx) = watch::channel(Targets::default());
-        let started = Instant::now();
-        let last_rtp = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-        let task = tokio::spawn(forward(
-            Arc::new([a_rtp, b_rtp, a_rtcp, b_rtcp]),
-            rx,
-            (started, last_rtp.clone()),
-        ));
-        Ok(Relay {
-            port_a,
-            port_b,
-            ip,
-            targets: tx,
-            task,
-            started,
-            last_rtp,
-        })
-    }
-
-    /// How long the quieter phone has sent no RTP (counted from the start until its first).
-    pub fn idle(&self) -> Duration {
-        let last = self
-            .last_rtp
-            .iter()
-            .map(|t| t.load(Ordering::Relaxed))
-            .min()
-            .unwrap_or(0);
-        self.started
-            .elapsed()
-            .saturating_sub(Duration::from_millis(last))
-    }
-
-    pub fn set_targets(&self, t: Targets) {
-        let _ = self.targets.send(t);
-    }
-}
-
-/// Forwards A↔B on RTP (sockets 0/1) and RTCP (2/3), latching on each phone's real source.
-async fn forward(
-    socks: Arc<[UdpSocket; 4]>,
-    targets: watch::Receiver<Targets>,
-    (started, last_rtp): (Instant, Arc<[AtomicU64; 2]>),
-) {
-    let mut latched: [Option<SocketAddr>; 4] = [None; 4];
-    let mut bufs = [[0u8; 2048], [0u8; 2048], [0u8; 2048], [0u8; 2048]];
-    loop {
-        let [b0, b1, b2, b3] = &mut bufs;
-        let (i, n, from) = tokio::select! {
-            r = socks[0].recv_from(b0) => match r { Ok((n, f)) => (0, n, f), Err(_) => continue },
-            r = socks[1].recv_from(b1) => match r { Ok((n, f)) => (1, n, f), Err(_) => continue },
-            r = socks[2].recv_from(b2) => match r { Ok((n, f)) => (2, n, f), Err(_) => continue },
-            r = socks[3].recv_from(b3) => match r { Ok((n, f)) => (3, n, f), Err(_) => continue },
-        };
-        latched[i] = Some(from);
-        if i < 2 {
-            last_rtp[i].store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        }
-        let t = *targets.borrow();
-        let other = i ^ 1; // 0↔1, 2↔3
-        let rtcp = i >= 2;
-        let sdp = if other % 2 == 0 { t.a } else { t.b };
-        let dest = latched[other].or_else(|| {
-            sdp.map(|a| {
-                if rtcp {
-                    SocketAddr::new(a.ip(), a.port() + 1)
-                } else {
-                    a
-                }
-            })
-        });
-        let Some(dest) = dest else { continue };
-        if dest.ip().is_unspecified() {
-            continue; // the other side holds (c=0.0.0.0)
-        }
-        let packet = &mut bufs[i][..n];
-        if !rtcp {
-            match (t.transcode, i) {
-                (Transcode::UlawToAlaw, 0) | (Transcode::AlawToUlaw, 1) => convert(packet, true),
-                (Transcode::AlawToUlaw, 0) | (Transcode::UlawToAlaw, 1) => convert(packet, false),
-                _ => {}
-            }
-        }
-        let _ = socks[other].send_to(packet, dest).await;
-    }
-}
-
-/// Rewrites an SDP body so media goes to `ip:port` (the relay), keeping holds: a `c=` of
-/// 0.0.0.0 stays as it is, and `a=rtcp` lines go (RTCP is on port + 1).
-pub fn rewrite_sdp(body: &[u8], ip: IpAddr, port: u16) -> Vec<u8> {
-    let text = String::from_utf8_lossy(body);
-    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let mut out = String::with_capacity(text.len());
-    for line in text.split("\r\n").flat_map(|l| l.split('\n')) {
-        if line.is_empty() {
-            continue;
-        }
-        let l = if let Some(rest) = line.strip_prefix("c=IN ") {
-            if rest.ends_with(" 0.0.0.0") {
-                line.to_string()
-            } else {
-                format!("c=IN {fam} {ip}")
-            }
-        } else if let Some(rest) = line.strip_prefix("m=audio ") {
-            let tail = rest.split_once(' ').map_or("", |(_, t)| t);
-            format!("m=audio {port} {tail}")
-        } else if line.starts_with("a=rtcp:") {
-            continue;
-        } else {
-            line.to_string()
-        };
-        out.push_str(&l);
-        out.push_str("\r\n");
-    }
-    out.into_bytes()
-}
-
-/// The audio address an SDP body names (None for hold or no audio).
-pub fn sdp_address(body: &[u8]) -> Option<SocketAddr> {
-    let text = String::from_utf8_lossy(body);
-    let mut ip: Option<IpAddr> = None;
-    let mut port = None;
-    for line in text.lines() {
-        if let Some(rest) = line.trim().strip_prefix("c=IN ") {
-            ip = rest
-                .split_whitespace()
-                .nth(1)
-                .and_then(|a| a.parse().ok())
-                .or(ip);
-        }
-        if let Some(rest) = line.trim().strip_prefix("m=audio ") {
-            port = rest
-                .split_whitespace()
-                .next()
-                .and_then(|p| p.parse::<u16>().ok());
-        }
-    }
-    Some(SocketAddr::new(ip?, port?))
-}
-
-/// The payload types of the audio m= line, in order.
-pub fn sdp_payloads(body: &[u8]) -> Vec<u8> {
-    String::from_utf8_lossy(body)
-        .lines()
-        .find_map(|l| {
-            l.trim().strip_prefix("m=audio ").map(|r| {
-                r.split_whitespace()
-                    .skip(2)
-                    .filter_map(|p| p.parse().ok())
-                    .collect()
-            })
-        })
-        .unwrap_or_default()
-}
-
-/// Adds the other G.711 law to an offer that has exactly one of them, so the callee can
-/// choose either and the relay transcodes.
-pub fn offer_both_laws(body: &[u8]) -> Vec<u8> {
-    let pts = sdp_payloads(body);
-    let add = match (pts.contains(&0), pts.contains(&8)) {
-        (true, false) => 8,
-        (false, true) => 0,
-        _ => return body.to_vec(),
-    };
-    let text = String::from_utf8_lossy(body);
-    let mut out = String::new();
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if line.starts_with("m=audio ") {
-            out.push_str(&format!("{line} {add}\r\n"));
-            out.push_str(&format!(
-                "a=rtpmap:{add} {}/8000\r\n",
-                if add == 0 { "PCMU" } else { "PCMA" }
-            ));
-        } else {
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-    }
-    out.into_bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const OFFER: &[u8] = b"v=0\r\no=- 1 1 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp:4001\r\n";
-
-    #[test]
-    fn sdp_rewriting() {
-        let r = rewrite_sdp(OFFER, "127.0.0.1".parse().unwrap(), 20000);
-        let t = String::from_utf8(r.clone()).unwrap();
-        assert!(
-            t.contains("c=IN IP4 127.0.0.1\r\n")
-                && t.contains("m=audio 20000 RTP/AVP 0 101\r\n")
-                && !t.contains("a=rtcp")
-        );
-        assert_eq!(sdp_address(&r), Some("127.0.0.1:20000".parse().unwrap()));
-        let hold = rewrite_sdp(
-            b"c=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n",
-            "127.0.0.1".parse().unwrap(),
-            20000,
-        );
-        assert!(
-            String::from_utf8(hold)
-                .unwrap()
-                .contains("c=IN IP4 0.0.0.0")
-        );
-        let both = offer_both_laws(OFFER);
-        assert_eq!(sdp_payloads(&both), vec![0, 101, 8]);
-    }
 
     #[test]
     fn transcoding_swaps_law_and_payload_type() {
@@ -339,5 +507,106 @@ mod tests {
             let (x, y) = (i32::from(alaw_decode(*a)), i32::from(ulaw_decode(*u)));
             assert!((x - y).abs() <= (y.abs() / 16).max(16), "{x} vs {y}");
         }
+    }
+
+    /// A loopback "phone": a socket, and its address as SDP would name it.
+    async fn phone() -> (UdpSocket, Remote) {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let r = Remote {
+            addr: Some(s.local_addr().unwrap()),
+            pt: 0,
+            event_pt: Some(101),
+        };
+        (s, r)
+    }
+
+    async fn recv(s: &UdpSocket) -> RtpPacket {
+        let mut b = [0u8; 2048];
+        let n = tokio::time::timeout(Duration::from_secs(2), s.recv(&mut b))
+            .await
+            .expect("a packet")
+            .unwrap();
+        RtpPacket::parse(&b[..n]).unwrap()
+    }
+
+    fn voice(level: i16, pt: u8, seq: u16) -> Vec<u8> {
+        let law = if pt == 8 { Law::A } else { Law::Mu };
+        let mut payload = Vec::new();
+        law.encode(&[level; FRAME], &mut payload);
+        RtpPacket {
+            payload_type: pt,
+            seq,
+            payload,
+            ..Default::default()
+        }
+        .to_bytes()
+    }
+
+    #[tokio::test]
+    async fn bridged_ports_forward_transcode_and_play() {
+        let range = PortRange::new(41000, 41100);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let (mut a, mut b) = (
+            MediaPort::open(&range, ip).await.unwrap(),
+            MediaPort::open(&range, ip).await.unwrap(),
+        );
+        let ((pa, ra), (pb, mut rb)) = (phone().await, phone().await);
+        rb.pt = 8;
+        a.set_remote(ra);
+        b.set_remote(rb);
+        bridge(&mut a, &mut b);
+        pa.send_to(&voice(1000, 0, 1), (ip, a.port()))
+            .await
+            .unwrap();
+        let got = recv(&pb).await;
+        assert_eq!(got.payload_type, 8, "μ-law in, A-law out");
+        assert!((alaw_decode(got.payload[0]) - 1000).abs() < 64);
+        // b plays a tone to its phone; a's audio no longer reaches it.
+        a.set_route(Route::Drop);
+        b.play(|f| {
+            f.fill(500);
+            true
+        });
+        let got = recv(&pb).await;
+        assert!((alaw_decode(got.payload[0]) - 500).abs() < 32);
+        assert!(b.playing());
+        b.stop_playing();
+        assert!(!b.playing());
+    }
+
+    #[tokio::test]
+    async fn a_room_mixes_minus_each_member() {
+        let range = PortRange::new(41200, 41300);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut room = Room::start();
+        let mut phones = Vec::new();
+        for level in [1000i16, 2000, 4000] {
+            let mut port = MediaPort::open(&range, ip).await.unwrap();
+            let (s, r) = phone().await;
+            port.set_remote(r);
+            room.join(&mut port);
+            phones.push((port, s, level));
+        }
+        assert_eq!(room.len(), 3);
+        // Each phone talks for a while; each must hear the sum of the other two.
+        for seq in 0..10u16 {
+            for (port, s, level) in &phones {
+                s.send_to(&voice(*level, 0, seq), (ip, port.port()))
+                    .await
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for (_, s, level) in &phones {
+            let mut best = 0i32;
+            for _ in 0..10 {
+                let p = recv(s).await;
+                best = best.max(i32::from(ulaw_decode(p.payload[0])));
+            }
+            let want = 7000 - i32::from(*level);
+            assert!((best - want).abs() < want / 10, "heard {best}, want {want}");
+        }
+        room.leave(&phones[0].0);
+        assert_eq!(room.len(), 2);
     }
 }

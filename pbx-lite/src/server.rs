@@ -80,6 +80,7 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> 
         .local_addr(sip::transaction::TransportKind::Udp)
         .unwrap_or(sip);
     let ports = Arc::new(crate::relay::PortRange::new(rtp_ports.0, rtp_ports.1));
+    crate::features::release_stale_parks(&db, &ep, bound).await;
     let mut calls = Calls::new(ep.clone(), registrar.clone(), db.clone(), bound, ports);
     // Lapsed registrations are dropped (and forgotten on disk) every ten seconds.
     {
@@ -102,18 +103,18 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> 
                 None => break,
             },
             _ = second.tick() => {
-                calls.tick();
+                calls.tick().await;
                 continue;
             }
         };
         let (key, request, peer) = match event {
             TsxEvent::Request { key, request, peer } => (key, request, peer),
             TsxEvent::Response { key, response } => {
-                calls.on_response(key, response);
+                calls.on_response(key, response).await;
                 continue;
             }
             TsxEvent::Cancelled { invite, .. } => {
-                calls.on_cancel(invite);
+                calls.on_cancel(invite).await;
                 continue;
             }
             _ => continue,
@@ -127,7 +128,7 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> 
         if request.to_tag().is_some()
             && !matches!(request.method, Method::Register | Method::Options)
         {
-            calls.on_in_dialog(key, request, peer);
+            calls.on_in_dialog(key, request, peer).await;
             continue;
         }
         let response = match request.method {
@@ -279,7 +280,7 @@ fn ok_with_allow(request: &Request) -> sip::Response {
     let mut r = tagged(request, 200, "OK");
     r.headers.insert(
         Name::ALLOW,
-        "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE",
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY",
     );
     r
 }

@@ -33,6 +33,8 @@ const MIGRATIONS: &[&str] = &[
         address TEXT NOT NULL, caller TEXT NOT NULL, reason TEXT NOT NULL);",
     "CREATE TABLE station_state (number TEXT PRIMARY KEY, dnd INTEGER NOT NULL,
         cf_all TEXT NOT NULL, cf_busy TEXT NOT NULL, cf_noanswer TEXT NOT NULL);",
+    "CREATE TABLE parks (slot TEXT PRIMARY KEY, parked TEXT NOT NULL, by TEXT NOT NULL,
+        since INTEGER NOT NULL, dialog TEXT NOT NULL);",
 ];
 
 /// What a station's user set from the phone with feature codes (DND, call forwarding):
@@ -45,6 +47,19 @@ pub struct StationState {
     pub cf_all: String,
     pub cf_busy: String,
     pub cf_noanswer: String,
+}
+
+/// A call in progress in a park slot, kept so that a PBX restarted while it was parked can
+/// release it: `dialog` is the PBX's dialog with the parked phone, as the PBX wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParkRecord {
+    pub slot: String,
+    /// The parked party's station (or caller) number, and the station that parked it.
+    pub parked: String,
+    pub by: String,
+    /// Unix time it was parked.
+    pub since: i64,
+    pub dialog: String,
 }
 
 /// One registered contact of a station (its address-of-record is the station number).
@@ -638,6 +653,44 @@ impl Db {
             )?;
             Ok(())
         })
+    }
+
+    /// Stores a parked call (replacing what the slot held).
+    pub fn save_park(&self, p: &ParkRecord) -> Result<(), StationError> {
+        self.bookkeeping(|| {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO parks (slot, parked, by, since, dialog)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![p.slot, p.parked, p.by, p.since, p.dialog],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Empties a park slot.
+    pub fn delete_park(&self, slot: &str) -> Result<(), StationError> {
+        self.bookkeeping(|| {
+            self.conn
+                .execute("DELETE FROM parks WHERE slot = ?1", [slot])?;
+            Ok(())
+        })
+    }
+
+    /// Every parked call stored, by slot.
+    pub fn parks(&self) -> Result<Vec<ParkRecord>, StationError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT slot, parked, by, since, dialog FROM parks ORDER BY slot")?;
+        let rows = st.query_map([], |r| {
+            Ok(ParkRecord {
+                slot: r.get(0)?,
+                parked: r.get(1)?,
+                by: r.get(2)?,
+                since: r.get(3)?,
+                dialog: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Records a refused access, keeping the newest [`LOG_ROWS`].

@@ -8,6 +8,8 @@ use crate::error::StationError;
 pub enum Kind {
     /// Free text without control characters or quotes.
     Text,
+    /// A file path (absolute, or relative to where the PBX runs), empty for none.
+    Path,
     /// A host name, IPv4 address, or `auto` (the address the phone reached us on).
     Host,
     /// An integer in a range.
@@ -217,6 +219,30 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "how long a call rings before Call Forward No Answer (603/604) sends it on",
     ),
     (
+        "hold.music",
+        "",
+        Kind::Path,
+        "WAV file played to held and parked parties (any rate, mono or stereo); empty = a built-in tune",
+    ),
+    (
+        "park.recall_seconds",
+        "60",
+        Kind::Int(5, 3600),
+        "a parked call not retrieved within this many seconds rings the parking station again (OfficeServ E-Hold Recall)",
+    ),
+    (
+        "transfer.recall_seconds",
+        "30",
+        Kind::Int(5, 600),
+        "a blind transfer not answered within this many seconds rings the transferor again",
+    ),
+    (
+        "conference.max_members",
+        "32",
+        Kind::Int(3, 32),
+        "most parties in one conference, the owner included (OfficeServ allows 5)",
+    ),
+    (
         "calls.probe_seconds",
         "30",
         Kind::Int(0, 3600),
@@ -340,6 +366,11 @@ pub fn validate(key: &str, value: &str) -> Result<String, StationError> {
                 return bad(
                     "must be at most 64 characters without quotes or control characters".into(),
                 );
+            }
+        }
+        Kind::Path => {
+            if v.chars().any(char::is_control) || v.len() > 255 {
+                return bad("must be a file path of at most 255 characters".into());
             }
         }
         Kind::Host => {

@@ -1,7 +1,7 @@
 //! Do Not Disturb: code + 1 turns it on, code + 0 off (OfficeServ default 40: 401, 400).
 //! Calls to a station in DND get `486 Busy Here`.
 
-use super::{Feature, Request};
+use super::{Action, Feature, Request};
 
 pub(super) struct Dnd;
 
@@ -10,7 +10,7 @@ impl Feature for Dnd {
         "numberplan.dnd"
     }
 
-    fn act(&self, r: &Request<'_>) -> Result<String, String> {
+    fn act(&self, r: &Request<'_>) -> Result<Action, String> {
         let on = match r.args {
             "1" => true,
             "0" => false,
@@ -19,6 +19,9 @@ impl Feature for Dnd {
         let mut st = r.db.station_state(r.caller).map_err(|e| e.to_string())?;
         st.dnd = on;
         r.db.save_station_state(&st).map_err(|e| e.to_string())?;
-        Ok(format!("DND {}", if on { "on" } else { "off" }))
+        Ok(Action::Done(format!(
+            "DND {}",
+            if on { "on" } else { "off" }
+        )))
     }
 }

@@ -2,7 +2,7 @@
 //! station when busy, 603 + station when not answered, 604 + station both. The PBX routes
 //! by what is stored ([`crate::calls`]); a forwarded INVITE carries a Diversion header.
 
-use super::{Feature, Request, station_target};
+use super::{Action, Feature, Request, station_target};
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -39,7 +39,7 @@ impl Feature for Forward {
         }
     }
 
-    fn act(&self, r: &Request<'_>) -> Result<String, String> {
+    fn act(&self, r: &Request<'_>) -> Result<Action, String> {
         let mut st = r.db.station_state(r.caller).map_err(|e| e.to_string())?;
         let what = match self.0 {
             Kind::Clear => {
@@ -68,6 +68,6 @@ impl Feature for Forward {
             }
         };
         r.db.save_station_state(&st).map_err(|e| e.to_string())?;
-        Ok(what)
+        Ok(Action::Done(what))
     }
 }

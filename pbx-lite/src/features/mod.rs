@@ -2,11 +2,20 @@
 //! code of the number plan is not a call. The feature acts, and the caller is answered
 //! `480 Temporarily Unavailable` whether it succeeded or not, as OfficeServ phones expect.
 //! Each feature is one file behind [`Feature`], registered in [`all`]; its code comes from
-//! the `numberplan.*` setting it names, so an office can renumber it.
+//! the `numberplan.*` setting it names, so an office can renumber it. Features that change
+//! settings act at once; features that move calls (park, retrieve, pickup, conference)
+//! return an [`Action`], and their file also holds how [`crate::calls::Calls`] carries it
+//! out. Retrieve and pickup connect the dialling phone instead of answering 480. Hold with
+//! system tone and the transfers need no code: they live in `hold.rs` and `transfer.rs`.
 
+mod conference;
 mod dnd;
 mod forward;
+mod park;
+mod pickup;
+mod transfer;
 
+pub use park::release_stale as release_stale_parks;
 use stations::Db;
 
 /// What a feature gets to act on.
@@ -18,18 +27,50 @@ pub struct Request<'a> {
     pub args: &'a str,
 }
 
+/// What a feature code asks of the PBX.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Done (a setting changed); the text goes to the log.
+    Done(String),
+    /// Park the call the caller holds, in this slot (a station number).
+    Park(String),
+    /// Connect the caller to the call parked in this slot.
+    Retrieve(String),
+    /// Move the call the caller holds into its conference, or end the adding.
+    Conference,
+    /// Answer a ringing call from the caller's phone.
+    Pickup(Pickup),
+}
+
+/// Which ringing call a pickup takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pickup {
+    /// One ringing a station in the caller's own pickup group.
+    MyGroup,
+    /// One ringing a station in this pickup group.
+    Group(u32),
+    /// The one ringing this station.
+    Station(String),
+}
+
 /// One feature code.
 pub trait Feature: Send + Sync {
     /// The `numberplan.*` setting that holds the code.
     fn code_setting(&self) -> &'static str;
-    /// Acts; the text (success or why not) goes to the log.
-    fn act(&self, r: &Request<'_>) -> Result<String, String>;
+    /// Acts, or says what the PBX must do; an error (why not) goes to the log.
+    fn act(&self, r: &Request<'_>) -> Result<Action, String>;
 }
 
 /// Every feature code the PBX knows.
 pub fn all() -> Vec<Box<dyn Feature>> {
-    let mut v: Vec<Box<dyn Feature>> = vec![Box::new(dnd::Dnd)];
+    let mut v: Vec<Box<dyn Feature>> = vec![
+        Box::new(dnd::Dnd),
+        Box::new(park::Park),
+        Box::new(park::Retrieve),
+        Box::new(conference::Conference),
+    ];
     v.extend(forward::all());
+    v.extend(pickup::all());
     v
 }
 
@@ -93,6 +134,18 @@ mod tests {
                 args,
             })
         };
+        assert_eq!(act("11").unwrap(), Action::Park("201".into()));
+        assert_eq!(act("11202").unwrap(), Action::Park("202".into()));
+        assert_eq!(act("12202").unwrap(), Action::Retrieve("202".into()));
+        assert!(act("12").is_err(), "retrieve names the parking station");
+        assert_eq!(act("46").unwrap(), Action::Conference);
+        assert_eq!(act("55").unwrap(), Action::Pickup(Pickup::MyGroup));
+        assert_eq!(act("563").unwrap(), Action::Pickup(Pickup::Group(3)));
+        assert_eq!(
+            act("57202").unwrap(),
+            Action::Pickup(Pickup::Station("202".into()))
+        );
+        assert!(act("57999").is_err());
         assert!(
             find(&f, &db, "202").is_none(),
             "a station number is no code"

@@ -1,0 +1,293 @@
+//! One phone's dialog with the PBX: how it started (the phone called, or the PBX rang it),
+//! its SIP dialog, the phone's SDP, its media port when anchored, and what it is paired with.
+
+use crate::relay::{MediaPort, Remote};
+use crate::sdp::{self, Direction};
+use sip::dialog::{Dialog, DialogId};
+use sip::endpoint::Endpoint;
+use sip::transaction::{Peer, TsxKey};
+use sip::types::Name;
+use sip::{Message, Method, Request, Response, build};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+pub(crate) type LegId = u64;
+
+/// What a leg is paired with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum Partner {
+    #[default]
+    None,
+    /// Another leg: talking to it, or ringing it.
+    Leg(LegId),
+    /// A caller waiting while these legs ring (more than one for a group).
+    Ringing(Vec<LegId>),
+    /// Hold music: parked.
+    Music,
+    /// A conference room, by its owner.
+    Room(String),
+}
+
+pub(crate) struct Leg {
+    pub(crate) id: LegId,
+    /// The phone's station number.
+    pub(crate) station: String,
+    pub(crate) peer: Peer,
+    /// The phone called the PBX (the PBX is the UAS), or the PBX rang the phone.
+    pub(crate) uas: bool,
+    /// The INVITE that started the leg (received or sent) and its transaction.
+    pub(crate) invite: Request,
+    pub(crate) key: TsxKey,
+    /// Our To tag when the phone called.
+    pub(crate) tag: String,
+    pub(crate) dialog: Option<Dialog>,
+    pub(crate) answered: bool,
+    /// Stops the retransmission of our last 2xx when the ACK comes.
+    acked: Option<oneshot::Sender<()>>,
+    /// The phone's last SDP, and whether it put the call on hold.
+    pub(crate) remote_sdp: Vec<u8>,
+    pub(crate) holds: bool,
+    /// The PBX's media port for this phone, when its media is anchored.
+    pub(crate) media: Option<MediaPort>,
+    /// The law (0 or 8) agreed with the phone, once the PBX answered or was answered.
+    law: Option<u8>,
+    sdp_session: u64,
+    sdp_version: u64,
+    pub(crate) partner: Partner,
+    /// For a leg the PBX rang: the leg it rang for.
+    pub(crate) rang_for: LegId,
+    pub(crate) probed: Instant,
+    pub(crate) created: Instant,
+    pub(crate) no_answer_tried: bool,
+    /// A waiting leg (blind transfer) goes back to this station at this time.
+    pub(crate) recall: Option<(Instant, String)>,
+}
+
+impl Leg {
+    fn new(id: LegId, station: &str, peer: Peer, invite: Request, key: TsxKey) -> Leg {
+        Leg {
+            id,
+            station: station.to_string(),
+            peer,
+            uas: true,
+            invite,
+            key,
+            tag: String::new(),
+            dialog: None,
+            answered: false,
+            acked: None,
+            remote_sdp: Vec::new(),
+            holds: false,
+            media: None,
+            law: None,
+            sdp_session: rand::random::<u32>().into(),
+            sdp_version: 0,
+            partner: Partner::None,
+            rang_for: 0,
+            probed: Instant::now(),
+            created: Instant::now(),
+            no_answer_tried: false,
+            recall: None,
+        }
+    }
+
+    /// A phone's INVITE to the PBX, which will answer it with To tag `tag`.
+    pub(crate) fn answering(
+        id: LegId,
+        station: &str,
+        peer: Peer,
+        key: TsxKey,
+        invite: Request,
+        tag: &str,
+    ) -> Leg {
+        let mut l = Leg::new(id, station, peer, invite, key);
+        l.remote_sdp = l.invite.body.to_vec();
+        l.tag = tag.to_string();
+        l
+    }
+
+    /// An INVITE the PBX is about to send to a phone, for leg `rang_for`.
+    pub(crate) fn calling(
+        id: LegId,
+        station: &str,
+        peer: Peer,
+        invite: Request,
+        rang_for: LegId,
+    ) -> Leg {
+        let key = TsxKey::Client {
+            branch: build::new_branch(),
+            method: Method::Invite,
+        };
+        let mut l = Leg::new(id, station, peer, invite, key);
+        l.uas = false;
+        l.rang_for = rang_for;
+        l.partner = Partner::Leg(rang_for);
+        l
+    }
+
+    pub(crate) fn anchor_with(&mut self, port: MediaPort) {
+        self.media = Some(port);
+        if !self.remote_sdp.is_empty() {
+            let body = self.remote_sdp.clone();
+            self.set_remote(body);
+        }
+    }
+
+    /// The phone's SDP changed: its media address, and the law it sends.
+    pub(crate) fn set_remote(&mut self, body: Vec<u8>) {
+        self.holds = sdp::is_hold(&body);
+        let mut r = Remote::of(&body);
+        if let Some(law) = self.law {
+            r.pt = law;
+        }
+        if let Some(m) = &self.media {
+            m.set_remote(r);
+        }
+        self.remote_sdp = body;
+    }
+
+    /// The PBX's next SDP for this anchored phone: an answer to `offer`, or an offer.
+    pub(crate) fn our_sdp(&mut self, direction: Direction, offer: Option<&[u8]>) -> Vec<u8> {
+        let Some(port) = &self.media else {
+            return Vec::new();
+        };
+        self.sdp_version += 1;
+        let law = offer.map(|o| {
+            let offered = sdp::payloads(o);
+            match self.law {
+                Some(l) if offered.contains(&l) => l,
+                _ => sdp::g711(o),
+            }
+        });
+        if let Some(l) = law {
+            self.law = Some(l);
+            let mut r = Remote::of(offer.unwrap_or_default());
+            r.pt = l;
+            port.set_remote(r);
+        }
+        let event = offer.map_or(Some(101), sdp::event_payload);
+        sdp::ours(
+            port.ip(),
+            port.port(),
+            (self.sdp_session, self.sdp_version),
+            direction,
+            law,
+            event,
+        )
+    }
+
+    /// Is this request in this leg's dialog?
+    pub(crate) fn matches(&self, id: &DialogId) -> bool {
+        match &self.dialog {
+            Some(d) => d.id == *id,
+            None => {
+                self.uas
+                    && id.local_tag == self.tag
+                    && self
+                        .invite
+                        .headers
+                        .get_raw(&Name::CALL_ID)
+                        .next()
+                        .is_some_and(|c| c.as_str() == id.call_id)
+            }
+        }
+    }
+
+    /// Who the phone is, as a From value for the legs the PBX rings for it: (display name
+    /// with quotes, or empty; number).
+    pub(crate) fn caller_id(&self) -> (String, String) {
+        let display = if self.uas {
+            self.invite
+                .headers
+                .get_raw(&Name::FROM)
+                .next()
+                .map(|f| f.split('<').next().unwrap_or_default().trim().to_string())
+                .filter(|d| d.starts_with('"'))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        (display, self.station.clone())
+    }
+
+    /// A new request in this leg's dialog, with where to send it (None before the dialog).
+    pub(crate) fn in_dialog(
+        &mut self,
+        method: Method,
+        local: SocketAddr,
+    ) -> Option<(Request, Peer)> {
+        let peer = self.peer;
+        let d = self.dialog.as_mut()?;
+        let via = build::via_value(peer.transport, local, &build::new_branch());
+        Some((d.request(method, &via), peer))
+    }
+
+    /// Sends a 2xx to an INVITE of this phone and re-sends it until the ACK.
+    pub(crate) fn send_2xx(&mut self, ep: &Arc<Endpoint>, key: &TsxKey, ok: Response) {
+        let (tx, rx) = oneshot::channel();
+        self.acked = Some(tx);
+        let _ = ep.send_response(key, &ok);
+        super::retransmit_2xx(ep.clone(), self.peer, ok, rx);
+    }
+
+    /// The phone's ACK came.
+    pub(crate) fn acked(&mut self) {
+        if let Some(tx) = self.acked.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Answers the phone's INVITE with `body`: the dialog starts.
+    pub(crate) fn answer(&mut self, ep: &Arc<Endpoint>, local: SocketAddr, body: Vec<u8>) {
+        let mut ok = self.invite.make_response(200, "OK");
+        ok.set_to_tag(&self.tag);
+        ok.headers
+            .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
+        if !body.is_empty() {
+            ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        }
+        ok.body = body.into();
+        self.answered = true;
+        self.dialog = Dialog::from_uas(&self.invite, &self.tag);
+        let key = self.key.clone();
+        self.send_2xx(ep, &key, ok);
+    }
+
+    /// The phone answered the PBX's INVITE: the dialog starts, and the 2xx is ACKed.
+    pub(crate) fn on_answer(&mut self, ep: &Arc<Endpoint>, local: SocketAddr, response: &Response) {
+        self.answered = true;
+        self.dialog = Dialog::from_uac(&self.invite, response);
+        if self.media.is_some() && !response.body.is_empty() {
+            self.law = Some(sdp::g711(&response.body));
+        }
+        self.set_remote(response.body.to_vec());
+        self.ack_again(ep, local);
+    }
+
+    /// ACKs the phone's 2xx (again, when it was retransmitted).
+    pub(crate) fn ack_again(&self, ep: &Arc<Endpoint>, local: SocketAddr) {
+        if let Some(d) = &self.dialog {
+            let via = build::via_value(self.peer.transport, local, &build::new_branch());
+            ep.send_stateless(self.peer, &Message::Request(d.ack(d.local_seq, &via)));
+        }
+    }
+}
+
+/// The hold music when no `hold.music` file is set: a slow arpeggio, about 3 s, at a
+/// comfortable level.
+pub(crate) fn built_in_music() -> Vec<i16> {
+    const NOTES: [f32; 8] = [523.3, 659.3, 784.0, 1046.5, 784.0, 659.3, 587.3, 698.5];
+    let per_note = 8000 * 3 / 8;
+    let mut out = Vec::with_capacity(per_note * NOTES.len());
+    for f in NOTES {
+        for n in 0..per_note {
+            let t = n as f32 / 8000.0;
+            let envelope = (1.0 - n as f32 / per_note as f32).max(0.0).powf(0.5);
+            let s = (2.0 * std::f32::consts::PI * f * t).sin() * 6000.0 * envelope;
+            out.push(s as i16);
+        }
+    }
+    out
+}

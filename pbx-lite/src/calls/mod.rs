@@ -1,0 +1,1178 @@
+//! Back-to-back calls between stations. The PBX is one side of every dialog: each phone's
+//! dialog with the PBX is a [`Leg`], and legs are paired through their [`Partner`]. A new
+//! INVITE makes a leg for the caller and rings the callee on a new leg — `404` for an unknown
+//! number, `480` when the callee is not registered, `486` when it is busy or in Do Not
+//! Disturb, forwarding as its station says. Because legs are paired rather than fixed, the
+//! features can re-pair them: a transfer joins the two far ends, park and retrieve move a
+//! phone to hold music and on to another station, pickup answers a ringing caller from
+//! another phone, and a conference moves legs into a mixing room.
+//!
+//! Media either goes directly between two phones (their SDPs pass through the PBX) or is
+//! anchored in the PBX's relay: then each leg has its own [`MediaPort`], the PBX writes the
+//! SDP each phone sees, answers their re-INVITEs itself, and moves a leg's media by changing
+//! its port's route (see [`Calls::settle`]). A direct call is anchored with a re-INVITE when
+//! a feature needs it (hold music, park, transfer, conference).
+
+mod legs;
+
+use crate::features::{self, Action};
+use crate::nat::{self, NatCheck};
+use crate::registrar::Registrar;
+use crate::relay::{MediaPort, PortRange, Room};
+use crate::sdp::{self, Direction};
+pub(crate) use legs::{Leg, LegId, Partner};
+use sip::dialog::DialogId;
+use sip::endpoint::Endpoint;
+use sip::transaction::{Peer, TsxKey};
+use sip::types::Name;
+use sip::{Message, Method, Request, Response, build};
+use stations::Db;
+use stations::db::Registration;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// An in-dialog request passed on to the partner's phone, waiting for its answer.
+struct Forwarded {
+    asker_key: TsxKey,
+    request: Request,
+    asker: LegId,
+    to: LegId,
+}
+
+/// A parked call (OfficeServ Call Park, "System Hold").
+pub(crate) struct Park {
+    pub(crate) leg: LegId,
+    pub(crate) by: String,
+    pub(crate) recall_at: Instant,
+}
+
+/// What a leg hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hearing {
+    Nothing,
+    Peer(LegId),
+    Music,
+    Room(String),
+}
+
+/// All calls of the PBX.
+pub struct Calls {
+    pub(crate) ep: Arc<Endpoint>,
+    registrar: Arc<Mutex<Registrar>>,
+    pub(crate) db: Arc<Mutex<Db>>,
+    pub(crate) local: SocketAddr,
+    ports: Arc<PortRange>,
+    pub(crate) legs: HashMap<LegId, Leg>,
+    next_leg: LegId,
+    forwarded: HashMap<TsxKey, Forwarded>,
+    /// In-dialog OPTIONS probes in flight → the leg they ask about.
+    probes: HashMap<TsxKey, LegId>,
+    /// Re-INVITEs the PBX itself sent (to anchor or move media) → their leg.
+    reinvites: HashMap<TsxKey, LegId>,
+    pub(crate) parks: HashMap<String, Park>,
+    /// Conference rooms by owner station.
+    pub(crate) rooms: HashMap<String, Room>,
+    features: Vec<Box<dyn features::Feature>>,
+}
+
+fn user_of(uri: &sip::Uri) -> String {
+    uri.user().unwrap_or_default().to_string()
+}
+
+impl Calls {
+    pub fn new(
+        ep: Arc<Endpoint>,
+        registrar: Arc<Mutex<Registrar>>,
+        db: Arc<Mutex<Db>>,
+        local: SocketAddr,
+        ports: Arc<PortRange>,
+    ) -> Self {
+        Calls {
+            ep,
+            registrar,
+            db,
+            local,
+            ports,
+            legs: HashMap::new(),
+            next_leg: 1,
+            forwarded: HashMap::new(),
+            probes: HashMap::new(),
+            reinvites: HashMap::new(),
+            parks: HashMap::new(),
+            rooms: HashMap::new(),
+            features: features::all(),
+        }
+    }
+
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn setting_u64(&self, key: &str, default: u64) -> u64 {
+        self.db()
+            .setting(key)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    fn reply(&self, key: &TsxKey, request: &Request, status: u16, reason: &str, tag: &str) {
+        let mut r = request.make_response(status, reason);
+        r.set_to_tag(tag);
+        let _ = self.ep.send_response(key, &r);
+    }
+
+    /// Is the station on any leg (talking, ringing, held, parked, in a conference)?
+    pub(crate) fn busy(&self, number: &str) -> bool {
+        self.legs.values().any(|l| l.station == number)
+    }
+
+    fn lookup(&self, number: &str) -> Vec<Registration> {
+        self.registrar
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(number, SystemTime::now())
+    }
+
+    /// Where requests for `number` go: its first registered contact, routed as its NAT
+    /// Check says.
+    pub(crate) fn reach(&self, number: &str) -> Option<(Registration, Peer)> {
+        let b = self.lookup(number).into_iter().next()?;
+        let check = self
+            .db()
+            .get(number)
+            .map_or(NatCheck::Ip, |s| NatCheck::of(&s));
+        let peer = nat::route(&b, check)?;
+        Some((b, peer))
+    }
+
+    /// Anchor this call's media in the relay? `media.relay`: always, never, or auto —
+    /// direct only when the caller's media and the callee's phone are on the private networks.
+    fn relay_wanted(&self, offer: &[u8], callee: &Peer) -> bool {
+        let db = self.db();
+        let mode = db.setting("media.relay").unwrap_or_default();
+        let private = db.setting("media.private_networks").unwrap_or_default();
+        let inside = |ip: std::net::IpAddr| matches!(ip, std::net::IpAddr::V4(v4) if stations::settings::whitelisted(&private, v4));
+        match mode.as_str() {
+            "always" => true,
+            "never" => false,
+            _ => !(sdp::address(offer).is_some_and(|a| inside(a.ip())) && inside(callee.addr.ip())),
+        }
+    }
+
+    pub(crate) async fn open_port(&self) -> Option<MediaPort> {
+        MediaPort::open(&self.ports, self.local.ip()).await.ok()
+    }
+
+    fn new_leg_id(&mut self) -> LegId {
+        self.next_leg += 1;
+        self.next_leg
+    }
+
+    /// A new INVITE (no To tag).
+    pub async fn on_invite(&mut self, key: TsxKey, request: Request, peer: Peer) {
+        let tag = build::new_tag();
+        let mut callee = user_of(&request.uri);
+        let caller = request.header_user(Name::FROM).unwrap_or_default();
+        let known = self.db().get(&callee).is_ok();
+        if self
+            .db()
+            .setting("security.invite_auth")
+            .unwrap_or_default()
+            != "never"
+        {
+            let verdict = {
+                let db = self.db();
+                let dir = crate::server::DbDirectory(&db);
+                self.registrar
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .authorize_invite(SystemTime::now(), &request, &dir)
+            };
+            if let Err(mut refusal) = verdict {
+                refusal.set_to_tag(&tag);
+                let _ = self.ep.send_response(&key, &refusal);
+                return;
+            }
+        }
+        let id = self.new_leg_id();
+        let mut leg = Leg::answering(id, &caller, peer, key.clone(), request.clone(), &tag);
+        if !known {
+            let Some(action) = self.feature_code(&caller, &callee, peer) else {
+                return self.reply(&key, &request, 404, "Not Found", &tag);
+            };
+            let outcome = match action {
+                Ok(Action::Done(text)) => Ok(text),
+                Ok(Action::Park(slot)) => self.park(&caller, &slot).await,
+                Ok(Action::Conference) => self.conference(&caller).await,
+                Ok(Action::Retrieve(slot)) => match self.retrieve(leg, &slot).await {
+                    Ok(text) => {
+                        eprintln!("pbx-lite: {caller} dialled {callee}: {text}");
+                        return;
+                    }
+                    Err((why, l)) => {
+                        leg = l;
+                        Err(why)
+                    }
+                },
+                Ok(Action::Pickup(which)) => match self.pickup(leg, which).await {
+                    Ok(text) => {
+                        eprintln!("pbx-lite: {caller} dialled {callee}: {text}");
+                        return;
+                    }
+                    Err((why, l)) => {
+                        leg = l;
+                        Err(why)
+                    }
+                },
+                Err(why) => Err(why),
+            };
+            let text = outcome.unwrap_or_else(|why| format!("refused: {why}"));
+            eprintln!("pbx-lite: {caller} dialled {callee}: {text}");
+            return self.reply(&leg.key, &leg.invite, 480, "Temporarily Unavailable", &tag);
+        }
+        // Do Not Disturb, then Call Forward All (followed while it leads somewhere new).
+        let mut diverted_from: Option<(String, &str)> = None;
+        {
+            let db = self.db();
+            let mut seen = vec![callee.clone()];
+            loop {
+                let st = db.station_state(&callee).unwrap_or_default();
+                if st.dnd {
+                    drop(db);
+                    return self.reply(&key, &request, 486, "Busy Here", &tag);
+                }
+                if st.cf_all.is_empty() || seen.contains(&st.cf_all) || st.cf_all == caller {
+                    break; // a loop rings the last station of the chain
+                }
+                seen.push(st.cf_all.clone());
+                let from = std::mem::replace(&mut callee, st.cf_all);
+                diverted_from.get_or_insert((from, "unconditional"));
+            }
+        }
+        let mut reach = self.reach(&callee);
+        // Call forwarding Unreachable (OfficeServ): a station that is not registered sends its
+        // calls to the station it names, and the INVITE says who forwarded (RFC 5806).
+        if self.lookup(&callee).is_empty() {
+            let target = self.db().get(&callee).ok().and_then(|s| s.cf_unreachable);
+            if let Some(t) = target
+                && t != callee
+                && let Some(r) = self.reach(&t)
+            {
+                reach = Some(r);
+                let from = std::mem::replace(&mut callee, t);
+                diverted_from.get_or_insert((from, "unavailable"));
+            }
+        }
+        if reach.is_none() {
+            return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
+        }
+        if self.busy(&callee) {
+            // Call Forward Busy: the station it names rings instead, if it is free.
+            let target = self
+                .db()
+                .station_state(&callee)
+                .map(|st| st.cf_busy)
+                .unwrap_or_default();
+            let target_reach = if target.is_empty() || target == caller || self.busy(&target) {
+                None
+            } else {
+                self.reach(&target)
+            };
+            match target_reach {
+                Some(r) => {
+                    reach = Some(r);
+                    let from = std::mem::replace(&mut callee, target);
+                    diverted_from.get_or_insert((from, "user-busy"));
+                }
+                None => return self.reply(&key, &request, 486, "Busy Here", &tag),
+            }
+        }
+        let Some((binding, b_peer)) = reach else {
+            return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
+        };
+        if !request.body.is_empty() && self.relay_wanted(&request.body, &b_peer) {
+            match self.open_port().await {
+                Some(p) => leg.anchor_with(p),
+                None => {
+                    return self.reply(
+                        &key,
+                        &request,
+                        503,
+                        "Service Unavailable (no media ports)",
+                        &tag,
+                    );
+                }
+            }
+        }
+        self.legs.insert(id, leg);
+        let diverted = diverted_from.as_ref().map(|(f, r)| (f.as_str(), *r));
+        let caller_id = self.legs[&id].caller_id();
+        match self
+            .ring(id, &callee, &binding, b_peer, &caller_id, diverted)
+            .await
+        {
+            Some(b) => self
+                .legs
+                .get_mut(&id)
+                .map(|l| l.partner = Partner::Ringing(vec![b])),
+            None => {
+                self.end(id, 500, "Server Internal Error");
+                None
+            }
+        };
+    }
+
+    /// Rings `callee` at `binding` on a new leg, for the leg `from`, showing `caller_id` (a
+    /// From value: display name and number) and a Diversion header when the call was
+    /// forwarded (`(forwarder, reason)`). When `from` is anchored, so is the new leg and the
+    /// PBX makes the offer; otherwise `from`'s own offer goes through.
+    pub(crate) async fn ring(
+        &mut self,
+        from: LegId,
+        callee: &str,
+        binding: &Registration,
+        peer: Peer,
+        caller_id: &(String, String),
+        diverted: Option<(&str, &str)>,
+    ) -> Option<LegId> {
+        let local = self.local;
+        let (display, caller) = caller_id;
+        let mut invite = build::request(
+            Method::Invite,
+            &binding.contact,
+            &format!("sip:{caller}@{}", local.ip()),
+            &format!("sip:{callee}@{}", local.ip()),
+            peer.transport,
+            local,
+        )
+        .ok()?;
+        if !display.is_empty() {
+            let v = invite
+                .headers
+                .remove(&Name::FROM)
+                .and_then(|v| v.into_iter().next())
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            invite.headers.insert(Name::FROM, format!("{display} {v}"));
+        }
+        if let Some((by, reason)) = diverted {
+            invite.headers.insert(
+                sip::headers::diversion_name(),
+                format!("<sip:{by}@{}>;reason={reason};counter=1", local.ip()),
+            );
+        }
+        let anchored = self.legs.get(&from)?.media.is_some();
+        let port = if anchored {
+            Some(self.open_port().await?)
+        } else {
+            None
+        };
+        let id = self.new_leg_id();
+        let mut leg = Leg::calling(id, callee, peer, invite, from);
+        match port {
+            Some(p) => {
+                leg.anchor_with(p);
+                leg.invite.body = leg.our_sdp(Direction::SendRecv, None).into();
+            }
+            None => leg.invite.body = self.legs[&from].remote_sdp.clone().into(),
+        }
+        if !leg.invite.body.is_empty() {
+            leg.invite
+                .headers
+                .insert(Name::CONTENT_TYPE, "application/sdp");
+        }
+        leg.key = self.ep.send_request(leg.invite.clone(), peer).ok()?;
+        self.legs.insert(id, leg);
+        Some(id)
+    }
+
+    /// Runs the feature code `dialled` for `caller`, if it is one. A caller not proven by
+    /// INVITE authentication must at least call from the address its station registered
+    /// from: anybody else gets no station features.
+    fn feature_code(
+        &self,
+        caller: &str,
+        dialled: &str,
+        peer: Peer,
+    ) -> Option<Result<Action, String>> {
+        let db = self.db();
+        let (feature, args) = features::find(&self.features, &db, dialled)?;
+        let authenticated = db.setting("security.invite_auth").unwrap_or_default() != "never";
+        let registered_here = self
+            .lookup(caller)
+            .iter()
+            .any(|r| nat::source_peer(&r.source).is_some_and(|s| s.addr.ip() == peer.addr.ip()));
+        if !authenticated && !registered_here {
+            return Some(Err(format!(
+                "{} is not where {caller} registered",
+                peer.addr
+            )));
+        }
+        Some(feature.act(&features::Request {
+            db: &db,
+            caller,
+            args,
+        }))
+    }
+
+    /// Answers a phone's INVITE that will not be connected.
+    pub(crate) fn reply_to_invite(&self, leg: &Leg, status: u16, reason: &str) {
+        self.reply(&leg.key, &leg.invite, status, reason, &leg.tag);
+    }
+
+    /// The answer to this re-INVITE of the PBX's goes to [`Calls::on_reinvite_answer`].
+    pub(crate) fn expect_reinvite_answer(&mut self, key: TsxKey, id: LegId) {
+        self.reinvites.insert(key, id);
+    }
+
+    /// Answers `leg` (a phone that dialled a code that connects: retrieve, pickup) from the
+    /// relay and pairs it with `other`, whose media moves into the relay too.
+    pub(crate) async fn connect(&mut self, mut leg: Leg, other: LegId) -> Result<(), Leg> {
+        let Some(port) = self.open_port().await else {
+            return Err(leg);
+        };
+        leg.anchor_with(port);
+        let offer = leg.remote_sdp.clone();
+        let body = leg.our_sdp(
+            sdp::direction(&offer).answer(),
+            (!offer.is_empty()).then_some(offer.as_slice()),
+        );
+        leg.answer(&self.ep, self.local, body);
+        leg.partner = Partner::Leg(other);
+        let id = leg.id;
+        self.legs.insert(id, leg);
+        if let Some(o) = self.legs.get_mut(&other) {
+            o.partner = Partner::Leg(id);
+            o.recall = None;
+        }
+        self.anchor(other).await;
+        self.settle(id);
+        Ok(())
+    }
+
+    /// Ends leg `id` from the PBX's side, whatever its state — BYE once answered, CANCEL while
+    /// ringing out, `status` to an INVITE not yet answered — and forgets it.
+    pub(crate) fn end(&mut self, id: LegId, status: u16, reason: &str) {
+        let Some(mut leg) = self.legs.remove(&id) else {
+            return;
+        };
+        self.leave_room(&mut leg);
+        if leg.answered {
+            if let Some((bye, peer)) = leg.in_dialog(Method::Bye, self.local) {
+                let _ = self.ep.send_request(bye, peer);
+            }
+        } else if leg.uas {
+            self.reply(&leg.key, &leg.invite, status, reason, &leg.tag);
+        } else {
+            let _ = self.ep.cancel(&leg.key);
+        }
+    }
+
+    fn leave_room(&mut self, leg: &mut Leg) {
+        if let Partner::Room(owner) = &leg.partner
+            && let (Some(room), Some(port)) = (self.rooms.get_mut(owner), &leg.media)
+        {
+            room.leave(port);
+        }
+    }
+
+    /// Leg `id` ended from the phone's side (BYE, CANCEL, failure, vanished): what it was
+    /// paired with follows — a transfer completes when the phone leaves a consultation call
+    /// while it holds another, otherwise the partner is hung up too.
+    pub(crate) async fn gone(&mut self, id: LegId, why: &str) {
+        if self.transfer_on_hang_up(id).await {
+            return;
+        }
+        let Some(mut leg) = self.legs.remove(&id) else {
+            return;
+        };
+        self.leave_room(&mut leg);
+        match &leg.partner {
+            Partner::Leg(o) => {
+                let o = *o;
+                if let Some(other) = self.legs.get(&o) {
+                    eprintln!(
+                        "pbx-lite: call {} ↔ {} ended: {why}",
+                        leg.station, other.station
+                    );
+                }
+                self.end_or_unhook(o, id);
+            }
+            Partner::Ringing(forks) => {
+                for f in forks.clone() {
+                    self.end(f, 487, "Request Terminated");
+                }
+            }
+            Partner::Room(owner) => {
+                let owner = owner.clone();
+                self.room_member_left(&owner);
+            }
+            Partner::Music => {
+                self.parks.retain(|_, p| p.leg != id);
+                self.forget_park(id);
+            }
+            Partner::None => {}
+        }
+    }
+
+    /// The partner of a leg that ended: a ringing caller gets the failure, a fork is dropped
+    /// from its caller's list, anyone else is hung up.
+    fn end_or_unhook(&mut self, o: LegId, gone: LegId) {
+        let Some(other) = self.legs.get_mut(&o) else {
+            return;
+        };
+        if let Partner::Ringing(forks) = &mut other.partner {
+            forks.retain(|f| *f != gone);
+            if !forks.is_empty() {
+                return;
+            }
+        }
+        self.end(o, 487, "Request Terminated");
+    }
+
+    /// A response to one of our client transactions.
+    pub async fn on_response(&mut self, key: TsxKey, response: Response) {
+        if let Some(id) = self
+            .legs
+            .values()
+            .find(|l| !l.uas && l.key == key)
+            .map(|l| l.id)
+        {
+            return self.on_ringing_response(id, response).await;
+        }
+        if response.status < 200 {
+            return;
+        }
+        if let Some(id) = self.reinvites.remove(&key) {
+            return self.on_reinvite_answer(id, &response);
+        }
+        if let Some(id) = self.probes.remove(&key) {
+            // 408 (no answer), 481 (the phone forgot the call), 503 (transport failure).
+            if matches!(response.status, 408 | 481 | 503) {
+                self.gone(id, &format!("probe answered {}", response.status))
+                    .await;
+            }
+            return;
+        }
+        if let Some(f) = self.forwarded.remove(&key) {
+            self.on_forwarded_answer(f, &response);
+        }
+    }
+
+    /// The answer to a request passed through to the partner: back to the asker, and a 2xx
+    /// to a re-INVITE is ACKed here (the asker's own ACK ends at the PBX).
+    fn on_forwarded_answer(&mut self, f: Forwarded, response: &Response) {
+        let mut r = f.request.make_response(response.status, &response.reason);
+        r.body = response.body.clone();
+        for v in response.headers.get_raw(&Name::CONTENT_TYPE) {
+            r.headers.insert(Name::CONTENT_TYPE, v.clone());
+        }
+        let invite = f.request.method == Method::Invite;
+        if invite && (200..300).contains(&response.status) {
+            r.headers
+                .insert(Name::CONTACT, format!("<sip:pbx@{}>", self.local));
+            if let Some(to) = self.legs.get_mut(&f.to) {
+                to.remote_sdp = response.body.to_vec();
+                let seq = response.cseq().map_or(0, |c| c.seq);
+                if let Some(d) = &to.dialog {
+                    let via = build::via_value(to.peer.transport, self.local, &build::new_branch());
+                    let ack = d.ack(seq, &via);
+                    self.ep.send_stateless(to.peer, &Message::Request(ack));
+                }
+            }
+            if let Some(asker) = self.legs.get_mut(&f.asker) {
+                asker.remote_sdp = f.request.body.to_vec();
+                asker.holds = sdp::is_hold(&f.request.body);
+                asker.send_2xx(&self.ep, &f.asker_key, r);
+                return;
+            }
+        }
+        let _ = self.ep.send_response(&f.asker_key, &r);
+    }
+
+    /// A response to the INVITE of a leg the PBX rang.
+    async fn on_ringing_response(&mut self, id: LegId, response: Response) {
+        let status = response.status;
+        if status == 100 {
+            return;
+        }
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let from = leg.rang_for;
+        if (200..300).contains(&status) {
+            if leg.answered {
+                leg.ack_again(&self.ep, self.local); // a retransmitted 2xx
+                return;
+            }
+            leg.on_answer(&self.ep, self.local, &response);
+            return self.answered(id, from).await;
+        }
+        if status >= 300 {
+            self.legs.remove(&id);
+            let Some(caller) = self.legs.get_mut(&from) else {
+                return;
+            };
+            if let Partner::Ringing(forks) = &mut caller.partner {
+                forks.retain(|f| *f != id);
+                if !forks.is_empty() {
+                    return;
+                }
+            }
+            if caller.answered {
+                // A transfer target or a recall that failed: the waiting phone goes back.
+                return self.target_failed(from).await;
+            }
+            return self.end(from, status, &response.reason);
+        }
+        // 180/183: the caller hears it ringing (with early media when media is direct).
+        let Some(caller) = self.legs.get(&from) else {
+            return;
+        };
+        if caller.answered || !caller.uas {
+            return;
+        }
+        let mut r = caller.invite.make_response(status, &response.reason);
+        r.set_to_tag(&caller.tag);
+        if caller.media.is_none() && !response.body.is_empty() {
+            r.body = response.body.clone();
+            r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        }
+        r.headers
+            .insert(Name::CONTACT, format!("<sip:pbx@{}>", self.local));
+        let _ = self.ep.send_response(&caller.key, &r);
+    }
+
+    /// Leg `id` (rung for `from`) answered.
+    async fn answered(&mut self, id: LegId, from: LegId) {
+        let Some(caller) = self.legs.get(&from) else {
+            // Nobody is waiting any more.
+            return self.end(id, 0, "");
+        };
+        let forks = match &caller.partner {
+            Partner::Ringing(f) => f.clone(),
+            Partner::Leg(o) if *o == id => Vec::new(),
+            _ => return self.end(id, 0, ""),
+        };
+        let caller_answered = caller.answered;
+        for f in forks.into_iter().filter(|f| *f != id) {
+            self.end(f, 0, ""); // the other phones of a group stop ringing
+        }
+        if let Some(c) = self.legs.get_mut(&from) {
+            c.partner = Partner::Leg(id);
+        }
+        if caller_answered {
+            // A blind transfer's target or a recall: both sides are anchored.
+            if let Some(c) = self.legs.get_mut(&from) {
+                c.recall = None;
+            }
+            self.anchor(id).await;
+        } else {
+            let (ep, local) = (self.ep.clone(), self.local);
+            let answer_sdp = self.legs.get(&id).map(|l| l.remote_sdp.clone());
+            if let Some(c) = self.legs.get_mut(&from) {
+                let body = if c.media.is_some() {
+                    let offer = c.remote_sdp.clone();
+                    c.our_sdp(sdp::direction(&offer).answer(), Some(&offer))
+                } else {
+                    answer_sdp.unwrap_or_default()
+                };
+                c.answer(&ep, local, body);
+            }
+        }
+        let stale = self.legs.get(&from).map(|c| c.station.clone());
+        if let Some(owner) = stale {
+            self.close_stale_owner_legs(&owner, from);
+        }
+        self.settle(from);
+    }
+
+    /// Moves leg `id`'s media into the relay with a re-INVITE, if it is not there yet.
+    pub(crate) async fn anchor(&mut self, id: LegId) {
+        if self.legs.get(&id).is_none_or(|l| l.media.is_some()) {
+            return self.settle(id);
+        }
+        let Some(port) = self.open_port().await else {
+            return;
+        };
+        let local = self.local;
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        leg.anchor_with(port);
+        let body = leg.our_sdp(Direction::SendRecv, None);
+        if let Some((mut reinvite, peer)) = leg.in_dialog(Method::Invite, local) {
+            reinvite.body = body.into();
+            reinvite
+                .headers
+                .insert(Name::CONTENT_TYPE, "application/sdp");
+            reinvite
+                .headers
+                .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
+            if let Ok(k) = self.ep.send_request(reinvite, peer) {
+                self.reinvites.insert(k, id);
+            }
+        }
+        self.settle(id);
+    }
+
+    /// The answer to the PBX's own re-INVITE: the phone's new media address, and the ACK.
+    fn on_reinvite_answer(&mut self, id: LegId, response: &Response) {
+        let local = self.local;
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        if !(200..300).contains(&response.status) {
+            eprintln!(
+                "pbx-lite: re-INVITE to {} answered {}",
+                leg.station, response.status
+            );
+            return;
+        }
+        if let Some(d) = &mut leg.dialog {
+            d.handle_response(response);
+            let via = build::via_value(leg.peer.transport, local, &build::new_branch());
+            let ack = d.ack(response.cseq().map_or(0, |c| c.seq), &via);
+            self.ep.send_stateless(leg.peer, &Message::Request(ack));
+        }
+        if !response.body.is_empty() {
+            leg.set_remote(response.body.to_vec());
+        }
+        self.settle(id);
+    }
+
+    /// What leg `id` should hear now.
+    fn hearing(&self, id: LegId) -> Hearing {
+        let Some(leg) = self.legs.get(&id) else {
+            return Hearing::Nothing;
+        };
+        match &leg.partner {
+            Partner::Leg(o) => {
+                let Some(other) = self.legs.get(o) else {
+                    return Hearing::Nothing;
+                };
+                if !leg.answered {
+                    Hearing::Nothing
+                } else if !other.answered || (other.holds && self.system_tone(&leg.station)) {
+                    // Waiting for a transfer target or a recall to answer, or held.
+                    Hearing::Music
+                } else {
+                    Hearing::Peer(*o)
+                }
+            }
+            Partner::Music => Hearing::Music,
+            // The owner's held leg joins with its final resume.
+            Partner::Room(owner) if !leg.holds => Hearing::Room(owner.clone()),
+            Partner::Room(_) => Hearing::Nothing,
+            Partner::None | Partner::Ringing(_) => Hearing::Nothing,
+        }
+    }
+
+    /// Does the PBX play hold tone to this station (OfficeServ Tone Source "Use System
+    /// Tone", the default), rather than leave it to the holding phone?
+    fn system_tone(&self, station: &str) -> bool {
+        self.db()
+            .get(station)
+            .map_or(true, |s| s.tone_source != "phone")
+    }
+
+    /// Hold music: the `hold.music` WAV, or a built-in tune.
+    fn music(&self) -> impl FnMut(&mut [i16]) -> bool + Send + 'static {
+        let path = self.db().setting("hold.music").unwrap_or_default();
+        let mut source = (!path.is_empty())
+            .then(|| media::wav::WavSource::open(std::path::Path::new(&path), 8000, true).ok())
+            .flatten()
+            .unwrap_or_else(|| media::wav::WavSource::from_samples(legs::built_in_music(), true));
+        move |frame: &mut [i16]| source.fill(frame)
+    }
+
+    /// Points leg `id`'s media (and its partner's) where they belong now: bridged to the
+    /// partner, hold music, a conference room, or nothing. Only anchored legs can move;
+    /// direct media stays between the phones.
+    pub(crate) fn settle(&mut self, id: LegId) {
+        self.apply(id);
+        if let Some(Partner::Leg(o)) = self.legs.get(&id).map(|l| l.partner.clone()) {
+            self.apply(o);
+        }
+    }
+
+    fn apply(&mut self, id: LegId) {
+        let hearing = self.hearing(id);
+        let music = matches!(hearing, Hearing::Music).then(|| self.music());
+        match hearing {
+            Hearing::Peer(o) => {
+                if let Some(mp) = self.legs.get_mut(&id).and_then(|l| l.media.as_mut()) {
+                    mp.stop_playing();
+                }
+                let port = |l: LegId| self.legs.get(&l).and_then(|l| l.media.as_ref());
+                if let (Some(mp), Some(op)) = (port(id), port(o)) {
+                    op.forward_to(mp);
+                }
+            }
+            Hearing::Room(owner) => {
+                if let (Some(leg), Some(room)) =
+                    (self.legs.get_mut(&id), self.rooms.get_mut(&owner))
+                    && let Some(port) = &mut leg.media
+                {
+                    room.join(port);
+                }
+            }
+            Hearing::Music | Hearing::Nothing => {
+                let partner = self.legs.get(&id).map(|l| l.partner.clone());
+                if let Some(Partner::Room(owner)) = &partner
+                    && let (Some(room), Some(port)) = (
+                        self.rooms.get_mut(owner),
+                        self.legs.get(&id).and_then(|l| l.media.as_ref()),
+                    )
+                {
+                    room.leave(port);
+                }
+                if let Some(Partner::Leg(o)) = partner
+                    && let Some(op) = self.legs.get(&o).and_then(|l| l.media.as_ref())
+                {
+                    op.set_route(crate::relay::Route::Drop);
+                }
+                if let Some(port) = self.legs.get_mut(&id).and_then(|l| l.media.as_mut()) {
+                    if !matches!(partner, Some(Partner::Leg(_))) {
+                        port.set_route(crate::relay::Route::Drop);
+                    }
+                    match music {
+                        Some(m) if !port.playing() => port.play(m),
+                        Some(_) => {}
+                        None => port.stop_playing(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Which leg an in-dialog request belongs to.
+    fn find(&self, request: &Request) -> Option<LegId> {
+        let id = DialogId::of_request(request)?;
+        self.legs.values().find(|l| l.matches(&id)).map(|l| l.id)
+    }
+
+    /// A request with a To tag: ACK, BYE, re-INVITE, REFER, INFO, UPDATE...
+    pub async fn on_in_dialog(&mut self, key: TsxKey, request: Request, _peer: Peer) {
+        let Some(id) = self.find(&request) else {
+            if request.method != Method::Ack {
+                let _ = self.ep.send_response(
+                    &key,
+                    &request.make_response(481, "Call/Transaction Does Not Exist"),
+                );
+            }
+            return;
+        };
+        if let Some(leg) = self.legs.get_mut(&id)
+            && let Some(d) = &mut leg.dialog
+            && request.method != Method::Ack
+            && d.handle_request(&request).is_err()
+        {
+            let _ = self
+                .ep
+                .send_response(&key, &request.make_response(500, "Server Internal Error"));
+            return;
+        }
+        match request.method {
+            Method::Ack => {
+                if let Some(leg) = self.legs.get_mut(&id) {
+                    leg.acked();
+                    if !request.body.is_empty() {
+                        leg.set_remote(request.body.to_vec());
+                    }
+                }
+                self.settle(id);
+            }
+            Method::Bye => {
+                let _ = self
+                    .ep
+                    .send_response(&key, &request.make_response(200, "OK"));
+                self.gone(id, "hung up").await;
+            }
+            Method::Invite => self.on_reinvite(id, key, request).await,
+            Method::Refer => self.on_refer(id, key, request).await,
+            _ => self.pass_on(id, key, request),
+        }
+    }
+
+    /// Passes an in-dialog request to the partner's phone; with no partner, the PBX answers
+    /// OPTIONS and INFO itself and refuses the rest.
+    fn pass_on(&mut self, id: LegId, key: TsxKey, request: Request) {
+        let local = self.local;
+        let partner = match self.legs.get(&id).map(|l| &l.partner) {
+            Some(Partner::Leg(o)) => Some(*o),
+            _ => None,
+        };
+        let fwd = partner.and_then(|o| {
+            let other = self.legs.get_mut(&o)?;
+            let (mut fwd, peer) = other.in_dialog(request.method.clone(), local)?;
+            for name in [Name::CONTENT_TYPE, Name::from("Session-Expires")] {
+                for v in request.headers.get_raw(&name) {
+                    fwd.headers.insert(name.clone(), v.clone());
+                }
+            }
+            fwd.headers
+                .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
+            fwd.body = request.body.clone();
+            Some((fwd, peer, o))
+        });
+        match fwd {
+            Some((fwd, peer, o)) => match self.ep.send_request(fwd, peer) {
+                Ok(ck) => {
+                    self.forwarded.insert(
+                        ck,
+                        Forwarded {
+                            asker_key: key,
+                            request,
+                            asker: id,
+                            to: o,
+                        },
+                    );
+                }
+                Err(_) => {
+                    let _ = self
+                        .ep
+                        .send_response(&key, &request.make_response(500, "Server Internal Error"));
+                }
+            },
+            None => {
+                let (status, reason) = match request.method {
+                    Method::Options | Method::Info | Method::Update => (200, "OK"),
+                    _ => (501, "Not Implemented"),
+                };
+                let _ = self
+                    .ep
+                    .send_response(&key, &request.make_response(status, reason));
+            }
+        }
+    }
+
+    /// A re-INVITE (hold, resume, new media). Between two phones with direct media it goes
+    /// through, unless it holds a phone that gets the PBX's hold tone: then both legs move
+    /// into the relay. An anchored leg's re-INVITE the PBX answers itself.
+    async fn on_reinvite(&mut self, id: LegId, key: TsxKey, request: Request) {
+        let Some(leg) = self.legs.get(&id) else {
+            return;
+        };
+        let partner = match &leg.partner {
+            Partner::Leg(o) => self
+                .legs
+                .get(o)
+                .map(|p| (p.id, p.media.is_none(), p.station.clone())),
+            _ => None,
+        };
+        let direct_pair = leg.media.is_none() && partner.as_ref().is_some_and(|p| p.1);
+        let holds = sdp::is_hold(&request.body);
+        if direct_pair
+            && let Some((o, _, station)) = &partner
+            && !(holds && self.system_tone(station))
+        {
+            let _ = o;
+            return self.pass_on(id, key, request);
+        }
+        if leg.media.is_none() {
+            let Some(port) = self.open_port().await else {
+                let _ = self.ep.send_response(
+                    &key,
+                    &request.make_response(503, "Service Unavailable (no media ports)"),
+                );
+                return;
+            };
+            if let Some(l) = self.legs.get_mut(&id) {
+                l.anchor_with(port);
+            }
+        }
+        let (ep, local) = (self.ep.clone(), self.local);
+        if let Some(l) = self.legs.get_mut(&id) {
+            let body = if request.body.is_empty() {
+                l.our_sdp(Direction::SendRecv, None) // the phone answers in its ACK
+            } else {
+                l.set_remote(request.body.to_vec());
+                l.our_sdp(sdp::direction(&request.body).answer(), Some(&request.body))
+            };
+            let mut ok = request.make_response(200, "OK");
+            ok.body = body.into();
+            ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+            ok.headers
+                .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
+            l.send_2xx(&ep, &key, ok);
+        }
+        if let Some((o, _, _)) = partner {
+            self.anchor(o).await;
+        }
+        self.settle(id);
+    }
+
+    /// CANCEL of a caller's INVITE: the phones it rings stop, and it gets 487 — unless the
+    /// caller holds another call, which makes this a blind transfer.
+    pub async fn on_cancel(&mut self, invite: TsxKey) {
+        let Some(id) = self
+            .legs
+            .values()
+            .find(|l| l.uas && l.key == invite && !l.answered)
+            .map(|l| l.id)
+        else {
+            return;
+        };
+        if self.transfer_on_hang_up(id).await {
+            return;
+        }
+        if let Some(Partner::Ringing(forks)) = self.legs.get(&id).map(|l| l.partner.clone()) {
+            for f in forks {
+                self.end(f, 0, "");
+            }
+        }
+        self.end(id, 487, "Request Terminated");
+    }
+
+    /// Legs in progress, for status.
+    pub fn count(&self) -> usize {
+        self.legs.len()
+    }
+
+    /// Called about once a second: Call Forward No Answer, transfer and park recalls, and
+    /// whether the phones are still there — in-dialog OPTIONS every `calls.probe_seconds`,
+    /// and anchored calls whose RTP stopped while not on hold (`media.rtp_timeout`) are hung
+    /// up, so a vanished phone's call does not linger.
+    pub async fn tick(&mut self) {
+        let probe = self.setting_u64("calls.probe_seconds", 30);
+        let rtp_timeout = self.setting_u64("media.rtp_timeout", 60);
+        let no_answer = self.setting_u64("forward.noanswer_seconds", 15);
+        self.forward_unanswered(Duration::from_secs(no_answer))
+            .await;
+        self.recalls().await;
+        if rtp_timeout > 0 {
+            let limit = Duration::from_secs(rtp_timeout);
+            let silent = self.legs.values().find(|l| {
+                let Partner::Leg(o) = l.partner else {
+                    return false;
+                };
+                l.answered
+                    && !l.holds
+                    && self.legs.get(&o).is_some_and(|p| p.answered && !p.holds)
+                    && l.media.as_ref().is_some_and(|m| m.idle() > limit)
+            });
+            if let Some(id) = silent.map(|l| l.id) {
+                self.end(id, 0, "");
+                self.gone_quietly(id, &format!("no RTP for {rtp_timeout} s"))
+                    .await;
+            }
+        }
+        if probe == 0 {
+            return;
+        }
+        let local = self.local;
+        let due: Vec<LegId> = self
+            .legs
+            .values()
+            .filter(|l| l.answered && l.probed.elapsed() >= Duration::from_secs(probe))
+            .map(|l| l.id)
+            .collect();
+        for id in due {
+            let Some(leg) = self.legs.get_mut(&id) else {
+                continue;
+            };
+            leg.probed = Instant::now();
+            if let Some((options, peer)) = leg.in_dialog(Method::Options, local)
+                && let Ok(k) = self.ep.send_request(options, peer)
+            {
+                self.probes.insert(k, id);
+            }
+        }
+    }
+
+    /// The partner side of a leg the PBX itself just ended (already removed).
+    async fn gone_quietly(&mut self, id: LegId, why: &str) {
+        let partner = self
+            .legs
+            .values()
+            .find(|l| l.partner == Partner::Leg(id))
+            .map(|l| l.id);
+        if let Some(o) = partner {
+            eprintln!("pbx-lite: call hung up: {why}");
+            self.end(o, 0, "");
+        }
+    }
+
+    /// Call Forward No Answer: a call ringing longer than `forward.noanswer_seconds` at a
+    /// station that forwards unanswered calls is cancelled there and rings the named
+    /// station, with a Diversion header (`reason=no-answer`).
+    async fn forward_unanswered(&mut self, after: Duration) {
+        let due: Vec<(LegId, LegId)> = self
+            .legs
+            .values()
+            .filter(|l| l.uas && !l.answered && !l.no_answer_tried && l.created.elapsed() >= after)
+            .filter_map(|l| match &l.partner {
+                Partner::Ringing(f) if f.len() == 1 => Some((l.id, f[0])),
+                _ => None,
+            })
+            .collect();
+        for (a, b) in due {
+            if let Some(l) = self.legs.get_mut(&a) {
+                l.no_answer_tried = true;
+            }
+            let (caller, callee) = (self.legs[&a].station.clone(), self.legs[&b].station.clone());
+            let target = self
+                .db()
+                .station_state(&callee)
+                .map(|st| st.cf_noanswer)
+                .unwrap_or_default();
+            if target.is_empty() || target == caller || self.busy(&target) {
+                continue;
+            }
+            let Some((binding, peer)) = self.reach(&target) else {
+                continue;
+            };
+            let caller_id = self.legs[&a].caller_id();
+            let Some(new) = self
+                .ring(
+                    a,
+                    &target,
+                    &binding,
+                    peer,
+                    &caller_id,
+                    Some((&callee, "no-answer")),
+                )
+                .await
+            else {
+                continue;
+            };
+            self.end(b, 0, "");
+            eprintln!("pbx-lite: call {caller} → {callee} not answered: forwarded to {target}");
+            if let Some(l) = self.legs.get_mut(&a) {
+                l.partner = Partner::Ringing(vec![new]);
+            }
+        }
+    }
+}
+
+/// Re-sends our 2xx (T1 doubling to T2) until the ACK comes or 32 s pass (§13.3.1.4).
+pub(crate) fn retransmit_2xx(
+    ep: Arc<Endpoint>,
+    peer: Peer,
+    ok: Response,
+    mut acked: tokio::sync::oneshot::Receiver<()>,
+) {
+    tokio::spawn(async move {
+        if peer.transport.is_reliable() {
+            return;
+        }
+        let mut interval = Duration::from_millis(500);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(32);
+        let msg = Message::Response(ok);
+        loop {
+            tokio::select! {
+                _ = &mut acked => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            ep.send_stateless(peer, &msg);
+            interval = (interval * 2).min(Duration::from_secs(4));
+        }
+    });
+}

@@ -1,0 +1,292 @@
+//! Call Park, OfficeServ "System Hold": a station holds its call and dials the park code
+//! (11), optionally with a station number as the slot (its own number otherwise). The held
+//! party hears hold music and the parking phone's leg is released. Any station dials the
+//! retrieve code (12) + the slot to take the call. A call not retrieved within
+//! `park.recall_seconds` rings the parking station again. Parked calls are written to the
+//! database, so a PBX restarted while a call was parked releases it with a log line (and a
+//! BYE to the parked phone) instead of forgetting it silently.
+
+use super::{Action, Feature, Request};
+use crate::calls::{Calls, Leg, LegId, Park as Parked, Partner};
+use sip::Method;
+use sip::dialog::{Dialog, DialogId};
+use sip::transaction::{Peer, TransportKind};
+use sip::types::Name;
+use std::time::{Duration, Instant};
+
+pub(super) struct Park;
+pub(super) struct Retrieve;
+
+impl Feature for Park {
+    fn code_setting(&self) -> &'static str {
+        "numberplan.park"
+    }
+
+    fn act(&self, r: &Request<'_>) -> Result<Action, String> {
+        let slot = match r.args.trim() {
+            "" => r.caller.to_string(),
+            s => {
+                r.db.get(s)
+                    .map(|st| st.number)
+                    .map_err(|_| format!("{s} is no station to park at"))?
+            }
+        };
+        Ok(Action::Park(slot))
+    }
+}
+
+impl Feature for Retrieve {
+    fn code_setting(&self) -> &'static str {
+        "numberplan.retrieve"
+    }
+
+    fn act(&self, r: &Request<'_>) -> Result<Action, String> {
+        match r.args.trim() {
+            "" => Err("retrieve needs the parking station's number after the code".into()),
+            s => Ok(Action::Retrieve(s.to_string())),
+        }
+    }
+}
+
+/// The parts of a dialog a restarted PBX needs to send a BYE in it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedDialog {
+    call_id: String,
+    local_tag: String,
+    remote_tag: String,
+    local_uri: String,
+    remote_uri: String,
+    remote_target: String,
+    route_set: Vec<String>,
+    local_seq: u32,
+    transport: String,
+    addr: std::net::SocketAddr,
+}
+
+impl SavedDialog {
+    fn of(leg: &Leg) -> Option<SavedDialog> {
+        let d = leg.dialog.as_ref()?;
+        Some(SavedDialog {
+            call_id: d.id.call_id.clone(),
+            local_tag: d.id.local_tag.clone(),
+            remote_tag: d.id.remote_tag.clone(),
+            local_uri: d.local_uri.clone(),
+            remote_uri: d.remote_uri.clone(),
+            remote_target: d.remote_target.to_string(),
+            route_set: d.route_set.clone(),
+            local_seq: d.local_seq + 10, // room for requests sent after saving
+            transport: leg.peer.transport.via_name().to_string(),
+            addr: leg.peer.addr,
+        })
+    }
+
+    fn dialog(&self) -> Option<(Dialog, Peer)> {
+        let d = Dialog {
+            id: DialogId {
+                call_id: self.call_id.clone(),
+                local_tag: self.local_tag.clone(),
+                remote_tag: self.remote_tag.clone(),
+            },
+            local_uri: self.local_uri.clone(),
+            remote_uri: self.remote_uri.clone(),
+            remote_target: sip::Uri::parse_request_uri(&self.remote_target).ok()?,
+            route_set: self.route_set.clone(),
+            local_seq: self.local_seq,
+            remote_seq: None,
+            confirmed: true,
+        };
+        let transport = TransportKind::from_via(&self.transport)?;
+        Some((d, Peer::new(transport, self.addr)))
+    }
+}
+
+impl Calls {
+    /// The leg on which `station` holds a call (other than `except`), and the held
+    /// party's leg.
+    pub(crate) fn held_by(&self, station: &str, except: Option<LegId>) -> Option<(LegId, LegId)> {
+        let mut mine: Vec<&Leg> = self
+            .legs
+            .values()
+            .filter(|l| l.station == station && l.answered && l.holds && Some(l.id) != except)
+            .collect();
+        mine.sort_by_key(|l| std::cmp::Reverse(l.id)); // the latest held call first
+        mine.into_iter().find_map(|l| match l.partner {
+            Partner::Leg(o) if self.legs.get(&o).is_some_and(|p| p.answered) => Some((l.id, o)),
+            _ => None,
+        })
+    }
+
+    /// Parks the call `caller` holds in `slot`.
+    pub(crate) async fn park(&mut self, caller: &str, slot: &str) -> Result<String, String> {
+        if self.parks.contains_key(slot) {
+            return Err(format!("park slot {slot} is taken"));
+        }
+        let (mine, held) = self
+            .held_by(caller, None)
+            .ok_or_else(|| format!("{caller} holds no call to park (hold it first)"))?;
+        if let Some(l) = self.legs.get_mut(&held) {
+            l.partner = Partner::Music;
+        }
+        if let Some(l) = self.legs.get_mut(&mine) {
+            l.partner = Partner::None;
+        }
+        self.end(mine, 0, "");
+        self.anchor(held).await;
+        let recall = Duration::from_secs(self.setting_u64("park.recall_seconds", 60));
+        self.parks.insert(
+            slot.to_string(),
+            Parked {
+                leg: held,
+                by: caller.to_string(),
+                recall_at: Instant::now() + recall,
+            },
+        );
+        let parked = self
+            .legs
+            .get(&held)
+            .map(|l| l.station.clone())
+            .unwrap_or_default();
+        let record = stations::db::ParkRecord {
+            slot: slot.to_string(),
+            parked: parked.clone(),
+            by: caller.to_string(),
+            since: unix_now(),
+            dialog: self
+                .legs
+                .get(&held)
+                .and_then(SavedDialog::of)
+                .and_then(|d| serde_json::to_string(&d).ok())
+                .unwrap_or_default(),
+        };
+        let _ = self.db().save_park(&record);
+        Ok(format!("{parked} parked in {slot}"))
+    }
+
+    /// Connects `leg` (a phone that dialled the retrieve code) to the call parked in `slot`.
+    pub(crate) async fn retrieve(&mut self, leg: Leg, slot: &str) -> Result<String, (String, Leg)> {
+        let Some(p) = self.parks.remove(slot) else {
+            return Err((format!("nothing is parked in {slot}"), leg));
+        };
+        let _ = self.db().delete_park(slot);
+        let who = leg.station.clone();
+        match self.connect(leg, p.leg).await {
+            Ok(()) => Ok(format!(
+                "call parked in {slot} by {} retrieved by {who}",
+                p.by
+            )),
+            Err(leg) => {
+                self.parks.insert(slot.to_string(), p);
+                Err(("no media port for the retrieving phone".into(), leg))
+            }
+        }
+    }
+
+    /// A parked phone hung up: its slot empties.
+    pub(crate) fn forget_park(&mut self, leg: LegId) {
+        let slots: Vec<String> = self
+            .parks
+            .iter()
+            .filter(|(_, p)| p.leg == leg)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in slots {
+            self.parks.remove(&s);
+            let _ = self.db().delete_park(&s);
+        }
+    }
+
+    /// Parks whose recall timer ran out ring their parking station; while it rings the
+    /// parked party keeps hearing music.
+    pub(crate) async fn park_recalls(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .parks
+            .iter()
+            .filter(|(_, p)| p.recall_at <= now)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for slot in due {
+            let Some(p) = self.parks.remove(&slot) else {
+                continue;
+            };
+            if self.recall(p.leg, &p.by, "park").await {
+                let _ = self.db().delete_park(&slot);
+            } else {
+                let again = Duration::from_secs(self.setting_u64("park.recall_seconds", 60));
+                self.parks.insert(
+                    slot,
+                    Parked {
+                        recall_at: now + again,
+                        ..p
+                    },
+                );
+            }
+        }
+    }
+
+    /// Rings `to` for the waiting leg `waiting` (a park or an unanswered transfer coming
+    /// back). False when `to` cannot be reached.
+    pub(crate) async fn recall(&mut self, waiting: LegId, to: &str, what: &str) -> bool {
+        let Some(station) = self.legs.get(&waiting).map(|l| l.station.clone()) else {
+            return true; // nobody left to recall
+        };
+        let Some((binding, peer)) = self.reach(to) else {
+            eprintln!("pbx-lite: {what} recall of {station} to {to}: {to} is not registered");
+            return false;
+        };
+        let caller_id = (String::new(), station.clone());
+        let Some(new) = self
+            .ring(waiting, to, &binding, peer, &caller_id, None)
+            .await
+        else {
+            return false;
+        };
+        if let Some(l) = self.legs.get_mut(&waiting) {
+            l.partner = Partner::Leg(new);
+        }
+        self.settle(waiting);
+        eprintln!("pbx-lite: {what} recall: {station} rings {to} again");
+        true
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// At start: calls left parked by a PBX that stopped are released — a BYE to each parked
+/// phone, if it is still there, and a log line for each — and the slots are emptied.
+pub async fn release_stale(
+    db: &std::sync::Mutex<stations::Db>,
+    ep: &sip::endpoint::Endpoint,
+    local: std::net::SocketAddr,
+) {
+    let stale = db
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .parks()
+        .unwrap_or_default();
+    for p in stale {
+        let saved: Option<SavedDialog> = serde_json::from_str(&p.dialog).ok();
+        let sent = saved.and_then(|s| s.dialog()).map(|(mut d, peer)| {
+            let via = sip::build::via_value(peer.transport, local, &sip::build::new_branch());
+            let mut bye = d.request(Method::Bye, &via);
+            bye.headers
+                .insert(Name::from("Reason"), "SIP;cause=503;text=\"PBX restarted\"");
+            ep.send_stateless(peer, &sip::Message::Request(bye));
+        });
+        eprintln!(
+            "pbx-lite: park slot {}: the call of {} parked by {} was released (the PBX restarted){}",
+            p.slot,
+            p.parked,
+            p.by,
+            if sent.is_some() { "; BYE sent" } else { "" }
+        );
+        let _ = db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .delete_park(&p.slot);
+    }
+}

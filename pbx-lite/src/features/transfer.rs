@@ -1,0 +1,332 @@
+//! Transfers. The OfficeServ way needs nothing but hold and a second call: a station holds
+//! its call, calls a third station, and hangs up — after the answer that is a consultation
+//! transfer, while it still rings a blind one. The PBX then releases the transferor's held
+//! leg and joins the two remaining phones through its relay (re-INVITEs move their media).
+//! An unanswered blind transfer comes back to the transferor after
+//! `transfer.recall_seconds`; meanwhile the transferred party hears hold music. A station
+//! that takes its held call back before hanging up (toggling) cancels the transfer.
+//!
+//! Phones that transfer with REFER (RFC 3515) get the same: a blind REFER rings the target
+//! for the transferee, and a REFER whose Refer-To carries Replaces (RFC 3891) naming the
+//! transferor's other call joins the two far ends. The transferor learns the outcome in a
+//! NOTIFY with a sipfrag body.
+
+use crate::calls::{Calls, LegId, Partner};
+use sip::transaction::TsxKey;
+use sip::types::Name;
+use sip::{Method, Request};
+use std::time::{Duration, Instant};
+
+/// What a Refer-To names: a number, and the dialog to replace (Call-ID, two tags).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ReferTo {
+    pub(crate) user: String,
+    pub(crate) replaces: Option<(String, String, String)>,
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads a Refer-To value: `<sip:202@host?Replaces=callid%3Bto-tag%3Da%3Bfrom-tag%3Db>`.
+pub(crate) fn parse_refer_to(value: &str) -> Option<ReferTo> {
+    let v = value.trim();
+    let inner = match v.find('<') {
+        Some(i) => v[i + 1..].split('>').next()?,
+        None => v.split(';').next()?,
+    };
+    let (uri, headers) = inner.split_once('?').unwrap_or((inner, ""));
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
+    let user = rest.split('@').next()?.split(';').next()?.to_string();
+    if user.is_empty() || rest.split('@').nth(1).is_none_or(str::is_empty) {
+        return None;
+    }
+    let replaces = headers
+        .split('&')
+        .find_map(|h| {
+            h.strip_prefix("Replaces=")
+                .or_else(|| h.strip_prefix("replaces="))
+        })
+        .map(percent_decode)
+        .and_then(|r| {
+            let mut parts = r.split(';');
+            let call_id = parts.next()?.trim().to_string();
+            let (mut to, mut from) = (None, None);
+            for p in parts {
+                if let Some(t) = p.trim().strip_prefix("to-tag=") {
+                    to = Some(t.to_string());
+                } else if let Some(f) = p.trim().strip_prefix("from-tag=") {
+                    from = Some(f.to_string());
+                }
+            }
+            Some((call_id, to?, from?))
+        });
+    Some(ReferTo { user, replaces })
+}
+
+impl Calls {
+    /// Leg `id`'s phone is hanging up (BYE, or CANCEL while it rings out). If that station
+    /// holds another call, this is an OfficeServ transfer: the held party and the one this
+    /// leg reached are joined. True when it was.
+    pub(crate) async fn transfer_on_hang_up(&mut self, id: LegId) -> bool {
+        let Some(leg) = self.legs.get(&id) else {
+            return false;
+        };
+        let target = match &leg.partner {
+            Partner::Leg(t) => *t,
+            Partner::Ringing(forks) if forks.len() == 1 => forks[0],
+            _ => return false,
+        };
+        let station = leg.station.clone();
+        let Some((held_leg, transferee)) = self.held_by(&station, Some(id)) else {
+            return false;
+        };
+        if transferee == target || !self.legs.contains_key(&target) {
+            return false;
+        }
+        let leg = self.legs.remove(&id);
+        if let Some(l) = &leg
+            && l.uas
+            && !l.answered
+        {
+            self.reply_to_invite(l, 487, "Request Terminated");
+        }
+        self.join(transferee, target, &station, held_leg).await;
+        true
+    }
+
+    /// Joins `transferee` with `target` for the transferor `by`, releasing its leg `by_leg`.
+    async fn join(&mut self, transferee: LegId, target: LegId, by: &str, by_leg: LegId) {
+        if let Some(l) = self.legs.get_mut(&by_leg) {
+            l.partner = Partner::None;
+        }
+        self.end(by_leg, 0, "");
+        if let Some(l) = self.legs.get_mut(&transferee) {
+            l.partner = Partner::Leg(target);
+        }
+        let answered = match self.legs.get_mut(&target) {
+            Some(t) => {
+                t.partner = Partner::Leg(transferee);
+                t.rang_for = transferee;
+                t.answered
+            }
+            None => false,
+        };
+        let name = |c: &Calls, id: LegId| {
+            c.legs
+                .get(&id)
+                .map(|l| l.station.clone())
+                .unwrap_or_default()
+        };
+        let (a, b) = (name(self, transferee), name(self, target));
+        if answered {
+            eprintln!("pbx-lite: transfer by {by}: {a} and {b} talk");
+            self.anchor(target).await;
+        } else {
+            let after = Duration::from_secs(self.setting_u64("transfer.recall_seconds", 30));
+            if let Some(l) = self.legs.get_mut(&transferee) {
+                l.recall = Some((Instant::now() + after, by.to_string()));
+            }
+            eprintln!("pbx-lite: blind transfer by {by}: {a} waits for {b} to answer");
+        }
+        self.anchor(transferee).await;
+    }
+
+    /// A transfer target (or a recall) that failed: the waiting leg goes back to its
+    /// transferor, or is released when there is nobody to go back to.
+    pub(crate) async fn target_failed(&mut self, waiting: LegId) {
+        let back = self.legs.get_mut(&waiting).and_then(|l| l.recall.take());
+        if let Some((_, to)) = back
+            && self.recall(waiting, &to, "transfer").await
+        {
+            return;
+        }
+        eprintln!("pbx-lite: nobody took the call back: released");
+        if let Some(l) = self.legs.get_mut(&waiting) {
+            l.partner = Partner::None;
+        }
+        self.end(waiting, 0, "");
+    }
+
+    /// Park recalls, and blind transfers nobody answered in time.
+    pub(crate) async fn recalls(&mut self) {
+        self.park_recalls().await;
+        let now = Instant::now();
+        let due: Vec<LegId> = self
+            .legs
+            .values()
+            .filter(|l| l.recall.as_ref().is_some_and(|(at, _)| *at <= now))
+            .map(|l| l.id)
+            .collect();
+        for id in due {
+            if let Some(Partner::Leg(t)) = self.legs.get(&id).map(|l| l.partner.clone()) {
+                if let Some(l) = self.legs.get_mut(&t) {
+                    l.partner = Partner::None;
+                }
+                self.end(t, 0, "");
+            }
+            self.target_failed(id).await;
+        }
+    }
+
+    /// REFER in leg `id`: a blind transfer of the partner to the Refer-To number, or with
+    /// Replaces, an attended one.
+    pub(crate) async fn on_refer(&mut self, id: LegId, key: TsxKey, request: Request) {
+        let refer_to = request
+            .headers
+            .get_raw(&Name::from("Refer-To"))
+            .next()
+            .map(|v| v.to_string())
+            .or_else(|| {
+                request
+                    .headers
+                    .get_raw(&Name::from("r"))
+                    .next()
+                    .map(|v| v.to_string())
+            });
+        let answer = |c: &Calls, status: u16, reason: &str| {
+            let _ =
+                c.ep.send_response(&key, &request.make_response(status, reason));
+        };
+        let Some(to) = refer_to.as_deref().and_then(parse_refer_to) else {
+            return answer(self, 400, "Bad Refer-To");
+        };
+        let Some((station, transferee)) = self.legs.get(&id).and_then(|l| match l.partner {
+            Partner::Leg(o) => Some((l.station.clone(), o)),
+            _ => None,
+        }) else {
+            return answer(self, 603, "Decline (no call to transfer)");
+        };
+        if let Some((call_id, to_tag, from_tag)) = &to.replaces {
+            // Attended: the transferor's other call, as its phone knows it.
+            let other = self.legs.values().find(|l| {
+                l.id != id
+                    && l.dialog.as_ref().is_some_and(|d| {
+                        d.id.call_id == *call_id
+                            && ((d.id.local_tag == *to_tag && d.id.remote_tag == *from_tag)
+                                || (d.id.local_tag == *from_tag && d.id.remote_tag == *to_tag))
+                    })
+            });
+            let Some((other_leg, target)) = other.and_then(|l| match l.partner {
+                Partner::Leg(t) => Some((l.id, t)),
+                _ => None,
+            }) else {
+                return answer(self, 481, "Call/Transaction Does Not Exist (Replaces)");
+            };
+            answer(self, 202, "Accepted");
+            self.notify_sipfrag(id, "SIP/2.0 200 OK");
+            if let Some(l) = self.legs.get_mut(&id) {
+                l.partner = Partner::None; // the transferor's BYE ends only its own leg
+            }
+            self.join(transferee, target, &station, other_leg).await;
+            return;
+        }
+        if self.db().get(&to.user).is_err() {
+            return answer(self, 404, "Not Found");
+        }
+        let Some((binding, peer)) = self.reach(&to.user) else {
+            return answer(self, 480, "Temporarily Unavailable");
+        };
+        answer(self, 202, "Accepted");
+        self.notify_sipfrag(id, "SIP/2.0 100 Trying");
+        self.anchor(transferee).await;
+        let caller_id = self
+            .legs
+            .get(&transferee)
+            .map(|l| (String::new(), l.station.clone()))
+            .unwrap_or_default();
+        let Some(new) = self
+            .ring(transferee, &to.user, &binding, peer, &caller_id, None)
+            .await
+        else {
+            return self.notify_sipfrag(id, "SIP/2.0 503 Service Unavailable");
+        };
+        let after = Duration::from_secs(self.setting_u64("transfer.recall_seconds", 30));
+        if let Some(l) = self.legs.get_mut(&transferee) {
+            l.partner = Partner::Leg(new);
+            l.recall = Some((Instant::now() + after, station.clone()));
+        }
+        if let Some(l) = self.legs.get_mut(&id) {
+            l.partner = Partner::None;
+        }
+        self.settle(transferee);
+        self.notify_sipfrag(id, "SIP/2.0 200 OK");
+        eprintln!(
+            "pbx-lite: REFER by {station}: blind transfer to {}",
+            to.user
+        );
+    }
+
+    /// Tells a REFER's sender how its transfer went (RFC 3515 §2.4.5).
+    fn notify_sipfrag(&mut self, id: LegId, status_line: &str) {
+        let local = self.local;
+        let Some((mut notify, peer)) = self
+            .legs
+            .get_mut(&id)
+            .and_then(|l| l.in_dialog(Method::Notify, local))
+        else {
+            return;
+        };
+        let done = !status_line.contains(" 1");
+        notify.headers.insert(Name::from("Event"), "refer");
+        notify.headers.insert(
+            Name::from("Subscription-State"),
+            if done {
+                "terminated;reason=noresource"
+            } else {
+                "active;expires=60"
+            },
+        );
+        notify
+            .headers
+            .insert(Name::CONTENT_TYPE, "message/sipfrag;version=2.0");
+        notify
+            .headers
+            .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
+        notify.body = format!("{status_line}\r\n").into_bytes().into();
+        let _ = self.ep.send_request(notify, peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refer_to_values() {
+        assert_eq!(
+            parse_refer_to("<sip:202@127.0.0.1>"),
+            Some(ReferTo {
+                user: "202".into(),
+                replaces: None
+            })
+        );
+        assert_eq!(
+            parse_refer_to("<sip:203@pbx?Replaces=abc%40host%3Bto-tag%3D11%3Bfrom-tag%3D22>;x=1"),
+            Some(ReferTo {
+                user: "203".into(),
+                replaces: Some(("abc@host".into(), "11".into(), "22".into()))
+            })
+        );
+        assert_eq!(parse_refer_to("garbage"), None);
+        assert_eq!(parse_refer_to("<sip:@>"), None);
+        assert_eq!(parse_refer_to("<http://x/>"), None);
+    }
+}

@@ -1,0 +1,260 @@
+//! The little SDP (RFC 4566) the PBX needs: where a phone's audio goes, which payload types it
+//! offers, whether it holds, and the PBX's own offers and answers when media is anchored in
+//! its relay (one audio stream, G.711 both laws and RFC 4733 events).
+
+use std::net::{IpAddr, SocketAddr};
+
+/// The media direction of an SDP (RFC 3264 §5.1), from the phone's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    fn attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "a=sendrecv",
+            Direction::SendOnly => "a=sendonly",
+            Direction::RecvOnly => "a=recvonly",
+            Direction::Inactive => "a=inactive",
+        }
+    }
+
+    /// The answer's direction to an offer with this one (RFC 3264 §6.1).
+    pub fn answer(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            d => d,
+        }
+    }
+}
+
+fn lines(body: &[u8]) -> impl Iterator<Item = String> + '_ {
+    String::from_utf8_lossy(body)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// The direction a body asks for; `c=0.0.0.0` (RFC 2543 hold) counts as inactive.
+pub fn direction(body: &[u8]) -> Direction {
+    let mut d = Direction::SendRecv;
+    for l in lines(body) {
+        match l.as_str() {
+            "a=sendonly" => d = Direction::SendOnly,
+            "a=recvonly" => d = Direction::RecvOnly,
+            "a=inactive" => d = Direction::Inactive,
+            _ if l.starts_with("c=IN ") && l.ends_with(" 0.0.0.0") => {
+                return Direction::Inactive;
+            }
+            _ => {}
+        }
+    }
+    d
+}
+
+/// Does this SDP put the call on hold (sendonly, recvonly, inactive, or c=0.0.0.0)?
+pub fn is_hold(body: &[u8]) -> bool {
+    !body.is_empty() && direction(body) != Direction::SendRecv
+}
+
+/// The audio address an SDP body names (None for no audio).
+pub fn address(body: &[u8]) -> Option<SocketAddr> {
+    let mut ip: Option<IpAddr> = None;
+    let mut port = None;
+    for l in lines(body) {
+        if let Some(rest) = l.strip_prefix("c=IN ") {
+            ip = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|a| a.parse().ok())
+                .or(ip);
+        }
+        if let Some(rest) = l.strip_prefix("m=audio ") {
+            port = rest
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok());
+        }
+    }
+    Some(SocketAddr::new(ip?, port?))
+}
+
+/// The payload types of the audio m= line, in order.
+pub fn payloads(body: &[u8]) -> Vec<u8> {
+    lines(body)
+        .find_map(|l| {
+            l.strip_prefix("m=audio ").map(|r| {
+                r.split_whitespace()
+                    .skip(2)
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The payload type the body maps to telephone-event (RFC 4733), if any.
+pub fn event_payload(body: &[u8]) -> Option<u8> {
+    lines(body).find_map(|l| {
+        let rest = l.strip_prefix("a=rtpmap:")?;
+        let (pt, name) = rest.split_once(' ')?;
+        name.to_ascii_lowercase()
+            .starts_with("telephone-event/")
+            .then(|| pt.parse().ok())?
+    })
+}
+
+/// The G.711 payload type a phone chose (its first of 0 and 8), μ-law when it names neither.
+pub fn g711(body: &[u8]) -> u8 {
+    payloads(body)
+        .into_iter()
+        .find(|p| *p == 0 || *p == 8)
+        .unwrap_or(0)
+}
+
+/// Rewrites an SDP body so media goes to `ip:port` (the relay), keeping holds: a `c=` of
+/// 0.0.0.0 stays as it is, and `a=rtcp` lines go (RTCP is on port + 1).
+pub fn rewrite(body: &[u8], ip: IpAddr, port: u16) -> Vec<u8> {
+    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut out = String::with_capacity(body.len());
+    for line in lines(body) {
+        if line.is_empty() || line.starts_with("a=rtcp:") {
+            continue;
+        }
+        let l = if let Some(rest) = line.strip_prefix("c=IN ") {
+            if rest.ends_with(" 0.0.0.0") {
+                line
+            } else {
+                format!("c=IN {fam} {ip}")
+            }
+        } else if let Some(rest) = line.strip_prefix("m=audio ") {
+            let tail = rest.split_once(' ').map_or("", |(_, t)| t);
+            format!("m=audio {port} {tail}")
+        } else {
+            line
+        };
+        out.push_str(&l);
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+/// Adds the other G.711 law to an offer that has exactly one of them, so the callee can
+/// choose either and the relay transcodes.
+pub fn offer_both_laws(body: &[u8]) -> Vec<u8> {
+    let pts = payloads(body);
+    let add = match (pts.contains(&0), pts.contains(&8)) {
+        (true, false) => 8,
+        (false, true) => 0,
+        _ => return body.to_vec(),
+    };
+    let mut out = String::new();
+    for line in lines(body) {
+        if line.starts_with("m=audio ") {
+            out.push_str(&format!("{line} {add}\r\n"));
+            out.push_str(&format!(
+                "a=rtpmap:{add} {}/8000\r\n",
+                if add == 0 { "PCMU" } else { "PCMA" }
+            ));
+        } else {
+            out.push_str(&line);
+            out.push_str("\r\n");
+        }
+    }
+    out.into_bytes()
+}
+
+/// The PBX's own SDP for a phone whose media it anchors: `session`/`version` for the o=
+/// line (the version goes up with each new body on a dialog), audio at `ip:port`, the G.711
+/// `law` agreed (an answer) or both laws (an offer, `None`), and telephone-event on `event`.
+pub fn ours(
+    ip: IpAddr,
+    port: u16,
+    (session, version): (u64, u64),
+    direction: Direction,
+    law: Option<u8>,
+    event: Option<u8>,
+) -> Vec<u8> {
+    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let laws = match law {
+        Some(l) => vec![l],
+        None => vec![0, 8],
+    };
+    let mut pts: Vec<String> = laws.iter().map(u8::to_string).collect();
+    pts.extend(event.map(|e| e.to_string()));
+    let mut s = format!(
+        "v=0\r\no=pbx-lite {session} {version} IN {fam} {ip}\r\ns=pbx-lite\r\nc=IN {fam} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\n",
+        pts.join(" ")
+    );
+    for l in laws {
+        s.push_str(&format!(
+            "a=rtpmap:{l} {}/8000\r\n",
+            if l == 8 { "PCMA" } else { "PCMU" }
+        ));
+    }
+    if let Some(e) = event {
+        s.push_str(&format!(
+            "a=rtpmap:{e} telephone-event/8000\r\na=fmtp:{e} 0-16\r\n"
+        ));
+    }
+    s.push_str("a=ptime:20\r\n");
+    s.push_str(direction.attribute());
+    s.push_str("\r\n");
+    s.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &[u8] = b"v=0\r\no=- 1 1 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp:4001\r\n";
+
+    #[test]
+    fn rewriting_and_reading() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let r = rewrite(OFFER, ip, 20000);
+        let t = String::from_utf8(r.clone()).unwrap();
+        assert!(
+            t.contains("c=IN IP4 127.0.0.1\r\n")
+                && t.contains("m=audio 20000 RTP/AVP 8 101\r\n")
+                && !t.contains("a=rtcp")
+        );
+        assert_eq!(address(&r), Some("127.0.0.1:20000".parse().unwrap()));
+        let hold = rewrite(b"c=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n", ip, 20000);
+        assert!(String::from_utf8(hold.clone()).unwrap().contains("0.0.0.0"));
+        assert!(is_hold(&hold) && !is_hold(OFFER) && !is_hold(b""));
+        assert_eq!(payloads(&offer_both_laws(OFFER)), vec![8, 101, 0]);
+        assert_eq!((g711(OFFER), event_payload(OFFER)), (8, Some(101)));
+    }
+
+    #[test]
+    fn our_offers_and_answers() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let offer = ours(ip, 30000, (7, 1), Direction::SendOnly, None, Some(101));
+        assert_eq!(payloads(&offer), vec![0, 8, 101]);
+        assert_eq!(direction(&offer), Direction::SendOnly);
+        assert_eq!(address(&offer), Some("127.0.0.1:30000".parse().unwrap()));
+        let answer = ours(
+            ip,
+            30002,
+            (7, 2),
+            direction(OFFER).answer(),
+            Some(g711(OFFER)),
+            event_payload(OFFER),
+        );
+        assert_eq!(payloads(&answer), vec![8, 101]);
+        assert!(
+            String::from_utf8(answer)
+                .unwrap()
+                .contains("o=pbx-lite 7 2 IN IP4")
+        );
+        assert_eq!(Direction::SendOnly.answer(), Direction::RecvOnly);
+    }
+}
