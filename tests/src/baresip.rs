@@ -43,8 +43,21 @@ impl Baresip {
     }
 
     /// Starts baresip with the account line `account(its own SIP port)` — e.g. one that
-    /// registers to a PBX.
+    /// registers to a PBX. A port another process took between choosing and binding it
+    /// means another try with new ports.
     pub fn start_with(source: &Path, account: impl Fn(u16) -> String) -> std::io::Result<Baresip> {
+        let mut tries = 0;
+        loop {
+            match Self::try_start(source, &account) {
+                Err(e) if tries < 5 && e.to_string().contains("Address already in use") => {
+                    tries += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn try_start(source: &Path, account: &impl Fn(u16) -> String) -> std::io::Result<Baresip> {
         let dir = tempfile::tempdir()?;
         let (sip_port, cons_port) = (free_port(), free_port());
         let config = format!(
@@ -68,7 +81,7 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n",
             .stdout(std::fs::File::create(dir.path().join("out.log"))?)
             .stderr(Stdio::null())
             .spawn()?;
-        let b = Baresip {
+        let mut b = Baresip {
             child,
             sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
             cons: SocketAddr::from(([127, 0, 0, 1], cons_port)),
@@ -76,7 +89,7 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n",
         };
         let start = Instant::now();
         while !b.log().contains("baresip is ready") {
-            if start.elapsed() > Duration::from_secs(10) {
+            if start.elapsed() > Duration::from_secs(10) || b.child.try_wait()?.is_some() {
                 return Err(std::io::Error::other(format!(
                     "baresip did not start:\n{}",
                     b.log()
@@ -87,13 +100,13 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n",
         Ok(b)
     }
 
-    /// What baresip printed so far.
     /// Kills the phone at once (SIGKILL): it vanishes without a BYE or an unregister.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
+    /// What baresip printed so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("out.log")).unwrap_or_default()
     }

@@ -3,6 +3,8 @@
 
 use std::net::UdpSocket;
 
+pub(crate) mod office;
+
 /// `SIP_SKIP_PEERS=1` (scripts/check --quick) skips the tests that need real peers.
 pub(crate) fn skip() -> bool {
     std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1")
@@ -36,8 +38,14 @@ pub(crate) fn cli(db: &std::path::Path, args: &[&str]) -> std::process::Output {
     o
 }
 
+/// Where [`serve`] writes what the PBX logs (every run appends).
+pub(crate) fn log_of(db: &std::path::Path) -> std::path::PathBuf {
+    db.with_extension("log")
+}
+
 /// Starts `pbx-lite --db DB serve` with SIP on 127.0.0.1:`port`, no provisioning, and
-/// `extra` flags (`--admin 127.0.0.1:0` unless they name one); returns once it listens.
+/// `extra` flags (`--admin 127.0.0.1:0` unless they name one), its log in [`log_of`]`(db)`;
+/// returns once it listens.
 pub(crate) fn serve(db: &std::path::Path, port: u16, extra: &[&str]) -> std::process::Child {
     let mut c = std::process::Command::new(PBX);
     c.arg("--db").arg(db).args([
@@ -49,10 +57,15 @@ pub(crate) fn serve(db: &std::path::Path, port: u16, extra: &[&str]) -> std::pro
     if !extra.contains(&"--admin") {
         c.args(["--admin", "127.0.0.1:0"]);
     }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_of(db))
+        .unwrap();
     let child = c
         .args(extra)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let t0 = std::time::Instant::now();

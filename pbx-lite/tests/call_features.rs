@@ -1,0 +1,406 @@
+//! The OfficeServ call features through `pbx-lite serve` between real phones (issue #6):
+//! baresip phones play their own tones (201: 440 Hz, 202: 600 Hz, 203: 1000 Hz) and record
+//! what they hear; hold music is an 800 Hz tone. Who hears whom after each step is read from
+//! the recordings.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+use support::office::{MUSIC, Office, heard_in_order, timeline};
+
+fn pause(seconds: f32) {
+    std::thread::sleep(Duration::from_secs_f32(seconds));
+}
+
+/// 201 calls 202 and both answer.
+fn call_202(o: &Office) {
+    o.phone("201").send("/dial 202");
+    o.wait_log("201", "Call established", 1);
+    o.wait_log("202", "Call established", 1);
+}
+
+/// Station `tone_source` for 202; 201 holds and resumes; what 202 heard.
+fn hold_and_resume(relay: &str, tone_source: &str) -> Vec<i16> {
+    let o = Office::start(relay, &[("201", 440.0, "auto"), ("202", 600.0, "auto")]);
+    o.cli(&[
+        "station",
+        "set",
+        "202",
+        &format!("tone_source={tone_source}"),
+    ]);
+    call_202(&o);
+    pause(2.0);
+    o.phone("201").send("/hold");
+    pause(3.0);
+    o.phone("201").send("/resume");
+    pause(2.5);
+    o.phone("201").send("/hangup");
+    o.wait_log("202", "terminated", 1);
+    pause(0.5);
+    o.phone("202").recordings().remove(0)
+}
+
+#[test]
+fn hold_plays_the_system_tone_to_the_held_party() {
+    if support::skip() {
+        return;
+    }
+    for relay in ["never", "always"] {
+        let heard = hold_and_resume(relay, "system");
+        assert!(
+            heard_in_order(&heard, &[440.0, MUSIC, 440.0]),
+            "{relay}: 202 heard {:?}",
+            timeline(&heard)
+        );
+    }
+}
+
+#[test]
+fn hold_with_phone_tone_leaves_it_to_the_phone() {
+    if support::skip() {
+        return;
+    }
+    let heard = hold_and_resume("never", "phone");
+    let t = timeline(&heard);
+    assert!(
+        heard_in_order(&heard, &[440.0]) && !t.iter().any(|f| (f - MUSIC).abs() < 8.0),
+        "202 heard {t:?}"
+    );
+}
+
+/// The three-phone office, media direct between phones until a feature anchors it.
+fn office3(answer_203: &str) -> Office {
+    Office::start(
+        "never",
+        &[
+            ("201", 440.0, "auto"),
+            ("202", 600.0, "auto"),
+            ("203", 1000.0, answer_203),
+        ],
+    )
+}
+
+/// 201 talks to 202, holds, and parks it with 11 (answered 480).
+fn park_202(o: &Office) {
+    call_202(o);
+    pause(1.5);
+    o.phone("201").send("/hold");
+    pause(0.5);
+    o.phone("201").send("/dial 11");
+    o.wait_log("201", "480 Temporarily Unavailable", 1);
+    o.wait_log("201", "terminated", 1); // its held call is released
+}
+
+#[test]
+fn park_then_retrieve_from_another_station() {
+    if support::skip() {
+        return;
+    }
+    let o = office3("auto");
+    park_202(&o);
+    pause(2.0);
+    o.phone("203").send("/dial 12201");
+    o.wait_log("203", "Call established", 1);
+    pause(2.5);
+    o.phone("203").send("/hangup");
+    o.wait_log("202", "terminated", 1);
+    pause(0.5);
+    let (b, c) = (
+        o.phone("202").recordings().remove(0),
+        o.phone("203").recordings().remove(0),
+    );
+    assert!(
+        heard_in_order(&b, &[440.0, MUSIC, 1000.0]),
+        "202 (parked) heard {:?}",
+        timeline(&b)
+    );
+    assert!(heard_in_order(&c, &[600.0]), "203 heard {:?}", timeline(&c));
+    assert!(o.pbx_log().contains("retrieved by 203"), "{}", o.pbx_log());
+}
+
+#[test]
+fn unretrieved_park_recalls_the_parking_station() {
+    if support::skip() {
+        return;
+    }
+    let o = office3("auto");
+    o.set("park.recall_seconds", "5");
+    park_202(&o);
+    o.wait_log("201", "Call established", 2); // it rings again and answers
+    pause(2.5);
+    o.phone("201").send("/hangup");
+    o.wait_log("202", "terminated", 1);
+    pause(0.5);
+    let b = o.phone("202").recordings().remove(0);
+    assert!(
+        heard_in_order(&b, &[440.0, MUSIC, 440.0]),
+        "202 heard {:?}",
+        timeline(&b)
+    );
+}
+
+#[test]
+fn a_restart_releases_a_parked_call_with_a_log_line() {
+    if support::skip() {
+        return;
+    }
+    let mut o = office3("auto");
+    park_202(&o);
+    o.restart_pbx();
+    o.wait_log("202", "terminated", 1); // the BYE from the restarted PBX
+    let log = o.pbx_log();
+    assert!(
+        log.contains("park slot 201: the call of 202 parked by 201 was released (the PBX restarted); BYE sent"),
+        "{log}"
+    );
+    // The slot is empty again: a retrieve finds nothing.
+    o.phone("203").send("/dial 12201");
+    o.wait_log("203", "480 Temporarily Unavailable", 1);
+}
+
+/// 201 talks to 202, holds it, and calls 203 (answered when `answer` is "auto").
+fn consult_203(o: &Office) {
+    call_202(o);
+    pause(1.5);
+    o.phone("201").send("/hold");
+    pause(1.5);
+    o.phone("201").send("/dial 203");
+    let p = o.phone("203");
+    support::office::wait_for("203 rings", Duration::from_secs(10), || {
+        p.count("ncoming call") > 0 || p.count("Call established") > 0
+    });
+}
+
+/// 202's and 203's recordings after 202 hangs up.
+fn end_and_record(o: &Office, talk: f32) -> (Vec<i16>, Vec<i16>) {
+    pause(talk);
+    o.phone("202").send("/hangup");
+    o.wait_log("202", "terminated", 1);
+    pause(0.5);
+    (
+        o.phone("202").recordings().remove(0),
+        o.phone("203").recordings().pop().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn consultation_transfer_joins_the_other_two() {
+    if support::skip() {
+        return;
+    }
+    let o = office3("auto");
+    consult_203(&o);
+    o.wait_log("201", "Call established", 2);
+    pause(2.0);
+    o.phone("201").send("/hangup"); // the consultation call: the transfer completes
+    o.wait_log("201", "terminated", 2); // both of 201's calls end: it is idle
+    let (b, c) = end_and_record(&o, 2.5);
+    assert!(
+        heard_in_order(&b, &[440.0, MUSIC, 1000.0]),
+        "202 heard {:?}",
+        timeline(&b)
+    );
+    assert!(
+        heard_in_order(&c, &[440.0, 600.0]),
+        "203 heard {:?}",
+        timeline(&c)
+    );
+    assert_eq!(o.phone("203").count("terminated"), 1, "203's call went on");
+}
+
+#[test]
+fn consulted_party_hangs_up_and_the_held_call_resumes() {
+    if support::skip() {
+        return;
+    }
+    let o = office3("auto");
+    consult_203(&o);
+    o.wait_log("201", "Call established", 2);
+    pause(1.5);
+    o.phone("203").send("/hangup");
+    o.wait_log("201", "terminated", 1);
+    pause(0.5);
+    o.phone("201").send("/resume");
+    let (b, _) = end_and_record(&o, 2.5);
+    assert!(
+        heard_in_order(&b, &[440.0, MUSIC, 440.0]),
+        "202 heard {:?}",
+        timeline(&b)
+    );
+}
+
+#[test]
+fn blind_transfer_rings_on_and_connects_when_answered() {
+    if support::skip() {
+        return;
+    }
+    let o = office3("manual");
+    consult_203(&o);
+    o.phone("201").send("/hangup"); // while 203 rings: a blind transfer
+    o.wait_log("201", "terminated", 1); // its held call is released: it is idle
+    pause(1.5);
+    o.phone("203").send("/accept");
+    o.wait_log("203", "Call established", 1);
+    let (b, c) = end_and_record(&o, 2.5);
+    assert!(
+        heard_in_order(&b, &[440.0, MUSIC, 1000.0]),
+        "202 heard {:?}",
+        timeline(&b)
+    );
+    assert!(heard_in_order(&c, &[600.0]), "203 heard {:?}", timeline(&c));
+}
+
+#[test]
+fn unanswered_blind_transfer_recalls_the_transferor() {
+    if support::skip() {
+        return;
+    }
+    let o = office3("manual");
+    o.set("transfer.recall_seconds", "5");
+    consult_203(&o);
+    o.phone("201").send("/hangup");
+    o.wait_log("201", "Call established", 2); // the recall rings 201 and it answers
+    assert!(o.phone("203").count("Call established") == 0);
+    let (b, _) = end_and_record(&o, 2.5);
+    assert!(
+        heard_in_order(&b, &[440.0, MUSIC, 440.0]),
+        "202 heard {:?}",
+        timeline(&b)
+    );
+}
+
+#[test]
+fn refer_transfers_blind() {
+    if support::skip() {
+        return;
+    }
+    let o = office3("auto");
+    call_202(&o);
+    pause(1.5);
+    o.phone("201").send("/transfer 203");
+    o.wait_log("203", "Call established", 1);
+    o.wait_log("201", "terminated", 1);
+    let (b, c) = end_and_record(&o, 2.5);
+    assert!(
+        heard_in_order(&b, &[440.0, 1000.0]),
+        "202 heard {:?}",
+        timeline(&b)
+    );
+    assert!(heard_in_order(&c, &[600.0]), "203 heard {:?}", timeline(&c));
+}
+
+/// 201 calls 202, which rings; 203 dials `code`.
+fn pick_up(code: &str) {
+    let o = Office::start(
+        "never",
+        &[
+            ("201", 440.0, "auto"),
+            ("202", 600.0, "manual"),
+            ("203", 1000.0, "auto"),
+        ],
+    );
+    o.phone("201").send("/dial 202");
+    o.wait_log("202", "Incoming call", 1);
+    o.phone("203").send(&format!("/dial {code}"));
+    o.wait_log("203", "Call established", 1);
+    o.wait_log("201", "Call established", 1);
+    pause(2.5);
+    o.phone("203").send("/hangup");
+    o.wait_log("201", "terminated", 1);
+    pause(0.5);
+    let (a, c) = (
+        o.phone("201").recordings().remove(0),
+        o.phone("203").recordings().remove(0),
+    );
+    assert!(
+        heard_in_order(&a, &[1000.0]),
+        "201 heard {:?}",
+        timeline(&a)
+    );
+    assert!(heard_in_order(&c, &[440.0]), "203 heard {:?}", timeline(&c));
+    assert_eq!(
+        o.phone("202").count("Call established"),
+        0,
+        "the ringing phone was cancelled"
+    );
+}
+
+#[test]
+fn directed_pickup_answers_the_ringing_station() {
+    if support::skip() {
+        return;
+    }
+    pick_up("57202");
+}
+
+#[test]
+fn my_group_pickup_answers_a_call_ringing_in_the_group() {
+    if support::skip() {
+        return;
+    }
+    pick_up("55");
+}
+
+/// 201 dials the conference code; waits for its 480.
+fn code_46(o: &Office, n: usize) {
+    o.phone("201").send("/dial 46");
+    o.wait_log("201", "480 Temporarily Unavailable", n);
+    pause(1.0);
+}
+
+#[test]
+fn conference_via_46_each_hears_the_other_two() {
+    if support::skip() {
+        return;
+    }
+    let o = office3("auto");
+    // Figure 1: 201 calls 202, holds, dials 46 — 202 waits in the conference.
+    call_202(&o);
+    pause(1.0);
+    o.phone("201").send("/hold");
+    pause(1.0);
+    code_46(&o, 1);
+    // Figure 2: 201 calls 203, holds, 46 adds it; a second 46 ends the adding.
+    o.phone("201").send("/hold");
+    pause(1.0);
+    o.phone("201").send("/dial 203");
+    o.wait_log("203", "Call established", 1);
+    o.wait_log("201", "terminated", 1); // its first leg is released
+    pause(1.0);
+    o.phone("201").send("/hold");
+    pause(1.0);
+    code_46(&o, 2);
+    code_46(&o, 3);
+    o.phone("201").send("/resume"); // the owner's final resume
+    pause(4.0);
+    o.phone("202").send("/hangup"); // one member leaves: the other two go on
+    pause(2.5);
+    o.phone("203").send("/hangup"); // the last two: 201 is released too
+    o.wait_log("201", "terminated", 2);
+    pause(0.5);
+    // 202 and 203 each hear the other two and not themselves; that both hear 201 shows the
+    // owner's final resume joined it. (baresip 1.0 stops recording on a phone once it
+    // holds, so the owner's own ears are not recorded.)
+    let freqs = [440.0, 600.0, 1000.0];
+    let heard = |n: &str| o.phone(n).recordings().pop().unwrap_or_default();
+    for (i, n) in [(1, "202"), (2, "203")] {
+        let mut rec = heard(n);
+        if n == "203" {
+            rec.truncate(rec.len().saturating_sub(8000 * 3)); // before 202 left
+        }
+        let shares = support::office::shares_at_end(&rec, 2, &freqs);
+        eprintln!("{n} hears {shares:?} of {freqs:?}");
+        for (j, s) in shares.iter().enumerate() {
+            if i == j {
+                assert!(*s < 0.05, "{n} hears itself: {shares:?}");
+            } else {
+                assert!(*s > 0.2, "{n} does not hear {}: {shares:?}", freqs[j]);
+            }
+        }
+    }
+    // After 202 left, 201 and 203 still heard each other.
+    let c = heard("203");
+    let tail = support::office::shares_at_end(&c, 1, &freqs);
+    assert!(tail[0] > 0.6, "203 after 202 left: {tail:?}");
+}

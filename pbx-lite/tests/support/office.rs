@@ -1,0 +1,245 @@
+//! A running office for the call tests: `pbx-lite serve` with a baresip phone per station,
+//! each playing its own tone and recording what it hears, and the analysis that tells who
+//! heard whom.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use e2e::baresip::Baresip;
+use media::analysis::{dominant_frequency, tone_share};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// Writes 30 s of a pure tone at `freq` (8 kHz mono) to `path`.
+pub(crate) fn tone(path: &Path, freq: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..8000 * 30 {
+        w.write_sample(
+            ((2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin() * 12000.0) as i16,
+        )
+        .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+pub(crate) struct Kill(pub(crate) Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A station's phone: its number, the tone it plays, and baresip.
+pub(crate) struct Phone {
+    pub(crate) number: String,
+    pub(crate) freq: f32,
+    pub(crate) b: Baresip,
+}
+
+impl Phone {
+    pub(crate) fn send(&self, command: &str) {
+        self.b.command(&format!("{command}\n")).unwrap();
+    }
+
+    pub(crate) fn log(&self) -> String {
+        self.b.log()
+    }
+
+    /// How many times `text` is in the phone's log.
+    pub(crate) fn count(&self, text: &str) -> usize {
+        self.b.log().matches(text).count()
+    }
+
+    /// What the phone heard on each call, in the order of the calls.
+    pub(crate) fn recordings(&self) -> Vec<Vec<i16>> {
+        let mut files: Vec<PathBuf> = self.b.decoded_files();
+        files.sort();
+        files
+            .iter()
+            .map(|f| {
+                hound::WavReader::open(f)
+                    .map(|r| r.into_samples().filter_map(Result::ok).collect())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+/// The dominant frequency of each half second of `samples` (0 for silence).
+pub(crate) fn timeline(samples: &[i16]) -> Vec<f32> {
+    samples
+        .chunks_exact(4000)
+        .map(|c| {
+            let rms =
+                (c.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / c.len() as f64).sqrt();
+            if rms < 300.0 {
+                0.0
+            } else {
+                dominant_frequency(c, 8000)
+            }
+        })
+        .collect()
+}
+
+/// Does `heard` hold each of `freqs` (±8 Hz), for at least a second each, in this order?
+pub(crate) fn heard_in_order(samples: &[i16], freqs: &[f32]) -> bool {
+    let t = timeline(samples);
+    let mut at = 0;
+    for f in freqs {
+        let mut run = 0;
+        loop {
+            let Some(x) = t.get(at) else {
+                return false;
+            };
+            at += 1;
+            if (x - f).abs() <= 8.0 {
+                run += 1;
+                if run >= 2 {
+                    break;
+                }
+            } else {
+                run = 0;
+            }
+        }
+    }
+    true
+}
+
+/// The share of each of `freqs` in the last `seconds` of `samples`.
+pub(crate) fn shares_at_end(samples: &[i16], seconds: usize, freqs: &[f32]) -> Vec<f32> {
+    let n = (seconds * 8000).min(samples.len());
+    let tail = &samples[samples.len() - n..];
+    freqs.iter().map(|f| tone_share(tail, *f, 8000)).collect()
+}
+
+/// pbx-lite with one baresip per station; hold music is an 800 Hz tone.
+pub(crate) struct Office {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) port: u16,
+    pub(crate) rtp_lo: u16,
+    pbx: Option<Kill>,
+    pub(crate) phones: Vec<Phone>,
+}
+
+/// The hold music the offices play (Hz).
+pub(crate) const MUSIC: f32 = 800.0;
+
+impl Office {
+    pub(crate) fn db(&self) -> PathBuf {
+        self.dir.path().join("office.db")
+    }
+
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
+        super::cli(&self.db(), args)
+    }
+
+    pub(crate) fn set(&self, key: &str, value: &str) {
+        self.cli(&["settings", "set", key, value]);
+    }
+
+    fn start_pbx(&mut self) {
+        let rtp = format!("{}-{}", self.rtp_lo, self.rtp_lo + 39);
+        self.pbx = Some(Kill(super::serve(
+            &self.db(),
+            self.port,
+            &["--rtp-ports", &rtp],
+        )));
+    }
+
+    /// Stops the PBX at once (SIGKILL) and starts it again on the same database.
+    pub(crate) fn restart_pbx(&mut self) {
+        drop(self.pbx.take());
+        self.start_pbx();
+    }
+
+    /// What the PBX logged (all its runs).
+    pub(crate) fn pbx_log(&self) -> String {
+        std::fs::read_to_string(super::log_of(&self.db())).unwrap_or_default()
+    }
+
+    /// Stations `(number, tone Hz, answer mode)` with a baresip each, `media.relay = relay`.
+    pub(crate) fn start(relay: &str, stations: &[(&str, f32, &str)]) -> Office {
+        let dir = tempfile::tempdir().unwrap();
+        let port = super::free_port();
+        let mut o = Office {
+            rtp_lo: 30000 + (port % 500) * 40,
+            dir,
+            port,
+            pbx: None,
+            phones: Vec::new(),
+        };
+        for (n, _, _) in stations {
+            o.cli(&[
+                "station",
+                "add",
+                "--number",
+                n,
+                "--user-id",
+                &format!("u{n}"),
+                "--password",
+                &format!("Pw-{n}-secret"),
+            ]);
+        }
+        o.set("media.relay", relay);
+        // Timer F (64 × T1) is how long a probe of a vanished phone takes to fail.
+        o.set("sip.t1_ms", "100");
+        let music = o.dir.path().join("music.wav");
+        tone(&music, MUSIC);
+        o.set("hold.music", music.to_str().unwrap());
+        o.start_pbx();
+        for (n, freq, answer) in stations {
+            let wav = o.dir.path().join(format!("tone{n}.wav"));
+            tone(&wav, *freq);
+            let (number, answer) = (n.to_string(), answer.to_string());
+            let b = Baresip::start_with(&wav, move |_| {
+                let n = &number;
+                format!("<sip:{n}@127.0.0.1:{port}>;auth_user=u{n};auth_pass=Pw-{n}-secret;answermode={answer};audio_codecs=PCMU;regint=600")
+            })
+            .unwrap();
+            o.phones.push(Phone {
+                number: n.to_string(),
+                freq: *freq,
+                b,
+            });
+        }
+        wait_for("every phone registered", Duration::from_secs(10), || {
+            let v: serde_json::Value =
+                serde_json::from_slice(&o.cli(&["status", "--json"]).stdout).unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["registered"] == true)
+        });
+        o
+    }
+
+    /// The phone of station `number`.
+    pub(crate) fn phone(&self, number: &str) -> &Phone {
+        self.phones.iter().find(|p| p.number == number).unwrap()
+    }
+
+    /// Waits until `text` has appeared `n` times in the log of `number`'s phone.
+    pub(crate) fn wait_log(&self, number: &str, text: &str, n: usize) {
+        let p = self.phone(number);
+        wait_for(
+            &format!("{number}: {text:?} ×{n}"),
+            Duration::from_secs(15),
+            || p.count(text) >= n,
+        );
+    }
+}
