@@ -404,3 +404,38 @@ fn conference_via_46_each_hears_the_other_two() {
     let tail = support::office::shares_at_end(&c, 1, &freqs);
     assert!(tail[0] > 0.6, "203 after 202 left: {tail:?}");
 }
+
+#[test]
+fn hold_recall_rings_the_holding_station_again() {
+    if support::skip() {
+        return;
+    }
+    let o = Office::start("never", &[("201", 440.0, "auto"), ("202", 600.0, "auto")]);
+    o.set("hold.recall_seconds", "5");
+    call_202(&o);
+    pause(1.5);
+    o.phone("201").send("/hold");
+    o.wait_log("201", "terminated", 1); // the held call comes back as a new one...
+    o.wait_log("201", "Call established", 2); // ...which 201 answers
+    pause(2.5);
+    o.phone("201").send("/hangup");
+    o.wait_log("202", "terminated", 1);
+    pause(0.5);
+    let b = o.phone("202").recordings().remove(0);
+    assert!(
+        heard_in_order(&b, &[440.0, MUSIC, 440.0]),
+        "202 heard {:?}",
+        timeline(&b)
+    );
+}
+
+#[test]
+fn caller_name_and_number_reach_the_called_phone() {
+    if support::skip() {
+        return;
+    }
+    let o = Office::start("never", &[("201", 440.0, "auto"), ("202", 600.0, "manual")]);
+    o.phone("201").send("/dial 202");
+    o.wait_log("202", "Incoming call from: Station 201 sip:201@", 1);
+    o.phone("201").send("/hangup");
+}

@@ -65,6 +65,13 @@ impl Office {
         support::cli(&self.dir.path().join("office.db"), args)
     }
 
+    /// Kills the PBX (SIGKILL) and starts it again on the same database.
+    fn restart(&mut self) {
+        let _ = self.children[0].kill();
+        let _ = self.children[0].wait();
+        self.children[0] = support::serve(&self.dir.path().join("office.db"), self.port, &[]);
+    }
+
     fn status(&self, number: &str) -> serde_json::Value {
         let v: serde_json::Value =
             serde_json::from_slice(&self.cli(&["status", "--json"]).stdout).unwrap();
@@ -433,4 +440,21 @@ fn forward_busy_rings_the_named_station_while_in_a_call() {
     o.answered(phone_203);
     o.answered(call);
     o.answered(phone_201);
+}
+
+#[test]
+fn dnd_and_forwarding_survive_a_restart() {
+    if skip() {
+        return;
+    }
+    let mut o = Office::start();
+    o.dial("201", "401", 480);
+    o.dial("202", "601203", 480);
+    o.restart();
+    assert_eq!(o.status("201")["dnd"], true);
+    assert_eq!(o.status("202")["forward_all"], "203");
+    o.dial("204", "201", 486);
+    let phone = o.answering_phone("203", "sip:202@[^>]*>;reason=unconditional");
+    o.dial("204", "202", 200);
+    o.answered(phone);
 }

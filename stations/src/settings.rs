@@ -225,6 +225,12 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "WAV file played to held and parked parties (any rate, mono or stereo); empty = a built-in tune",
     ),
     (
+        "hold.recall_seconds",
+        "60",
+        Kind::Int(0, 3600),
+        "a call held this many seconds rings the holding station again (OfficeServ Hold Recall); 0 = never",
+    ),
+    (
         "park.recall_seconds",
         "60",
         Kind::Int(5, 3600),

@@ -49,6 +49,8 @@ pub(crate) struct Leg {
     /// The phone's last SDP, and whether it put the call on hold.
     pub(crate) remote_sdp: Vec<u8>,
     pub(crate) holds: bool,
+    /// Since when the phone holds (for Hold Recall).
+    pub(crate) held_since: Option<Instant>,
     /// The PBX's media port for this phone, when its media is anchored.
     pub(crate) media: Option<MediaPort>,
     /// The law (0 or 8) agreed with the phone, once the PBX answered or was answered.
@@ -80,6 +82,7 @@ impl Leg {
             acked: None,
             remote_sdp: Vec::new(),
             holds: false,
+            held_since: None,
             media: None,
             law: None,
             sdp_session: rand::random::<u32>().into(),
@@ -137,7 +140,7 @@ impl Leg {
 
     /// The phone's SDP changed: its media address, and the law it sends.
     pub(crate) fn set_remote(&mut self, body: Vec<u8>) {
-        self.holds = sdp::is_hold(&body);
+        self.set_holds(sdp::is_hold(&body));
         let mut r = Remote::of(&body);
         if let Some(law) = self.law {
             r.pt = law;
@@ -146,6 +149,15 @@ impl Leg {
             m.set_remote(r);
         }
         self.remote_sdp = body;
+    }
+
+    pub(crate) fn set_holds(&mut self, holds: bool) {
+        if holds && !self.holds {
+            self.held_since = Some(Instant::now());
+        } else if !holds {
+            self.held_since = None;
+        }
+        self.holds = holds;
     }
 
     /// The PBX's next SDP for this anchored phone: an answer to `offer`, or an offer.

@@ -585,7 +585,7 @@ impl Calls {
             }
             if let Some(asker) = self.legs.get_mut(&f.asker) {
                 asker.remote_sdp = f.request.body.to_vec();
-                asker.holds = sdp::is_hold(&f.request.body);
+                asker.set_holds(sdp::is_hold(&f.request.body));
                 asker.send_2xx(&self.ep, &f.asker_key, r);
                 return;
             }
@@ -1044,6 +1044,7 @@ impl Calls {
         self.forward_unanswered(Duration::from_secs(no_answer))
             .await;
         self.recalls().await;
+        self.hold_recalls().await;
         if rtp_timeout > 0 {
             let limit = Duration::from_secs(rtp_timeout);
             let silent = self.legs.values().find(|l| {

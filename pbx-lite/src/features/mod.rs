@@ -11,6 +11,7 @@
 mod conference;
 mod dnd;
 mod forward;
+mod hold;
 mod park;
 mod pickup;
 mod transfer;

@@ -127,7 +127,8 @@ pub(crate) fn shares_at_end(samples: &[i16], seconds: usize, freqs: &[f32]) -> V
     freqs.iter().map(|f| tone_share(tail, *f, 8000)).collect()
 }
 
-/// pbx-lite with one baresip per station; hold music is an 800 Hz tone.
+/// pbx-lite with one baresip per station (display name "Station NNN"); hold music is an
+/// 800 Hz tone.
 pub(crate) struct Office {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) port: u16,
@@ -208,7 +209,7 @@ impl Office {
             let (number, answer) = (n.to_string(), answer.to_string());
             let b = Baresip::start_with(&wav, move |_| {
                 let n = &number;
-                format!("<sip:{n}@127.0.0.1:{port}>;auth_user=u{n};auth_pass=Pw-{n}-secret;answermode={answer};audio_codecs=PCMU;regint=600")
+                format!("\"Station {n}\" <sip:{n}@127.0.0.1:{port}>;auth_user=u{n};auth_pass=Pw-{n}-secret;answermode={answer};audio_codecs=PCMU;regint=600")
             })
             .unwrap();
             o.phones.push(Phone {
