@@ -88,13 +88,21 @@ fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
     } else {
         writeln!(
             out,
-            "{:<8} {:<11} {:<22} {:<9} {:<4} {:>7} {:<4} {:<14} user agent",
-            "number", "registered", "address", "transport", "nat", "expiry", "dnd", "forward"
+            "{:<8} {:<11} {:<22} {:<9} {:<4} {:>7} {:<4} {:<14} {:<9} user agent",
+            "number",
+            "registered",
+            "address",
+            "transport",
+            "nat",
+            "expiry",
+            "dnd",
+            "forward",
+            "messages"
         )?;
         for r in rows {
             writeln!(
                 out,
-                "{:<8} {:<11} {:<22} {:<9} {:<4} {:>7} {:<4} {:<14} {}",
+                "{:<8} {:<11} {:<22} {:<9} {:<4} {:>7} {:<4} {:<14} {:<9} {}",
                 r["number"].as_str().unwrap_or_default(),
                 if r["registered"].as_bool().unwrap_or(false) {
                     "yes"
@@ -115,6 +123,7 @@ fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
                     "-"
                 },
                 forwards(&r),
+                format!("{}/{}", r["messages_new"], r["messages_old"]),
                 r["user_agent"].as_str().unwrap_or_default()
             )?;
         }
@@ -195,7 +204,13 @@ fn run(cli: Cli) -> Result<()> {
                         format!(", TFTP on {tftp}, HTTP on {http}")
                     }
                 );
-                pbx_lite::server::run(db, sip, (lo, hi)).await
+                pbx_lite::server::run(
+                    db,
+                    sip,
+                    (lo, hi),
+                    pbx_lite::features::voicemail_dir_of(&cli.db),
+                )
+                .await
             })?;
         }
     }

@@ -280,6 +280,28 @@ impl MediaPort {
     }
 }
 
+/// Sends audio the PBX makes to one phone, from any task (voicemail prompts and messages).
+#[derive(Clone)]
+pub struct Voice(Arc<Shared>);
+
+impl Voice {
+    /// Sends one frame (20 ms is 160 samples).
+    pub fn send(&self, pcm: &[i16]) {
+        self.0.send_pcm(pcm);
+    }
+}
+
+impl MediaPort {
+    /// What the phone says from now on, decoded (audio and RFC 4733 digits), for a task
+    /// that serves it; the returned [`Voice`] talks back to it.
+    pub fn serve(&mut self) -> (mpsc::Receiver<(u64, Heard)>, Voice) {
+        self.stop_playing();
+        let (tx, rx) = mpsc::channel(256);
+        self.set_route(Route::Feed(tx));
+        (rx, Voice(self.shared.clone()))
+    }
+}
+
 /// Bridges two phones: each hears the other.
 pub fn bridge(a: &mut MediaPort, b: &mut MediaPort) {
     a.stop_playing();

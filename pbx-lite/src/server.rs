@@ -56,7 +56,13 @@ fn algorithms(db: &Db) -> Vec<DigestAlgorithm> {
 }
 
 /// Runs the PBX's SIP side on `sip` (UDP and TCP) until the task is dropped.
-pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> anyhow::Result<()> {
+/// Voicemail messages are kept under `voicemail`.
+pub async fn run(
+    db: Arc<Mutex<Db>>,
+    sip: SocketAddr,
+    rtp_ports: (u16, u16),
+    voicemail: std::path::PathBuf,
+) -> anyhow::Result<()> {
     let (registrar, t1) = {
         let d = db.lock().unwrap_or_else(|e| e.into_inner());
         let mut r = Registrar::new("office", rand::random(), algorithms(&d));
@@ -81,7 +87,14 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> 
         .unwrap_or(sip);
     let ports = Arc::new(crate::relay::PortRange::new(rtp_ports.0, rtp_ports.1));
     crate::features::release_stale_parks(&db, &ep, bound).await;
-    let mut calls = Calls::new(ep.clone(), registrar.clone(), db.clone(), bound, ports);
+    let mut calls = Calls::new(
+        ep.clone(),
+        registrar.clone(),
+        db.clone(),
+        bound,
+        ports,
+        voicemail,
+    );
     // Lapsed registrations are dropped (and forgotten on disk) every ten seconds.
     {
         let (db, registrar) = (db.clone(), registrar.clone());
@@ -123,6 +136,10 @@ pub async fn run(db: Arc<Mutex<Db>>, sip: SocketAddr, rtp_ports: (u16, u16)) -> 
             && let Some(refusal) = refuse(&request)
         {
             let _ = ep.send_response(&key, &refusal);
+            continue;
+        }
+        if request.method == Method::Subscribe {
+            calls.on_subscribe(key, request, peer).await;
             continue;
         }
         if request.to_tag().is_some()
@@ -280,7 +297,7 @@ fn ok_with_allow(request: &Request) -> sip::Response {
     let mut r = tagged(request, 200, "OK");
     r.headers.insert(
         Name::ALLOW,
-        "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY",
+        "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY, SUBSCRIBE",
     );
     r
 }

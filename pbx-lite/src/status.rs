@@ -1,4 +1,4 @@
-//! What `pbx-lite status` (registration, NAT, DND, forwarding) and `access-log` show, as JSON rows, read from the database the
+//! What `pbx-lite status` (registration, NAT, DND, forwarding, voicemail) and `access-log` show, as JSON rows, read from the database the
 //! running PBX writes to — shared by the CLI and the HTTP admin endpoint.
 
 use crate::nat::{self, NatCheck};
@@ -15,6 +15,7 @@ fn now() -> i64 {
 pub fn stations(db: &Db) -> anyhow::Result<Vec<Value>> {
     let t = now();
     let regs = db.registrations()?;
+    let counts = db.message_counts()?;
     let mut rows = Vec::new();
     for s in db.list()? {
         let live: Vec<_> = regs
@@ -30,6 +31,11 @@ pub fn stations(db: &Db) -> anyhow::Result<Vec<Value>> {
             })
             .unwrap_or_default();
         let st = db.station_state(&s.number)?;
+        let mailbox = s.voicemail.clone().unwrap_or_else(|| s.number.clone());
+        let (new, old) = counts
+            .iter()
+            .find(|(m, _, _)| *m == mailbox)
+            .map_or((0, 0), |(_, n, o)| (*n, *o));
         rows.push(json!({
             "dnd": st.dnd,
             "forward_all": st.cf_all,
@@ -43,6 +49,9 @@ pub fn stations(db: &Db) -> anyhow::Result<Vec<Value>> {
             "nat": first.is_some_and(|r| nat::behind_nat(r, NatCheck::of(&s))),
             "expires_in": first.map(|r| r.expires_at - t).unwrap_or(0),
             "contacts": live.len(),
+            "voicemail": s.voicemail.clone().unwrap_or_default(),
+            "messages_new": new,
+            "messages_old": old,
         }));
     }
     Ok(rows)

@@ -439,3 +439,165 @@ fn caller_name_and_number_reach_the_called_phone() {
     o.wait_log("202", "Incoming call from: Station 201 sip:201@", 1);
     o.phone("201").send("/hangup");
 }
+
+fn messages(o: &Office, number: &str) -> (u64, u64) {
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.cli(&["status", "--json"]).stdout).unwrap();
+    let r = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["number"] == number)
+        .unwrap()
+        .clone();
+    (
+        r["messages_new"].as_u64().unwrap(),
+        r["messages_old"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn voicemail_takes_a_message_lights_mwi_keeps_it_over_a_restart_and_plays_it() {
+    if support::skip() {
+        return;
+    }
+    let mut o = Office::start("never", &[("201", 440.0, "auto"), ("202", 600.0, "manual")]);
+    o.cli(&["station", "set", "202", "voicemail=202"]);
+    o.set("forward.noanswer_seconds", "2");
+    // 202 does not answer: voicemail does, and records 201's tone.
+    o.phone("201").send("/dial 202");
+    o.wait_log("201", "Call established", 1);
+    pause(4.5);
+    o.phone("201").send("/hangup");
+    support::office::wait_for("the message", Duration::from_secs(10), || {
+        messages(&o, "202") == (1, 0)
+    });
+    let dir = o.dir.path().join("office.db.voicemail/202");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "wav"))
+        .unwrap();
+    let kept: Vec<i16> = hound::WavReader::open(&file)
+        .unwrap()
+        .into_samples()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        heard_in_order(&kept, &[440.0]),
+        "kept {:?}",
+        timeline(&kept)
+    );
+    // The phone's message lamp: an unsolicited NOTIFY (RFC 3842).
+    o.wait_log("202", "Voice-Message: 1/0", 1);
+    // A restart keeps the message and tells the phone again.
+    o.restart_pbx();
+    assert_eq!(messages(&o, "202"), (1, 0));
+    o.wait_log("202", "Voice-Message: 1/0", 2);
+    // 202 dials the voicemail code: a beep, then the message; 7 deletes it.
+    o.phone("202").send("/dial 50");
+    o.wait_log("202", "Call established", 1);
+    pause(3.5);
+    o.phone("202").send("7");
+    o.wait_log("202", "terminated", 1); // the end tone, then the PBX hangs up
+    assert_eq!(messages(&o, "202"), (0, 0));
+    assert!(!file.exists(), "the deleted message's file is gone");
+    o.wait_log("202", "Voice-Message: 0/0", 1);
+    let heard = o.phone("202").recordings().pop().unwrap();
+    assert!(
+        heard_in_order(&heard, &[440.0]),
+        "202 heard {:?}",
+        timeline(&heard)
+    );
+}
+
+/// A Cisco-7960-like phone for `number` that never subscribes: SIPp registers it, then it
+/// must receive an unsolicited NOTIFY whose body matches `summary`, and answer it.
+fn unsolicited_mwi_phone(o: &Office, number: &str, summary: &str) -> support::office::Kill {
+    let port = support::free_port();
+    let sf = o.dir.path().join("mwi.xml");
+    std::fs::write(
+        &sf,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"mwi\">\n<recv request=\"NOTIFY\"><action><ereg regexp=\"{summary}\" search_in=\"body\" check_it=\"true\" assign_to=\"m\"/></action></recv>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]m\n[last_Call-ID:]\n[last_CSeq:]\nX-Summary-Seen: [$m]\nContent-Length: 0\n\n]]></send>\n</scenario>\n"
+        ),
+    )
+    .unwrap();
+    let phone = support::office::Kill(
+        std::process::Command::new("sipp")
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-nostdin",
+                "-m",
+                "1",
+            ])
+            .args(["-timeout", "20s", "-sf", sf.to_str().unwrap()])
+            .current_dir(o.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let inf = o.dir.path().join("reg.inf");
+    std::fs::write(
+        &inf,
+        format!(
+            "SEQUENTIAL\n{number};[authentication username=u{number} password=Pw-{number}-secret];{port}\n"
+        ),
+    )
+    .unwrap();
+    let register =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/sipp/register-callee.xml");
+    let r = std::process::Command::new("sipp")
+        .arg(format!("127.0.0.1:{}", o.port))
+        .args(["-i", "127.0.0.1", "-p", &support::free_port().to_string()])
+        .args(["-nostdin", "-timeout", "10s", "-m", "1"])
+        .args([
+            "-sf",
+            register.to_str().unwrap(),
+            "-inf",
+            inf.to_str().unwrap(),
+        ])
+        .current_dir(o.dir.path())
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
+    phone
+}
+
+#[test]
+fn unsolicited_mwi_reaches_a_phone_that_never_subscribed() {
+    if support::skip() {
+        return;
+    }
+    let o = Office::start("never", &[("201", 440.0, "auto")]);
+    for n in ["203", "204"] {
+        o.cli(&[
+            "station",
+            "add",
+            "--number",
+            n,
+            "--user-id",
+            &format!("u{n}"),
+            "--password",
+            &format!("Pw-{n}-secret"),
+        ]);
+    }
+    // Calls to 204 (no phone) go to mailbox 203, whose phone never subscribes.
+    o.cli(&["station", "set", "204", "voicemail=203"]);
+    let mut phone = unsolicited_mwi_phone(&o, "203", "Messages-Waiting: yes.*Voice-Message: 1/0");
+    o.phone("201").send("/dial 204");
+    o.wait_log("201", "Call established", 1);
+    pause(3.5);
+    o.phone("201").send("/hangup");
+    support::office::wait_for("the NOTIFY", Duration::from_secs(10), || {
+        phone.0.try_wait().unwrap().is_some()
+    });
+    assert!(
+        phone.0.wait().unwrap().success(),
+        "the phone's NOTIFY did not say 1 new message"
+    );
+}

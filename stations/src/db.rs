@@ -35,6 +35,11 @@ const MIGRATIONS: &[&str] = &[
         cf_all TEXT NOT NULL, cf_busy TEXT NOT NULL, cf_noanswer TEXT NOT NULL);",
     "CREATE TABLE parks (slot TEXT PRIMARY KEY, parked TEXT NOT NULL, by TEXT NOT NULL,
         since INTEGER NOT NULL, dialog TEXT NOT NULL);",
+    "CREATE TABLE voicemail (id INTEGER PRIMARY KEY, mailbox TEXT NOT NULL, caller TEXT NOT NULL,
+        at INTEGER NOT NULL, path TEXT NOT NULL, heard INTEGER NOT NULL DEFAULT 0);
+     CREATE INDEX voicemail_mailbox ON voicemail (mailbox);
+     CREATE TABLE subscriptions (id TEXT PRIMARY KEY, mailbox TEXT NOT NULL,
+        until INTEGER NOT NULL, dialog TEXT NOT NULL);",
 ];
 
 /// What a station's user set from the phone with feature codes (DND, call forwarding):
@@ -47,6 +52,29 @@ pub struct StationState {
     pub cf_all: String,
     pub cf_busy: String,
     pub cf_noanswer: String,
+}
+
+/// A voicemail message: who left it in which mailbox, when, and the WAV file that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Message {
+    pub id: i64,
+    pub mailbox: String,
+    pub caller: String,
+    /// Unix time it was left.
+    pub at: i64,
+    pub path: String,
+    pub heard: bool,
+}
+
+/// A message-summary subscription (RFC 3842), kept so that a restarted PBX goes on
+/// notifying in it: `id` names the dialog, `until` is the Unix time it lapses, `dialog` is
+/// the PBX's side of it, as the PBX wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SubscriptionRecord {
+    pub id: String,
+    pub mailbox: String,
+    pub until: i64,
+    pub dialog: String,
 }
 
 /// A call in progress in a park slot, kept so that a PBX restarted while it was parked can
@@ -690,6 +718,99 @@ impl Db {
                 dialog: r.get(4)?,
             })
         })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores a subscription (replacing one with the same id).
+    pub fn save_subscription(&self, r: &SubscriptionRecord) -> Result<(), StationError> {
+        self.bookkeeping(|| {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO subscriptions (id, mailbox, until, dialog) VALUES (?1, ?2, ?3, ?4)",
+                params![r.id, r.mailbox, r.until, r.dialog],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Forgets a subscription.
+    pub fn delete_subscription(&self, id: &str) -> Result<(), StationError> {
+        self.bookkeeping(|| {
+            self.conn
+                .execute("DELETE FROM subscriptions WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    /// Every stored subscription.
+    pub fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StationError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, mailbox, until, dialog FROM subscriptions ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok(SubscriptionRecord {
+                id: r.get(0)?,
+                mailbox: r.get(1)?,
+                until: r.get(2)?,
+                dialog: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Files a new voicemail message; returns its id.
+    pub fn add_message(&self, m: &Message) -> Result<i64, StationError> {
+        self.bookkeeping(|| {
+            self.conn.execute(
+                "INSERT INTO voicemail (mailbox, caller, at, path, heard) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![m.mailbox, m.caller, m.at, m.path, i64::from(m.heard)],
+            )?;
+            Ok(self.conn.last_insert_rowid())
+        })
+    }
+
+    /// A mailbox's messages: new ones first, each group oldest first.
+    pub fn messages(&self, mailbox: &str) -> Result<Vec<Message>, StationError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, mailbox, caller, at, path, heard FROM voicemail WHERE mailbox = ?1
+             ORDER BY heard, at, id",
+        )?;
+        let rows = st.query_map([mailbox], |r| {
+            Ok(Message {
+                id: r.get(0)?,
+                mailbox: r.get(1)?,
+                caller: r.get(2)?,
+                at: r.get(3)?,
+                path: r.get(4)?,
+                heard: r.get::<_, i64>(5)? != 0,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks a message heard.
+    pub fn mark_heard(&self, id: i64) -> Result<(), StationError> {
+        self.bookkeeping(|| {
+            self.conn
+                .execute("UPDATE voicemail SET heard = 1 WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a message (the caller removes its file).
+    pub fn delete_message(&self, id: i64) -> Result<(), StationError> {
+        self.bookkeeping(|| {
+            self.conn
+                .execute("DELETE FROM voicemail WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    /// (mailbox, new, heard) for every mailbox that has messages.
+    pub fn message_counts(&self) -> Result<Vec<(String, u32, u32)>, StationError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT mailbox, sum(heard = 0), sum(heard = 1) FROM voicemail GROUP BY mailbox ORDER BY mailbox",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -231,6 +231,12 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "a call held this many seconds rings the holding station again (OfficeServ Hold Recall); 0 = never",
     ),
     (
+        "voicemail.max_seconds",
+        "120",
+        Kind::Int(5, 3600),
+        "longest voicemail message recorded",
+    ),
+    (
         "park.recall_seconds",
         "60",
         Kind::Int(5, 3600),

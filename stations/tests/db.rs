@@ -202,3 +202,45 @@ fn cached_reads_follow_changes_from_this_and_other_connections() {
     pbx.set_setting("media.relay", "never").unwrap();
     assert_eq!(pbx.setting("media.relay").unwrap(), "never");
 }
+
+#[test]
+fn parks_and_voicemail_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("office.db");
+    {
+        let db = Db::open(&path).unwrap();
+        db.save_park(&stations::db::ParkRecord {
+            slot: "201".into(),
+            parked: "202".into(),
+            by: "201".into(),
+            since: 1,
+            dialog: "{}".into(),
+        })
+        .unwrap();
+        for (caller, at) in [("203", 10), ("204", 5)] {
+            db.add_message(&stations::db::Message {
+                mailbox: "201".into(),
+                caller: caller.into(),
+                at,
+                path: format!("/vm/{caller}.wav"),
+                ..Default::default()
+            })
+            .unwrap();
+        }
+    }
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.parks().unwrap()[0].parked, "202");
+    db.delete_park("201").unwrap();
+    assert!(db.parks().unwrap().is_empty());
+    let m = db.messages("201").unwrap();
+    assert_eq!(
+        m.iter().map(|m| m.caller.as_str()).collect::<Vec<_>>(),
+        ["204", "203"],
+        "oldest first"
+    );
+    db.mark_heard(m[0].id).unwrap();
+    assert_eq!(db.message_counts().unwrap(), vec![("201".into(), 1, 1)]);
+    assert_eq!(db.messages("201").unwrap()[0].caller, "203", "new first");
+    db.delete_message(m[1].id).unwrap();
+    assert_eq!(db.message_counts().unwrap(), vec![("201".into(), 0, 1)]);
+}

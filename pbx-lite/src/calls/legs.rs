@@ -28,6 +28,8 @@ pub(crate) enum Partner {
     Music,
     /// A conference room, by its owner.
     Room(String),
+    /// The PBX itself serves the phone (voicemail).
+    Service,
 }
 
 pub(crate) struct Leg {
@@ -65,6 +67,8 @@ pub(crate) struct Leg {
     pub(crate) no_answer_tried: bool,
     /// A waiting leg (blind transfer) goes back to this station at this time.
     pub(crate) recall: Option<(Instant, String)>,
+    /// Set by the task serving this leg (voicemail) when it is done: the PBX hangs up.
+    pub(crate) service: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Leg {
@@ -93,6 +97,7 @@ impl Leg {
             created: Instant::now(),
             no_answer_tried: false,
             recall: None,
+            service: None,
         }
     }
 

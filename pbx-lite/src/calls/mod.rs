@@ -14,6 +14,7 @@
 //! a feature needs it (hold music, park, transfer, conference).
 
 mod legs;
+mod saved;
 
 use crate::features::{self, Action};
 use crate::nat::{self, NatCheck};
@@ -21,6 +22,7 @@ use crate::registrar::Registrar;
 use crate::relay::{MediaPort, PortRange, Room};
 use crate::sdp::{self, Direction};
 pub(crate) use legs::{Leg, LegId, Partner};
+pub(crate) use saved::SavedDialog;
 use sip::dialog::DialogId;
 use sip::endpoint::Endpoint;
 use sip::transaction::{Peer, TsxKey};
@@ -55,6 +57,8 @@ enum Hearing {
     Peer(LegId),
     Music,
     Room(String),
+    /// A task of the PBX's talks to it (voicemail): its media is that task's.
+    Service,
 }
 
 /// All calls of the PBX.
@@ -74,6 +78,11 @@ pub struct Calls {
     pub(crate) parks: HashMap<String, Park>,
     /// Conference rooms by owner station.
     pub(crate) rooms: HashMap<String, Room>,
+    /// Where voicemail messages are kept, the message counts each mailbox's phones were last
+    /// told, and message-summary subscriptions.
+    pub(crate) voicemail_dir: std::path::PathBuf,
+    pub(crate) mwi_sent: HashMap<String, (u32, u32)>,
+    pub(crate) subscriptions: Vec<features::Subscription>,
     features: Vec<Box<dyn features::Feature>>,
 }
 
@@ -88,7 +97,10 @@ impl Calls {
         db: Arc<Mutex<Db>>,
         local: SocketAddr,
         ports: Arc<PortRange>,
+        voicemail_dir: std::path::PathBuf,
     ) -> Self {
+        let subscriptions =
+            features::restore_subscriptions(&db.lock().unwrap_or_else(|e| e.into_inner()));
         Calls {
             ep,
             registrar,
@@ -102,6 +114,9 @@ impl Calls {
             reinvites: HashMap::new(),
             parks: HashMap::new(),
             rooms: HashMap::new(),
+            voicemail_dir,
+            mwi_sent: HashMap::new(),
+            subscriptions,
             features: features::all(),
         }
     }
@@ -182,20 +197,11 @@ impl Calls {
             .setting("security.invite_auth")
             .unwrap_or_default()
             != "never"
+            && let Err(mut refusal) = self.authorize(&request, &caller, peer)
         {
-            let verdict = {
-                let db = self.db();
-                let dir = crate::server::DbDirectory(&db);
-                self.registrar
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .authorize_invite(SystemTime::now(), &request, &dir)
-            };
-            if let Err(mut refusal) = verdict {
-                refusal.set_to_tag(&tag);
-                let _ = self.ep.send_response(&key, &refusal);
-                return;
-            }
+            refusal.set_to_tag(&tag);
+            let _ = self.ep.send_response(&key, &refusal);
+            return;
         }
         let id = self.new_leg_id();
         let mut leg = Leg::answering(id, &caller, peer, key.clone(), request.clone(), &tag);
@@ -208,6 +214,16 @@ impl Calls {
                 Ok(Action::Park(slot)) => self.park(&caller, &slot).await,
                 Ok(Action::Conference) => self.conference(&caller).await,
                 Ok(Action::Retrieve(slot)) => match self.retrieve(leg, &slot).await {
+                    Ok(text) => {
+                        eprintln!("pbx-lite: {caller} dialled {callee}: {text}");
+                        return;
+                    }
+                    Err((why, l)) => {
+                        leg = l;
+                        Err(why)
+                    }
+                },
+                Ok(Action::Voicemail) => match self.voicemail_menu(leg).await {
                     Ok(text) => {
                         eprintln!("pbx-lite: {caller} dialled {callee}: {text}");
                         return;
@@ -267,6 +283,9 @@ impl Calls {
             }
         }
         if reach.is_none() {
+            if let Some(mailbox) = self.mailbox_of(&callee) {
+                return self.send_to_voicemail(leg, &mailbox).await;
+            }
             return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
         }
         if self.busy(&callee) {
@@ -287,7 +306,12 @@ impl Calls {
                     let from = std::mem::replace(&mut callee, target);
                     diverted_from.get_or_insert((from, "user-busy"));
                 }
-                None => return self.reply(&key, &request, 486, "Busy Here", &tag),
+                None => {
+                    if let Some(mailbox) = self.mailbox_of(&callee) {
+                        return self.send_to_voicemail(leg, &mailbox).await;
+                    }
+                    return self.reply(&key, &request, 486, "Busy Here", &tag);
+                }
             }
         }
         let Some((binding, b_peer)) = reach else {
@@ -323,6 +347,39 @@ impl Calls {
                 None
             }
         };
+    }
+
+    /// Is this request from `station`? With INVITE authentication (the default) it must
+    /// answer the digest challenge as the station; without it, it must come from the
+    /// address the station registered from.
+    pub(crate) fn authorize(
+        &self,
+        request: &Request,
+        station: &str,
+        peer: Peer,
+    ) -> Result<(), Response> {
+        if self
+            .db()
+            .setting("security.invite_auth")
+            .unwrap_or_default()
+            == "never"
+        {
+            let registered_here = self.lookup(station).iter().any(|r| {
+                nat::source_peer(&r.source).is_some_and(|s| s.addr.ip() == peer.addr.ip())
+            });
+            return if registered_here {
+                Ok(())
+            } else {
+                Err(request.make_response(403, "Forbidden"))
+            };
+        }
+        let db = self.db();
+        let dir = crate::server::DbDirectory(&db);
+        self.registrar
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .authorize_invite(SystemTime::now(), request, &dir)
+            .map(|_| ())
     }
 
     /// Rings `callee` at `binding` on a new leg, for the leg `from`, showing `caller_id` (a
@@ -514,7 +571,7 @@ impl Calls {
                 self.parks.retain(|_, p| p.leg != id);
                 self.forget_park(id);
             }
-            Partner::None => {}
+            Partner::None | Partner::Service => {}
         }
     }
 
@@ -764,6 +821,7 @@ impl Calls {
                 }
             }
             Partner::Music => Hearing::Music,
+            Partner::Service => Hearing::Service,
             // The owner's held leg joins with its final resume.
             Partner::Room(owner) if !leg.holds => Hearing::Room(owner.clone()),
             Partner::Room(_) => Hearing::Nothing,
@@ -803,6 +861,7 @@ impl Calls {
         let hearing = self.hearing(id);
         let music = matches!(hearing, Hearing::Music).then(|| self.music());
         match hearing {
+            Hearing::Service => {}
             Hearing::Peer(o) => {
                 if let Some(mp) = self.legs.get_mut(&id).and_then(|l| l.media.as_mut()) {
                     mp.stop_playing();
@@ -1045,6 +1104,8 @@ impl Calls {
             .await;
         self.recalls().await;
         self.hold_recalls().await;
+        self.end_finished_services();
+        self.mwi_tick();
         if rtp_timeout > 0 {
             let limit = Duration::from_secs(rtp_timeout);
             let silent = self.legs.values().find(|l| {
@@ -1121,10 +1182,17 @@ impl Calls {
                 .station_state(&callee)
                 .map(|st| st.cf_noanswer)
                 .unwrap_or_default();
-            if target.is_empty() || target == caller || self.busy(&target) {
-                continue;
-            }
-            let Some((binding, peer)) = self.reach(&target) else {
+            let reach = (!target.is_empty() && target != caller && !self.busy(&target))
+                .then(|| self.reach(&target))
+                .flatten();
+            let Some((binding, peer)) = reach else {
+                // No forward to follow: the callee's voicemail takes the call, if it has one.
+                if let Some(mailbox) = self.mailbox_of(&callee) {
+                    self.end(b, 0, "");
+                    if let Some(leg) = self.legs.remove(&a) {
+                        self.send_to_voicemail(leg, &mailbox).await;
+                    }
+                }
                 continue;
             };
             let caller_id = self.legs[&a].caller_id();

@@ -15,9 +15,12 @@ mod hold;
 mod park;
 mod pickup;
 mod transfer;
+mod voicemail;
 
 pub use park::release_stale as release_stale_parks;
 use stations::Db;
+pub use voicemail::dir_of as voicemail_dir_of;
+pub(crate) use voicemail::{Subscription, restore_subscriptions};
 
 /// What a feature gets to act on.
 pub struct Request<'a> {
@@ -41,6 +44,8 @@ pub enum Action {
     Conference,
     /// Answer a ringing call from the caller's phone.
     Pickup(Pickup),
+    /// Open the caller's mailbox.
+    Voicemail,
 }
 
 /// Which ringing call a pickup takes.
@@ -69,6 +74,7 @@ pub fn all() -> Vec<Box<dyn Feature>> {
         Box::new(park::Park),
         Box::new(park::Retrieve),
         Box::new(conference::Conference),
+        Box::new(voicemail::Voicemail),
     ];
     v.extend(forward::all());
     v.extend(pickup::all());
@@ -140,6 +146,7 @@ mod tests {
         assert_eq!(act("12202").unwrap(), Action::Retrieve("202".into()));
         assert!(act("12").is_err(), "retrieve names the parking station");
         assert_eq!(act("46").unwrap(), Action::Conference);
+        assert_eq!(act("50").unwrap(), Action::Voicemail);
         assert_eq!(act("55").unwrap(), Action::Pickup(Pickup::MyGroup));
         assert_eq!(act("563").unwrap(), Action::Pickup(Pickup::Group(3)));
         assert_eq!(

@@ -7,10 +7,8 @@
 //! BYE to the parked phone) instead of forgetting it silently.
 
 use super::{Action, Feature, Request};
-use crate::calls::{Calls, Leg, LegId, Park as Parked, Partner};
+use crate::calls::{Calls, Leg, LegId, Park as Parked, Partner, SavedDialog};
 use sip::Method;
-use sip::dialog::{Dialog, DialogId};
-use sip::transaction::{Peer, TransportKind};
 use sip::types::Name;
 use std::time::{Duration, Instant};
 
@@ -45,58 +43,6 @@ impl Feature for Retrieve {
             "" => Err("retrieve needs the parking station's number after the code".into()),
             s => Ok(Action::Retrieve(s.to_string())),
         }
-    }
-}
-
-/// The parts of a dialog a restarted PBX needs to send a BYE in it.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SavedDialog {
-    call_id: String,
-    local_tag: String,
-    remote_tag: String,
-    local_uri: String,
-    remote_uri: String,
-    remote_target: String,
-    route_set: Vec<String>,
-    local_seq: u32,
-    transport: String,
-    addr: std::net::SocketAddr,
-}
-
-impl SavedDialog {
-    fn of(leg: &Leg) -> Option<SavedDialog> {
-        let d = leg.dialog.as_ref()?;
-        Some(SavedDialog {
-            call_id: d.id.call_id.clone(),
-            local_tag: d.id.local_tag.clone(),
-            remote_tag: d.id.remote_tag.clone(),
-            local_uri: d.local_uri.clone(),
-            remote_uri: d.remote_uri.clone(),
-            remote_target: d.remote_target.to_string(),
-            route_set: d.route_set.clone(),
-            local_seq: d.local_seq + 10, // room for requests sent after saving
-            transport: leg.peer.transport.via_name().to_string(),
-            addr: leg.peer.addr,
-        })
-    }
-
-    fn dialog(&self) -> Option<(Dialog, Peer)> {
-        let d = Dialog {
-            id: DialogId {
-                call_id: self.call_id.clone(),
-                local_tag: self.local_tag.clone(),
-                remote_tag: self.remote_tag.clone(),
-            },
-            local_uri: self.local_uri.clone(),
-            remote_uri: self.remote_uri.clone(),
-            remote_target: sip::Uri::parse_request_uri(&self.remote_target).ok()?,
-            route_set: self.route_set.clone(),
-            local_seq: self.local_seq,
-            remote_seq: None,
-            confirmed: true,
-        };
-        let transport = TransportKind::from_via(&self.transport)?;
-        Some((d, Peer::new(transport, self.addr)))
     }
 }
 
@@ -154,8 +100,8 @@ impl Calls {
             dialog: self
                 .legs
                 .get(&held)
-                .and_then(SavedDialog::of)
-                .and_then(|d| serde_json::to_string(&d).ok())
+                .and_then(|l| SavedDialog::of(l.dialog.as_ref()?, l.peer))
+                .map(|d| d.to_json())
                 .unwrap_or_default(),
         };
         let _ = self.db().save_park(&record);
@@ -269,7 +215,7 @@ pub async fn release_stale(
         .parks()
         .unwrap_or_default();
     for p in stale {
-        let saved: Option<SavedDialog> = serde_json::from_str(&p.dialog).ok();
+        let saved = SavedDialog::from_json(&p.dialog);
         let sent = saved.and_then(|s| s.dialog()).map(|(mut d, peer)| {
             let via = sip::build::via_value(peer.transport, local, &sip::build::new_branch());
             let mut bye = d.request(Method::Bye, &via);

@@ -209,7 +209,7 @@ impl Office {
             let (number, answer) = (n.to_string(), answer.to_string());
             let b = Baresip::start_with(&wav, move |_| {
                 let n = &number;
-                format!("\"Station {n}\" <sip:{n}@127.0.0.1:{port}>;auth_user=u{n};auth_pass=Pw-{n}-secret;answermode={answer};audio_codecs=PCMU;regint=600")
+                format!("\"Station {n}\" <sip:{n}@127.0.0.1:{port}>;auth_user=u{n};auth_pass=Pw-{n}-secret;answermode={answer};audio_codecs=PCMU;regint=600;mwi=yes")
             })
             .unwrap();
             o.phones.push(Phone {
