@@ -47,6 +47,9 @@ enum Cmd {
     Station(StationCmd),
     #[command(subcommand)]
     Settings(SettingsCmd),
+    /// Ring groups: a number that rings several stations, the first to answer takes it.
+    #[command(subcommand)]
+    Group(GroupCmd),
     /// The SIP Phone Status table: every station, registered or not.
     Status {
         #[arg(long)]
@@ -131,12 +134,60 @@ fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+#[derive(Subcommand)]
+enum GroupCmd {
+    /// Create or change a group: `group set 300 201,202,203`.
+    Set { number: String, members: String },
+    /// List the groups.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a group.
+    Rm { number: String },
+}
+
+fn group(db: &Db, cmd: GroupCmd, out: &mut impl Write) -> Result<()> {
+    match cmd {
+        GroupCmd::Set { number, members } => {
+            let members: Vec<String> = members
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            db.set_ring_group(&number, &members)?;
+            writeln!(out, "group {number}: {}", members.join(", "))?;
+        }
+        GroupCmd::List { json } => {
+            let groups = db.ring_groups()?;
+            if json {
+                let rows: Vec<_> = groups
+                    .iter()
+                    .map(|(n, m)| serde_json::json!({"number": n, "members": m}))
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Array(rows))?;
+            } else {
+                for (n, m) in groups {
+                    writeln!(out, "{n:<8} {}", m.join(", "))?;
+                }
+            }
+        }
+        GroupCmd::Rm { number } => {
+            if !db.delete_ring_group(&number)? {
+                anyhow::bail!("group {number}: no such group");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cli.cmd {
         Cmd::Station(c) => stations::cli::run_station(&Db::open(&cli.db)?, c, &mut out)?,
         Cmd::Settings(c) => stations::cli::run_settings(&Db::open(&cli.db)?, c, &mut out)?,
         Cmd::Status { json } => status(&Db::open(&cli.db)?, json, &mut out)?,
+        Cmd::Group(c) => group(&Db::open(&cli.db)?, c, &mut out)?,
         Cmd::AccessLog { json, tail } => {
             let rows = pbx_lite::status::access(&Db::open(&cli.db)?, tail)?;
             if json {

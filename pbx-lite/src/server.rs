@@ -109,6 +109,9 @@ pub async fn run(
     }
     spawn_keepalives(ep.clone(), db.clone(), registrar.clone());
     let mut second = tokio::time::interval(Duration::from_secs(1));
+    let Some(mut timers) = calls.take_timers() else {
+        anyhow::bail!("call timers taken twice");
+    };
     loop {
         let event = tokio::select! {
             e = events.recv() => match e {
@@ -117,6 +120,10 @@ pub async fn run(
             },
             _ = second.tick() => {
                 calls.tick().await;
+                continue;
+            }
+            Some(id) = timers.recv() => {
+                calls.on_timer(id).await;
                 continue;
             }
         };

@@ -166,10 +166,7 @@ fn consult_203(o: &Office) {
     o.phone("201").send("/hold");
     pause(1.5);
     o.phone("201").send("/dial 203");
-    let p = o.phone("203");
-    support::office::wait_for("203 rings", Duration::from_secs(10), || {
-        p.count("ncoming call") > 0 || p.count("Call established") > 0
-    });
+    o.wait_log("203", "ing call", 1); // "Incoming call", or "answering call" when automatic
 }
 
 /// 202's and 203's recordings after 202 hangs up.
@@ -461,7 +458,12 @@ fn voicemail_takes_a_message_lights_mwi_keeps_it_over_a_restart_and_plays_it() {
     if support::skip() {
         return;
     }
-    let mut o = Office::start("never", &[("201", 440.0, "auto"), ("202", 600.0, "manual")]);
+    // Only 202 subscribes to MWI: baresip 1.0 sometimes drops a SUBSCRIBE's 407 and then
+    // subscribes again at once, without end, which would slow every phone down.
+    let mut o = Office::start(
+        "never",
+        &[("201", 440.0, "auto"), ("202", 600.0, "manual;mwi=yes")],
+    );
     o.cli(&["station", "set", "202", "voicemail=202"]);
     o.set("forward.noanswer_seconds", "2");
     // 202 does not answer: voicemail does, and records 201's tone.
@@ -600,4 +602,21 @@ fn unsolicited_mwi_reaches_a_phone_that_never_subscribed() {
         phone.0.wait().unwrap().success(),
         "the phone's NOTIFY did not say 1 new message"
     );
+}
+
+#[test]
+fn call_waiting_rings_a_busy_station_only_when_it_is_on() {
+    if support::skip() {
+        return;
+    }
+    let o = office3("auto");
+    call_202(&o);
+    // Off (the default, as in OfficeServ): the second caller is told busy.
+    o.phone("203").send("/dial 202");
+    o.wait_log("203", "486 Busy Here", 1);
+    // On: 202 rings while it talks to 201.
+    o.cli(&["station", "set", "202", "call_waiting=yes"]);
+    o.phone("203").send("/dial 202");
+    o.wait_log("203", "Call established", 1);
+    assert_eq!(o.phone("202").count("Call established"), 2);
 }

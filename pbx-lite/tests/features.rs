@@ -458,3 +458,59 @@ fn dnd_and_forwarding_survive_a_restart() {
     o.dial("204", "202", 200);
     o.answered(phone);
 }
+
+#[test]
+fn ring_group_rings_in_batches_and_cancels_the_losers() {
+    if skip() {
+        return;
+    }
+    let mut o = Office::start();
+    // Batches of two: 202 and 204 ring first (and never answer), 203 50 ms later answers.
+    o.cli(&["group", "set", "300", "202,204,203"]);
+    o.cli(&["settings", "set", "ringgroup.batch", "2"]);
+    let ringing = [o.ringing_phone("202"), o.ringing_phone("204")];
+    let phone = o.answering_phone("203", "");
+    o.dial("201", "300", 200);
+    o.answered(phone);
+    for r in ringing {
+        o.answered(r); // each got CANCEL and answered it 487
+    }
+    // One at a time, two seconds apart: 205 answers at once, so 206 never rings.
+    for n in ["205", "206"] {
+        o.cli(&[
+            "station",
+            "add",
+            "--number",
+            n,
+            "--user-id",
+            &format!("u{n}"),
+            "--password",
+            &format!("Pw-{n}-secret"),
+        ]);
+    }
+    o.cli(&["group", "set", "302", "205,206"]);
+    o.cli(&["settings", "set", "ringgroup.batch", "1"]);
+    o.cli(&["settings", "set", "ringgroup.stagger_ms", "2000"]);
+    let later = o.ringing_phone("206");
+    let phone = o.answering_phone("205", "");
+    o.dial("201", "302", 200);
+    o.answered(phone);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        o.children[later].try_wait().unwrap().is_none(),
+        "206 was rung although 205 had answered"
+    );
+    // A group number that is a station's, or names a non-station, is refused clearly.
+    let bad = std::process::Command::new(support::PBX)
+        .arg("--db")
+        .arg(o.dir.path().join("office.db"))
+        .args(["group", "set", "301", "202,999"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("999"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -40,6 +40,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX voicemail_mailbox ON voicemail (mailbox);
      CREATE TABLE subscriptions (id TEXT PRIMARY KEY, mailbox TEXT NOT NULL,
         until INTEGER NOT NULL, dialog TEXT NOT NULL);",
+    "CREATE TABLE ring_groups (number TEXT PRIMARY KEY, members TEXT NOT NULL);
+     ALTER TABLE stations ADD COLUMN call_waiting TEXT NOT NULL DEFAULT 'no';",
 ];
 
 /// What a station's user set from the phone with feature codes (DND, call forwarding):
@@ -719,6 +721,71 @@ impl Db {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Sets ring group `number` to ring `members` (station numbers, in order). The group
+    /// number must not be a station's, and every member must be a station.
+    pub fn set_ring_group(&self, number: &str, members: &[String]) -> Result<(), StationError> {
+        if number.is_empty() || number.len() > 16 || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(StationError::invalid(
+                "group",
+                number,
+                "must be 1 to 16 digits",
+            ));
+        }
+        if self.get(number).is_ok() {
+            return Err(StationError::invalid(
+                "group",
+                number,
+                "is a station's number",
+            ));
+        }
+        if members.is_empty() {
+            return Err(StationError::invalid(
+                "members",
+                "",
+                "name at least one station",
+            ));
+        }
+        for m in members {
+            self.get(m)
+                .map_err(|_| StationError::invalid("members", m, "is no station"))?;
+        }
+        self.conn.execute(
+            "INSERT OR REPLACE INTO ring_groups (number, members) VALUES (?1, ?2)",
+            params![number, members.join(",")],
+        )?;
+        Ok(())
+    }
+
+    /// The members of ring group `number`, if it is one.
+    pub fn ring_group(&self, number: &str) -> Result<Option<Vec<String>>, StationError> {
+        let members: Option<String> = self
+            .conn
+            .prepare_cached("SELECT members FROM ring_groups WHERE number = ?1")?
+            .query_row([number], |r| r.get(0))
+            .optional()?;
+        Ok(members.map(|m| m.split(',').map(str::to_string).collect()))
+    }
+
+    /// Every ring group with its members.
+    pub fn ring_groups(&self) -> Result<Vec<(String, Vec<String>)>, StationError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT number, members FROM ring_groups ORDER BY number")?;
+        let rows = st.query_map([], |r| {
+            let m: String = r.get(1)?;
+            Ok((r.get(0)?, m.split(',').map(str::to_string).collect()))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes a ring group; false when there was none.
+    pub fn delete_ring_group(&self, number: &str) -> Result<bool, StationError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM ring_groups WHERE number = ?1", [number])?
+            > 0)
     }
 
     /// Stores a subscription (replacing one with the same id).

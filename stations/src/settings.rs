@@ -237,6 +237,18 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "longest voicemail message recorded",
     ),
     (
+        "ringgroup.batch",
+        "4",
+        Kind::Int(1, 32),
+        "how many members of a ring group are rung at once",
+    ),
+    (
+        "ringgroup.stagger_ms",
+        "50",
+        Kind::Int(0, 2000),
+        "the pause between batches of a ring group",
+    ),
+    (
         "park.recall_seconds",
         "60",
         Kind::Int(5, 3600),

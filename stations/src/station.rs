@@ -129,6 +129,9 @@ pub struct Station {
     /// `ip` or `ip-port`.
     pub nat_check: String,
     pub use_whitelist: bool,
+    /// A second call rings this station while it is in a call (off by default, as in
+    /// OfficeServ), instead of getting busy.
+    pub call_waiting: bool,
 }
 
 /// Field names, in CSV/export order. The first six are the required CSV header.
@@ -149,6 +152,7 @@ pub const FIELDS: &[&str] = &[
     "trunk_type",
     "nat_check",
     "use_whitelist",
+    "call_waiting",
 ];
 
 /// Passwords no office should use, whatever their length.
@@ -185,6 +189,14 @@ fn optional<T>(
         Ok(None)
     } else {
         f(v).map(Some)
+    }
+}
+
+fn yes_no(field: &'static str, v: &str) -> Result<bool, StationError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Ok(true),
+        "0" | "no" | "false" | "off" => Ok(false),
+        _ => Err(StationError::invalid(field, v, "must be yes or no")),
     }
 }
 
@@ -245,6 +257,7 @@ impl Station {
             trunk_type: "none".into(),
             nat_check: "ip".into(),
             use_whitelist: true,
+            call_waiting: false,
         }
     }
 
@@ -321,19 +334,8 @@ impl Station {
                 self.trunk_type = one_of("trunk_type", v, &["none", "incoming", "outgoing"])?
             }
             "nat_check" => self.nat_check = one_of("nat_check", v, &["ip", "ip-port"])?,
-            "use_whitelist" => {
-                self.use_whitelist = match v.to_ascii_lowercase().as_str() {
-                    "1" | "yes" | "true" | "on" => true,
-                    "0" | "no" | "false" | "off" => false,
-                    _ => {
-                        return Err(StationError::invalid(
-                            "use_whitelist",
-                            v,
-                            "must be yes or no",
-                        ));
-                    }
-                }
-            }
+            "use_whitelist" => self.use_whitelist = yes_no("use_whitelist", v)?,
+            "call_waiting" => self.call_waiting = yes_no("call_waiting", v)?,
             other => {
                 return Err(StationError::invalid(
                     "field",
@@ -365,6 +367,7 @@ impl Station {
             "trunk_type" => self.trunk_type.clone(),
             "nat_check" => self.nat_check.clone(),
             "use_whitelist" => if self.use_whitelist { "yes" } else { "no" }.into(),
+            "call_waiting" => if self.call_waiting { "yes" } else { "no" }.into(),
             _ => String::new(),
         }
     }
@@ -438,6 +441,7 @@ mod tests {
             ("trunk_type", "incoming"),
             ("nat_check", "ip-port"),
             ("use_whitelist", "no"),
+            ("call_waiting", "yes"),
         ] {
             s.set(f, v).unwrap();
         }

@@ -60,20 +60,25 @@ impl Baresip {
     fn try_start(source: &Path, account: &impl Fn(u16) -> String) -> std::io::Result<Baresip> {
         let dir = tempfile::tempdir()?;
         let (sip_port, cons_port) = (free_port(), free_port());
+        let line = account(sip_port);
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
 audio_player aubridge,nil\naudio_source aufile,{}\naudio_alert aubridge,nil\n\
 module_path /usr/lib/baresip/modules\nmodule cons.so\nmodule g711.so\nmodule aufile.so\n\
-module aubridge.so\nmodule sndfile.so\nmodule srtp.so\nmodule_app account.so\nmodule_app menu.so\nmodule_app mwi.so\n\
+module aubridge.so\nmodule sndfile.so\nmodule srtp.so\nmodule_app account.so\nmodule_app menu.so\n{}\
 snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n",
             source.display(),
-            dir.path().display()
+            // Message waiting: only for accounts that ask (`mwi=yes`) — the module would
+            // subscribe every account.
+            if line.contains("mwi=yes") {
+                "module_app mwi.so\n"
+            } else {
+                ""
+            },
+            dir.path().display(),
         );
         std::fs::write(dir.path().join("config"), config)?;
-        std::fs::write(
-            dir.path().join("accounts"),
-            format!("{}\n", account(sip_port)),
-        )?;
+        std::fs::write(dir.path().join("accounts"), format!("{line}\n"))?;
         let child = Command::new("baresip")
             .arg("-f")
             .arg(dir.path())

@@ -69,6 +69,8 @@ pub(crate) struct Leg {
     pub(crate) recall: Option<(Instant, String)>,
     /// Set by the task serving this leg (voicemail) when it is done: the PBX hangs up.
     pub(crate) service: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Ring group members this caller's call has yet to ring.
+    pub(crate) pending: Vec<String>,
 }
 
 impl Leg {
@@ -98,6 +100,7 @@ impl Leg {
             no_answer_tried: false,
             recall: None,
             service: None,
+            pending: Vec::new(),
         }
     }
 

@@ -84,6 +84,10 @@ pub struct Calls {
     pub(crate) mwi_sent: HashMap<String, (u32, u32)>,
     pub(crate) subscriptions: Vec<features::Subscription>,
     features: Vec<Box<dyn features::Feature>>,
+    /// Legs that asked to be woken (the next ring group batch), and the receiving end the
+    /// driver takes with [`Calls::take_timers`].
+    timers: tokio::sync::mpsc::UnboundedSender<LegId>,
+    timers_rx: Option<tokio::sync::mpsc::UnboundedReceiver<LegId>>,
 }
 
 fn user_of(uri: &sip::Uri) -> String {
@@ -101,6 +105,7 @@ impl Calls {
     ) -> Self {
         let subscriptions =
             features::restore_subscriptions(&db.lock().unwrap_or_else(|e| e.into_inner()));
+        let (timers, timers_rx) = tokio::sync::mpsc::unbounded_channel();
         Calls {
             ep,
             registrar,
@@ -118,7 +123,29 @@ impl Calls {
             mwi_sent: HashMap::new(),
             subscriptions,
             features: features::all(),
+            timers,
+            timers_rx: Some(timers_rx),
         }
+    }
+
+    /// The wake-ups [`Calls::wake_after`] schedules; the driver passes each to
+    /// [`Calls::on_timer`].
+    pub fn take_timers(&mut self) -> Option<tokio::sync::mpsc::UnboundedReceiver<LegId>> {
+        self.timers_rx.take()
+    }
+
+    /// Wakes leg `id` after `delay`.
+    pub(crate) fn wake_after(&self, id: LegId, delay: Duration) {
+        let tx = self.timers.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(id);
+        });
+    }
+
+    /// A wake-up for leg `id`: the next batch of its ring group.
+    pub async fn on_timer(&mut self, id: LegId) {
+        self.next_batch(id).await;
     }
 
     pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Db> {
@@ -165,7 +192,7 @@ impl Calls {
 
     /// Anchor this call's media in the relay? `media.relay`: always, never, or auto —
     /// direct only when the caller's media and the callee's phone are on the private networks.
-    fn relay_wanted(&self, offer: &[u8], callee: &Peer) -> bool {
+    pub(crate) fn relay_wanted(&self, offer: &[u8], callee: &Peer) -> bool {
         let db = self.db();
         let mode = db.setting("media.relay").unwrap_or_default();
         let private = db.setting("media.private_networks").unwrap_or_default();
@@ -206,6 +233,10 @@ impl Calls {
         let id = self.new_leg_id();
         let mut leg = Leg::answering(id, &caller, peer, key.clone(), request.clone(), &tag);
         if !known {
+            leg = match self.ring_group(leg, &callee).await {
+                Ok(()) => return,
+                Err(l) => l,
+            };
             let Some(action) = self.feature_code(&caller, &callee, peer) else {
                 return self.reply(&key, &request, 404, "Not Found", &tag);
             };
@@ -288,7 +319,8 @@ impl Calls {
             }
             return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
         }
-        if self.busy(&callee) {
+        let waiting = self.db().get(&callee).is_ok_and(|s| s.call_waiting);
+        if self.busy(&callee) && !waiting {
             // Call Forward Busy: the station it names rings instead, if it is free.
             let target = self
                 .db()
@@ -675,8 +707,8 @@ impl Calls {
             };
             if let Partner::Ringing(forks) = &mut caller.partner {
                 forks.retain(|f| *f != id);
-                if !forks.is_empty() {
-                    return;
+                if !forks.is_empty() || !caller.pending.is_empty() {
+                    return; // other members still ring, or will
                 }
             }
             if caller.answered {
@@ -720,6 +752,7 @@ impl Calls {
         }
         if let Some(c) = self.legs.get_mut(&from) {
             c.partner = Partner::Leg(id);
+            c.pending.clear();
         }
         if caller_answered {
             // A blind transfer's target or a recall: both sides are anchored.

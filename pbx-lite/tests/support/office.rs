@@ -174,6 +174,7 @@ impl Office {
     }
 
     /// Stations `(number, tone Hz, answer mode)` with a baresip each, `media.relay = relay`.
+    /// The answer mode may carry more account parameters (`manual;mwi=yes`).
     pub(crate) fn start(relay: &str, stations: &[(&str, f32, &str)]) -> Office {
         let dir = tempfile::tempdir().unwrap();
         let port = super::free_port();
@@ -209,7 +210,7 @@ impl Office {
             let (number, answer) = (n.to_string(), answer.to_string());
             let b = Baresip::start_with(&wav, move |_| {
                 let n = &number;
-                format!("\"Station {n}\" <sip:{n}@127.0.0.1:{port}>;auth_user=u{n};auth_pass=Pw-{n}-secret;answermode={answer};audio_codecs=PCMU;regint=600;mwi=yes")
+                format!("\"Station {n}\" <sip:{n}@127.0.0.1:{port}>;auth_user=u{n};auth_pass=Pw-{n}-secret;answermode={answer};audio_codecs=PCMU;regint=600")
             })
             .unwrap();
             o.phones.push(Phone {
@@ -235,12 +236,21 @@ impl Office {
     }
 
     /// Waits until `text` has appeared `n` times in the log of `number`'s phone.
+    /// On a timeout, every phone's log and the PBX's are shown.
     pub(crate) fn wait_log(&self, number: &str, text: &str, n: usize) {
         let p = self.phone(number);
-        wait_for(
-            &format!("{number}: {text:?} ×{n}"),
-            Duration::from_secs(15),
-            || p.count(text) >= n,
-        );
+        let t0 = Instant::now();
+        while p.count(text) < n {
+            if t0.elapsed() > Duration::from_secs(15) {
+                for q in &self.phones {
+                    eprintln!("----- {} -----\n{}", q.number, q.log());
+                }
+                panic!(
+                    "timed out waiting for {number}: {text:?} ×{n}\n----- PBX -----\n{}",
+                    self.pbx_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
