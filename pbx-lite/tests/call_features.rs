@@ -620,3 +620,116 @@ fn call_waiting_rings_a_busy_station_only_when_it_is_on() {
     o.wait_log("203", "Call established", 1);
     assert_eq!(o.phone("202").count("Call established"), 2);
 }
+
+/// A SIPp scenario for 201 calling `[field1]` with INVITE authentication, then `then`.
+fn sipp_call(from_tag: &str, then: &str) -> String {
+    let sdp = "v=0\no=- 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [local_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            "<send retrans=\"500\"><![CDATA[\nINVITE sip:[field1]@[remote_ip]:[remote_port] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\nFrom: <sip:[field0]@[remote_ip]>;tag={from_tag}\nTo: <sip:[field1]@[remote_ip]>\nCall-ID: [call_id]\nCSeq: {cseq} INVITE\nContact: <sip:[field0]@[local_ip]:[local_port]>\n{auth}Max-Forwards: 70\nContent-Type: application/sdp\nContent-Length: [len]\n\n{sdp}\n]]></send>\n"
+        )
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"line\">\n{}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"407\" auth=\"true\"/>\n<send><![CDATA[\nACK sip:[field1]@[remote_ip]:[remote_port] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-3]\nFrom: <sip:[field0]@[remote_ip]>;tag={from_tag}\nTo: <sip:[field1]@[remote_ip]>[peer_tag_param]\nCall-ID: [call_id]\nCSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n]]></send>\n{}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\" optional=\"true\"/>\n<recv response=\"200\" rrs=\"true\"><action><ereg regexp=\"tag=([^;>]+)\" search_in=\"hdr\" header=\"To:\" assign_to=\"all,totag\"/></action></recv>\n<send><![CDATA[\nACK [next_url] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\nFrom: <sip:[field0]@[remote_ip]>;tag={from_tag}\nTo: <sip:[field1]@[remote_ip]>[peer_tag_param]\nCall-ID: [call_id]\nCSeq: 2 ACK\nX-Tag-Seen: [$all] [$totag]\nMax-Forwards: 70\nContent-Length: 0\n\n]]></send>\n{then}</scenario>\n",
+        invite(1, ""),
+        invite(2, "[field2]\n")
+    )
+}
+
+#[test]
+fn refer_with_replaces_joins_the_two_far_ends() {
+    if support::skip() {
+        return;
+    }
+    let o = Office::start("never", &[("202", 600.0, "auto"), ("203", 1000.0, "auto")]);
+    o.cli(&[
+        "station",
+        "add",
+        "--number",
+        "201",
+        "--user-id",
+        "u201",
+        "--password",
+        "Pw-201-secret",
+    ]);
+    let dir = o.dir.path();
+    let sipp = |name: &str, callee: &str, scenario: String, extra: &[&str]| {
+        std::fs::write(dir.join(format!("{name}.xml")), scenario).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.inf")),
+            format!(
+                "SEQUENTIAL\n201;{callee};[authentication username=u201 password=Pw-201-secret]\n"
+            ),
+        )
+        .unwrap();
+        std::process::Command::new("sipp")
+            .arg(format!("127.0.0.1:{}", o.port))
+            .args(["-i", "127.0.0.1", "-p", &support::free_port().to_string()])
+            .args(["-nostdin", "-timeout", "30s", "-m", "1"])
+            .args([
+                "-sf",
+                &format!("{name}.xml"),
+                "-inf",
+                &format!("{name}.inf"),
+            ])
+            .args(extra)
+            .args(["-trace_err"])
+            .current_dir(dir)
+            .stdout(std::fs::File::create(dir.join(format!("{name}.out"))).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Line 1: 201 calls 202, notes the PBX's tag, and waits for the PBX to release it.
+    let keep = "<nop><action><exec command=\"echo [$totag] > totag.txt\"/></action></nop>\n<recv request=\"BYE\" timeout=\"25000\"/>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n";
+    let mut line1 = support::office::Kill(sipp(
+        "line1",
+        "202",
+        sipp_call("line1tag", keep),
+        &["-cid_str", "line1-call@201"],
+    ));
+    o.wait_log("202", "Call established", 1);
+    let totag = dir.join("totag.txt");
+    support::office::wait_for("line 1's tag", Duration::from_secs(10), || {
+        std::fs::read_to_string(&totag).is_ok_and(|t| !t.trim().is_empty())
+    });
+    let tag = std::fs::read_to_string(&totag).unwrap().trim().to_string();
+    // Line 2: 201 calls 203, then REFERs it to 202 replacing line 1.
+    let refer = "<pause milliseconds=\"1000\"/>\n<send retrans=\"500\"><![CDATA[\nREFER [next_url] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\nFrom: <sip:[field0]@[remote_ip]>;tag=line2tag\nTo: <sip:[field1]@[remote_ip]>[peer_tag_param]\nCall-ID: [call_id]\nCSeq: 3 REFER\nContact: <sip:[field0]@[local_ip]:[local_port]>\nRefer-To: <sip:202@[remote_ip]?Replaces=line1-call%40201%3Bto-tag%3D[line1totag]%3Bfrom-tag%3Dline1tag>\nReferred-By: <sip:201@[remote_ip]>\nMax-Forwards: 70\nContent-Length: 0\n\n]]></send>\n<recv response=\"202\"/>\n<recv request=\"NOTIFY\"><action><ereg regexp=\"SIP/2.0 200\" search_in=\"body\" check_it=\"true\" assign_to=\"n\"/></action></recv>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nX-Seen: [$n]\nContent-Length: 0\n\n]]></send>\n<send retrans=\"500\"><![CDATA[\nBYE [next_url] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\nFrom: <sip:[field0]@[remote_ip]>;tag=line2tag\nTo: <sip:[field1]@[remote_ip]>[peer_tag_param]\nCall-ID: [call_id]\nCSeq: 4 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n]]></send>\n<recv response=\"200\"/>\n";
+    let mut line2 = support::office::Kill(sipp(
+        "line2",
+        "203",
+        sipp_call("line2tag", refer),
+        &["-key", "line1totag", &tag],
+    ));
+    for (name, line) in [("line 2", &mut line2), ("line 1", &mut line1)] {
+        support::office::wait_for(name, Duration::from_secs(20), || {
+            line.0.try_wait().unwrap().is_some()
+        });
+        assert!(
+            line.0.wait().unwrap().success(),
+            "{name}: the REFER with Replaces was not honoured\n{}\n{}",
+            o.pbx_log(),
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().contains("errors"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect::<String>()
+        );
+    }
+    pause(2.5);
+    o.phone("202").send("/hangup");
+    o.wait_log("203", "terminated", 1);
+    pause(0.5);
+    let (b, c) = (
+        o.phone("202").recordings().remove(0),
+        o.phone("203").recordings().remove(0),
+    );
+    assert!(
+        heard_in_order(&b, &[1000.0]),
+        "202 heard {:?}",
+        timeline(&b)
+    );
+    assert!(heard_in_order(&c, &[600.0]), "203 heard {:?}", timeline(&c));
+}
