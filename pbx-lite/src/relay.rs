@@ -631,4 +631,48 @@ mod tests {
         room.leave(&phones[0].0);
         assert_eq!(room.len(), 2);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_sending_too_fast_is_still_heard() {
+        let range = PortRange::new(41400, 41500);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut room = Room::start();
+        let (sa, sb) = (
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        );
+        let mut ports = Vec::new();
+        for s in [&sa, &sb] {
+            let mut p = MediaPort::open(&range, ip).await.unwrap();
+            p.set_remote(Remote {
+                addr: Some(s.local_addr().unwrap()),
+                pt: 0,
+                event_pt: None,
+            });
+            room.join(&mut p);
+            ports.push(p);
+        }
+        let mut payload = Vec::new();
+        Law::Mu.encode(&[3000; FRAME], &mut payload);
+        let mut loudest = 0;
+        for seq in 0..200u16 {
+            let p = RtpPacket {
+                payload_type: 0,
+                seq,
+                payload: payload.clone(),
+                ..Default::default()
+            };
+            sa.send_to(&p.to_bytes(), (ip, ports[0].port()))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let mut b = [0u8; 2048];
+            while let Ok(n) = sb.try_recv(&mut b) {
+                if let Ok(p) = RtpPacket::parse(&b[..n]) {
+                    loudest = loudest.max(i32::from(ulaw_decode(p.payload[0])));
+                }
+            }
+        }
+        assert!(loudest > 2500, "b heard {loudest}");
+    }
 }

@@ -65,16 +65,9 @@ impl Baresip {
             "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
 audio_player aubridge,nil\naudio_source aufile,{}\naudio_alert aubridge,nil\n\
 module_path /usr/lib/baresip/modules\nmodule cons.so\nmodule g711.so\nmodule aufile.so\n\
-module aubridge.so\nmodule sndfile.so\nmodule srtp.so\nmodule_app account.so\nmodule_app menu.so\n{}\
+module aubridge.so\nmodule sndfile.so\nmodule srtp.so\nmodule_app account.so\nmodule_app menu.so\n\
 snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n",
             source.display(),
-            // Message waiting: only for accounts that ask (`mwi=yes`) — the module would
-            // subscribe every account.
-            if line.contains("mwi=yes") {
-                "module_app mwi.so\n"
-            } else {
-                ""
-            },
             dir.path().display(),
         );
         std::fs::write(dir.path().join("config"), config)?;

@@ -174,7 +174,6 @@ impl Office {
     }
 
     /// Stations `(number, tone Hz, answer mode)` with a baresip each, `media.relay = relay`.
-    /// The answer mode may carry more account parameters (`manual;mwi=yes`).
     pub(crate) fn start(relay: &str, stations: &[(&str, f32, &str)]) -> Office {
         let dir = tempfile::tempdir().unwrap();
         let port = super::free_port();
@@ -236,6 +235,24 @@ impl Office {
     }
 
     /// Waits until `text` has appeared `n` times in the log of `number`'s phone.
+    /// Hangs up `number`'s current call; the command goes again if the phone has not hung
+    /// up after a few seconds (a console datagram can be missed while baresip is busy).
+    pub(crate) fn hang_up(&self, number: &str) {
+        let p = self.phone(number);
+        let before = p.count("terminated");
+        for _ in 0..3 {
+            p.send("/hangup");
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(3) {
+                if p.count("terminated") > before {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        self.wait_log(number, "terminated", before + 1);
+    }
+
     /// On a timeout, every phone's log and the PBX's are shown.
     pub(crate) fn wait_log(&self, number: &str, text: &str, n: usize) {
         let p = self.phone(number);
