@@ -8,44 +8,10 @@
 
 use e2e::baresip::Baresip;
 use media::analysis::dominant_frequency;
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod support;
-
-fn tone(path: &std::path::Path, freq: f32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for n in 0..8000 * 30 {
-        w.write_sample(
-            ((2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin() * 12000.0) as i16,
-        )
-        .unwrap();
-    }
-    w.finalize().unwrap();
-}
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !ok() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use support::office::{Kill, tone, wait_for};
 
 fn recorded(b: &Baresip) -> Vec<i16> {
     b.decoded_files()

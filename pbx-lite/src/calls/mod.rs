@@ -512,11 +512,6 @@ impl Calls {
         self.reply(&leg.key, &leg.invite, status, reason, &leg.tag);
     }
 
-    /// The answer to this re-INVITE of the PBX's goes to [`Calls::on_reinvite_answer`].
-    pub(crate) fn expect_reinvite_answer(&mut self, key: TsxKey, id: LegId) {
-        self.reinvites.insert(key, id);
-    }
-
     /// Answers `leg` (a phone that dialled a code that connects: retrieve, pickup) from the
     /// relay and pairs it with `other`, whose media moves into the relay too.
     pub(crate) async fn connect(&mut self, mut leg: Leg, other: LegId) -> Result<(), Leg> {
@@ -788,11 +783,21 @@ impl Calls {
         let Some(port) = self.open_port().await else {
             return;
         };
-        let local = self.local;
         let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
         leg.anchor_with(port);
+        self.offer_relay(id);
+        self.settle(id);
+    }
+
+    /// Sends anchored leg `id` a re-INVITE offering its relay port, sendrecv; the answer
+    /// goes to [`Calls::on_reinvite_answer`].
+    pub(crate) fn offer_relay(&mut self, id: LegId) {
+        let local = self.local;
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
         let body = leg.our_sdp(Direction::SendRecv, None);
         if let Some((mut reinvite, peer)) = leg.in_dialog(Method::Invite, local) {
             reinvite.body = body.into();
@@ -806,7 +811,6 @@ impl Calls {
                 self.reinvites.insert(k, id);
             }
         }
-        self.settle(id);
     }
 
     /// The answer to the PBX's own re-INVITE: the phone's new media address, and the ACK.

@@ -12,9 +12,6 @@
 use super::{Action, Feature, Request};
 use crate::calls::{Calls, LegId, Partner};
 use crate::relay::Room;
-use crate::sdp::Direction;
-use sip::Method;
-use sip::types::Name;
 
 pub(super) struct Conference;
 
@@ -73,27 +70,11 @@ impl Calls {
             return Err(format!("{owner} holds no call to conference"));
         }
         // A second 46 in a row: adding ends, everyone is resumed into the room.
-        let local = self.local;
         let members = self.members(owner);
         for id in &members {
-            let Some(l) = self.legs.get_mut(id) else {
-                continue;
-            };
-            if l.media.is_none() {
-                continue; // the owner's held leg joins with its own resume
-            }
-            let body = l.our_sdp(Direction::SendRecv, None);
-            if let Some((mut reinvite, peer)) = l.in_dialog(Method::Invite, local) {
-                reinvite.body = body.into();
-                reinvite
-                    .headers
-                    .insert(Name::CONTENT_TYPE, "application/sdp");
-                reinvite
-                    .headers
-                    .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
-                if let Ok(k) = self.ep.send_request(reinvite, peer) {
-                    self.expect_reinvite_answer(k, *id);
-                }
+            // The owner's held leg, if still direct, joins with its own resume.
+            if self.legs.get(id).is_some_and(|l| l.media.is_some()) {
+                self.offer_relay(*id);
             }
         }
         Ok(format!(
