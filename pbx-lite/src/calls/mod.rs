@@ -1124,11 +1124,6 @@ impl Calls {
         self.end(id, 487, "Request Terminated");
     }
 
-    /// Legs in progress, for status.
-    pub fn count(&self) -> usize {
-        self.legs.len()
-    }
-
     /// Called about once a second: Call Forward No Answer, transfer and park recalls, and
     /// whether the phones are still there — in-dialog OPTIONS every `calls.probe_seconds`,
     /// and anchored calls whose RTP stopped while not on hold (`media.rtp_timeout`) are hung
