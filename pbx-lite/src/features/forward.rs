@@ -3,6 +3,8 @@
 //! by what is stored ([`crate::calls`]); a forwarded INVITE carries a Diversion header.
 
 use super::{Action, Feature, Request, station_target};
+use crate::calls::{Calls, LegId, Partner};
+use std::time::Duration;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -69,5 +71,65 @@ impl Feature for Forward {
         };
         r.db.save_station_state(&st).map_err(|e| e.to_string())?;
         Ok(Action::Done(what))
+    }
+}
+
+impl Calls {
+    /// Call Forward No Answer: a call ringing longer than `forward.noanswer_seconds` at a
+    /// station that forwards unanswered calls is cancelled there and rings the named
+    /// station, with a Diversion header (`reason=no-answer`).
+    pub(crate) async fn forward_unanswered(&mut self, after: Duration) {
+        let due: Vec<(LegId, LegId)> = self
+            .legs
+            .values()
+            .filter(|l| l.uas && !l.answered && !l.no_answer_tried && l.created.elapsed() >= after)
+            .filter_map(|l| match &l.partner {
+                Partner::Ringing(f) if f.len() == 1 => Some((l.id, f[0])),
+                _ => None,
+            })
+            .collect();
+        for (a, b) in due {
+            if let Some(l) = self.legs.get_mut(&a) {
+                l.no_answer_tried = true;
+            }
+            let (caller, callee) = (self.legs[&a].station.clone(), self.legs[&b].station.clone());
+            let target = self
+                .db()
+                .station_state(&callee)
+                .map(|st| st.cf_noanswer)
+                .unwrap_or_default();
+            let reach = (!target.is_empty() && target != caller && !self.busy(&target))
+                .then(|| self.reach(&target))
+                .flatten();
+            let Some((binding, peer)) = reach else {
+                // No forward to follow: the callee's voicemail takes the call, if it has one.
+                if let Some(mailbox) = self.mailbox_of(&callee) {
+                    self.end(b, 0, "");
+                    if let Some(leg) = self.legs.remove(&a) {
+                        self.send_to_voicemail(leg, &mailbox).await;
+                    }
+                }
+                continue;
+            };
+            let caller_id = self.legs[&a].caller_id();
+            let Some(new) = self
+                .ring(
+                    a,
+                    &target,
+                    &binding,
+                    peer,
+                    &caller_id,
+                    Some((&callee, "no-answer")),
+                )
+                .await
+            else {
+                continue;
+            };
+            self.end(b, 0, "");
+            eprintln!("pbx-lite: call {caller} → {callee} not answered: forwarded to {target}");
+            if let Some(l) = self.legs.get_mut(&a) {
+                l.partner = Partner::Ringing(vec![new]);
+            }
+        }
     }
 }
