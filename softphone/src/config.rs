@@ -1,0 +1,231 @@
+//! The softphone's configuration: a TOML file, in the same shape as the provisioner's native
+//! softphone profile (`profiles/softphone/softphone.toml.j2`) — one `[[account]]` per line
+//! key, the PBX's feature codes in `[features]`, and, for headless use, `[audio]` files.
+//! A bad file is refused with its path, the line, and what is wrong.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: account {account}: {field}: {reason}")]
+    Invalid {
+        path: String,
+        account: usize,
+        field: &'static str,
+        reason: String,
+    },
+}
+
+/// One line key: an account on a SIP server.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// The extension number, also the user part of the address of record.
+    pub number: String,
+    #[serde(default)]
+    pub display_name: String,
+    /// The digest user name (defaults to the number).
+    #[serde(default)]
+    pub user_id: String,
+    #[serde(default)]
+    pub password: String,
+    /// Host name or address of the registrar and proxy.
+    pub server: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    #[serde(default = "default_expiry")]
+    pub registration_expiry: u32,
+    /// `rfc2833` (RFC 4733 events) or `info`.
+    #[serde(default = "default_dtmf")]
+    pub dtmf: String,
+    /// The number that reaches voicemail.
+    #[serde(default)]
+    pub voicemail: String,
+}
+
+fn default_port() -> u16 {
+    5060
+}
+fn default_transport() -> String {
+    "udp".into()
+}
+fn default_expiry() -> u32 {
+    600
+}
+fn default_dtmf() -> String {
+    "rfc2833".into()
+}
+
+/// The PBX's feature codes (OfficeServ defaults).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Features {
+    pub forward_clear: String,
+    pub forward_all: String,
+    pub forward_busy: String,
+    pub forward_noanswer: String,
+    pub dnd: String,
+    pub park: String,
+    pub retrieve: String,
+    pub conference: String,
+    pub pickup_my_group: String,
+    pub pickup_group: String,
+    pub pickup_directed: String,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        let s = |v: &str| v.to_string();
+        Features {
+            forward_clear: s("600"),
+            forward_all: s("601"),
+            forward_busy: s("602"),
+            forward_noanswer: s("603"),
+            dnd: s("40"),
+            park: s("11"),
+            retrieve: s("12"),
+            conference: s("46"),
+            pickup_my_group: s("55"),
+            pickup_group: s("56"),
+            pickup_directed: s("57"),
+        }
+    }
+}
+
+/// Audio for headless use: what the phone says (a WAV file, looped) and where what it hears
+/// is recorded (one WAV per call). Without them it sends silence and records nothing.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Audio {
+    pub source: Option<PathBuf>,
+    pub record_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(rename = "account")]
+    pub accounts: Vec<Account>,
+    #[serde(default)]
+    pub features: Features,
+    #[serde(default)]
+    pub audio: Audio,
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: p.clone(),
+            error,
+        })?;
+        Config::parse(&text, &p)
+    }
+
+    /// Parses and checks a configuration; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        if c.accounts.is_empty() {
+            return Err(ConfigError::Parse {
+                path: path.to_string(),
+                message: "no [[account]]: at least one line is needed".into(),
+            });
+        }
+        for (i, a) in c.accounts.iter_mut().enumerate() {
+            let bad = |field: &'static str, reason: &str| ConfigError::Invalid {
+                path: path.to_string(),
+                account: i + 1,
+                field,
+                reason: reason.to_string(),
+            };
+            if a.number.is_empty() || a.number.chars().any(|c| c.is_whitespace() || c == '@') {
+                return Err(bad("number", "must be a user name without spaces or @"));
+            }
+            if a.server.is_empty() || a.server.contains(['/', ' ', '@']) {
+                return Err(bad("server", "must be a host name or an address"));
+            }
+            if a.port == 0 {
+                return Err(bad("port", "must be 1 to 65535"));
+            }
+            a.transport = a.transport.to_ascii_lowercase();
+            if !matches!(a.transport.as_str(), "udp" | "tcp") {
+                return Err(bad("transport", "must be udp or tcp"));
+            }
+            if !(30..=86400).contains(&a.registration_expiry) {
+                return Err(bad("registration_expiry", "must be 30 to 86400 seconds"));
+            }
+            a.dtmf = a.dtmf.to_ascii_lowercase();
+            if !matches!(a.dtmf.as_str(), "rfc2833" | "info") {
+                return Err(bad("dtmf", "must be rfc2833 or info"));
+            }
+            if a.user_id.is_empty() {
+                a.user_id = a.number.clone();
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[account]]
+number = "201"
+display_name = "Front Desk"
+user_id = "u201"
+password = "Pw-201-secret"
+server = "127.0.0.1"
+port = 5070
+
+[features]
+park = "71"
+"#;
+
+    #[test]
+    fn a_provisioned_profile_reads_with_defaults() {
+        let c = Config::parse(GOOD, "phone.toml").unwrap();
+        let a = &c.accounts[0];
+        assert_eq!(
+            (a.port, a.transport.as_str(), a.registration_expiry),
+            (5070, "udp", 600)
+        );
+        assert_eq!(
+            (c.features.park.as_str(), c.features.conference.as_str()),
+            ("71", "46")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_the_line_and_the_field() {
+        let e = Config::parse("[[account]]\nnumber = \"201\"\nserver = 5\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.toml: ") && e.contains("line 3"), "{e}");
+        let e = Config::parse(&GOOD.replace("5070", "0"), "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "p.toml: account 1: port: must be 1 to 65535");
+        let e = Config::parse(&GOOD.replace("park", "prak"), "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prak"), "{e}");
+        let e = Config::parse("", "p.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("no [[account]]") || e.contains("missing field"),
+            "{e}"
+        );
+    }
+}

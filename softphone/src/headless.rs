@@ -1,0 +1,108 @@
+//! Headless control: one command per line on stdin (and on a loopback TCP socket with
+//! `--control`), one JSON event per line on stdout. Commands so far: `status`,
+//! `register [LINE]`, `quit`. A line that is no command gets an `error` event and changes
+//! nothing.
+
+use crate::engine::{Command, Event};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{broadcast, mpsc};
+
+/// Reads one command line.
+pub fn parse(line: &str) -> Result<Command, String> {
+    let mut words = line.split_whitespace();
+    let Some(verb) = words.next() else {
+        return Err("empty command".into());
+    };
+    let args: Vec<&str> = words.collect();
+    let line_arg = |args: &[&str]| -> Result<usize, String> {
+        match args.first() {
+            None => Ok(1),
+            Some(a) => a
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("{verb}: {a:?} is no line number")),
+        }
+    };
+    match (verb.to_ascii_lowercase().as_str(), args.len()) {
+        ("status", 0) => Ok(Command::Status),
+        ("register", 0 | 1) => Ok(Command::Register(line_arg(&args)?)),
+        ("quit", 0) => Ok(Command::Quit),
+        (v @ ("status" | "quit"), _) => Err(format!("{v} takes no arguments")),
+        (v, _) => Err(format!(
+            "{v}: unknown command (status, register [LINE], quit)"
+        )),
+    }
+}
+
+/// Feeds commands from `input` to the engine; a bad line becomes an `error` event.
+pub async fn read_commands(
+    input: impl tokio::io::AsyncRead + Unpin,
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let mut lines = BufReader::new(input).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse(&line) {
+            Ok(c) => {
+                if commands.send(c).is_err() {
+                    return;
+                }
+            }
+            Err(message) => {
+                let _ = events.send(Event::Error { message });
+            }
+        }
+    }
+}
+
+/// Writes each event as one JSON line to stdout and to every control connection.
+pub async fn write_events(
+    mut events: mpsc::UnboundedReceiver<Event>,
+    fan: broadcast::Sender<String>,
+) {
+    let mut out = tokio::io::stdout();
+    while let Some(e) = events.recv().await {
+        let Ok(mut line) = serde_json::to_string(&e) else {
+            continue;
+        };
+        line.push('\n');
+        let _ = out.write_all(line.as_bytes()).await;
+        let _ = out.flush().await;
+        let _ = fan.send(line);
+        if e == Event::Quit {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_and_refusals() {
+        assert_eq!(parse("status"), Ok(Command::Status));
+        assert_eq!(parse(" register 2 "), Ok(Command::Register(2)));
+        assert_eq!(parse("register"), Ok(Command::Register(1)));
+        assert_eq!(parse("QUIT"), Ok(Command::Quit));
+        assert!(
+            parse("register zero")
+                .unwrap_err()
+                .contains("no line number")
+        );
+        assert!(parse("register 0").is_err());
+        assert!(parse("status now").unwrap_err().contains("no arguments"));
+        assert!(parse("fly").unwrap_err().contains("unknown command"));
+        assert!(
+            serde_json::to_string(&Event::Error {
+                message: "x".into()
+            })
+            .unwrap()
+            .starts_with("{\"event\":\"error\"")
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! # softphone — the office softphone's engine
+//!
+//! Layer: application, on `sip` and `media`; talks plain SIP to any PBX and never links
+//! pbx-lite.
+//!
+//! ## Brief overview
+//! - [`config`]: the TOML configuration (the provisioner's native softphone profile).
+//! - [`registration`]: one line's registration, a pure state machine told the time.
+//! - [`engine`]: the driver — one SIP endpoint for every line, commands in, events out.
+//! - [`headless`]: line commands on stdin or a loopback TCP socket, JSON events on stdout.
+
+pub mod config;
+pub mod engine;
+pub mod headless;
+pub mod registration;

@@ -1,0 +1,90 @@
+//! `softphone`: the office softphone. `--headless` runs the engine without a window: line
+//! commands on stdin (and on `--control ADDR`, a loopback TCP socket), one JSON event per
+//! line on stdout.
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use softphone::config::Config;
+use softphone::engine;
+use softphone::headless;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::sync::{broadcast, mpsc};
+
+#[derive(Parser)]
+#[command(name = "softphone", about = "The office softphone")]
+struct Cli {
+    /// Run without a window, driven by line commands.
+    #[arg(long)]
+    headless: bool,
+    /// The configuration file (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Also take commands (and send events) on this loopback TCP address.
+    #[arg(long)]
+    control: Option<SocketAddr>,
+    /// Local SIP address (UDP and TCP).
+    #[arg(long, default_value = "0.0.0.0:0")]
+    sip: SocketAddr,
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("softphone: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if !cli.headless {
+        bail!("the window is not built yet: run with --headless");
+    }
+    let config = Config::load(&cli.config)?;
+    if let Some(c) = cli.control
+        && !c.ip().is_loopback()
+    {
+        bail!("--control {c}: the control socket must be on a loopback address");
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(async move {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (fan, _) = broadcast::channel::<String>(256);
+        tokio::spawn(headless::read_commands(
+            tokio::io::stdin(),
+            cmd_tx.clone(),
+            ev_tx.clone(),
+        ));
+        if let Some(addr) = cli.control {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--control {addr}"))?;
+            let (cmd_tx, ev_tx, fan) = (cmd_tx.clone(), ev_tx.clone(), fan.clone());
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let (read, mut write) = stream.into_split();
+                    tokio::spawn(headless::read_commands(read, cmd_tx.clone(), ev_tx.clone()));
+                    let mut sub = fan.subscribe();
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        while let Ok(line) = sub.recv().await {
+                            if write.write_all(line.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        let writer = tokio::spawn(headless::write_events(ev_rx, fan));
+        engine::run(config, cli.sip, cmd_rx, ev_tx).await?;
+        let _ = writer.await;
+        Ok(())
+    });
+    // The stdin reader sits in a blocking read that only a closed stdin would end.
+    rt.shutdown_background();
+    result
+}
