@@ -1,26 +1,41 @@
 //! The engine's driver: one SIP [`Endpoint`] for all lines, each line's [`Registration`]
-//! fed with responses and the clock, commands in, [`Event`]s out. No window and no terminal:
-//! the headless control and the GUI both sit on top of these two channels.
+//! fed with responses and the clock, the calls ([`Call`]) and their dialogs, commands in,
+//! [`Event`]s out. No window and no terminal: the headless control and the GUI both sit on
+//! top of these two channels.
 
-use crate::config::{Account, Config};
+use crate::call::{self, Call, CallState};
+use crate::config::{Account, Audio, Config};
 use crate::registration::{Outcome, Registration, State};
 use serde::Serialize;
+use sip::dialog::{Dialog, DialogId};
 use sip::endpoint::Endpoint;
 use sip::transaction::{Peer, TimerConfig, TransportKind, TsxEvent, TsxKey};
 use sip::transport::TransportConfig;
-use sip::{Request, Response};
+use sip::types::Name;
+use sip::{Message, Method, Request, Response, build};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// What the engine is asked to do.
+/// What the engine is asked to do. Calls are named by the number `calling`/`incoming`
+/// gave them; without one, the newest call fitting the command is meant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Report every line's state.
+    /// Report every line's and call's state.
     Status,
     /// Register line `n` (1-based) again now.
     Register(usize),
+    /// Call `number` (a number or a SIP URI) on line `line` (1-based).
+    Dial {
+        number: String,
+        line: usize,
+    },
+    Answer(Option<u32>),
+    /// Refuse a ringing incoming call (486 Busy Here).
+    Reject(Option<u32>),
+    /// End a call in any state (BYE, CANCEL, or a refusal).
+    Hangup(Option<u32>),
     /// Unregister every line and stop.
     Quit,
 }
@@ -33,6 +48,16 @@ pub struct LineStatus {
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+}
+
+/// One call's state, as `status` reports it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CallStatus {
+    pub call: u32,
+    pub line: usize,
+    pub party: String,
+    pub state: &'static str,
+    pub outgoing: bool,
 }
 
 /// What happened, one JSON object per event with an `"event"` field.
@@ -58,8 +83,32 @@ pub enum Event {
         line: usize,
         account: String,
     },
+    Calling {
+        call: u32,
+        line: usize,
+        to: String,
+    },
+    Ringing {
+        call: u32,
+    },
+    Incoming {
+        call: u32,
+        line: usize,
+        from: String,
+        display: String,
+        diversion: String,
+    },
+    Established {
+        call: u32,
+    },
+    Ended {
+        call: u32,
+        status: u16,
+        reason: String,
+    },
     Status {
         lines: Vec<LineStatus>,
+        calls: Vec<CallStatus>,
     },
     Error {
         message: String,
@@ -73,6 +122,16 @@ struct Line {
     peer: Peer,
     /// The REGISTER transaction in flight.
     pending: Option<TsxKey>,
+}
+
+struct Engine {
+    ep: Arc<Endpoint>,
+    local: SocketAddr,
+    lines: Vec<Line>,
+    calls: Vec<Call>,
+    next_call: u32,
+    audio: Audio,
+    events: mpsc::UnboundedSender<Event>,
 }
 
 /// Runs the engine until `Quit` (or the command channel closes).
@@ -92,175 +151,618 @@ pub async fn run(
     )
     .await?;
     let local = ep.local_addr(TransportKind::Udp).unwrap_or(listen);
-    let mut lines = Vec::new();
-    for (i, a) in config.accounts.iter().enumerate() {
-        let transport = if a.transport == "tcp" {
-            TransportKind::Tcp
-        } else {
-            TransportKind::Udp
-        };
-        let local = ep.local_addr(transport).unwrap_or(local);
-        let Some(addr) = tokio::net::lookup_host((a.server.as_str(), a.port))
-            .await
-            .ok()
-            .and_then(|mut it| it.next())
-        else {
-            let _ = events.send(Event::RegistrationFailed {
-                line: i + 1,
-                account: a.number.clone(),
-                status: 0,
-                reason: format!("{}: no address for this server", a.server),
-            });
-            continue;
-        };
-        lines.push(Line {
-            reg: Registration::new(
-                &a.number,
-                (&a.server, a.port),
-                (&a.user_id, &a.password),
-                transport,
-                local,
-                a.registration_expiry,
-            ),
-            account: a.clone(),
-            peer: Peer::new(transport, addr),
-            pending: None,
-        });
-    }
-    let _ = events.send(Event::Ready {
-        lines: lines.len(),
-        sip: local.to_string(),
-    });
-    for line in &mut lines {
-        let r = line.reg.register();
-        send(&ep, line, r);
-    }
+    let mut e = Engine {
+        ep,
+        local,
+        lines: Vec::new(),
+        calls: Vec::new(),
+        next_call: 1,
+        audio: config.audio.clone(),
+        events,
+    };
+    e.open_lines(&config).await;
     loop {
-        let wake = lines
+        let wake = e
+            .lines
             .iter()
             .filter_map(|l| l.reg.poll_timeout())
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
-            e = tsx.recv() => match e {
-                Some(TsxEvent::Response { key, response }) => on_response(&ep, &mut lines, &key, &response, &events),
-                Some(TsxEvent::Request { key, request, .. }) => {
-                    let _ = ep.send_response(&key, &request.make_response(501, "Not Implemented"));
-                }
+            t = tsx.recv() => match t {
+                Some(TsxEvent::Response { key, response }) => e.on_response(&key, &response).await,
+                Some(TsxEvent::Request { key, request, peer }) => e.on_request(key, request, peer).await,
+                Some(TsxEvent::Cancelled { invite, .. }) => e.on_cancelled(&invite),
                 Some(_) => {}
                 None => return Ok(()),
             },
             c = commands.recv() => match c {
-                Some(Command::Status) => {
-                    let _ = events.send(Event::Status { lines: status(&lines) });
-                }
-                Some(Command::Register(n)) => match lines.get_mut(n.wrapping_sub(1)) {
-                    Some(line) => {
-                        let r = line.reg.register();
-                        send(&ep, line, r);
-                    }
-                    None => {
-                        let _ = events.send(Event::Error { message: format!("no line {n}") });
-                    }
-                },
-                Some(Command::Quit) | None => return quit(&ep, &mut lines, &mut tsx, &events).await,
+                Some(Command::Quit) | None => return e.quit(&mut tsx).await,
+                Some(c) => e.on_command(c).await,
             },
             _ = tokio::time::sleep_until(wake.into()) => {
                 let now = Instant::now();
-                for line in &mut lines {
-                    let r = line.reg.poll_transmit(now);
-                    send(&ep, line, r);
+                for i in 0..e.lines.len() {
+                    let r = e.lines[i].reg.poll_transmit(now);
+                    e.send_register(i, r);
                 }
             }
         }
     }
 }
 
-fn send(ep: &Arc<Endpoint>, line: &mut Line, request: Option<Request>) {
-    if let Some(r) = request {
-        line.pending = ep.send_request(r, line.peer).ok();
+impl Engine {
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
     }
-}
 
-fn on_response(
-    ep: &Arc<Endpoint>,
-    lines: &mut [Line],
-    key: &TsxKey,
-    response: &Response,
-    events: &mpsc::UnboundedSender<Event>,
-) {
-    let Some((i, line)) = lines
-        .iter_mut()
-        .enumerate()
-        .find(|(_, l)| l.pending.as_ref() == Some(key))
-    else {
-        return;
-    };
-    let (n, account) = (i + 1, line.account.number.clone());
-    let event = match line.reg.on_response(Instant::now(), response) {
-        None => return,
-        Some(Outcome::Send(r)) => return send(ep, line, Some(r)),
-        Some(Outcome::Registered { expires }) => Event::Registered {
-            line: n,
-            account,
-            expires,
-        },
-        Some(Outcome::Unregistered) => Event::Unregistered { line: n, account },
-        Some(Outcome::Failed { status, reason }) => Event::RegistrationFailed {
-            line: n,
-            account,
-            status,
-            reason,
-        },
-    };
-    line.pending = None;
-    let _ = events.send(event);
-}
-
-fn status(lines: &[Line]) -> Vec<LineStatus> {
-    lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let (state, status) = match l.reg.state() {
-                State::Unregistered => ("unregistered", None),
-                State::Registering => ("registering", None),
-                State::Registered { .. } => ("registered", None),
-                State::Failed { status, .. } => ("failed", Some(*status)),
+    async fn open_lines(&mut self, config: &Config) {
+        for (i, a) in config.accounts.iter().enumerate() {
+            let transport = if a.transport == "tcp" {
+                TransportKind::Tcp
+            } else {
+                TransportKind::Udp
             };
-            LineStatus {
-                line: i + 1,
-                account: l.account.number.clone(),
-                state,
-                status,
-            }
-        })
-        .collect()
-}
+            let local = self.ep.local_addr(transport).unwrap_or(self.local);
+            let Some(addr) = tokio::net::lookup_host((a.server.as_str(), a.port))
+                .await
+                .ok()
+                .and_then(|mut it| it.next())
+            else {
+                self.emit(Event::RegistrationFailed {
+                    line: i + 1,
+                    account: a.number.clone(),
+                    status: 0,
+                    reason: format!("{}: no address for this server", a.server),
+                });
+                continue;
+            };
+            self.lines.push(Line {
+                reg: Registration::new(
+                    &a.number,
+                    (&a.server, a.port),
+                    (&a.user_id, &a.password),
+                    transport,
+                    local,
+                    a.registration_expiry,
+                ),
+                account: a.clone(),
+                peer: Peer::new(transport, addr),
+                pending: None,
+            });
+        }
+        self.emit(Event::Ready {
+            lines: self.lines.len(),
+            sip: self.local.to_string(),
+        });
+        for i in 0..self.lines.len() {
+            let r = self.lines[i].reg.register();
+            self.send_register(i, r);
+        }
+    }
 
-/// Unregisters the registered lines (waiting at most two seconds for the answers).
-async fn quit(
-    ep: &Arc<Endpoint>,
-    lines: &mut [Line],
-    tsx: &mut mpsc::UnboundedReceiver<TsxEvent>,
-    events: &mpsc::UnboundedSender<Event>,
-) -> anyhow::Result<()> {
-    for line in lines.iter_mut() {
-        if matches!(line.reg.state(), State::Registered { .. }) {
-            let r = line.reg.unregister();
-            send(ep, line, r);
+    fn send_register(&mut self, i: usize, request: Option<Request>) {
+        if let Some(r) = request {
+            let peer = self.lines[i].peer;
+            self.lines[i].pending = self.ep.send_request(r, peer).ok();
         }
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while lines.iter().any(|l| l.pending.is_some()) {
-        match tokio::time::timeout_at(deadline, tsx.recv()).await {
-            Ok(Some(TsxEvent::Response { key, response })) => {
-                on_response(ep, lines, &key, &response, events);
+
+    fn via(&self, peer: Peer) -> String {
+        build::via_value(peer.transport, self.local, &build::new_branch())
+    }
+
+    async fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Status => self.emit(Event::Status {
+                lines: self.line_status(),
+                calls: self.call_status(),
+            }),
+            Command::Register(n) => {
+                if n == 0 || n > self.lines.len() {
+                    return self.emit(Event::Error {
+                        message: format!("no line {n}"),
+                    });
+                }
+                let r = self.lines[n - 1].reg.register();
+                self.send_register(n - 1, r);
             }
-            Ok(Some(_)) => {}
-            _ => break,
+            Command::Dial { number, line } => self.dial(&number, line).await,
+            Command::Answer(id) => self.answer(id).await,
+            Command::Reject(id) => match self.pick(id, |c| c.state == CallState::Incoming) {
+                Some(i) => {
+                    let c = self.calls.remove(i);
+                    self.refuse(&c, 486, "Busy Here");
+                    self.emit(Event::Ended {
+                        call: c.id,
+                        status: 486,
+                        reason: "rejected".into(),
+                    });
+                }
+                None => self.no_call("reject"),
+            },
+            Command::Hangup(id) => match self.pick(id, |_| true) {
+                Some(i) => self.hang_up(i),
+                None => self.no_call("hangup"),
+            },
+            Command::Quit => {}
         }
     }
-    let _ = events.send(Event::Quit);
-    Ok(())
+
+    fn no_call(&self, what: &str) {
+        self.emit(Event::Error {
+            message: format!("{what}: no such call"),
+        });
+    }
+
+    /// The call `id` names, or the newest for which `fits` holds.
+    fn pick(&self, id: Option<u32>, fits: impl Fn(&Call) -> bool) -> Option<usize> {
+        match id {
+            Some(id) => self.calls.iter().position(|c| c.id == id),
+            None => self.calls.iter().rposition(fits),
+        }
+    }
+
+    async fn dial(&mut self, number: &str, line: usize) {
+        let Some(l) = line.checked_sub(1).and_then(|i| self.lines.get(i)) else {
+            return self.emit(Event::Error {
+                message: format!("dial: no line {line}"),
+            });
+        };
+        let target = if number.starts_with("sip:") {
+            number.to_string()
+        } else if !number.is_empty()
+            && number
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "*#+.-_".contains(c))
+        {
+            format!("sip:{number}@{}", l.account.server)
+        } else {
+            return self.emit(Event::Error {
+                message: format!("dial: {number:?} is no number or SIP URI"),
+            });
+        };
+        let from = format!("sip:{}@{}", l.account.number, l.account.server);
+        let peer = l.peer;
+        let display = l.account.display_name.clone();
+        let Ok(mut invite) = build::request(
+            Method::Invite,
+            &target,
+            &from,
+            &target,
+            peer.transport,
+            self.local,
+        ) else {
+            return self.emit(Event::Error {
+                message: format!("dial: {target:?} is no SIP URI"),
+            });
+        };
+        if !display.is_empty() {
+            let v = invite
+                .headers
+                .remove(&Name::FROM)
+                .and_then(|v| v.into_iter().next())
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            invite
+                .headers
+                .insert(Name::FROM, format!("\"{}\" {v}", display.replace('"', "")));
+        }
+        let Some((rtp, caps)) = self.open_rtp().await else {
+            return self.emit(Event::Error {
+                message: "dial: no RTP port".into(),
+            });
+        };
+        invite.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        invite.body = sip::sdp::offer(&caps).into_bytes().into();
+        let Ok(key) = self.ep.send_request(invite.clone(), peer) else {
+            return self.emit(Event::Error {
+                message: "dial: could not send".into(),
+            });
+        };
+        let id = self.next_call;
+        self.next_call += 1;
+        self.calls.push(Call::new(
+            id,
+            line - 1,
+            true,
+            number.to_string(),
+            invite,
+            key,
+            peer,
+            (rtp, caps),
+        ));
+        self.emit(Event::Calling {
+            call: id,
+            line,
+            to: number.to_string(),
+        });
+    }
+
+    async fn open_rtp(&self) -> Option<(tokio::net::UdpSocket, sip::sdp::Local)> {
+        let rtp = tokio::net::UdpSocket::bind((self.local.ip(), 0))
+            .await
+            .ok()?;
+        let port = rtp.local_addr().ok()?.port();
+        Some((rtp, call::local_caps(self.local.ip(), port)))
+    }
+
+    async fn answer(&mut self, id: Option<u32>) {
+        let Some(i) = self.pick(id, |c| c.state == CallState::Incoming) else {
+            return self.no_call("answer");
+        };
+        let (source, record) = (self.audio.source.clone(), self.audio.record_dir.clone());
+        let local = self.local;
+        let c = &mut self.calls[i];
+        if c.state != CallState::Incoming {
+            return self.no_call("answer");
+        }
+        let Some((body, agreed)) = call::answer_offer(&c.invite.body, &c.local) else {
+            let c = self.calls.remove(i);
+            self.refuse(&c, 488, "Not Acceptable Here");
+            return self.emit(Event::Ended {
+                call: c.id,
+                status: 488,
+                reason: "no common codec".into(),
+            });
+        };
+        let mut ok = c.invite.make_response(200, "OK");
+        ok.set_to_tag(&c.tag);
+        ok.headers.insert(
+            Name::CONTACT,
+            format!("<sip:{}@{local}>", self.lines[c.line].account.number),
+        );
+        ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        ok.body = body.into_bytes().into();
+        let _ = self.ep.send_response(&c.key, &ok);
+        c.dialog = Dialog::from_uas(&c.invite, &c.tag);
+        c.state = CallState::Established;
+        c.start_media(&agreed, source.as_deref(), record.as_deref());
+        let id = c.id;
+        self.emit(Event::Established { call: id });
+    }
+
+    fn refuse(&self, c: &Call, status: u16, reason: &str) {
+        let mut r = c.invite.make_response(status, reason);
+        r.set_to_tag(&c.tag);
+        let _ = self.ep.send_response(&c.key, &r);
+    }
+
+    fn hang_up(&mut self, i: usize) {
+        let c = self.calls.remove(i);
+        match (c.state, &c.dialog) {
+            (CallState::Incoming, _) => self.refuse(&c, 603, "Decline"),
+            (CallState::Calling | CallState::Ringing, _) => {
+                let _ = self.ep.cancel(&c.key);
+            }
+            (CallState::Established, Some(d)) => {
+                let mut d = d.clone();
+                let bye = d.request(Method::Bye, &self.via(c.peer));
+                let _ = self.ep.send_request(bye, c.peer);
+            }
+            _ => {}
+        }
+        self.emit(Event::Ended {
+            call: c.id,
+            status: 0,
+            reason: "hung up".into(),
+        });
+    }
+
+    async fn on_response(&mut self, key: &TsxKey, response: &Response) {
+        if let Some(i) = self
+            .lines
+            .iter()
+            .position(|l| l.pending.as_ref() == Some(key))
+        {
+            return self.on_register_response(i, response);
+        }
+        if let Some(i) = self.calls.iter().position(|c| c.outgoing && c.key == *key) {
+            self.on_invite_response(i, response);
+        }
+    }
+
+    fn on_register_response(&mut self, i: usize, response: &Response) {
+        let (n, account) = (i + 1, self.lines[i].account.number.clone());
+        let event = match self.lines[i].reg.on_response(Instant::now(), response) {
+            None => return,
+            Some(Outcome::Send(r)) => return self.send_register(i, Some(r)),
+            Some(Outcome::Registered { expires }) => Event::Registered {
+                line: n,
+                account,
+                expires,
+            },
+            Some(Outcome::Unregistered) => Event::Unregistered { line: n, account },
+            Some(Outcome::Failed { status, reason }) => Event::RegistrationFailed {
+                line: n,
+                account,
+                status,
+                reason,
+            },
+        };
+        self.lines[i].pending = None;
+        self.emit(event);
+    }
+
+    fn on_invite_response(&mut self, i: usize, response: &Response) {
+        let status = response.status;
+        let (source, record) = (self.audio.source.clone(), self.audio.record_dir.clone());
+        let c = &mut self.calls[i];
+        match status {
+            100 => {}
+            101..=199 => {
+                if c.state == CallState::Calling {
+                    c.state = CallState::Ringing;
+                    let id = c.id;
+                    self.emit(Event::Ringing { call: id });
+                }
+            }
+            200..=299 => {
+                if c.dialog.is_none() {
+                    c.dialog = Dialog::from_uac(&c.invite, response);
+                }
+                if let Some(d) = &c.dialog {
+                    let via = build::via_value(c.peer.transport, self.local, &build::new_branch());
+                    let ack = d.ack(d.local_seq, &via);
+                    self.ep.send_stateless(c.peer, &Message::Request(ack));
+                }
+                if c.state == CallState::Established {
+                    return; // a retransmitted 2xx, ACKed again
+                }
+                c.state = CallState::Established;
+                let id = c.id;
+                let usable = match call::take_answer(&response.body, &c.local) {
+                    Some(agreed) => {
+                        c.start_media(&agreed, source.as_deref(), record.as_deref());
+                        true
+                    }
+                    None => false,
+                };
+                if !usable {
+                    self.emit(Event::Error {
+                        message: format!("call {id}: the answer's SDP is unusable"),
+                    });
+                }
+                self.emit(Event::Established { call: id });
+            }
+            401 | 407 if !c.authorized => {
+                let l = &self.lines[c.line];
+                let mut client =
+                    sip::auth::DigestClient::new(&l.account.user_id, &l.account.password);
+                let mut again = c.invite.clone();
+                if !client.authorize(&mut again, response) {
+                    let c = self.calls.remove(i);
+                    return self.emit(Event::Ended {
+                        call: c.id,
+                        status,
+                        reason: response.reason.clone(),
+                    });
+                }
+                let seq = again.cseq().map_or(1, |s| s.seq) + 1;
+                again.headers.remove(&Name::CSEQ);
+                again.headers.insert(Name::CSEQ, format!("{seq} INVITE"));
+                again.headers.remove(&Name::VIA);
+                again.headers.insert(
+                    Name::VIA,
+                    build::via_value(c.peer.transport, self.local, &build::new_branch()),
+                );
+                c.authorized = true;
+                if let Ok(k) = self.ep.send_request(again.clone(), c.peer) {
+                    c.key = k;
+                    c.invite = again;
+                }
+            }
+            _ => {
+                let c = self.calls.remove(i);
+                self.emit(Event::Ended {
+                    call: c.id,
+                    status,
+                    reason: response.reason.clone(),
+                });
+            }
+        }
+    }
+
+    async fn on_request(&mut self, key: TsxKey, request: Request, peer: Peer) {
+        if request.to_tag().is_some() {
+            return self.on_in_dialog(key, request);
+        }
+        match request.method {
+            Method::Invite => self.on_invite(key, request, peer).await,
+            Method::Options => {
+                let _ = self
+                    .ep
+                    .send_response(&key, &request.make_response(200, "OK"));
+            }
+            Method::Ack => {}
+            _ => {
+                let _ = self
+                    .ep
+                    .send_response(&key, &request.make_response(501, "Not Implemented"));
+            }
+        }
+    }
+
+    async fn on_invite(&mut self, key: TsxKey, request: Request, peer: Peer) {
+        let to = request.uri.user().unwrap_or_default().to_string();
+        let line = self
+            .lines
+            .iter()
+            .position(|l| l.account.number == to)
+            .unwrap_or(0);
+        let tag = build::new_tag();
+        let Some((rtp, caps)) = self.open_rtp().await else {
+            let mut r = request.make_response(503, "Service Unavailable");
+            r.set_to_tag(&tag);
+            let _ = self.ep.send_response(&key, &r);
+            return;
+        };
+        let from = request.header_user(Name::FROM).unwrap_or_default();
+        let display = request
+            .headers
+            .get_raw(&Name::FROM)
+            .next()
+            .map(|f| {
+                f.split('<')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let diversion = request
+            .headers
+            .get_raw(&sip::headers::diversion_name())
+            .next()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let mut ringing = request.make_response(180, "Ringing");
+        ringing.set_to_tag(&tag);
+        let _ = self.ep.send_response(&key, &ringing);
+        let id = self.next_call;
+        self.next_call += 1;
+        let mut c = Call::new(
+            id,
+            line,
+            false,
+            from.clone(),
+            request,
+            key,
+            peer,
+            (rtp, caps),
+        );
+        c.tag = tag;
+        self.calls.push(c);
+        self.emit(Event::Incoming {
+            call: id,
+            line: line + 1,
+            from,
+            display,
+            diversion,
+        });
+    }
+
+    fn on_cancelled(&mut self, invite: &TsxKey) {
+        if let Some(i) = self
+            .calls
+            .iter()
+            .position(|c| !c.outgoing && c.key == *invite && c.state == CallState::Incoming)
+        {
+            let c = self.calls.remove(i);
+            self.refuse(&c, 487, "Request Terminated");
+            self.emit(Event::Ended {
+                call: c.id,
+                status: 487,
+                reason: "cancelled by the caller".into(),
+            });
+        }
+    }
+
+    fn on_in_dialog(&mut self, key: TsxKey, request: Request) {
+        let id = DialogId::of_request(&request);
+        let found = self.calls.iter().position(|c| {
+            c.dialog
+                .as_ref()
+                .is_some_and(|d| Some(&d.id) == id.as_ref())
+        });
+        let Some(i) = found else {
+            if request.method != Method::Ack {
+                let _ = self.ep.send_response(
+                    &key,
+                    &request.make_response(481, "Call/Transaction Does Not Exist"),
+                );
+            }
+            return;
+        };
+        match request.method {
+            Method::Ack => {}
+            Method::Bye => {
+                let _ = self
+                    .ep
+                    .send_response(&key, &request.make_response(200, "OK"));
+                let c = self.calls.remove(i);
+                self.emit(Event::Ended {
+                    call: c.id,
+                    status: 0,
+                    reason: "the other side hung up".into(),
+                });
+            }
+            Method::Options | Method::Info | Method::Update => {
+                let _ = self
+                    .ep
+                    .send_response(&key, &request.make_response(200, "OK"));
+            }
+            _ => {
+                let _ = self
+                    .ep
+                    .send_response(&key, &request.make_response(501, "Not Implemented"));
+            }
+        }
+    }
+
+    fn line_status(&self) -> Vec<LineStatus> {
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let (state, status) = match l.reg.state() {
+                    State::Unregistered => ("unregistered", None),
+                    State::Registering => ("registering", None),
+                    State::Registered { .. } => ("registered", None),
+                    State::Failed { status, .. } => ("failed", Some(*status)),
+                };
+                LineStatus {
+                    line: i + 1,
+                    account: l.account.number.clone(),
+                    state,
+                    status,
+                }
+            })
+            .collect()
+    }
+
+    fn call_status(&self) -> Vec<CallStatus> {
+        self.calls
+            .iter()
+            .map(|c| CallStatus {
+                call: c.id,
+                line: c.line + 1,
+                party: c.party.clone(),
+                state: match c.state {
+                    CallState::Calling => "calling",
+                    CallState::Ringing => "ringing",
+                    CallState::Incoming => "incoming",
+                    CallState::Established => "established",
+                },
+                outgoing: c.outgoing,
+            })
+            .collect()
+    }
+
+    /// Hangs up every call and unregisters the registered lines (waiting at most two
+    /// seconds for the answers).
+    async fn quit(&mut self, tsx: &mut mpsc::UnboundedReceiver<TsxEvent>) -> anyhow::Result<()> {
+        while !self.calls.is_empty() {
+            self.hang_up(self.calls.len() - 1);
+        }
+        for i in 0..self.lines.len() {
+            if matches!(self.lines[i].reg.state(), State::Registered { .. }) {
+                let r = self.lines[i].reg.unregister();
+                self.send_register(i, r);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.lines.iter().any(|l| l.pending.is_some()) {
+            match tokio::time::timeout_at(deadline, tsx.recv()).await {
+                Ok(Some(TsxEvent::Response { key, response })) => {
+                    self.on_response(&key, &response).await;
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        self.emit(Event::Quit);
+        Ok(())
+    }
 }

@@ -1,6 +1,7 @@
 //! Headless control: one command per line on stdin (and on a loopback TCP socket with
 //! `--control`), one JSON event per line on stdout. Commands so far: `status`,
-//! `register [LINE]`, `quit`. A line that is no command gets an `error` event and changes
+//! `register [LINE]`, `dial NUMBER [LINE]`, `answer [CALL]`, `reject [CALL]`,
+//! `hangup [CALL]`, `quit`. A line that is no command gets an `error` event and changes
 //! nothing.
 
 use crate::engine::{Command, Event};
@@ -24,13 +25,33 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 .ok_or_else(|| format!("{verb}: {a:?} is no line number")),
         }
     };
+    let call_arg = |args: &[&str]| -> Result<Option<u32>, String> {
+        match args.first() {
+            None => Ok(None),
+            Some(a) => a
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| format!("{verb}: {a:?} is no call number")),
+        }
+    };
     match (verb.to_ascii_lowercase().as_str(), args.len()) {
         ("status", 0) => Ok(Command::Status),
         ("register", 0 | 1) => Ok(Command::Register(line_arg(&args)?)),
+        ("dial", 1 | 2) => Ok(Command::Dial {
+            number: args[0].to_string(),
+            line: line_arg(&args[1..])?,
+        }),
+        ("dial", _) => Err("dial NUMBER [LINE]".into()),
+        ("answer", 0 | 1) => Ok(Command::Answer(call_arg(&args)?)),
+        ("reject", 0 | 1) => Ok(Command::Reject(call_arg(&args)?)),
+        ("hangup", 0 | 1) => Ok(Command::Hangup(call_arg(&args)?)),
         ("quit", 0) => Ok(Command::Quit),
         (v @ ("status" | "quit"), _) => Err(format!("{v} takes no arguments")),
+        (v @ ("answer" | "reject" | "hangup" | "register"), _) => {
+            Err(format!("{v} takes at most one number"))
+        }
         (v, _) => Err(format!(
-            "{v}: unknown command (status, register [LINE], quit)"
+            "{v}: unknown command (status, register [LINE], dial NUMBER [LINE], answer [CALL], reject [CALL], hangup [CALL], quit)"
         )),
     }
 }
@@ -89,6 +110,17 @@ mod tests {
         assert_eq!(parse(" register 2 "), Ok(Command::Register(2)));
         assert_eq!(parse("register"), Ok(Command::Register(1)));
         assert_eq!(parse("QUIT"), Ok(Command::Quit));
+        assert_eq!(
+            parse("dial 202 2"),
+            Ok(Command::Dial {
+                number: "202".into(),
+                line: 2
+            })
+        );
+        assert_eq!(parse("answer"), Ok(Command::Answer(None)));
+        assert_eq!(parse("hangup 3"), Ok(Command::Hangup(Some(3))));
+        assert!(parse("hangup x").unwrap_err().contains("no call number"));
+        assert!(parse("dial").is_err());
         assert!(
             parse("register zero")
                 .unwrap_err()

@@ -6,9 +6,11 @@
 //! ## Brief overview
 //! - [`config`]: the TOML configuration (the provisioner's native softphone profile).
 //! - [`registration`]: one line's registration, a pure state machine told the time.
+//! - [`call`]: one call — its INVITE, dialog and SDP, and the task carrying its audio.
 //! - [`engine`]: the driver — one SIP endpoint for every line, commands in, events out.
 //! - [`headless`]: line commands on stdin or a loopback TCP socket, JSON events on stdout.
 
+pub mod call;
 pub mod config;
 pub mod engine;
 pub mod headless;

@@ -10,13 +10,19 @@ pub(crate) fn skip() -> bool {
     std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1")
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free for UDP and TCP a moment ago, from 20000-29999: below the
+/// ephemeral ports other processes get and away from the relay ranges the tests give
+/// pbx-lite (10000-19999 by default, 30000 and up in the call tests), so that a port chosen
+/// here is rarely taken before the PBX binds it.
 pub(crate) fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let p = 20000 + rand::random::<u16>() % 10000;
+        if UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+        {
+            return p;
+        }
+    }
 }
 
 /// The pbx-lite binary under test.
@@ -62,7 +68,7 @@ pub(crate) fn serve(db: &std::path::Path, port: u16, extra: &[&str]) -> std::pro
         .append(true)
         .open(log_of(db))
         .unwrap();
-    let child = c
+    let mut child = c
         .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(log)
@@ -70,6 +76,9 @@ pub(crate) fn serve(db: &std::path::Path, port: u16, extra: &[&str]) -> std::pro
         .unwrap();
     let t0 = std::time::Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("pbx-lite exited ({status}) before listening on {port}: see its log");
+        }
         assert!(
             t0.elapsed() < std::time::Duration::from_secs(10),
             "pbx-lite did not start"

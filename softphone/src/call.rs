@@ -1,0 +1,199 @@
+//! One call of a line: its INVITE (sent or received), its dialog once answered, the SDP the
+//! phone offered or answered, and the media task that carries its audio — the line's audio
+//! source in, what it hears out to a WAV per call (headless) — through a
+//! [`media::session::MediaSession`] on its own RTP socket.
+
+use media::device::{Input, Output};
+use media::g711::Law;
+use media::session::{MediaSession, Payload, SessionConfig};
+use sip::Request;
+use sip::dialog::Dialog;
+use sip::sdp::{self, Codec, Direction, Local, Negotiated};
+use sip::transaction::{Peer, TsxKey};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+
+/// Where a call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// Our INVITE is out.
+    Calling,
+    /// The far end rings (180/183).
+    Ringing,
+    /// An INVITE came in and waits for `answer` or `reject`.
+    Incoming,
+    Established,
+}
+
+pub struct Call {
+    pub id: u32,
+    /// The line (index into the engine's lines).
+    pub line: usize,
+    pub state: CallState,
+    pub outgoing: bool,
+    /// The other party (number or URI) as the phone shows it.
+    pub party: String,
+    pub invite: Request,
+    pub key: TsxKey,
+    /// Our To tag on an incoming call.
+    pub tag: String,
+    pub peer: Peer,
+    pub dialog: Option<Dialog>,
+    /// Our side of the SDP.
+    pub local: Local,
+    pub rtp: Option<UdpSocket>,
+    /// Whether our one answer to a 401/407 was spent.
+    pub authorized: bool,
+    media: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if let Some(stop) = self.media.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Call {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: u32,
+        line: usize,
+        outgoing: bool,
+        party: String,
+        invite: Request,
+        key: TsxKey,
+        peer: Peer,
+        (rtp, local): (UdpSocket, Local),
+    ) -> Call {
+        Call {
+            id,
+            line,
+            state: if outgoing {
+                CallState::Calling
+            } else {
+                CallState::Incoming
+            },
+            outgoing,
+            party,
+            invite,
+            key,
+            tag: String::new(),
+            peer,
+            dialog: None,
+            local,
+            rtp: Some(rtp),
+            authorized: false,
+            media: None,
+        }
+    }
+
+    /// Starts the audio once the SDP is agreed: `source` plays into the call (looped),
+    /// what arrives is recorded in `record_dir` (one WAV per call), if given.
+    pub fn start_media(
+        &mut self,
+        agreed: &Negotiated,
+        source: Option<&Path>,
+        record_dir: Option<&Path>,
+    ) {
+        let (Some(rtp), Some(remote)) = (self.rtp.take(), agreed.remote) else {
+            return;
+        };
+        let Some((pt, codec)) = agreed.codecs.first() else {
+            return;
+        };
+        let law = if codec.name.eq_ignore_ascii_case("PCMA") {
+            Law::A
+        } else {
+            Law::Mu
+        };
+        let Ok(session) = MediaSession::new(SessionConfig {
+            payload: Payload::G711(law),
+            payload_type: *pt,
+            telephone_event: agreed.telephone_event,
+            srtp: None,
+            ssrc: rand::random(),
+        }) else {
+            return;
+        };
+        let input = source
+            .and_then(|p| media::wav::WavSource::open(p, 8000, true).ok())
+            .map_or(Input::Null { rate: 8000 }, |s| Input::File(s, 8000));
+        let output = record_dir
+            .map(|d| d.join(format!("call-{}-{}.wav", self.id, std::process::id())))
+            .and_then(|p: PathBuf| media::wav::WavSink::create(&p, 8000).ok())
+            .map_or(Output::Null { rate: 8000 }, |s| Output::File(s, 8000));
+        let (stop, stopped) = oneshot::channel();
+        self.media = Some(stop);
+        tokio::spawn(media_loop(rtp, remote, session, (input, output), stopped));
+    }
+}
+
+/// Our capabilities for a new call: G.711 both laws and RFC 4733 events on `port`.
+pub fn local_caps(addr: std::net::IpAddr, port: u16) -> Local {
+    Local {
+        addr,
+        port,
+        codecs: vec![Codec::pcmu(), Codec::pcma(), Codec::telephone_event()],
+        direction: Direction::SendRecv,
+        crypto: Vec::new(),
+        session_id: rand::random::<u32>().into(),
+        version: 1,
+    }
+}
+
+/// Reads an SDP body as the answer to our offer.
+pub fn take_answer(body: &[u8], local: &Local) -> Option<Negotiated> {
+    sdp::take_answer(&sdp::parse(body).ok()?, local).ok()
+}
+
+/// Answers an SDP offer: our SDP body and what was agreed.
+pub fn answer_offer(body: &[u8], local: &Local) -> Option<(String, Negotiated)> {
+    sdp::answer(&sdp::parse(body).ok()?, local).ok()
+}
+
+/// Carries one call's audio every 20 ms until told to stop: the input frame out, what
+/// arrived (through the jitter buffer) to the output.
+async fn media_loop(
+    rtp: UdpSocket,
+    remote: SocketAddr,
+    mut session: MediaSession,
+    (mut input, mut output): (Input, Output),
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut frame = vec![0i16; session.frame_samples()];
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 2048];
+    let mut dest = remote;
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            r = rtp.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r {
+                    dest = from; // symmetric RTP: answer where it comes from
+                    session.handle_packet(Instant::now(), &buf[..n]);
+                }
+            }
+            _ = tick.tick() => {
+                input.read(&mut frame);
+                let now = Instant::now();
+                let _ = session.send_frame(now, &frame);
+                while let Some(p) = session.poll_transmit() {
+                    let _ = rtp.send_to(&p, dest).await;
+                }
+                if session.poll_frame(now, &mut heard).is_ok() && !heard.is_empty() {
+                    let _ = output.play(&heard);
+                }
+            }
+        }
+    }
+    if let Output::File(sink, _) = output {
+        let _ = sink.finish();
+    }
+}

@@ -1,0 +1,126 @@
+//! Calls of the headless softphone through `pbx-lite serve` with baresip at the other end
+//! (issue #7): the softphone (station 201) plays 440 Hz and records what it hears; baresip
+//! (202) plays 600 Hz and records too. An outgoing call, an incoming call it answers, one it
+//! rejects (486 reaches the caller) and one the caller cancels; each recording must hold the
+//! other's tone.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use e2e::baresip::Baresip;
+use media::analysis::dominant_frequency;
+use std::io::Write;
+use std::time::Duration;
+use support::{Pbx, expect, registered};
+
+fn tone(path: &std::path::Path, freq: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..8000 * 30 {
+        w.write_sample(
+            ((2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin() * 12000.0) as i16,
+        )
+        .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn samples(path: &std::path::Path) -> Vec<i16> {
+    hound::WavReader::open(path)
+        .map(|r| r.into_samples().filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !ok() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn calls_both_ways_with_two_way_audio() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let pbx = Pbx::start(&["201", "202"]);
+    let dir = pbx.dir.path();
+    let (ours, theirs) = (dir.join("tone440.wav"), dir.join("tone600.wav"));
+    tone(&ours, 440.0);
+    tone(&theirs, 600.0);
+    let heard = dir.join("heard");
+    std::fs::create_dir_all(&heard).unwrap();
+    let config = format!(
+        "{}\n[audio]\nsource = \"{}\"\nrecord_dir = \"{}\"\n",
+        pbx.account("201", "Pw-201-secret"),
+        ours.display(),
+        heard.display()
+    );
+    let (_phone, rx, mut stdin) = support::softphone(dir, &config);
+    expect(&rx, "registered");
+    let port = pbx.port;
+    let b = Baresip::start_with(&theirs, move |_| {
+        format!("<sip:202@127.0.0.1:{port}>;auth_user=u202;auth_pass=Pw-202-secret;answermode=auto;audio_codecs=PCMU;regint=600")
+    })
+    .unwrap();
+    wait_for("202 registered", || registered(&pbx.db, "202"));
+
+    // Out: the softphone calls 202, which answers.
+    writeln!(stdin, "dial 202").unwrap();
+    let call = expect(&rx, "calling")["call"].as_u64().unwrap();
+    assert_eq!(expect(&rx, "established")["call"].as_u64(), Some(call));
+    std::thread::sleep(Duration::from_secs(3));
+    writeln!(stdin, "hangup").unwrap();
+    expect(&rx, "ended");
+    wait_for("baresip to hang up", || b.log().contains("terminated"));
+    std::thread::sleep(Duration::from_millis(300));
+    let file = std::fs::read_dir(&heard)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let got = samples(&file);
+    assert!(
+        got.len() > 16000,
+        "the softphone recorded {} samples",
+        got.len()
+    );
+    let f = dominant_frequency(&got[4000..got.len().min(20000)], 8000);
+    assert!((f - 600.0).abs() < 5.0, "the softphone heard {f} Hz");
+    let theirs_heard = samples(b.decoded_files().first().unwrap());
+    let f = dominant_frequency(&theirs_heard[4000..theirs_heard.len().min(20000)], 8000);
+    assert!((f - 440.0).abs() < 5.0, "baresip heard {f} Hz");
+
+    // In: 202 calls; the softphone rings, shows who calls, and answers.
+    b.command("/dial 201\n").unwrap();
+    let inc = expect(&rx, "incoming");
+    assert_eq!(inc["from"], "202");
+    writeln!(stdin, "answer").unwrap();
+    expect(&rx, "established");
+    std::thread::sleep(Duration::from_secs(1));
+    b.command("/hangup\n").unwrap();
+    assert_eq!(expect(&rx, "ended")["reason"], "the other side hung up");
+
+    // Rejected: 486 reaches the caller.
+    b.command("/dial 201\n").unwrap();
+    expect(&rx, "incoming");
+    writeln!(stdin, "reject").unwrap();
+    assert_eq!(expect(&rx, "ended")["status"], 486);
+    wait_for("baresip to see 486", || b.log().contains("486"));
+
+    // Cancelled by the caller while it rings.
+    b.command("/dial 201\n").unwrap();
+    expect(&rx, "incoming");
+    b.command("/hangup\n").unwrap();
+    assert_eq!(expect(&rx, "ended")["status"], 487);
+}

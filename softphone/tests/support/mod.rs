@@ -1,0 +1,183 @@
+//! What the softphone's integration tests share: pbx-lite and its CLI, the phone's events.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The pbx-lite binary of this workspace, built if it is not there yet.
+pub(crate) fn pbx_lite() -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pbx-lite");
+    if !target.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "-p", "pbx-lite"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cargo build -p pbx-lite failed");
+    }
+    target
+}
+
+pub(crate) fn free_port() -> u16 {
+    // Below the ephemeral range and away from pbx-lite's default relay ports (10000-19999).
+    loop {
+        let p = 20000 + rand::random::<u16>() % 10000;
+        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+        {
+            return p;
+        }
+    }
+}
+
+pub(crate) struct Kill(pub(crate) Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) fn cli(db: &Path, args: &[&str]) -> String {
+    let o = Command::new(pbx_lite())
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+pub(crate) fn registered(db: &Path, number: &str) -> bool {
+    let v: serde_json::Value = serde_json::from_str(&cli(db, &["status", "--json"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["number"] == number && r["registered"] == true)
+}
+
+/// The phone's events, one JSON value per line, as they come.
+pub(crate) fn events(child: &mut Child) -> mpsc::Receiver<serde_json::Value> {
+    let (tx, rx) = mpsc::channel();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for the next event named `name`, passing over others.
+pub(crate) fn expect(rx: &mpsc::Receiver<serde_json::Value>, name: &str) -> serde_json::Value {
+    loop {
+        let v = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no {name} event"));
+        if v["event"] == name {
+            return v;
+        }
+    }
+}
+
+/// `pbx-lite serve` on loopback over a fresh database with `stations` (password
+/// `Pw-NNN-secret`, user `uNNN`), direct media.
+pub(crate) struct Pbx {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) db: PathBuf,
+    pub(crate) port: u16,
+    _child: Kill,
+}
+
+impl Pbx {
+    pub(crate) fn start(stations: &[&str]) -> Pbx {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("office.db");
+        for n in stations {
+            cli(
+                &db,
+                &[
+                    "station",
+                    "add",
+                    "--number",
+                    n,
+                    "--user-id",
+                    &format!("u{n}"),
+                    "--password",
+                    &format!("Pw-{n}-secret"),
+                ],
+            );
+        }
+        cli(&db, &["settings", "set", "media.relay", "never"]);
+        let port = free_port();
+        let child = Kill(
+            Command::new(pbx_lite())
+                .arg("--db")
+                .arg(&db)
+                .args([
+                    "serve",
+                    "--sip",
+                    &format!("127.0.0.1:{port}"),
+                    "--no-provisioning",
+                ])
+                .args(["--admin", "127.0.0.1:0"])
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let t0 = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "pbx-lite did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Pbx {
+            dir,
+            db,
+            port,
+            _child: child,
+        }
+    }
+
+    /// An `[[account]]` for station `number` on this PBX.
+    pub(crate) fn account(&self, number: &str, password: &str) -> String {
+        format!(
+            "[[account]]\nnumber = \"{number}\"\nuser_id = \"u{number}\"\npassword = \"{password}\"\nserver = \"127.0.0.1\"\nport = {}\n",
+            self.port
+        )
+    }
+}
+
+/// A headless softphone with configuration `config`: the process, its events, its stdin.
+pub(crate) fn softphone(
+    dir: &Path,
+    config: &str,
+) -> (
+    Kill,
+    mpsc::Receiver<serde_json::Value>,
+    std::process::ChildStdin,
+) {
+    let path = dir.join("phone.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Kill(
+        Command::new(env!("CARGO_BIN_EXE_softphone"))
+            .args(["--headless", "--sip", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = events(&mut child.0);
+    let stdin = child.0.stdin.take().unwrap();
+    (child, rx, stdin)
+}
