@@ -14,7 +14,18 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
+
+/// What the engine tells a call's media task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaControl {
+    /// The peer's SDP names a new address.
+    Remote(SocketAddr),
+    /// Stop (or start again) sending audio: on hold.
+    Hold(bool),
+    /// Send a digit as RFC 4733 events.
+    Dtmf(char),
+}
 
 /// Where a call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,15 +58,13 @@ pub struct Call {
     pub rtp: Option<UdpSocket>,
     /// Whether our one answer to a 401/407 was spent.
     pub authorized: bool,
-    media: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for Call {
-    fn drop(&mut self) {
-        if let Some(stop) = self.media.take() {
-            let _ = stop.send(());
-        }
-    }
+    /// Our re-INVITE in flight (hold, resume).
+    pub reinvite: Option<TsxKey>,
+    /// We hold the call; the other side holds it.
+    pub on_hold: bool,
+    pub held_by_peer: bool,
+    /// The media task's control (dropping it ends the task).
+    media: Option<mpsc::UnboundedSender<MediaControl>>,
 }
 
 impl Call {
@@ -88,6 +97,9 @@ impl Call {
             local,
             rtp: Some(rtp),
             authorized: false,
+            reinvite: None,
+            on_hold: false,
+            held_by_peer: false,
             media: None,
         }
     }
@@ -127,9 +139,27 @@ impl Call {
             .map(|d| d.join(format!("call-{}-{}.wav", self.id, std::process::id())))
             .and_then(|p: PathBuf| media::wav::WavSink::create(&p, 8000).ok())
             .map_or(Output::Null { rate: 8000 }, |s| Output::File(s, 8000));
-        let (stop, stopped) = oneshot::channel();
-        self.media = Some(stop);
-        tokio::spawn(media_loop(rtp, remote, session, (input, output), stopped));
+        let (control, controlled) = mpsc::unbounded_channel();
+        self.media = Some(control);
+        tokio::spawn(media_loop(
+            rtp,
+            remote,
+            session,
+            (input, output),
+            controlled,
+        ));
+    }
+
+    /// Tells the media task something; false when the call has no media.
+    pub fn media(&self, c: MediaControl) -> bool {
+        self.media.as_ref().is_some_and(|m| m.send(c).is_ok())
+    }
+
+    /// Our next SDP offer or answer body: the same session, the version up by one.
+    pub fn next_local(&mut self, direction: Direction) -> &Local {
+        self.local.version += 1;
+        self.local.direction = direction;
+        &self.local
     }
 }
 
@@ -163,7 +193,7 @@ async fn media_loop(
     remote: SocketAddr,
     mut session: MediaSession,
     (mut input, mut output): (Input, Output),
-    mut stop: oneshot::Receiver<()>,
+    mut control: mpsc::UnboundedReceiver<MediaControl>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -171,9 +201,17 @@ async fn media_loop(
     let mut heard = Vec::new();
     let mut buf = [0u8; 2048];
     let mut dest = remote;
+    let mut held = false;
     loop {
         tokio::select! {
-            _ = &mut stop => break,
+            c = control.recv() => match c {
+                None => break,
+                Some(MediaControl::Remote(a)) => dest = a,
+                Some(MediaControl::Hold(h)) => held = h,
+                Some(MediaControl::Dtmf(d)) => {
+                    session.send_dtmf(d);
+                }
+            },
             r = rtp.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r {
                     dest = from; // symmetric RTP: answer where it comes from
@@ -183,9 +221,11 @@ async fn media_loop(
             _ = tick.tick() => {
                 input.read(&mut frame);
                 let now = Instant::now();
-                let _ = session.send_frame(now, &frame);
-                while let Some(p) = session.poll_transmit() {
-                    let _ = rtp.send_to(&p, dest).await;
+                if !held && !dest.ip().is_unspecified() {
+                    let _ = session.send_frame(now, &frame);
+                    while let Some(p) = session.poll_transmit() {
+                        let _ = rtp.send_to(&p, dest).await;
+                    }
                 }
                 if session.poll_frame(now, &mut heard).is_ok() && !heard.is_empty() {
                     let _ = output.play(&heard);

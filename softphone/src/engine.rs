@@ -3,12 +3,13 @@
 //! [`Event`]s out. No window and no terminal: the headless control and the GUI both sit on
 //! top of these two channels.
 
-use crate::call::{self, Call, CallState};
+use crate::call::{self, Call, CallState, MediaControl};
 use crate::config::{Account, Audio, Config};
 use crate::registration::{Outcome, Registration, State};
 use serde::Serialize;
 use sip::dialog::{Dialog, DialogId};
 use sip::endpoint::Endpoint;
+use sip::sdp::Direction;
 use sip::transaction::{Peer, TimerConfig, TransportKind, TsxEvent, TsxKey};
 use sip::transport::TransportConfig;
 use sip::types::Name;
@@ -36,6 +37,14 @@ pub enum Command {
     Reject(Option<u32>),
     /// End a call in any state (BYE, CANCEL, or a refusal).
     Hangup(Option<u32>),
+    /// Put an established call on hold (re-INVITE, sendonly), or take it off.
+    Hold(Option<u32>),
+    Resume(Option<u32>),
+    /// Send digits in a call (RFC 4733 events).
+    Dtmf {
+        digits: String,
+        call: Option<u32>,
+    },
     /// Unregister every line and stop.
     Quit,
 }
@@ -100,6 +109,17 @@ pub enum Event {
     },
     Established {
         call: u32,
+    },
+    Held {
+        call: u32,
+    },
+    Resumed {
+        call: u32,
+    },
+    /// The other side put the call on hold (`held`: true) or took it off.
+    RemoteHold {
+        call: u32,
+        held: bool,
     },
     Ended {
         call: u32,
@@ -285,6 +305,22 @@ impl Engine {
                 Some(i) => self.hang_up(i),
                 None => self.no_call("hangup"),
             },
+            Command::Hold(id) => self.reinvite(id, true),
+            Command::Resume(id) => self.reinvite(id, false),
+            Command::Dtmf { digits, call } => {
+                match self.pick(call, |c| c.state == CallState::Established) {
+                    Some(i) => {
+                        for d in digits.chars() {
+                            if !self.calls[i].media(MediaControl::Dtmf(d)) {
+                                return self.emit(Event::Error {
+                                    message: "dtmf: the call has no media".into(),
+                                });
+                            }
+                        }
+                    }
+                    None => self.no_call("dtmf"),
+                }
+            }
             Command::Quit => {}
         }
     }
@@ -422,6 +458,109 @@ impl Engine {
         self.emit(Event::Established { call: id });
     }
 
+    /// Holds (sendonly) or resumes (sendrecv) a call with a re-INVITE.
+    fn reinvite(&mut self, id: Option<u32>, hold: bool) {
+        let what = if hold { "hold" } else { "resume" };
+        let Some(i) = self.pick(id, |c| {
+            c.state == CallState::Established && c.on_hold != hold
+        }) else {
+            return self.no_call(what);
+        };
+        let local = self.local;
+        let c = &mut self.calls[i];
+        if c.state != CallState::Established || c.reinvite.is_some() {
+            let id = c.id;
+            return self.emit(Event::Error {
+                message: format!("{what}: call {id} is not ready for it"),
+            });
+        }
+        let body = sip::sdp::offer(c.next_local(if hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        }));
+        let Some(d) = c.dialog.as_mut() else {
+            return;
+        };
+        let via = build::via_value(c.peer.transport, local, &build::new_branch());
+        let mut r = d.request(Method::Invite, &via);
+        r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        r.headers.insert(Name::CONTACT, format!("<sip:{local}>"));
+        r.body = body.into_bytes().into();
+        c.reinvite = self.ep.send_request(r, c.peer).ok();
+        c.on_hold = hold;
+        c.media(MediaControl::Hold(hold));
+    }
+
+    fn on_reinvite_response(&mut self, i: usize, response: &Response) {
+        if response.status < 200 {
+            return;
+        }
+        let local = self.local;
+        let c = &mut self.calls[i];
+        c.reinvite = None;
+        let id = c.id;
+        if !(200..300).contains(&response.status) {
+            c.on_hold = !c.on_hold; // refused: nothing changed
+            let held = c.on_hold;
+            c.media(MediaControl::Hold(held));
+            return self.emit(Event::Error {
+                message: format!("call {id}: re-INVITE answered {}", response.status),
+            });
+        }
+        if let Some(d) = &mut c.dialog {
+            d.handle_response(response);
+            let via = build::via_value(c.peer.transport, local, &build::new_branch());
+            let ack = d.ack(response.cseq().map_or(0, |s| s.seq), &via);
+            self.ep.send_stateless(c.peer, &Message::Request(ack));
+        }
+        if let Some(agreed) = call::take_answer(&response.body, &c.local)
+            && let Some(remote) = agreed.remote
+        {
+            c.media(MediaControl::Remote(remote));
+        }
+        let held = c.on_hold;
+        self.emit(if held {
+            Event::Held { call: id }
+        } else {
+            Event::Resumed { call: id }
+        });
+    }
+
+    /// The other side's re-INVITE: answered with our SDP (keeping our own hold), the media
+    /// follows its new address, and a hold or resume by the other side is reported.
+    fn on_peer_reinvite(&mut self, i: usize, key: TsxKey, request: Request) {
+        let local = self.local;
+        let number = self.lines[self.calls[i].line].account.number.clone();
+        let c = &mut self.calls[i];
+        let direction = if c.on_hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        let ours = c.next_local(direction).clone();
+        let Some((body, agreed)) = call::answer_offer(&request.body, &ours) else {
+            let _ = self
+                .ep
+                .send_response(&key, &request.make_response(488, "Not Acceptable Here"));
+            return;
+        };
+        let mut ok = request.make_response(200, "OK");
+        ok.headers
+            .insert(Name::CONTACT, format!("<sip:{number}@{local}>"));
+        ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        ok.body = body.into_bytes().into();
+        let _ = self.ep.send_response(&key, &ok);
+        if let Some(remote) = agreed.remote {
+            c.media(MediaControl::Remote(remote));
+        }
+        if agreed.remote_hold != c.held_by_peer {
+            c.held_by_peer = agreed.remote_hold;
+            let (id, held) = (c.id, c.held_by_peer);
+            self.emit(Event::RemoteHold { call: id, held });
+        }
+    }
+
     fn refuse(&self, c: &Call, status: u16, reason: &str) {
         let mut r = c.invite.make_response(status, reason);
         r.set_to_tag(&c.tag);
@@ -458,7 +597,14 @@ impl Engine {
             return self.on_register_response(i, response);
         }
         if let Some(i) = self.calls.iter().position(|c| c.outgoing && c.key == *key) {
-            self.on_invite_response(i, response);
+            return self.on_invite_response(i, response);
+        }
+        if let Some(i) = self
+            .calls
+            .iter()
+            .position(|c| c.reinvite.as_ref() == Some(key))
+        {
+            self.on_reinvite_response(i, response);
         }
     }
 
@@ -677,6 +823,7 @@ impl Engine {
         };
         match request.method {
             Method::Ack => {}
+            Method::Invite => self.on_peer_reinvite(i, key, request),
             Method::Bye => {
                 let _ = self
                     .ep

@@ -1,7 +1,7 @@
 //! Headless control: one command per line on stdin (and on a loopback TCP socket with
 //! `--control`), one JSON event per line on stdout. Commands so far: `status`,
 //! `register [LINE]`, `dial NUMBER [LINE]`, `answer [CALL]`, `reject [CALL]`,
-//! `hangup [CALL]`, `quit`. A line that is no command gets an `error` event and changes
+//! `hangup [CALL]`, `hold [CALL]`, `resume [CALL]`, `dtmf DIGITS [CALL]`, `quit`. A line that is no command gets an `error` event and changes
 //! nothing.
 
 use crate::engine::{Command, Event};
@@ -45,13 +45,26 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ("answer", 0 | 1) => Ok(Command::Answer(call_arg(&args)?)),
         ("reject", 0 | 1) => Ok(Command::Reject(call_arg(&args)?)),
         ("hangup", 0 | 1) => Ok(Command::Hangup(call_arg(&args)?)),
+        ("hold", 0 | 1) => Ok(Command::Hold(call_arg(&args)?)),
+        ("resume", 0 | 1) => Ok(Command::Resume(call_arg(&args)?)),
+        ("dtmf", 1 | 2)
+            if args[0]
+                .chars()
+                .all(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(c)) =>
+        {
+            Ok(Command::Dtmf {
+                digits: args[0].to_ascii_uppercase(),
+                call: call_arg(&args[1..])?,
+            })
+        }
+        ("dtmf", _) => Err("dtmf DIGITS [CALL]: digits are 0-9, *, #, A-D".into()),
         ("quit", 0) => Ok(Command::Quit),
         (v @ ("status" | "quit"), _) => Err(format!("{v} takes no arguments")),
-        (v @ ("answer" | "reject" | "hangup" | "register"), _) => {
+        (v @ ("answer" | "reject" | "hangup" | "register" | "hold" | "resume"), _) => {
             Err(format!("{v} takes at most one number"))
         }
         (v, _) => Err(format!(
-            "{v}: unknown command (status, register [LINE], dial NUMBER [LINE], answer [CALL], reject [CALL], hangup [CALL], quit)"
+            "{v}: unknown command (status, register [LINE], dial NUMBER [LINE], answer [CALL], reject [CALL], hangup [CALL], hold [CALL], resume [CALL], dtmf DIGITS [CALL], quit)"
         )),
     }
 }
@@ -121,6 +134,15 @@ mod tests {
         assert_eq!(parse("hangup 3"), Ok(Command::Hangup(Some(3))));
         assert!(parse("hangup x").unwrap_err().contains("no call number"));
         assert!(parse("dial").is_err());
+        assert_eq!(
+            parse("dtmf 12#"),
+            Ok(Command::Dtmf {
+                digits: "12#".into(),
+                call: None
+            })
+        );
+        assert!(parse("dtmf 1x").is_err());
+        assert_eq!(parse("hold 2"), Ok(Command::Hold(Some(2))));
         assert!(
             parse("register zero")
                 .unwrap_err()

@@ -47,43 +47,72 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// pbx-lite with the softphone as 201 (playing 440 Hz, recording into `heard`) and
+/// baresip as 202 (600 Hz, answering by itself), both registered.
+struct Setup {
+    _pbx: Pbx,
+    heard: std::path::PathBuf,
+    _phone: support::Kill,
+    rx: std::sync::mpsc::Receiver<serde_json::Value>,
+    stdin: std::process::ChildStdin,
+    b: Baresip,
+}
+
+impl Setup {
+    fn start() -> Setup {
+        let pbx = Pbx::start(&["201", "202"]);
+        let dir = pbx.dir.path().to_path_buf();
+        let (ours, theirs) = (dir.join("tone440.wav"), dir.join("tone600.wav"));
+        tone(&ours, 440.0);
+        tone(&theirs, 600.0);
+        let heard = dir.join("heard");
+        std::fs::create_dir_all(&heard).unwrap();
+        let config = format!(
+            "{}\n[audio]\nsource = \"{}\"\nrecord_dir = \"{}\"\n",
+            pbx.account("201", "Pw-201-secret"),
+            ours.display(),
+            heard.display()
+        );
+        let (phone, rx, stdin) = support::softphone(&dir, &config);
+        expect(&rx, "registered");
+        let port = pbx.port;
+        let b = Baresip::start_with(&theirs, move |_| {
+            format!("<sip:202@127.0.0.1:{port}>;auth_user=u202;auth_pass=Pw-202-secret;answermode=auto;audio_codecs=PCMU;regint=600")
+        })
+        .unwrap();
+        wait_for("202 registered", || registered(&pbx.db, "202"));
+        Setup {
+            _pbx: pbx,
+            heard,
+            _phone: phone,
+            rx,
+            stdin,
+            b,
+        }
+    }
+
+    fn send(&mut self, command: &str) {
+        writeln!(self.stdin, "{command}").unwrap();
+    }
+}
+
 #[test]
 fn calls_both_ways_with_two_way_audio() {
     if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
         return;
     }
-    let pbx = Pbx::start(&["201", "202"]);
-    let dir = pbx.dir.path();
-    let (ours, theirs) = (dir.join("tone440.wav"), dir.join("tone600.wav"));
-    tone(&ours, 440.0);
-    tone(&theirs, 600.0);
-    let heard = dir.join("heard");
-    std::fs::create_dir_all(&heard).unwrap();
-    let config = format!(
-        "{}\n[audio]\nsource = \"{}\"\nrecord_dir = \"{}\"\n",
-        pbx.account("201", "Pw-201-secret"),
-        ours.display(),
-        heard.display()
-    );
-    let (_phone, rx, mut stdin) = support::softphone(dir, &config);
-    expect(&rx, "registered");
-    let port = pbx.port;
-    let b = Baresip::start_with(&theirs, move |_| {
-        format!("<sip:202@127.0.0.1:{port}>;auth_user=u202;auth_pass=Pw-202-secret;answermode=auto;audio_codecs=PCMU;regint=600")
-    })
-    .unwrap();
-    wait_for("202 registered", || registered(&pbx.db, "202"));
-
+    let mut t = Setup::start();
+    let rx = &t.rx;
     // Out: the softphone calls 202, which answers.
-    writeln!(stdin, "dial 202").unwrap();
-    let call = expect(&rx, "calling")["call"].as_u64().unwrap();
-    assert_eq!(expect(&rx, "established")["call"].as_u64(), Some(call));
+    writeln!(t.stdin, "dial 202").unwrap();
+    let call = expect(rx, "calling")["call"].as_u64().unwrap();
+    assert_eq!(expect(rx, "established")["call"].as_u64(), Some(call));
     std::thread::sleep(Duration::from_secs(3));
-    writeln!(stdin, "hangup").unwrap();
-    expect(&rx, "ended");
-    wait_for("baresip to hang up", || b.log().contains("terminated"));
+    writeln!(t.stdin, "hangup").unwrap();
+    expect(rx, "ended");
+    wait_for("baresip to hang up", || t.b.log().contains("terminated"));
     std::thread::sleep(Duration::from_millis(300));
-    let file = std::fs::read_dir(&heard)
+    let file = std::fs::read_dir(&t.heard)
         .unwrap()
         .next()
         .unwrap()
@@ -97,30 +126,73 @@ fn calls_both_ways_with_two_way_audio() {
     );
     let f = dominant_frequency(&got[4000..got.len().min(20000)], 8000);
     assert!((f - 600.0).abs() < 5.0, "the softphone heard {f} Hz");
-    let theirs_heard = samples(b.decoded_files().first().unwrap());
+    let theirs_heard = samples(t.b.decoded_files().first().unwrap());
     let f = dominant_frequency(&theirs_heard[4000..theirs_heard.len().min(20000)], 8000);
     assert!((f - 440.0).abs() < 5.0, "baresip heard {f} Hz");
 
     // In: 202 calls; the softphone rings, shows who calls, and answers.
-    b.command("/dial 201\n").unwrap();
-    let inc = expect(&rx, "incoming");
+    t.b.command("/dial 201\n").unwrap();
+    let inc = expect(rx, "incoming");
     assert_eq!(inc["from"], "202");
-    writeln!(stdin, "answer").unwrap();
-    expect(&rx, "established");
+    writeln!(t.stdin, "answer").unwrap();
+    expect(rx, "established");
     std::thread::sleep(Duration::from_secs(1));
-    b.command("/hangup\n").unwrap();
-    assert_eq!(expect(&rx, "ended")["reason"], "the other side hung up");
+    t.b.command("/hangup\n").unwrap();
+    assert_eq!(expect(rx, "ended")["reason"], "the other side hung up");
 
     // Rejected: 486 reaches the caller.
-    b.command("/dial 201\n").unwrap();
-    expect(&rx, "incoming");
-    writeln!(stdin, "reject").unwrap();
-    assert_eq!(expect(&rx, "ended")["status"], 486);
-    wait_for("baresip to see 486", || b.log().contains("486"));
+    t.b.command("/dial 201\n").unwrap();
+    expect(rx, "incoming");
+    writeln!(t.stdin, "reject").unwrap();
+    assert_eq!(expect(rx, "ended")["status"], 486);
+    wait_for("baresip to see 486", || t.b.log().contains("486"));
 
     // Cancelled by the caller while it rings.
-    b.command("/dial 201\n").unwrap();
-    expect(&rx, "incoming");
-    b.command("/hangup\n").unwrap();
-    assert_eq!(expect(&rx, "ended")["status"], 487);
+    t.b.command("/dial 201\n").unwrap();
+    expect(rx, "incoming");
+    t.b.command("/hangup\n").unwrap();
+    assert_eq!(expect(rx, "ended")["status"], 487);
+}
+
+#[test]
+fn hold_resume_and_dtmf() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let mut t = Setup::start();
+    t.send("dial 202");
+    expect(&t.rx, "established");
+    std::thread::sleep(Duration::from_secs(2));
+    t.send("hold");
+    expect(&t.rx, "held");
+    std::thread::sleep(Duration::from_secs(3));
+    t.send("resume");
+    expect(&t.rx, "resumed");
+    std::thread::sleep(Duration::from_secs(2));
+    t.send("dtmf 5#");
+    wait_for("baresip to hear the digits", || {
+        let log = t.b.log();
+        log.contains("received event: '5'") && log.contains("received event: '#'")
+    });
+    t.send("hangup");
+    expect(&t.rx, "ended");
+    wait_for("baresip to hang up", || t.b.log().contains("terminated"));
+    std::thread::sleep(Duration::from_millis(300));
+    // 202 heard 201's 440 Hz, then the PBX's hold music, then 440 Hz again.
+    let got = samples(t.b.decoded_files().first().unwrap());
+    let windows: Vec<f32> = got
+        .chunks_exact(4000)
+        .map(|c| dominant_frequency(c, 8000))
+        .collect();
+    let is440 = |f: &f32| (f - 440.0).abs() < 8.0;
+    let first = windows.iter().position(is440).unwrap_or(usize::MAX);
+    let music = windows
+        .iter()
+        .skip(first)
+        .position(|f| !is440(f) && *f > 100.0);
+    let back = music.and_then(|m| windows.iter().skip(first + m).position(is440));
+    assert!(
+        first < windows.len() && music.is_some() && back.is_some(),
+        "202 heard {windows:?}"
+    );
 }
