@@ -71,6 +71,7 @@ pub struct Features {
     pub forward_all: String,
     pub forward_busy: String,
     pub forward_noanswer: String,
+    pub forward_busy_noanswer: String,
     pub dnd: String,
     pub park: String,
     pub retrieve: String,
@@ -88,6 +89,7 @@ impl Default for Features {
             forward_all: s("601"),
             forward_busy: s("602"),
             forward_noanswer: s("603"),
+            forward_busy_noanswer: s("604"),
             dnd: s("40"),
             park: s("11"),
             retrieve: s("12"),
@@ -206,6 +208,14 @@ park = "71"
             (c.features.park.as_str(), c.features.conference.as_str()),
             ("71", "46")
         );
+    }
+
+    #[test]
+    fn the_provisioners_profile_is_a_valid_configuration() {
+        let text = include_str!("../../profiles/tests/expected/softphone/softphone-206.toml");
+        let c = Config::parse(text, "softphone-206.toml").unwrap();
+        assert_eq!(c.accounts[0].number, "206");
+        assert_eq!(c.features.conference, "46");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! top of these two channels.
 
 use crate::call::{self, Call, CallState, MediaControl};
-use crate::config::{Account, Audio, Config};
+use crate::config::{Account, Audio, Config, Features};
 use crate::registration::{Outcome, Registration, State};
+use crate::sequence::{Fact, Progress, Sequence, Step, Wait};
 use serde::Serialize;
 use sip::dialog::{Dialog, DialogId};
 use sip::endpoint::Endpoint;
@@ -45,8 +46,28 @@ pub enum Command {
         digits: String,
         call: Option<u32>,
     },
+    /// A PBX feature, as one action (the codes come from `[features]`).
+    Feature(Feature),
     /// Unregister every line and stop.
     Quit,
+}
+
+/// The PBX features the engine drives as sequences of hold, code and resume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feature {
+    Dnd(bool),
+    /// Forward `kind` (all, busy, noanswer, both) to a number; `None` clears all.
+    Forward(Option<(String, String)>),
+    /// Hold the current call and park it (in the slot, or our own number).
+    Park(Option<String>),
+    /// Take the call parked in a slot.
+    Retrieve(String),
+    /// Answer a call ringing at a station, or in our pickup group.
+    Pickup(Option<String>),
+    /// Hold the current call and move it into our PBX conference (46).
+    ConferenceAdd,
+    /// End the adding (46 again) and resume the held call into the conference.
+    ConferenceEnd,
 }
 
 /// One line's state, as `status` reports it.
@@ -116,6 +137,18 @@ pub enum Event {
     Resumed {
         call: u32,
     },
+    /// A step of a feature sequence finished.
+    Feature {
+        name: String,
+        step: String,
+        ok: bool,
+        status: u16,
+    },
+    /// A feature sequence is over.
+    FeatureDone {
+        name: String,
+        ok: bool,
+    },
     /// The other side put the call on hold (`held`: true) or took it off.
     RemoteHold {
         call: u32,
@@ -151,6 +184,10 @@ struct Engine {
     calls: Vec<Call>,
     next_call: u32,
     audio: Audio,
+    features: Features,
+    /// The feature sequence under way, and what happened since it last looked.
+    sequence: Option<Sequence>,
+    facts: std::sync::Mutex<Vec<Fact>>,
     events: mpsc::UnboundedSender<Event>,
 }
 
@@ -178,6 +215,9 @@ pub async fn run(
         calls: Vec::new(),
         next_call: 1,
         audio: config.audio.clone(),
+        features: config.features.clone(),
+        sequence: None,
+        facts: std::sync::Mutex::new(Vec::new()),
         events,
     };
     e.open_lines(&config).await;
@@ -208,12 +248,138 @@ pub async fn run(
                 }
             }
         }
+        e.advance().await;
     }
 }
 
 impl Engine {
     fn emit(&self, e: Event) {
+        let fact = match &e {
+            Event::Held { call } => Some(Fact::Held(*call)),
+            Event::Resumed { call } => Some(Fact::Resumed(*call)),
+            Event::Ended { call, status, .. } => Some(Fact::Ended(*call, *status)),
+            _ => None,
+        };
+        if let Some(f) = fact {
+            self.facts.lock().unwrap_or_else(|e| e.into_inner()).push(f);
+        }
         let _ = self.events.send(e);
+    }
+
+    /// Starts a feature sequence (one at a time).
+    async fn feature(&mut self, f: Feature) {
+        if self.sequence.is_some() {
+            return self.emit(Event::Error {
+                message: "a feature is already under way".into(),
+            });
+        }
+        let codes = self.features.clone();
+        let own = self
+            .lines
+            .first()
+            .map(|l| l.account.number.clone())
+            .unwrap_or_default();
+        let code = |c: &str, arg: &str| Step::Code(format!("{c}{arg}"));
+        let (name, steps) = match f {
+            Feature::Dnd(on) => ("dnd", vec![code(&codes.dnd, if on { "1" } else { "0" })]),
+            Feature::Forward(None) => ("forward", vec![code(&codes.forward_clear, "")]),
+            Feature::Forward(Some((kind, to))) => {
+                let c = match kind.as_str() {
+                    "all" => &codes.forward_all,
+                    "busy" => &codes.forward_busy,
+                    "noanswer" => &codes.forward_noanswer,
+                    _ => &codes.forward_busy_noanswer,
+                };
+                ("forward", vec![code(c, &to)])
+            }
+            Feature::Park(slot) => {
+                let slot = slot.unwrap_or(own);
+                ("park", vec![Step::Hold, code(&codes.park, &slot)])
+            }
+            Feature::Retrieve(slot) => {
+                return self.dial(&format!("{}{slot}", codes.retrieve), 1).await;
+            }
+            Feature::Pickup(Some(st)) => {
+                return self
+                    .dial(&format!("{}{st}", codes.pickup_directed), 1)
+                    .await;
+            }
+            Feature::Pickup(None) => return self.dial(&codes.pickup_my_group, 1).await,
+            Feature::ConferenceAdd => ("conference", vec![Step::Hold, code(&codes.conference, "")]),
+            Feature::ConferenceEnd => (
+                "conference",
+                vec![code(&codes.conference, ""), Step::Resume],
+            ),
+        };
+        self.sequence = Some(Sequence::new(name, 0, steps));
+    }
+
+    /// Moves the feature sequence on with what happened.
+    async fn advance(&mut self) {
+        let Some(mut seq) = self.sequence.take() else {
+            self.facts.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            return;
+        };
+        loop {
+            let facts: Vec<Fact> =
+                std::mem::take(&mut *self.facts.lock().unwrap_or_else(|e| e.into_inner()));
+            for f in &facts {
+                if let Progress::StepDone { step, ok, status } = seq.on_fact(f) {
+                    self.emit(Event::Feature {
+                        name: seq.name.clone(),
+                        step,
+                        ok,
+                        status,
+                    });
+                }
+            }
+            let Some(step) = seq.next_step() else {
+                if facts.is_empty() {
+                    break;
+                }
+                continue;
+            };
+            match step {
+                Step::Hold => {
+                    match self.pick(None, |c| c.state == CallState::Established && !c.on_hold) {
+                        Some(i) => {
+                            let id = self.calls[i].id;
+                            self.reinvite(Some(id), true);
+                            seq.wait(Wait::Held(id));
+                        }
+                        None => seq.fail(),
+                    }
+                }
+                Step::Resume => {
+                    match self.pick(None, |c| c.state == CallState::Established && c.on_hold) {
+                        Some(i) => {
+                            let id = self.calls[i].id;
+                            self.reinvite(Some(id), false);
+                            seq.wait(Wait::Resumed(id));
+                        }
+                        None => seq.fail(),
+                    }
+                }
+                Step::Code(digits) => {
+                    let before = self.next_call;
+                    self.dial(&digits, seq.line + 1).await;
+                    if self.next_call > before {
+                        seq.wait(Wait::Code(before));
+                    } else {
+                        seq.fail();
+                    }
+                }
+            }
+        }
+        if seq.done() {
+            self.emit(Event::FeatureDone {
+                name: seq.name.clone(),
+                ok: !seq.failed,
+            });
+            self.facts.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        } else {
+            self.sequence = Some(seq);
+        }
     }
 
     async fn open_lines(&mut self, config: &Config) {
@@ -305,6 +471,7 @@ impl Engine {
                 Some(i) => self.hang_up(i),
                 None => self.no_call("hangup"),
             },
+            Command::Feature(f) => self.feature(f).await,
             Command::Hold(id) => self.reinvite(id, true),
             Command::Resume(id) => self.reinvite(id, false),
             Command::Dtmf { digits, call } => {

@@ -1,10 +1,12 @@
 //! Headless control: one command per line on stdin (and on a loopback TCP socket with
 //! `--control`), one JSON event per line on stdout. Commands so far: `status`,
 //! `register [LINE]`, `dial NUMBER [LINE]`, `answer [CALL]`, `reject [CALL]`,
-//! `hangup [CALL]`, `hold [CALL]`, `resume [CALL]`, `dtmf DIGITS [CALL]`, `quit`. A line that is no command gets an `error` event and changes
+//! `hangup [CALL]`, `hold [CALL]`, `resume [CALL]`, `dtmf DIGITS [CALL]`, the PBX features
+//! `dnd on|off`, `forward all|busy|noanswer|both NUMBER`, `forward clear`, `park [SLOT]`,
+//! `retrieve SLOT`, `pickup [STATION]`, `conference add|end`, and `quit`. A line that is no command gets an `error` event and changes
 //! nothing.
 
-use crate::engine::{Command, Event};
+use crate::engine::{Command, Event, Feature};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{broadcast, mpsc};
 
@@ -58,13 +60,33 @@ pub fn parse(line: &str) -> Result<Command, String> {
             })
         }
         ("dtmf", _) => Err("dtmf DIGITS [CALL]: digits are 0-9, *, #, A-D".into()),
+        ("dnd", 1) if matches!(args[0], "on" | "off") => {
+            Ok(Command::Feature(Feature::Dnd(args[0] == "on")))
+        }
+        ("dnd", _) => Err("dnd on|off".into()),
+        ("forward", 1) if args[0] == "clear" => Ok(Command::Feature(Feature::Forward(None))),
+        ("forward", 2) if matches!(args[0], "all" | "busy" | "noanswer" | "both") => Ok(
+            Command::Feature(Feature::Forward(Some((args[0].into(), args[1].into())))),
+        ),
+        ("forward", _) => Err("forward all|busy|noanswer|both NUMBER, or forward clear".into()),
+        ("park", 0 | 1) => Ok(Command::Feature(Feature::Park(
+            args.first().map(|s| s.to_string()),
+        ))),
+        ("retrieve", 1) => Ok(Command::Feature(Feature::Retrieve(args[0].into()))),
+        ("retrieve", _) => Err("retrieve SLOT".into()),
+        ("pickup", 0 | 1) => Ok(Command::Feature(Feature::Pickup(
+            args.first().map(|s| s.to_string()),
+        ))),
+        ("conference", 1) if args[0] == "add" => Ok(Command::Feature(Feature::ConferenceAdd)),
+        ("conference", 1) if args[0] == "end" => Ok(Command::Feature(Feature::ConferenceEnd)),
+        ("conference", _) => Err("conference add|end".into()),
         ("quit", 0) => Ok(Command::Quit),
         (v @ ("status" | "quit"), _) => Err(format!("{v} takes no arguments")),
         (v @ ("answer" | "reject" | "hangup" | "register" | "hold" | "resume"), _) => {
             Err(format!("{v} takes at most one number"))
         }
         (v, _) => Err(format!(
-            "{v}: unknown command (status, register [LINE], dial NUMBER [LINE], answer [CALL], reject [CALL], hangup [CALL], hold [CALL], resume [CALL], dtmf DIGITS [CALL], quit)"
+            "{v}: unknown command (status, register [LINE], dial NUMBER [LINE], answer [CALL], reject [CALL], hangup [CALL], hold [CALL], resume [CALL], dtmf DIGITS [CALL], dnd, forward, park, retrieve, pickup, conference, quit)"
         )),
     }
 }
@@ -143,6 +165,20 @@ mod tests {
         );
         assert!(parse("dtmf 1x").is_err());
         assert_eq!(parse("hold 2"), Ok(Command::Hold(Some(2))));
+        assert_eq!(parse("dnd on"), Ok(Command::Feature(Feature::Dnd(true))));
+        assert!(parse("dnd maybe").is_err());
+        assert_eq!(
+            parse("forward busy 203"),
+            Ok(Command::Feature(Feature::Forward(Some((
+                "busy".into(),
+                "203".into()
+            )))))
+        );
+        assert_eq!(parse("park"), Ok(Command::Feature(Feature::Park(None))));
+        assert_eq!(
+            parse("conference end"),
+            Ok(Command::Feature(Feature::ConferenceEnd))
+        );
         assert!(
             parse("register zero")
                 .unwrap_err()

@@ -7,6 +7,7 @@
 //! - [`config`]: the TOML configuration (the provisioner's native softphone profile).
 //! - [`registration`]: one line's registration, a pure state machine told the time.
 //! - [`call`]: one call — its INVITE, dialog and SDP, and the task carrying its audio.
+//! - [`sequence`]: PBX feature sequences (hold, code, resume) as one action each.
 //! - [`engine`]: the driver — one SIP endpoint for every line, commands in, events out.
 //! - [`headless`]: line commands on stdin or a loopback TCP socket, JSON events on stdout.
 
@@ -15,3 +16,4 @@ pub mod config;
 pub mod engine;
 pub mod headless;
 pub mod registration;
+pub mod sequence;

@@ -73,7 +73,7 @@ impl Setup {
             ours.display(),
             heard.display()
         );
-        let (phone, rx, stdin) = support::softphone(&dir, &config);
+        let (phone, rx, stdin) = support::softphone(&dir, "phone", &config);
         expect(&rx, "registered");
         let port = pbx.port;
         let b = Baresip::start_with(&theirs, move |_| {

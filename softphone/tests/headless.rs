@@ -20,7 +20,7 @@ fn lines_register_report_refuse_bad_commands_and_unregister_on_quit() {
         pbx.account("201", "Pw-201-secret"),
         pbx.account("202", "not-the-password")
     );
-    let (mut phone, rx, mut stdin) = softphone(pbx.dir.path(), &config);
+    let (mut phone, rx, mut stdin) = softphone(pbx.dir.path(), "phone", &config);
     let db = &pbx.db;
     assert_eq!(expect(&rx, "ready")["lines"], 2);
     let ok = expect(&rx, "registered");

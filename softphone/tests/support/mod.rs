@@ -157,16 +157,18 @@ impl Pbx {
     }
 }
 
-/// A headless softphone with configuration `config`: the process, its events, its stdin.
+/// A headless softphone with configuration `config` (written to `dir/name.toml`): the
+/// process, its events, its stdin.
 pub(crate) fn softphone(
     dir: &Path,
+    name: &str,
     config: &str,
 ) -> (
     Kill,
     mpsc::Receiver<serde_json::Value>,
     std::process::ChildStdin,
 ) {
-    let path = dir.join("phone.toml");
+    let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).unwrap();
     let mut child = Kill(
         Command::new(env!("CARGO_BIN_EXE_softphone"))

@@ -1,0 +1,146 @@
+//! The PBX feature sequences as one command each, against `pbx-lite serve` (issue #7): two
+//! headless softphones (201 plays 440 Hz, 203 plays 1000 Hz) and baresip (202, 600 Hz).
+//! `park` holds the call and dials 11 (answered 480); `retrieve 201` from 203 connects it to
+//! 202, and each hears the other; `dnd on` makes a call to 201 busy; `forward all 203` rings
+//! 203 instead, with the Diversion naming 201.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use e2e::baresip::Baresip;
+use media::analysis::dominant_frequency;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+use support::{Pbx, expect, registered};
+
+fn tone(path: &Path, freq: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..8000 * 30 {
+        w.write_sample(
+            ((2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin() * 12000.0) as i16,
+        )
+        .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !ok() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for `feature_done` and says whether the feature went as expected.
+fn done(rx: &std::sync::mpsc::Receiver<serde_json::Value>, name: &str) {
+    let d = expect(rx, "feature_done");
+    assert_eq!(
+        (d["name"].as_str(), d["ok"].as_bool()),
+        (Some(name), Some(true)),
+        "{d}"
+    );
+}
+
+#[test]
+fn park_retrieve_dnd_and_forward_by_command() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let pbx = Pbx::start(&["201", "202", "203"]);
+    let dir = pbx.dir.path().to_path_buf();
+    let mut phones = Vec::new();
+    for (n, f) in [("201", 440.0), ("203", 1000.0)] {
+        let wav = dir.join(format!("tone{n}.wav"));
+        tone(&wav, f);
+        let rec = dir.join(format!("heard{n}"));
+        std::fs::create_dir_all(&rec).unwrap();
+        let config = format!(
+            "{}\n[audio]\nsource = \"{}\"\nrecord_dir = \"{}\"\n",
+            pbx.account(n, &format!("Pw-{n}-secret")),
+            wav.display(),
+            rec.display()
+        );
+        let (p, rx, stdin) = support::softphone(&dir, n, &config);
+        expect(&rx, "registered");
+        phones.push((p, rx, stdin, rec));
+    }
+    let b_wav = dir.join("tone202.wav");
+    tone(&b_wav, 600.0);
+    let port = pbx.port;
+    let b = Baresip::start_with(&b_wav, move |_| {
+        format!("<sip:202@127.0.0.1:{port}>;auth_user=u202;auth_pass=Pw-202-secret;answermode=auto;audio_codecs=PCMU;regint=600")
+    })
+    .unwrap();
+    wait_for("202 registered", || registered(&pbx.db, "202"));
+    let [(_a, a_rx, a_in, _), (_c, c_rx, c_in, c_rec)] = &mut phones[..] else {
+        unreachable!()
+    };
+
+    // Park: 201 talks to 202, then `park` holds and dials 11.
+    writeln!(a_in, "dial 202").unwrap();
+    expect(a_rx, "established");
+    std::thread::sleep(Duration::from_secs(1));
+    writeln!(a_in, "park").unwrap();
+    let hold = expect(a_rx, "feature");
+    assert_eq!(
+        (hold["step"].as_str(), hold["ok"].as_bool()),
+        (Some("hold"), Some(true))
+    );
+    let code = expect(a_rx, "feature");
+    assert_eq!(code["status"], 480);
+    done(a_rx, "park");
+    // Retrieve from 203: it talks to 202.
+    writeln!(c_in, "retrieve 201").unwrap();
+    expect(c_rx, "established");
+    std::thread::sleep(Duration::from_secs(3));
+    writeln!(c_in, "hangup").unwrap();
+    expect(c_rx, "ended");
+    wait_for("baresip to hang up", || b.log().contains("terminated"));
+    std::thread::sleep(Duration::from_millis(300));
+    let file = std::fs::read_dir(c_rec)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let heard: Vec<i16> = hound::WavReader::open(&file)
+        .unwrap()
+        .into_samples()
+        .filter_map(Result::ok)
+        .collect();
+    let f = dominant_frequency(&heard[4000..heard.len().min(16000)], 8000);
+    assert!((f - 600.0).abs() < 5.0, "203 heard {f} Hz after retrieving");
+
+    // DND: a call to 201 is busy; off again, it rings.
+    writeln!(a_in, "dnd on").unwrap();
+    done(a_rx, "dnd");
+    b.command("/dial 201\n").unwrap();
+    wait_for("486 at baresip", || b.log().contains("486"));
+    writeln!(a_in, "dnd off").unwrap();
+    done(a_rx, "dnd");
+
+    // Forward all to 203: 203 rings, and sees who forwarded.
+    writeln!(a_in, "forward all 203").unwrap();
+    done(a_rx, "forward");
+    b.command("/dial 201\n").unwrap();
+    let inc = expect(c_rx, "incoming");
+    assert_eq!(inc["from"], "202");
+    assert!(
+        inc["diversion"].as_str().unwrap().contains("sip:201@"),
+        "{inc}"
+    );
+    writeln!(c_in, "reject").unwrap();
+    writeln!(a_in, "forward clear").unwrap();
+    done(a_rx, "forward");
+}
