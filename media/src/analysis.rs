@@ -19,8 +19,11 @@ fn spectrum(x: &[f32], planner: &mut FftPlanner<f32>) -> Vec<f32> {
     buf[..n / 2].iter().map(|c| c.norm()).collect()
 }
 
-/// The strongest frequency in `samples` (Hz).
+/// The strongest frequency in `samples` (Hz); 0 for fewer than 4 samples.
 pub fn dominant_frequency(samples: &[i16], rate: u32) -> f32 {
+    if samples.len() < 4 {
+        return 0.0;
+    }
     let x: Vec<f32> = samples.iter().map(|s| f32::from(*s)).collect();
     let mag = spectrum(&x, &mut FftPlanner::new());
     let (k, _) = mag
@@ -135,6 +138,13 @@ mod tests {
                     .sum::<f32>() as i16
             })
             .collect()
+    }
+
+    #[test]
+    fn too_short_is_no_frequency() {
+        assert_eq!(dominant_frequency(&[], 8000), 0.0);
+        assert_eq!(dominant_frequency(&[1, 2], 8000), 0.0);
+        assert!((dominant_frequency(&tone(&[440.0]), 8000) - 440.0).abs() < 2.0);
     }
 
     #[test]

@@ -58,8 +58,9 @@ pub struct Call {
     pub rtp: Option<UdpSocket>,
     /// Whether our one answer to a 401/407 was spent.
     pub authorized: bool,
-    /// Our re-INVITE in flight (hold, resume).
+    /// Our re-INVITE in flight (hold, resume), and our REFER.
     pub reinvite: Option<TsxKey>,
+    pub refer: Option<TsxKey>,
     /// We hold the call; the other side holds it.
     pub on_hold: bool,
     pub held_by_peer: bool,
@@ -98,6 +99,7 @@ impl Call {
             rtp: Some(rtp),
             authorized: false,
             reinvite: None,
+            refer: None,
             on_hold: false,
             held_by_peer: false,
             media: None,

@@ -3,10 +3,11 @@
 //! `register [LINE]`, `dial NUMBER [LINE]`, `answer [CALL]`, `reject [CALL]`,
 //! `hangup [CALL]`, `hold [CALL]`, `resume [CALL]`, `dtmf DIGITS [CALL]`, the PBX features
 //! `dnd on|off`, `forward all|busy|noanswer|both NUMBER`, `forward clear`, `park [SLOT]`,
-//! `retrieve SLOT`, `pickup [STATION]`, `conference add|end`, and `quit`. A line that is no command gets an `error` event and changes
+//! `retrieve SLOT`, `pickup [STATION]`, `conference add|end`, `transfer NUMBER [CALL]`
+//! (blind), `transfer call OTHER [CALL]` (attended), and `quit`. A line that is no command gets an `error` event and changes
 //! nothing.
 
-use crate::engine::{Command, Event, Feature};
+use crate::engine::{Command, Event, Feature, TransferTarget};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{broadcast, mpsc};
 
@@ -80,6 +81,21 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ("conference", 1) if args[0] == "add" => Ok(Command::Feature(Feature::ConferenceAdd)),
         ("conference", 1) if args[0] == "end" => Ok(Command::Feature(Feature::ConferenceEnd)),
         ("conference", _) => Err("conference add|end".into()),
+        // transfer NUMBER [CALL] (blind); transfer call OTHER [CALL] (attended: to the
+        // party of our call OTHER).
+        ("transfer", 2 | 3) if args[0] == "call" => Ok(Command::Transfer {
+            call: call_arg(&args[2..])?,
+            to: TransferTarget::Call(
+                args[1]
+                    .parse()
+                    .map_err(|_| format!("transfer call: {:?} is no call number", args[1]))?,
+            ),
+        }),
+        ("transfer", 1 | 2) => Ok(Command::Transfer {
+            call: call_arg(&args[1..])?,
+            to: TransferTarget::Number(args[0].into()),
+        }),
+        ("transfer", _) => Err("transfer NUMBER [CALL], or transfer call OTHER [CALL]".into()),
         ("quit", 0) => Ok(Command::Quit),
         (v @ ("status" | "quit"), _) => Err(format!("{v} takes no arguments")),
         (v @ ("answer" | "reject" | "hangup" | "register" | "hold" | "resume"), _) => {
@@ -175,6 +191,21 @@ mod tests {
             )))))
         );
         assert_eq!(parse("park"), Ok(Command::Feature(Feature::Park(None))));
+        assert_eq!(
+            parse("transfer 203"),
+            Ok(Command::Transfer {
+                call: None,
+                to: TransferTarget::Number("203".into())
+            })
+        );
+        assert_eq!(
+            parse("transfer call 2 1"),
+            Ok(Command::Transfer {
+                call: Some(1),
+                to: TransferTarget::Call(2)
+            })
+        );
+        assert!(parse("transfer call x").is_err());
         assert_eq!(
             parse("conference end"),
             Ok(Command::Feature(Feature::ConferenceEnd))

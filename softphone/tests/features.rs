@@ -52,11 +52,16 @@ fn done(rx: &std::sync::mpsc::Receiver<serde_json::Value>, name: &str) {
     );
 }
 
-#[test]
-fn park_retrieve_dnd_and_forward_by_command() {
-    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
-        return;
-    }
+type Phone = (
+    support::Kill,
+    std::sync::mpsc::Receiver<serde_json::Value>,
+    std::process::ChildStdin,
+    std::path::PathBuf,
+);
+
+/// pbx-lite; softphones 201 (440 Hz) and 203 (1000 Hz), each recording what it hears; and
+/// baresip 202 (600 Hz), answering by itself.
+fn office() -> (Pbx, Vec<Phone>, Baresip) {
     let pbx = Pbx::start(&["201", "202", "203"]);
     let dir = pbx.dir.path().to_path_buf();
     let mut phones = Vec::new();
@@ -83,6 +88,37 @@ fn park_retrieve_dnd_and_forward_by_command() {
     })
     .unwrap();
     wait_for("202 registered", || registered(&pbx.db, "202"));
+    (pbx, phones, b)
+}
+
+/// The dominant frequency of the newest recording in `dir`, from 0.5 s to 2 s (waiting for
+/// the phone to finish writing it).
+fn newest_heard(dir: &Path) -> f32 {
+    let t0 = std::time::Instant::now();
+    loop {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        let heard: Vec<i16> = files
+            .last()
+            .and_then(|f| hound::WavReader::open(f).ok())
+            .map(|r| r.into_samples().filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        if heard.len() > 12000 || t0.elapsed() > Duration::from_secs(5) {
+            return dominant_frequency(&heard[heard.len().min(4000)..heard.len().min(16000)], 8000);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn park_retrieve_dnd_and_forward_by_command() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let (_pbx, mut phones, b) = office();
     let [(_a, a_rx, a_in, _), (_c, c_rx, c_in, c_rec)] = &mut phones[..] else {
         unreachable!()
     };
@@ -143,4 +179,68 @@ fn park_retrieve_dnd_and_forward_by_command() {
     writeln!(c_in, "reject").unwrap();
     writeln!(a_in, "forward clear").unwrap();
     done(a_rx, "forward");
+}
+
+#[test]
+fn blind_and_attended_transfer_by_refer() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let (_pbx, mut phones, b) = office();
+    let [(_a, a_rx, a_in, _), (_c, c_rx, c_in, c_rec)] = &mut phones[..] else {
+        unreachable!()
+    };
+    // Blind: 201 talks to 202 and sends it to 203; 203 answers and hears 202.
+    writeln!(a_in, "dial 202").unwrap();
+    expect(a_rx, "established");
+    writeln!(a_in, "transfer 203").unwrap();
+    expect(c_rx, "incoming");
+    writeln!(c_in, "answer").unwrap();
+    expect(c_rx, "established");
+    expect(a_rx, "transferred");
+    expect(a_rx, "ended");
+    std::thread::sleep(Duration::from_secs(2));
+    writeln!(c_in, "hangup").unwrap();
+    expect(c_rx, "ended");
+    std::thread::sleep(Duration::from_millis(500));
+    let f = newest_heard(c_rec);
+    assert!(
+        (f - 600.0).abs() < 5.0,
+        "203 heard {f} Hz after the blind transfer"
+    );
+
+    // Attended: 201 calls 202, holds it, calls 203, then joins them (REFER with Replaces).
+    writeln!(a_in, "dial 202").unwrap();
+    let first = expect(a_rx, "established")["call"].as_u64().unwrap();
+    writeln!(a_in, "hold").unwrap();
+    expect(a_rx, "held");
+    writeln!(a_in, "dial 203").unwrap();
+    expect(c_rx, "incoming");
+    writeln!(c_in, "answer").unwrap();
+    let second = expect(a_rx, "established")["call"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    writeln!(a_in, "transfer call {second} {first}").unwrap();
+    expect(a_rx, "transferred");
+    std::thread::sleep(Duration::from_secs(2));
+    b.command("/hangup\n").unwrap();
+    expect(c_rx, "ended");
+    std::thread::sleep(Duration::from_millis(500));
+    let f = newest_heard(c_rec);
+    assert!(
+        (f - 600.0).abs() < 5.0 || (f - 440.0).abs() < 5.0,
+        "203 heard {f} Hz"
+    );
+    let theirs = b.decoded_files();
+    let last = theirs.iter().max().unwrap();
+    let heard: Vec<i16> = hound::WavReader::open(last)
+        .unwrap()
+        .into_samples()
+        .filter_map(Result::ok)
+        .collect();
+    let tail = &heard[heard.len().saturating_sub(12000)..heard.len().saturating_sub(2000)];
+    let f = dominant_frequency(tail, 8000);
+    assert!(
+        (f - 1000.0).abs() < 5.0,
+        "202 heard {f} Hz at the end of the attended transfer"
+    );
 }

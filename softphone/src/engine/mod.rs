@@ -3,6 +3,8 @@
 //! [`Event`]s out. No window and no terminal: the headless control and the GUI both sit on
 //! top of these two channels.
 
+mod transfer;
+
 use crate::call::{self, Call, CallState, MediaControl};
 use crate::config::{Account, Audio, Config, Features};
 use crate::registration::{Outcome, Registration, State};
@@ -19,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+pub use transfer::TransferTarget;
 
 /// What the engine is asked to do. Calls are named by the number `calling`/`incoming`
 /// gave them; without one, the newest call fitting the command is meant.
@@ -48,6 +51,11 @@ pub enum Command {
     },
     /// A PBX feature, as one action (the codes come from `[features]`).
     Feature(Feature),
+    /// Transfer a call (REFER): to a number (blind) or to our other call (attended).
+    Transfer {
+        call: Option<u32>,
+        to: TransferTarget,
+    },
     /// Unregister every line and stop.
     Quit,
 }
@@ -136,6 +144,15 @@ pub enum Event {
     },
     Resumed {
         call: u32,
+    },
+    /// The transfer target took the call (our call is over).
+    Transferred {
+        call: u32,
+    },
+    TransferFailed {
+        call: u32,
+        status: u16,
+        reason: String,
     },
     /// A step of a feature sequence finished.
     Feature {
@@ -472,6 +489,7 @@ impl Engine {
                 None => self.no_call("hangup"),
             },
             Command::Feature(f) => self.feature(f).await,
+            Command::Transfer { call, to } => self.transfer(call, to),
             Command::Hold(id) => self.reinvite(id, true),
             Command::Resume(id) => self.reinvite(id, false),
             Command::Dtmf { digits, call } => {
@@ -771,7 +789,14 @@ impl Engine {
             .iter()
             .position(|c| c.reinvite.as_ref() == Some(key))
         {
-            self.on_reinvite_response(i, response);
+            return self.on_reinvite_response(i, response);
+        }
+        if let Some(i) = self
+            .calls
+            .iter()
+            .position(|c| c.refer.as_ref() == Some(key))
+        {
+            self.on_refer_response(i, response.status, &response.reason);
         }
     }
 
@@ -991,6 +1016,7 @@ impl Engine {
         match request.method {
             Method::Ack => {}
             Method::Invite => self.on_peer_reinvite(i, key, request),
+            Method::Notify => self.on_notify(i, key, request),
             Method::Bye => {
                 let _ = self
                     .ep
