@@ -230,17 +230,55 @@ fn blind_and_attended_transfer_by_refer() {
         (f - 600.0).abs() < 5.0 || (f - 440.0).abs() < 5.0,
         "203 heard {f} Hz"
     );
-    let theirs = b.decoded_files();
-    let last = theirs.iter().max().unwrap();
-    let heard: Vec<i16> = hound::WavReader::open(last)
-        .unwrap()
-        .into_samples()
-        .filter_map(Result::ok)
-        .collect();
+    // baresip writes its recording out when the call is over: wait for it.
+    let mut heard: Vec<i16> = Vec::new();
+    wait_for("baresip's recording", || {
+        heard = b
+            .decoded_files()
+            .iter()
+            .max()
+            .and_then(|f| hound::WavReader::open(f).ok())
+            .map(|r| r.into_samples().filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        heard.len() > 16000
+    });
     let tail = &heard[heard.len().saturating_sub(12000)..heard.len().saturating_sub(2000)];
     let f = dominant_frequency(tail, 8000);
     assert!(
         (f - 1000.0).abs() < 5.0,
         "202 heard {f} Hz at the end of the attended transfer"
+    );
+}
+
+#[test]
+fn message_waiting_follows_voicemail() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let (pbx, mut phones, b) = office();
+    support::cli(&pbx.db, &["station", "set", "201", "voicemail=201"]);
+    support::cli(
+        &pbx.db,
+        &["settings", "set", "forward.noanswer_seconds", "2"],
+    );
+    let [(_a, a_rx, _a_in, _), _] = &mut phones[..] else {
+        unreachable!()
+    };
+    // The subscription's first NOTIFY: nothing waiting.
+    let first = expect(a_rx, "mwi");
+    assert_eq!(
+        (first["new"].as_u64(), first["old"].as_u64()),
+        (Some(0), Some(0))
+    );
+    // 202 calls 201, which does not answer: voicemail takes a message.
+    b.command("/dial 201\n").unwrap();
+    expect(a_rx, "incoming");
+    assert_eq!(expect(a_rx, "ended")["status"], 487);
+    std::thread::sleep(Duration::from_secs(4));
+    b.command("/hangup\n").unwrap();
+    let lit = expect(a_rx, "mwi");
+    assert_eq!(
+        (lit["line"].as_u64(), lit["new"].as_u64()),
+        (Some(1), Some(1))
     );
 }

@@ -21,8 +21,10 @@ fn free_port() -> u16 {
             .and_then(|s| s.local_addr())
             .map(|a| a.port())
             .unwrap_or(0);
-        // baresip also binds TLS on port + 1 (PEERS.md).
+        // baresip binds UDP and TCP on the port (SIP, and the cons console), and TLS on
+        // port + 1 (PEERS.md).
         if p != 0
+            && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
             && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
             && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
         {
@@ -49,7 +51,7 @@ impl Baresip {
         let mut tries = 0;
         loop {
             match Self::try_start(source, &account) {
-                Err(e) if tries < 5 && e.to_string().contains("Address already in use") => {
+                Err(e) if tries < 5 && e.to_string().contains("already in use") => {
                     tries += 1;
                 }
                 r => return r,
@@ -86,7 +88,17 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n",
             dir,
         };
         let start = Instant::now();
-        while !b.log().contains("baresip is ready") {
+        loop {
+            let log = b.log();
+            // A console that could not listen takes no commands: start again elsewhere.
+            if log.contains("failed to listen") {
+                return Err(std::io::Error::other(format!(
+                    "baresip: a port was already in use:\n{log}"
+                )));
+            }
+            if log.contains("baresip is ready") {
+                break;
+            }
             if start.elapsed() > Duration::from_secs(10) || b.child.try_wait()?.is_some() {
                 return Err(std::io::Error::other(format!(
                     "baresip did not start:\n{}",

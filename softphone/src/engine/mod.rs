@@ -3,6 +3,7 @@
 //! [`Event`]s out. No window and no terminal: the headless control and the GUI both sit on
 //! top of these two channels.
 
+mod mwi;
 mod transfer;
 
 use crate::call::{self, Call, CallState, MediaControl};
@@ -145,6 +146,12 @@ pub enum Event {
     Resumed {
         call: u32,
     },
+    /// A line's voicemail counts (RFC 3842 message summary).
+    Mwi {
+        line: usize,
+        new: u32,
+        old: u32,
+    },
     /// The transfer target took the call (our call is over).
     Transferred {
         call: u32,
@@ -192,6 +199,7 @@ struct Line {
     peer: Peer,
     /// The REGISTER transaction in flight.
     pending: Option<TsxKey>,
+    mwi: mwi::Mwi,
 }
 
 struct Engine {
@@ -432,6 +440,7 @@ impl Engine {
                 account: a.clone(),
                 peer: Peer::new(transport, addr),
                 pending: None,
+                mwi: mwi::Mwi::default(),
             });
         }
         self.emit(Event::Ready {
@@ -796,7 +805,10 @@ impl Engine {
             .iter()
             .position(|c| c.refer.as_ref() == Some(key))
         {
-            self.on_refer_response(i, response.status, &response.reason);
+            return self.on_refer_response(i, response.status, &response.reason);
+        }
+        if let Some(i) = self.mwi_line(key) {
+            self.on_subscribe_response(i, response);
         }
     }
 
@@ -819,7 +831,11 @@ impl Engine {
             },
         };
         self.lines[i].pending = None;
+        let registered = matches!(event, Event::Registered { .. });
         self.emit(event);
+        if registered {
+            self.subscribe_mwi(i);
+        }
     }
 
     fn on_invite_response(&mut self, i: usize, response: &Response) {
@@ -902,6 +918,9 @@ impl Engine {
     }
 
     async fn on_request(&mut self, key: TsxKey, request: Request, peer: Peer) {
+        if request.method == Method::Notify && self.on_mwi_notify(&key, &request) {
+            return;
+        }
         if request.to_tag().is_some() {
             return self.on_in_dialog(key, request);
         }

@@ -1,0 +1,160 @@
+//! Message waiting (RFC 3842): each line subscribes to its message-summary once registered
+//! (answering one digest challenge), and every NOTIFY — in that subscription, or unsolicited
+//! as a Cisco-style PBX sends them — becomes an `mwi` event with the line's counts.
+
+use super::{Engine, Event};
+use sip::dialog::Dialog;
+use sip::transaction::TsxKey;
+use sip::types::Name;
+use sip::{Method, Request, Response, build};
+
+/// A line's message-summary subscription.
+#[derive(Default)]
+pub(super) struct Mwi {
+    /// The SUBSCRIBE in flight, and whether its one challenge was answered.
+    pending: Option<(TsxKey, Request, bool)>,
+    dialog: Option<Dialog>,
+}
+
+/// The (new, old) voice message counts of a message-summary body.
+pub(super) fn counts(body: &[u8]) -> Option<(u32, u32)> {
+    let text = String::from_utf8_lossy(body);
+    let line = text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("Voice-Message")
+            .then(|| v.trim().to_string())
+    })?;
+    let counts = line.split_whitespace().next()?;
+    let (new, old) = counts.split_once('/')?;
+    Some((new.parse().ok()?, old.parse().ok()?))
+}
+
+impl Engine {
+    /// Subscribes line `i` to its message summary (once, after its first registration).
+    pub(super) fn subscribe_mwi(&mut self, i: usize) {
+        let line = &self.lines[i];
+        if line.mwi.dialog.is_some() || line.mwi.pending.is_some() {
+            return;
+        }
+        let aor = format!("sip:{}@{}", line.account.number, line.account.server);
+        let Ok(mut r) = build::request(
+            Method::Subscribe,
+            &aor,
+            &aor,
+            &aor,
+            line.peer.transport,
+            self.local,
+        ) else {
+            return;
+        };
+        r.headers.insert(Name::from("Event"), "message-summary");
+        r.headers
+            .insert(Name::ACCEPT, "application/simple-message-summary");
+        r.headers.insert(Name::EXPIRES, "3600");
+        let peer = line.peer;
+        if let Ok(k) = self.ep.send_request(r.clone(), peer) {
+            self.lines[i].mwi.pending = Some((k, r, false));
+        }
+    }
+
+    /// The line whose SUBSCRIBE this answers, if any.
+    pub(super) fn mwi_line(&self, key: &TsxKey) -> Option<usize> {
+        self.lines
+            .iter()
+            .position(|l| l.mwi.pending.as_ref().is_some_and(|(k, _, _)| k == key))
+    }
+
+    pub(super) fn on_subscribe_response(&mut self, i: usize, response: &Response) {
+        if response.status < 200 {
+            return;
+        }
+        let Some((_, request, answered)) = self.lines[i].mwi.pending.take() else {
+            return;
+        };
+        match response.status {
+            200..=299 => self.lines[i].mwi.dialog = Dialog::from_uac(&request, response),
+            401 | 407 if !answered => {
+                let a = &self.lines[i].account;
+                let mut client = sip::auth::DigestClient::new(&a.user_id, &a.password);
+                let mut again = request.clone();
+                if !client.authorize(&mut again, response) {
+                    return;
+                }
+                let seq = again.cseq().map_or(1, |c| c.seq) + 1;
+                again.headers.remove(&Name::CSEQ);
+                again.headers.insert(Name::CSEQ, format!("{seq} SUBSCRIBE"));
+                again.headers.remove(&Name::VIA);
+                let peer = self.lines[i].peer;
+                again.headers.insert(
+                    Name::VIA,
+                    build::via_value(peer.transport, self.local, &build::new_branch()),
+                );
+                if let Ok(k) = self.ep.send_request(again.clone(), peer) {
+                    self.lines[i].mwi.pending = Some((k, again, true));
+                }
+            }
+            status => self.emit(Event::Error {
+                message: format!(
+                    "line {}: message-waiting subscription refused ({status})",
+                    i + 1
+                ),
+            }),
+        }
+    }
+
+    /// A NOTIFY outside the calls: in a line's subscription, or unsolicited to a line.
+    /// Answers it and reports the counts; false when it is none of the lines'.
+    pub(super) fn on_mwi_notify(&mut self, key: &TsxKey, request: &Request) -> bool {
+        let event = request
+            .headers
+            .get_raw(&Name::from("Event"))
+            .next()
+            .map(|e| e.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        if !event.starts_with("message-summary") {
+            return false;
+        }
+        let in_dialog = sip::dialog::DialogId::of_request(request).and_then(|id| {
+            self.lines
+                .iter()
+                .position(|l| l.mwi.dialog.as_ref().is_some_and(|d| d.id == id))
+        });
+        let to = request.uri.user().unwrap_or_default().to_string();
+        let Some(i) = in_dialog.or_else(|| {
+            (request.to_tag().is_none())
+                .then(|| self.lines.iter().position(|l| l.account.number == to))
+                .flatten()
+        }) else {
+            return false;
+        };
+        let _ = self
+            .ep
+            .send_response(key, &request.make_response(200, "OK"));
+        match counts(&request.body) {
+            Some((new, old)) => self.emit(Event::Mwi {
+                line: i + 1,
+                new,
+                old,
+            }),
+            None => self.emit(Event::Error {
+                message: format!("line {}: a message-summary NOTIFY without counts", i + 1),
+            }),
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_bodies() {
+        let b = b"Messages-Waiting: yes\r\nMessage-Account: sip:201@pbx\r\nVoice-Message: 2/1 (0/0)\r\n";
+        assert_eq!(counts(b), Some((2, 1)));
+        assert_eq!(counts(b"Messages-Waiting: no\r\n"), None);
+        assert_eq!(counts(b"voice-message:  0/0\r\n"), Some((0, 0)));
+        assert_eq!(counts(b"Voice-Message: x/0\r\n"), None);
+    }
+}
