@@ -123,6 +123,125 @@ pub fn referred_by_name() -> Name {
     Name::from("Referred-By")
 }
 
+/// A `Refer-To` value (RFC 3515): the URI to call, without its `?headers`, and the
+/// `Replaces` (RFC 3891) those headers carry, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferTo {
+    pub uri: String,
+    pub replaces: Option<Replaces>,
+}
+
+/// A `Replaces` value: the dialog to replace, by Call-ID and the two tags as the receiver
+/// of the INVITE sees them (`to-tag` is its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaces {
+    pub call_id: String,
+    pub to_tag: String,
+    pub from_tag: String,
+}
+
+impl Replaces {
+    /// `callid;to-tag=a;from-tag=b` (parameters in any order).
+    pub fn parse(value: &str) -> Option<Replaces> {
+        let mut parts = value.split(';').map(str::trim);
+        let call_id = parts.next().filter(|c| !c.is_empty())?.to_string();
+        let (mut to_tag, mut from_tag) = (None, None);
+        for p in parts {
+            if let Some(t) = p.strip_prefix("to-tag=") {
+                to_tag = Some(t.to_string());
+            } else if let Some(f) = p.strip_prefix("from-tag=") {
+                from_tag = Some(f.to_string());
+            }
+        }
+        Some(Replaces {
+            call_id,
+            to_tag: to_tag?,
+            from_tag: from_tag?,
+        })
+    }
+}
+
+impl fmt::Display for Replaces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{};to-tag={};from-tag={}",
+            self.call_id, self.to_tag, self.from_tag
+        )
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Percent-encodes what may not stand in a URI header value.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl ReferTo {
+    /// Reads `<sip:202@host:5070?Replaces=…>` (or a bare URI); None when it is no sip/sips
+    /// URI with a user and a host.
+    pub fn parse(value: &str) -> Option<ReferTo> {
+        let v = value.trim();
+        let inner = match v.find('<') {
+            Some(i) => v[i + 1..].split('>').next()?,
+            None => v.split(';').next()?,
+        };
+        let (uri, headers) = inner.split_once('?').unwrap_or((inner, ""));
+        let rest = uri
+            .strip_prefix("sip:")
+            .or_else(|| uri.strip_prefix("sips:"))?;
+        let (user, host) = rest.split_once('@')?;
+        if user.is_empty() || host.is_empty() {
+            return None;
+        }
+        let replaces = headers
+            .split('&')
+            .find_map(|h| {
+                let (k, v) = h.split_once('=')?;
+                k.eq_ignore_ascii_case("Replaces")
+                    .then(|| percent_decode(v))
+            })
+            .and_then(|r| Replaces::parse(&r));
+        Some(ReferTo {
+            uri: uri.to_string(),
+            replaces,
+        })
+    }
+
+    /// The user part of the URI (a station number, usually).
+    pub fn user(&self) -> &str {
+        self.uri
+            .split_once(':')
+            .and_then(|(_, r)| r.split('@').next())
+            .map_or("", |u| u.split(';').next().unwrap_or(u))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +283,30 @@ mod tests {
         assert_eq!(d.param("reason"), Some("unconditional"));
         assert_eq!(d.to_string(), v);
         assert!(NameAddrHeader::parse(diversion_name(), "<sip:x@y").is_err());
+    }
+
+    #[test]
+    fn refer_to_round_trip() {
+        let r = Replaces {
+            call_id: "abc@host".into(),
+            to_tag: "11".into(),
+            from_tag: "22".into(),
+        };
+        let value = format!(
+            "<sip:203@pbx:5070?Replaces={}>",
+            percent_encode(&r.to_string())
+        );
+        let parsed = ReferTo::parse(&value).unwrap();
+        assert_eq!(parsed.uri, "sip:203@pbx:5070");
+        assert_eq!(parsed.user(), "203");
+        assert_eq!(parsed.replaces, Some(r));
+        assert_eq!(
+            ReferTo::parse("sip:202@127.0.0.1").map(|r| r.replaces),
+            Some(None)
+        );
+        for bad in ["garbage", "<sip:@>", "<http://x/>", "<sip:202>"] {
+            assert_eq!(ReferTo::parse(bad), None, "{bad}");
+        }
+        assert_eq!(Replaces::parse("id;to-tag=1"), None);
     }
 }

@@ -61,6 +61,10 @@ pub struct Call {
     /// Our re-INVITE in flight (hold, resume), and our REFER.
     pub reinvite: Option<TsxKey>,
     pub refer: Option<TsxKey>,
+    /// Our other call an attended transfer of this one names (its party takes this call).
+    pub consulted: Option<u32>,
+    /// This call was placed for a REFER in call N: its outcome is NOTIFYed there.
+    pub notify_on: Option<u32>,
     /// We hold the call; the other side holds it.
     pub on_hold: bool,
     pub held_by_peer: bool,
@@ -100,6 +104,8 @@ impl Call {
             authorized: false,
             reinvite: None,
             refer: None,
+            consulted: None,
+            notify_on: None,
             on_hold: false,
             held_by_peer: false,
             media: None,

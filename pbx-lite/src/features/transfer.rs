@@ -12,74 +12,11 @@
 //! NOTIFY with a sipfrag body.
 
 use crate::calls::{Calls, LegId, Partner};
+use sip::headers::ReferTo;
 use sip::transaction::TsxKey;
 use sip::types::Name;
 use sip::{Method, Request};
 use std::time::{Duration, Instant};
-
-/// What a Refer-To names: a number, and the dialog to replace (Call-ID, two tags).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct ReferTo {
-    pub(crate) user: String,
-    pub(crate) replaces: Option<(String, String, String)>,
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Reads a Refer-To value: `<sip:202@host?Replaces=callid%3Bto-tag%3Da%3Bfrom-tag%3Db>`.
-pub(crate) fn parse_refer_to(value: &str) -> Option<ReferTo> {
-    let v = value.trim();
-    let inner = match v.find('<') {
-        Some(i) => v[i + 1..].split('>').next()?,
-        None => v.split(';').next()?,
-    };
-    let (uri, headers) = inner.split_once('?').unwrap_or((inner, ""));
-    let rest = uri
-        .strip_prefix("sip:")
-        .or_else(|| uri.strip_prefix("sips:"))?;
-    let user = rest.split('@').next()?.split(';').next()?.to_string();
-    if user.is_empty() || rest.split('@').nth(1).is_none_or(str::is_empty) {
-        return None;
-    }
-    let replaces = headers
-        .split('&')
-        .find_map(|h| {
-            h.strip_prefix("Replaces=")
-                .or_else(|| h.strip_prefix("replaces="))
-        })
-        .map(percent_decode)
-        .and_then(|r| {
-            let mut parts = r.split(';');
-            let call_id = parts.next()?.trim().to_string();
-            let (mut to, mut from) = (None, None);
-            for p in parts {
-                if let Some(t) = p.trim().strip_prefix("to-tag=") {
-                    to = Some(t.to_string());
-                } else if let Some(f) = p.trim().strip_prefix("from-tag=") {
-                    from = Some(f.to_string());
-                }
-            }
-            Some((call_id, to?, from?))
-        });
-    Some(ReferTo { user, replaces })
-}
 
 impl Calls {
     /// Leg `id`'s phone is hanging up (BYE, or CANCEL while it rings out). If that station
@@ -205,7 +142,7 @@ impl Calls {
             let _ =
                 c.ep.send_response(&key, &request.make_response(status, reason));
         };
-        let Some(to) = refer_to.as_deref().and_then(parse_refer_to) else {
+        let Some(to) = refer_to.as_deref().and_then(ReferTo::parse) else {
             return answer(self, 400, "Bad Refer-To");
         };
         let Some((station, transferee)) = self.legs.get(&id).and_then(|l| match l.partner {
@@ -214,7 +151,8 @@ impl Calls {
         }) else {
             return answer(self, 603, "Decline (no call to transfer)");
         };
-        if let Some((call_id, to_tag, from_tag)) = &to.replaces {
+        if let Some(r) = &to.replaces {
+            let (call_id, to_tag, from_tag) = (&r.call_id, &r.to_tag, &r.from_tag);
             // Attended: the transferor's other call, as its phone knows it.
             let other = self.legs.values().find(|l| {
                 l.id != id
@@ -238,10 +176,11 @@ impl Calls {
             self.join(transferee, target, &station, other_leg).await;
             return;
         }
-        if self.db().get(&to.user).is_err() {
+        let user = to.user().to_string();
+        if self.db().get(&user).is_err() {
             return answer(self, 404, "Not Found");
         }
-        let Some((binding, peer)) = self.reach(&to.user) else {
+        let Some((binding, peer)) = self.reach(&user) else {
             return answer(self, 480, "Temporarily Unavailable");
         };
         answer(self, 202, "Accepted");
@@ -253,7 +192,7 @@ impl Calls {
             .map(|l| (String::new(), l.station.clone()))
             .unwrap_or_default();
         let Some(new) = self
-            .ring(transferee, &to.user, &binding, peer, &caller_id, None)
+            .ring(transferee, &user, &binding, peer, &caller_id, None)
             .await
         else {
             return self.notify_sipfrag(id, "SIP/2.0 503 Service Unavailable");
@@ -268,10 +207,7 @@ impl Calls {
         }
         self.settle(transferee);
         self.notify_sipfrag(id, "SIP/2.0 200 OK");
-        eprintln!(
-            "pbx-lite: REFER by {station}: blind transfer to {}",
-            to.user
-        );
+        eprintln!("pbx-lite: REFER by {station}: blind transfer to {user}");
     }
 
     /// Tells a REFER's sender how its transfer went (RFC 3515 §2.4.5).
@@ -302,31 +238,5 @@ impl Calls {
             .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
         notify.body = format!("{status_line}\r\n").into_bytes().into();
         let _ = self.ep.send_request(notify, peer);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refer_to_values() {
-        assert_eq!(
-            parse_refer_to("<sip:202@127.0.0.1>"),
-            Some(ReferTo {
-                user: "202".into(),
-                replaces: None
-            })
-        );
-        assert_eq!(
-            parse_refer_to("<sip:203@pbx?Replaces=abc%40host%3Bto-tag%3D11%3Bfrom-tag%3D22>;x=1"),
-            Some(ReferTo {
-                user: "203".into(),
-                replaces: Some(("abc@host".into(), "11".into(), "22".into()))
-            })
-        );
-        assert_eq!(parse_refer_to("garbage"), None);
-        assert_eq!(parse_refer_to("<sip:@>"), None);
-        assert_eq!(parse_refer_to("<http://x/>"), None);
     }
 }

@@ -152,6 +152,16 @@ pub enum Event {
         new: u32,
         old: u32,
     },
+    /// The other side asks us (REFER) to call `to` in its place.
+    TransferRequested {
+        call: u32,
+        to: String,
+    },
+    /// An INVITE with Replaces took this call's place (attended transfer).
+    Replaced {
+        call: u32,
+        by: u32,
+    },
     /// The transfer target took the call (our call is over).
     Transferred {
         call: u32,
@@ -534,10 +544,22 @@ impl Engine {
     }
 
     async fn dial(&mut self, number: &str, line: usize) {
+        self.dial_with(number, line, Vec::new()).await;
+    }
+
+    /// Calls `number` on `line` with `headers` added to the INVITE (Replaces, Referred-By);
+    /// the new call's number, when it could be placed.
+    async fn dial_with(
+        &mut self,
+        number: &str,
+        line: usize,
+        headers: Vec<(Name, String)>,
+    ) -> Option<u32> {
         let Some(l) = line.checked_sub(1).and_then(|i| self.lines.get(i)) else {
-            return self.emit(Event::Error {
+            self.emit(Event::Error {
                 message: format!("dial: no line {line}"),
             });
+            return None;
         };
         let target = if number.starts_with("sip:") {
             number.to_string()
@@ -548,9 +570,10 @@ impl Engine {
         {
             format!("sip:{number}@{}", l.account.server)
         } else {
-            return self.emit(Event::Error {
+            self.emit(Event::Error {
                 message: format!("dial: {number:?} is no number or SIP URI"),
             });
+            return None;
         };
         let from = format!("sip:{}@{}", l.account.number, l.account.server);
         let peer = l.peer;
@@ -563,10 +586,14 @@ impl Engine {
             peer.transport,
             self.local,
         ) else {
-            return self.emit(Event::Error {
+            self.emit(Event::Error {
                 message: format!("dial: {target:?} is no SIP URI"),
             });
+            return None;
         };
+        for (name, value) in headers {
+            invite.headers.insert(name, value);
+        }
         if !display.is_empty() {
             let v = invite
                 .headers
@@ -579,16 +606,18 @@ impl Engine {
                 .insert(Name::FROM, format!("\"{}\" {v}", display.replace('"', "")));
         }
         let Some((rtp, caps)) = self.open_rtp().await else {
-            return self.emit(Event::Error {
+            self.emit(Event::Error {
                 message: "dial: no RTP port".into(),
             });
+            return None;
         };
         invite.headers.insert(Name::CONTENT_TYPE, "application/sdp");
         invite.body = sip::sdp::offer(&caps).into_bytes().into();
         let Ok(key) = self.ep.send_request(invite.clone(), peer) else {
-            return self.emit(Event::Error {
+            self.emit(Event::Error {
                 message: "dial: could not send".into(),
             });
+            return None;
         };
         let id = self.next_call;
         self.next_call += 1;
@@ -607,6 +636,7 @@ impl Engine {
             line,
             to: number.to_string(),
         });
+        Some(id)
     }
 
     async fn open_rtp(&self) -> Option<(tokio::net::UdpSocket, sip::sdp::Local)> {
@@ -877,7 +907,11 @@ impl Engine {
                         message: format!("call {id}: the answer's SDP is unusable"),
                     });
                 }
+                let referred = self.calls[i].notify_on;
                 self.emit(Event::Established { call: id });
+                if let Some(old) = referred {
+                    self.notify_refer(old, "SIP/2.0 200 OK");
+                }
             }
             401 | 407 if !c.authorized => {
                 let l = &self.lines[c.line];
@@ -908,6 +942,9 @@ impl Engine {
             }
             _ => {
                 let c = self.calls.remove(i);
+                if let Some(old) = c.notify_on {
+                    self.notify_refer(old, &format!("SIP/2.0 {status} {}", response.reason));
+                }
                 self.emit(Event::Ended {
                     call: c.id,
                     status,
@@ -922,7 +959,7 @@ impl Engine {
             return;
         }
         if request.to_tag().is_some() {
-            return self.on_in_dialog(key, request);
+            return self.on_in_dialog(key, request).await;
         }
         match request.method {
             Method::Invite => self.on_invite(key, request, peer).await,
@@ -974,9 +1011,13 @@ impl Engine {
             .next()
             .map(|v| v.to_string())
             .unwrap_or_default();
-        let mut ringing = request.make_response(180, "Ringing");
-        ringing.set_to_tag(&tag);
-        let _ = self.ep.send_response(&key, &ringing);
+        // INVITE with Replaces (RFC 3891): it takes the place of one of our calls at once.
+        let replaces = self.replaced_call(&request);
+        if replaces.is_none() {
+            let mut ringing = request.make_response(180, "Ringing");
+            ringing.set_to_tag(&tag);
+            let _ = self.ep.send_response(&key, &ringing);
+        }
         let id = self.next_call;
         self.next_call += 1;
         let mut c = Call::new(
@@ -998,6 +1039,13 @@ impl Engine {
             display,
             diversion,
         });
+        if let Some(old) = replaces {
+            self.answer(Some(id)).await;
+            if let Some(i) = self.calls.iter().position(|c| c.id == old) {
+                self.emit(Event::Replaced { call: old, by: id });
+                self.hang_up(i);
+            }
+        }
     }
 
     fn on_cancelled(&mut self, invite: &TsxKey) {
@@ -1016,7 +1064,7 @@ impl Engine {
         }
     }
 
-    fn on_in_dialog(&mut self, key: TsxKey, request: Request) {
+    async fn on_in_dialog(&mut self, key: TsxKey, request: Request) {
         let id = DialogId::of_request(&request);
         let found = self.calls.iter().position(|c| {
             c.dialog
@@ -1036,6 +1084,7 @@ impl Engine {
             Method::Ack => {}
             Method::Invite => self.on_peer_reinvite(i, key, request),
             Method::Notify => self.on_notify(i, key, request),
+            Method::Refer => self.on_refer(i, key, request).await,
             Method::Bye => {
                 let _ = self
                     .ep

@@ -1,30 +1,29 @@
 //! Transfers with REFER (RFC 3515): blind (`transfer NUMBER`), attended (`transfer CALL
 //! OTHER`: a REFER whose Refer-To carries Replaces (RFC 3891) naming our other call), and
 //! the transferor's side of the NOTIFYs that report how it went (sipfrag): a 2xx ends our
-//! call, as RFC 5589 says the transferor does.
+//! call, as RFC 5589 says the transferor does. Being transferred: a REFER from the other
+//! side is accepted (202), the target is called (with the Replaces it names, if any), and
+//! NOTIFYs tell the transferor how that call went.
 
 use super::{Engine, Event};
 use crate::call::CallState;
+use sip::headers::{ReferTo, percent_encode};
 use sip::transaction::TsxKey;
 use sip::types::Name;
 use sip::{Method, Request, build};
 
-fn percent_encode(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '.' | '_' | '~' => c.to_string(),
-            c => {
-                let mut b = [0u8; 4];
-                c.encode_utf8(&mut b)
-                    .bytes()
-                    .map(|x| format!("%{x:02X}"))
-                    .collect()
-            }
-        })
-        .collect()
-}
-
 impl Engine {
+    /// Line `line`'s server as a URI host part: with its port unless 5060, so that a
+    /// transferee without our proxy settings still reaches it.
+    fn server_of(&self, line: usize) -> String {
+        let a = &self.lines[line].account;
+        if a.port == 5060 {
+            a.server.clone()
+        } else {
+            format!("{}:{}", a.server, a.port)
+        }
+    }
+
     /// `transfer TARGET [CALL]` (blind) or `transfer CALL OTHER` (attended: `CALL`'s party
     /// goes to `OTHER`'s).
     pub(super) fn transfer(&mut self, call: Option<u32>, target: TransferTarget) {
@@ -33,11 +32,10 @@ impl Engine {
         };
         let refer_to = match &target {
             TransferTarget::Number(n) => {
-                let server = &self.lines[self.calls[i].line].account.server;
                 if n.starts_with("sip:") {
                     format!("<{n}>")
                 } else {
-                    format!("<sip:{n}@{server}>")
+                    format!("<sip:{n}@{}>", self.server_of(self.calls[i].line))
                 }
             }
             TransferTarget::Call(other) => {
@@ -51,23 +49,30 @@ impl Engine {
                 let Some(d) = &o.dialog else {
                     return self.no_call("transfer");
                 };
-                let server = &self.lines[o.line].account.server;
                 let target = if o.party.starts_with("sip:") {
                     o.party.clone()
                 } else {
-                    format!("sip:{}@{server}", o.party)
+                    format!("sip:{}@{}", o.party, self.server_of(o.line))
                 };
-                let replaces = format!(
-                    "{};to-tag={};from-tag={}",
-                    d.id.call_id, d.id.remote_tag, d.id.local_tag
-                );
-                format!("<{target}?Replaces={}>", percent_encode(&replaces))
+                let replaces = sip::headers::Replaces {
+                    call_id: d.id.call_id.clone(),
+                    to_tag: d.id.remote_tag.clone(),
+                    from_tag: d.id.local_tag.clone(),
+                };
+                format!(
+                    "<{target}?Replaces={}>",
+                    percent_encode(&replaces.to_string())
+                )
             }
         };
         let local = self.local;
         let number = self.lines[self.calls[i].line].account.number.clone();
         let server = self.lines[self.calls[i].line].account.server.clone();
         let c = &mut self.calls[i];
+        c.consulted = match target {
+            TransferTarget::Call(other) => Some(other),
+            TransferTarget::Number(_) => None,
+        };
         let Some(d) = c.dialog.as_mut() else {
             return;
         };
@@ -124,8 +129,19 @@ impl Engine {
         }
         let id = self.calls[i].id;
         if status < 300 {
+            let consulted = self.calls[i].consulted;
             self.emit(Event::Transferred { call: id });
             self.hang_up(i);
+            // A transferee that does not send Replaces leaves our consultation call up:
+            // we end it ourselves (RFC 5589 §7 lets the transferor do so).
+            if let Some(other) = consulted
+                && let Some(j) = self
+                    .calls
+                    .iter()
+                    .position(|c| c.id == other && c.state == CallState::Established)
+            {
+                self.hang_up(j);
+            }
         } else {
             self.emit(Event::TransferFailed {
                 call: id,
@@ -142,4 +158,97 @@ pub enum TransferTarget {
     Number(String),
     /// Our other call's party (attended).
     Call(u32),
+}
+
+impl Engine {
+    /// The established call an INVITE's Replaces header names (RFC 3891 §3: its Call-ID,
+    /// our tag as `to-tag`, the other side's as `from-tag`).
+    pub(super) fn replaced_call(&self, invite: &Request) -> Option<u32> {
+        let value = invite.headers.get_raw(&Name::from("Replaces")).next()?;
+        let r = sip::headers::Replaces::parse(value.as_str())?;
+        self.calls
+            .iter()
+            .find(|c| {
+                c.state == CallState::Established
+                    && c.dialog.as_ref().is_some_and(|d| {
+                        d.id.call_id == r.call_id
+                            && d.id.local_tag == r.to_tag
+                            && d.id.remote_tag == r.from_tag
+                    })
+            })
+            .map(|c| c.id)
+    }
+}
+
+impl Engine {
+    /// A REFER from the other side of call `i`: we call the target for it.
+    pub(super) async fn on_refer(&mut self, i: usize, key: TsxKey, request: Request) {
+        let refer_to = request
+            .headers
+            .get_raw(&Name::from("Refer-To"))
+            .next()
+            .or_else(|| request.headers.get_raw(&Name::from("r")).next())
+            .map(|v| v.to_string());
+        let Some(to) = refer_to.as_deref().and_then(ReferTo::parse) else {
+            let _ = self
+                .ep
+                .send_response(&key, &request.make_response(400, "Bad Refer-To"));
+            let id = self.calls[i].id;
+            return self.emit(Event::Error {
+                message: format!("call {id}: a REFER to {refer_to:?}, which is no SIP URI"),
+            });
+        };
+        let _ = self
+            .ep
+            .send_response(&key, &request.make_response(202, "Accepted"));
+        let (id, line) = (self.calls[i].id, self.calls[i].line);
+        self.emit(Event::TransferRequested {
+            call: id,
+            to: to.uri.clone(),
+        });
+        self.notify_refer(id, "SIP/2.0 100 Trying");
+        let mut headers = Vec::new();
+        if let Some(r) = &to.replaces {
+            headers.push((Name::from("Replaces"), r.to_string()));
+        }
+        if let Some(by) = request.headers.get_raw(&Name::from("Referred-By")).next() {
+            headers.push((Name::from("Referred-By"), by.to_string()));
+        }
+        match self.dial_with(&to.uri, line + 1, headers).await {
+            Some(new) => {
+                if let Some(c) = self.calls.iter_mut().find(|c| c.id == new) {
+                    c.notify_on = Some(id);
+                }
+            }
+            None => self.notify_refer(id, "SIP/2.0 503 Service Unavailable"),
+        }
+    }
+
+    /// Tells the transferor of call `id` how the call it asked for went (RFC 3515 §2.4.5).
+    pub(super) fn notify_refer(&mut self, id: u32, status_line: &str) {
+        let local = self.local;
+        let Some(c) = self.calls.iter_mut().find(|c| c.id == id) else {
+            return;
+        };
+        let Some(d) = c.dialog.as_mut() else {
+            return;
+        };
+        let via = build::via_value(c.peer.transport, local, &build::new_branch());
+        let mut n = d.request(Method::Notify, &via);
+        let done = !status_line.starts_with("SIP/2.0 1");
+        n.headers.insert(Name::from("Event"), "refer");
+        n.headers.insert(
+            Name::from("Subscription-State"),
+            if done {
+                "terminated;reason=noresource"
+            } else {
+                "active;expires=60"
+            },
+        );
+        n.headers
+            .insert(Name::CONTENT_TYPE, "message/sipfrag;version=2.0");
+        n.headers.insert(Name::CONTACT, format!("<sip:{local}>"));
+        n.body = format!("{status_line}\r\n").into_bytes().into();
+        let _ = self.ep.send_request(n, c.peer);
+    }
 }
