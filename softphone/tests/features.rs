@@ -8,7 +8,7 @@
 mod support;
 
 use e2e::baresip::Baresip;
-use media::analysis::dominant_frequency;
+use media::analysis::{dominant_frequency, tone_share};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -282,5 +282,139 @@ fn message_waiting_follows_voicemail() {
     assert_eq!(
         (lit["line"].as_u64(), lit["new"].as_u64()),
         (Some(1), Some(1))
+    );
+}
+
+/// The newest recording in `dir` once written, as samples.
+fn newest_recording(dir: &Path) -> Vec<i16> {
+    let mut heard = Vec::new();
+    wait_for("a recording", || {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        heard = files
+            .last()
+            .and_then(|f| hound::WavReader::open(f).ok())
+            .map(|r| r.into_samples().filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        heard.len() > 24000
+    });
+    heard
+}
+
+/// The share of 440, 600 and 1000 Hz (201, 202, 203) in the 2 s before the last half second.
+fn shares(heard: &[i16]) -> Vec<f32> {
+    let end = heard.len() - 4000;
+    let window = &heard[end - 16000..end];
+    [440.0, 600.0, 1000.0]
+        .iter()
+        .map(|f| tone_share(window, *f, 8000))
+        .collect()
+}
+
+/// Each member hears the other two and not itself: `me` is 0 (201), 1 (202) or 2 (203).
+fn hears_the_other_two(who: &str, me: usize, s: &[f32]) {
+    for (i, share) in s.iter().enumerate() {
+        if i == me {
+            assert!(*share < 0.1, "{who} hears itself: {s:?}");
+        } else {
+            assert!(*share > 0.25, "{who} does not hear member {i}: {s:?}");
+        }
+    }
+}
+
+#[test]
+fn conference_of_three_via_46() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let (_pbx, mut phones, b) = office();
+    let [(_a, a_rx, a_in, a_rec), (_c, c_rx, c_in, c_rec)] = &mut phones[..] else {
+        unreachable!()
+    };
+    // 201 calls 202 and adds it: hold, 46 (480).
+    writeln!(a_in, "dial 202").unwrap();
+    expect(a_rx, "established");
+    std::thread::sleep(Duration::from_millis(500));
+    writeln!(a_in, "conference add").unwrap();
+    done(a_rx, "conference");
+    // Then calls 203, which answers, and adds it too.
+    writeln!(a_in, "dial 203").unwrap();
+    expect(c_rx, "incoming");
+    writeln!(c_in, "answer").unwrap();
+    expect(c_rx, "established");
+    expect(a_rx, "established");
+    std::thread::sleep(Duration::from_millis(500));
+    writeln!(a_in, "conference add").unwrap();
+    done(a_rx, "conference");
+    // The second 46 in a row ends the adding; the owner's resume joins the conference.
+    writeln!(a_in, "conference end").unwrap();
+    done(a_rx, "conference");
+    std::thread::sleep(Duration::from_secs(4));
+    // Everyone hangs up at once, so each recording ends with the three of them.
+    writeln!(a_in, "hangup").unwrap();
+    writeln!(c_in, "hangup").unwrap();
+    b.command("/hangup\n").unwrap();
+    expect(c_rx, "ended");
+    hears_the_other_two("201", 0, &shares(&newest_recording(a_rec)));
+    hears_the_other_two("203", 2, &shares(&newest_recording(c_rec)));
+    let mut heard: Vec<i16> = Vec::new();
+    wait_for("baresip's recording", || {
+        heard = b
+            .decoded_files()
+            .iter()
+            .max()
+            .and_then(|f| hound::WavReader::open(f).ok())
+            .map(|r| r.into_samples().filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        heard.len() > 24000
+    });
+    hears_the_other_two("202", 1, &shares(&heard));
+}
+
+#[test]
+fn forward_busy_and_no_answer_by_code() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let (pbx, mut phones, b) = office();
+    support::cli(&pbx.db, &["station", "set", "203", "call_waiting=yes"]);
+    support::cli(
+        &pbx.db,
+        &["settings", "set", "forward.noanswer_seconds", "2"],
+    );
+    let [(_a, a_rx, a_in, _), (_c, c_rx, c_in, _)] = &mut phones[..] else {
+        unreachable!()
+    };
+    // No answer: 202 calls 201, which rings for 2 s, then 203 rings, told 201 did not answer.
+    writeln!(a_in, "forward noanswer 203").unwrap();
+    done(a_rx, "forward");
+    b.command("/dial 201\n").unwrap();
+    expect(a_rx, "incoming");
+    let inc = expect(c_rx, "incoming");
+    assert!(
+        inc["diversion"].as_str().unwrap().contains("no-answer"),
+        "{inc}"
+    );
+    assert_eq!(expect(a_rx, "ended")["status"], 487);
+    writeln!(c_in, "reject").unwrap();
+    expect(c_rx, "ended");
+    wait_for("baresip's call to end", || b.log().contains("486"));
+
+    // Busy: 201 talks to 203; 202's call to 201 goes to 203 as a waiting call.
+    writeln!(a_in, "forward busy 203").unwrap();
+    done(a_rx, "forward");
+    writeln!(a_in, "dial 203").unwrap();
+    expect(c_rx, "incoming");
+    writeln!(c_in, "answer").unwrap();
+    expect(a_rx, "established");
+    b.command("/dial 201\n").unwrap();
+    let inc = expect(c_rx, "incoming");
+    assert_eq!(inc["from"], "202");
+    assert!(
+        inc["diversion"].as_str().unwrap().contains("user-busy"),
+        "{inc}"
     );
 }

@@ -161,6 +161,11 @@ impl Calls {
         self.legs.values().any(|l| l.station == number)
     }
 
+    /// Can the station ring now: free, or busy with call waiting on?
+    fn can_take_call(&self, number: &str) -> bool {
+        !self.busy(number) || self.db().get(number).is_ok_and(|s| s.call_waiting)
+    }
+
     fn lookup(&self, number: &str) -> Vec<Registration> {
         self.registrar
             .lock()
@@ -309,19 +314,19 @@ impl Calls {
             }
             return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
         }
-        let waiting = self.db().get(&callee).is_ok_and(|s| s.call_waiting);
-        if self.busy(&callee) && !waiting {
-            // Call Forward Busy: the station it names rings instead, if it is free.
+        if !self.can_take_call(&callee) {
+            // Call Forward Busy: the station it names rings instead, if it can take the call.
             let target = self
                 .db()
                 .station_state(&callee)
                 .map(|st| st.cf_busy)
                 .unwrap_or_default();
-            let target_reach = if target.is_empty() || target == caller || self.busy(&target) {
-                None
-            } else {
-                self.reach(&target)
-            };
+            let target_reach =
+                if target.is_empty() || target == caller || !self.can_take_call(&target) {
+                    None
+                } else {
+                    self.reach(&target)
+                };
             match target_reach {
                 Some(r) => {
                     reach = Some(r);

@@ -128,7 +128,7 @@ impl Pbx {
                     "--no-provisioning",
                 ])
                 .args(["--admin", "127.0.0.1:0"])
-                .stderr(std::process::Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("pbx.log")).unwrap())
                 .spawn()
                 .unwrap(),
         );
