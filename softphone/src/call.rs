@@ -68,6 +68,8 @@ pub struct Call {
     /// We hold the call; the other side holds it.
     pub on_hold: bool,
     pub held_by_peer: bool,
+    /// We offered in our 200 (the INVITE had no SDP): the answer comes in the ACK.
+    pub late_offer: bool,
     /// The media task's control (dropping it ends the task).
     media: Option<mpsc::UnboundedSender<MediaControl>>,
 }
@@ -108,6 +110,7 @@ impl Call {
             notify_on: None,
             on_hold: false,
             held_by_peer: false,
+            late_offer: false,
             media: None,
         }
     }
@@ -190,8 +193,26 @@ pub fn take_answer(body: &[u8], local: &Local) -> Option<Negotiated> {
 }
 
 /// Answers an SDP offer: our SDP body and what was agreed.
-pub fn answer_offer(body: &[u8], local: &Local) -> Option<(String, Negotiated)> {
-    sdp::answer(&sdp::parse(body).ok()?, local).ok()
+pub fn answer_offer(body: &[u8], local: &Local) -> Result<(String, Negotiated), sdp::SdpError> {
+    sdp::answer(&sdp::parse(body)?, local)
+}
+
+/// The codecs an SDP body names (`a=rtpmap` encodings, else the static payload numbers of
+/// its first `m=` line), for telling the user what could not be agreed.
+pub fn offered_codecs(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mapped: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    if !mapped.is_empty() {
+        return mapped.join(", ");
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("m="))
+        .map(|m| m.split_whitespace().skip(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
 }
 
 /// Carries one call's audio every 20 ms until told to stop: the input frame out, what

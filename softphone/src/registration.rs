@@ -2,7 +2,7 @@
 //! which REGISTER to send, reads the answers — a 401/407 is answered once with digest
 //! credentials (MD5 or SHA-256, whichever the registrar prefers), 423 raises the expiry to
 //! Min-Expires — and says when to refresh (at 80% of the granted time) or, after a failure,
-//! when to try again.
+//! when to try again (after the registrar's Retry-After, RFC 3261 §21.5.4, if it gave one).
 
 use sip::auth::DigestClient;
 use sip::transaction::TransportKind;
@@ -43,6 +43,8 @@ pub enum Outcome {
     Failed {
         status: u16,
         reason: String,
+        /// Seconds until the next attempt.
+        retry_in: u32,
     },
 }
 
@@ -158,18 +160,24 @@ impl Registration {
 
     /// The transaction gave up (timeout, transport error).
     pub fn on_timeout(&mut self, now: Instant) -> Outcome {
-        self.fail(now, 408, "Request Timeout (no answer from the registrar)")
+        self.fail(
+            now,
+            408,
+            "Request Timeout (no answer from the registrar)",
+            RETRY,
+        )
     }
 
-    fn fail(&mut self, now: Instant, status: u16, reason: &str) -> Outcome {
+    fn fail(&mut self, now: Instant, status: u16, reason: &str, retry: Duration) -> Outcome {
         self.state = State::Failed {
             status,
             reason: reason.to_string(),
-            retry_at: now + RETRY,
+            retry_at: now + retry,
         };
         Outcome::Failed {
             status,
             reason: reason.to_string(),
+            retry_in: retry.as_secs() as u32,
         }
     }
 
@@ -198,6 +206,7 @@ impl Registration {
                         now,
                         response.status,
                         "no digest challenge it can answer",
+                        RETRY,
                     ));
                 }
                 self.cseq += 1;
@@ -221,14 +230,28 @@ impl Registration {
                     .and_then(|v| v.trim().parse().ok())
                     .unwrap_or(self.expiry * 2);
                 if min <= self.asked {
-                    return Some(self.fail(now, 423, "Interval Too Brief"));
+                    return Some(self.fail(now, 423, "Interval Too Brief", RETRY));
                 }
                 self.expiry = min;
                 self.request(min).map(Outcome::Send)
             }
-            status => Some(self.fail(now, status, &response.reason)),
+            status => Some(self.fail(now, status, &response.reason, retry_after(response))),
         }
     }
+}
+
+/// When to try again after a failure: the response's Retry-After (`120`, `120;duration=60`
+/// or `120 (maintenance)`), kept within 1 s to 1 h, else [`RETRY`].
+fn retry_after(response: &Response) -> Duration {
+    response
+        .headers
+        .get_raw(&Name::from("Retry-After"))
+        .next()
+        .and_then(|v| {
+            let digits: String = v.trim().chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .map_or(RETRY, |s| Duration::from_secs(s.clamp(1, 3600)))
 }
 
 /// The expiry the registrar granted: our Contact's `expires`, else the Expires header, else
@@ -332,5 +355,29 @@ mod tests {
             r.on_response(now, &bye.make_response(200, "OK")),
             Some(Outcome::Unregistered)
         ));
+    }
+
+    #[test]
+    fn a_503_retries_after_its_retry_after() {
+        let now = Instant::now();
+        let mut r = reg();
+        let first = r.register().unwrap();
+        let mut busy = first.make_response(503, "Service Unavailable");
+        busy.headers
+            .insert(Name::from("Retry-After"), "5 (maintenance)");
+        assert!(matches!(
+            r.on_response(now, &busy),
+            Some(Outcome::Failed {
+                status: 503,
+                retry_in: 5,
+                ..
+            })
+        ));
+        assert_eq!(r.poll_timeout(), Some(now + Duration::from_secs(5)));
+        assert!(r.poll_transmit(now + Duration::from_secs(5)).is_some());
+        // Without Retry-After (or with nonsense), the usual wait.
+        let plain = first.make_response(503, "Service Unavailable");
+        r.on_response(now, &plain);
+        assert_eq!(r.poll_timeout(), Some(now + RETRY));
     }
 }

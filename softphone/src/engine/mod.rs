@@ -117,6 +117,8 @@ pub enum Event {
         account: String,
         status: u16,
         reason: String,
+        /// Seconds until the line tries again (0: it will not).
+        retry_in: u32,
     },
     Unregistered {
         line: usize,
@@ -136,6 +138,13 @@ pub enum Event {
         from: String,
         display: String,
         diversion: String,
+    },
+    /// An incoming call refused before it rang: its INVITE could not be taken.
+    Refused {
+        line: usize,
+        from: String,
+        status: u16,
+        reason: String,
     },
     Established {
         call: u32,
@@ -435,6 +444,7 @@ impl Engine {
                     account: a.number.clone(),
                     status: 0,
                     reason: format!("{}: no address for this server", a.server),
+                    retry_in: 0,
                 });
                 continue;
             };
@@ -657,14 +667,22 @@ impl Engine {
         if c.state != CallState::Incoming {
             return self.no_call("answer");
         }
-        let Some((body, agreed)) = call::answer_offer(&c.invite.body, &c.local) else {
-            let c = self.calls.remove(i);
-            self.refuse(&c, 488, "Not Acceptable Here");
-            return self.emit(Event::Ended {
-                call: c.id,
-                status: 488,
-                reason: "no common codec".into(),
-            });
+        // An INVITE without SDP (late offer): we offer in the 200, the answer comes in the ACK.
+        let (body, agreed) = if c.invite.body.is_empty() {
+            (sip::sdp::offer(&c.local), None)
+        } else {
+            match call::answer_offer(&c.invite.body, &c.local) {
+                Ok((body, agreed)) => (body, Some(agreed)),
+                Err(e) => {
+                    let c = self.calls.remove(i);
+                    self.refuse(&c, 488, "Not Acceptable Here");
+                    return self.emit(Event::Ended {
+                        call: c.id,
+                        status: 488,
+                        reason: e.to_string(),
+                    });
+                }
+            }
         };
         let mut ok = c.invite.make_response(200, "OK");
         ok.set_to_tag(&c.tag);
@@ -677,9 +695,33 @@ impl Engine {
         let _ = self.ep.send_response(&c.key, &ok);
         c.dialog = Dialog::from_uas(&c.invite, &c.tag);
         c.state = CallState::Established;
-        c.start_media(&agreed, source.as_deref(), record.as_deref());
+        match agreed {
+            Some(agreed) => c.start_media(&agreed, source.as_deref(), record.as_deref()),
+            None => c.late_offer = true,
+        }
         let id = c.id;
         self.emit(Event::Established { call: id });
+    }
+
+    /// The ACK to our 200: after a late offer it carries the answer, which starts the media.
+    fn on_ack(&mut self, i: usize, ack: &Request) {
+        let (source, record) = (self.audio.source.clone(), self.audio.record_dir.clone());
+        let c = &mut self.calls[i];
+        if !std::mem::take(&mut c.late_offer) {
+            return;
+        }
+        match call::take_answer(&ack.body, &c.local) {
+            Some(agreed) => c.start_media(&agreed, source.as_deref(), record.as_deref()),
+            None => {
+                let id = c.id;
+                self.emit(Event::Error {
+                    message: format!(
+                        "call {id}: the ACK carries no usable SDP answer to our offer; hanging up"
+                    ),
+                });
+                self.hang_up(i);
+            }
+        }
     }
 
     /// Holds (sendonly) or resumes (sendrecv) a call with a re-INVITE.
@@ -763,11 +805,28 @@ impl Engine {
             Direction::SendRecv
         };
         let ours = c.next_local(direction).clone();
-        let Some((body, agreed)) = call::answer_offer(&request.body, &ours) else {
-            let _ = self
-                .ep
-                .send_response(&key, &request.make_response(488, "Not Acceptable Here"));
+        if request.body.is_empty() {
+            // A re-INVITE without SDP (a session refresh, say): we offer what we have; the
+            // answer in the ACK changes nothing here.
+            let mut ok = request.make_response(200, "OK");
+            ok.headers
+                .insert(Name::CONTACT, format!("<sip:{number}@{local}>"));
+            ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+            ok.body = sip::sdp::offer(&ours).into_bytes().into();
+            let _ = self.ep.send_response(&key, &ok);
             return;
+        }
+        let (body, agreed) = match call::answer_offer(&request.body, &ours) {
+            Ok(answered) => answered,
+            Err(e) => {
+                let _ = self
+                    .ep
+                    .send_response(&key, &request.make_response(488, "Not Acceptable Here"));
+                let id = c.id;
+                return self.emit(Event::Error {
+                    message: format!("call {id}: a re-INVITE we cannot take, answered 488: {e}"),
+                });
+            }
         };
         let mut ok = request.make_response(200, "OK");
         ok.headers
@@ -853,11 +912,16 @@ impl Engine {
                 expires,
             },
             Some(Outcome::Unregistered) => Event::Unregistered { line: n, account },
-            Some(Outcome::Failed { status, reason }) => Event::RegistrationFailed {
+            Some(Outcome::Failed {
+                status,
+                reason,
+                retry_in,
+            }) => Event::RegistrationFailed {
                 line: n,
                 account,
                 status,
                 reason,
+                retry_in,
             },
         };
         self.lines[i].pending = None;
@@ -969,6 +1033,23 @@ impl Engine {
                     .send_response(&key, &request.make_response(200, "OK"));
             }
             Method::Ack => {}
+            Method::Notify => {
+                // Not a line's message summary: nothing here subscribed to it (RFC 6665 §4.1.3).
+                let _ = self
+                    .ep
+                    .send_response(&key, &request.make_response(489, "Bad Event"));
+                let event = request
+                    .headers
+                    .get_raw(&Name::from("Event"))
+                    .next()
+                    .map_or("no Event header".to_string(), |e| format!("event {e}"));
+                self.emit(Event::Error {
+                    message: format!(
+                        "a NOTIFY from {} ({event}) that nothing subscribed to, answered 489",
+                        peer.addr
+                    ),
+                });
+            }
             _ => {
                 let _ = self
                     .ep
@@ -1011,6 +1092,31 @@ impl Engine {
             .next()
             .map(|v| v.to_string())
             .unwrap_or_default();
+        // An offer we cannot take is refused before anything rings: 400 for SDP that does
+        // not parse, 488 (with Warning 305) when no codec is in common (RFC 3261 §13.3.1.1).
+        if !request.body.is_empty()
+            && let Err(e) = call::answer_offer(&request.body, &caps)
+        {
+            let (status, reason) = match e {
+                sip::sdp::SdpError::NoCommonCodec => (488, "Not Acceptable Here"),
+                sip::sdp::SdpError::Malformed(_) => (400, "Bad SDP"),
+            };
+            let mut r = request.make_response(status, reason);
+            r.set_to_tag(&tag);
+            if status == 488 {
+                r.headers.insert(
+                    Name::from("Warning"),
+                    format!("305 {} \"Incompatible media format\"", self.local.ip()),
+                );
+            }
+            let _ = self.ep.send_response(&key, &r);
+            return self.emit(Event::Refused {
+                line: line + 1,
+                from,
+                status,
+                reason: format!("{e} (offered: {})", call::offered_codecs(&request.body)),
+            });
+        }
         // INVITE with Replaces (RFC 3891): it takes the place of one of our calls at once.
         let replaces = self.replaced_call(&request);
         if replaces.is_none() {
@@ -1081,7 +1187,7 @@ impl Engine {
             return;
         };
         match request.method {
-            Method::Ack => {}
+            Method::Ack => self.on_ack(i, &request),
             Method::Invite => self.on_peer_reinvite(i, key, request),
             Method::Notify => self.on_notify(i, key, request),
             Method::Refer => self.on_refer(i, key, request).await,

@@ -16,18 +16,34 @@ pub(super) struct Mwi {
     dialog: Option<Dialog>,
 }
 
-/// The (new, old) voice message counts of a message-summary body.
-pub(super) fn counts(body: &[u8]) -> Option<(u32, u32)> {
-    let text = String::from_utf8_lossy(body);
-    let line = text.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("Voice-Message")
-            .then(|| v.trim().to_string())
-    })?;
-    let counts = line.split_whitespace().next()?;
-    let (new, old) = counts.split_once('/')?;
-    Some((new.parse().ok()?, old.parse().ok()?))
+/// The (new, old) voice message counts of a message-summary body (RFC 3842 §5.2).
+/// `Messages-Waiting: yes|no` is required; without a `Voice-Message` line, yes counts as one
+/// new message. The error says what is wrong with the body.
+pub(super) fn summary(body: &[u8]) -> Result<(u32, u32), String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 text".to_string())?;
+    let mut waiting = None;
+    let mut voice = None;
+    for l in text.lines() {
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.eq_ignore_ascii_case("Messages-Waiting") {
+            waiting = Some(match v.to_ascii_lowercase().as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => return Err(format!("Messages-Waiting: {v}: neither yes nor no")),
+            });
+        } else if k.eq_ignore_ascii_case("Voice-Message") {
+            let counts = v.split_whitespace().next().unwrap_or_default();
+            let parsed = counts
+                .split_once('/')
+                .and_then(|(n, o)| Some((n.parse().ok()?, o.parse().ok()?)));
+            voice = Some(parsed.ok_or_else(|| format!("Voice-Message: {v}: not NEW/OLD counts"))?);
+        }
+    }
+    let waiting = waiting.ok_or("no Messages-Waiting line")?;
+    Ok(voice.unwrap_or((u32::from(waiting), 0)))
 }
 
 impl Engine {
@@ -128,18 +144,28 @@ impl Engine {
         }) else {
             return false;
         };
-        let _ = self
-            .ep
-            .send_response(key, &request.make_response(200, "OK"));
-        match counts(&request.body) {
-            Some((new, old)) => self.emit(Event::Mwi {
-                line: i + 1,
-                new,
-                old,
-            }),
-            None => self.emit(Event::Error {
-                message: format!("line {}: a message-summary NOTIFY without counts", i + 1),
-            }),
+        match summary(&request.body) {
+            Ok((new, old)) => {
+                let _ = self
+                    .ep
+                    .send_response(key, &request.make_response(200, "OK"));
+                self.emit(Event::Mwi {
+                    line: i + 1,
+                    new,
+                    old,
+                });
+            }
+            Err(e) => {
+                let _ = self
+                    .ep
+                    .send_response(key, &request.make_response(400, "Bad message-summary body"));
+                self.emit(Event::Error {
+                    message: format!(
+                        "line {}: a malformed message-summary NOTIFY, answered 400: {e}",
+                        i + 1
+                    ),
+                });
+            }
         }
         true
     }
@@ -152,9 +178,24 @@ mod tests {
     #[test]
     fn summary_bodies() {
         let b = b"Messages-Waiting: yes\r\nMessage-Account: sip:201@pbx\r\nVoice-Message: 2/1 (0/0)\r\n";
-        assert_eq!(counts(b), Some((2, 1)));
-        assert_eq!(counts(b"Messages-Waiting: no\r\n"), None);
-        assert_eq!(counts(b"voice-message:  0/0\r\n"), Some((0, 0)));
-        assert_eq!(counts(b"Voice-Message: x/0\r\n"), None);
+        assert_eq!(summary(b), Ok((2, 1)));
+        assert_eq!(summary(b"Messages-Waiting: no\r\n"), Ok((0, 0)));
+        assert_eq!(summary(b"Messages-Waiting: yes\r\n"), Ok((1, 0)));
+        assert_eq!(
+            summary(b"messages-waiting: no\r\nvoice-message:  0/0\r\n"),
+            Ok((0, 0))
+        );
+        assert!(
+            summary(b"Messages-Waiting: yes\r\nVoice-Message: x/0\r\n")
+                .unwrap_err()
+                .contains("x/0")
+        );
+        assert!(
+            summary(b"Voice-Message: 1/0\r\n")
+                .unwrap_err()
+                .contains("Messages-Waiting")
+        );
+        assert!(summary(b"Messages-Waiting: perhaps\r\n").is_err());
+        assert!(summary(b"\xff\xfe").is_err());
     }
 }

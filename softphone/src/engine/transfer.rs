@@ -108,9 +108,24 @@ impl Engine {
     /// A NOTIFY in a call's dialog (the progress of our REFER): answered 200; a final
     /// sipfrag status ends our part — a 2xx hangs our call up.
     pub(super) fn on_notify(&mut self, i: usize, key: TsxKey, request: Request) {
-        let _ = self
-            .ep
-            .send_response(&key, &request.make_response(200, "OK"));
+        let id = self.calls[i].id;
+        let event = request
+            .headers
+            .get_raw(&Name::from("Event"))
+            .next()
+            .or_else(|| request.headers.get_raw(&Name::from("o")).next())
+            .map(|e| e.trim().to_ascii_lowercase());
+        if !event.as_deref().is_some_and(|e| e.starts_with("refer")) {
+            let _ = self
+                .ep
+                .send_response(&key, &request.make_response(489, "Bad Event"));
+            return self.emit(Event::Error {
+                message: format!(
+                    "call {id}: a NOTIFY for {} in the call, answered 489",
+                    event.map_or("no event".to_string(), |e| format!("event {e}"))
+                ),
+            });
+        }
         let body = String::from_utf8_lossy(&request.body).to_string();
         let Some(status) = body
             .lines()
@@ -118,16 +133,23 @@ impl Engine {
             .and_then(|l| l.strip_prefix("SIP/2.0 "))
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|s| s.parse::<u16>().ok())
+            .filter(|s| (100..700).contains(s))
         else {
-            let id = self.calls[i].id;
+            let _ = self
+                .ep
+                .send_response(&key, &request.make_response(400, "Bad sipfrag body"));
             return self.emit(Event::Error {
-                message: format!("call {id}: a NOTIFY without a sipfrag status line"),
+                message: format!(
+                    "call {id}: a transfer NOTIFY whose body is no SIP status line, answered 400"
+                ),
             });
         };
+        let _ = self
+            .ep
+            .send_response(&key, &request.make_response(200, "OK"));
         if status < 200 {
             return;
         }
-        let id = self.calls[i].id;
         if status < 300 {
             let consulted = self.calls[i].consulted;
             self.emit(Event::Transferred { call: id });

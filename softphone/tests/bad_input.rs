@@ -1,0 +1,346 @@
+//! Bad input to the headless softphone (issue #7, must show 3). The test plays its server on
+//! a loopback UDP socket, so it can answer and send what no well-behaved PBX would: a 503
+//! to the REGISTER (with Retry-After), malformed NOTIFYs, an INVITE offering only a codec we
+//! lack, a REFER to a garbage URI, a 503 to our INVITE. Each must give a clear event (and the
+//! right SIP answer), and the phone must go on working afterwards: a good NOTIFY still lights
+//! the lamp, a good call still connects, `status` and `quit` still work.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use sip::{Message, Method, Request, Response};
+use std::io::Write;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+use support::{expect, softphone};
+
+/// The test's end of the SIP conversation.
+struct Server {
+    sock: UdpSocket,
+    /// The phone's SIP address.
+    phone: SocketAddr,
+    seq: u32,
+}
+
+impl Server {
+    fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+
+    fn recv_raw(&self) -> String {
+        let mut buf = [0u8; 8192];
+        let (n, _) = self.sock.recv_from(&mut buf).expect("the phone went quiet");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    }
+
+    fn recv(&self) -> Message {
+        Message::parse_datagram(self.recv_raw().as_bytes()).unwrap()
+    }
+
+    /// The next request with this method (answers and other requests are passed over).
+    fn request(&self, method: Method) -> Request {
+        loop {
+            if let Message::Request(r) = self.recv()
+                && r.method == method
+            {
+                return r;
+            }
+        }
+    }
+
+    /// The next final answer to a request with this CSeq method.
+    fn response(&self, method: Method) -> Response {
+        loop {
+            if let Message::Response(r) = self.recv()
+                && r.status >= 200
+                && r.cseq().is_some_and(|c| c.method == method)
+            {
+                return r;
+            }
+        }
+    }
+
+    fn send(&self, text: &str) {
+        self.sock.send_to(text.as_bytes(), self.phone).unwrap();
+    }
+
+    fn reply(&self, r: &Request, status: u16, reason: &str, extra: &[(&str, &str)]) {
+        let mut resp = r.make_response(status, reason);
+        if resp.headers.get_raw(&sip::types::Name::TO).next().is_some() && r.to_tag().is_none() {
+            resp.set_to_tag("srv");
+        }
+        for (k, v) in extra {
+            resp.headers.insert(sip::types::Name::from(*k), *v);
+        }
+        self.sock.send_to(&resp.to_bytes(), self.phone).unwrap();
+    }
+
+    /// A request to the phone: `first` is the request line's method and URI user, `headers`
+    /// the rest (Via, CSeq, Max-Forwards and Content-Length are added).
+    fn send_request(&mut self, method: &str, call_id: &str, headers: &str, body: &str) {
+        self.seq += 1;
+        let me = self.addr();
+        let text = format!(
+            "{method} sip:201@{phone} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-t{seq}\r\n\
+             Max-Forwards: 70\r\nCall-ID: {call_id}\r\nCSeq: {seq} {method}\r\n{headers}\
+             Content-Length: {len}\r\n\r\n{body}",
+            phone = self.phone,
+            seq = self.seq,
+            len = body.len()
+        );
+        self.send(&text);
+    }
+}
+
+fn sdp(rtp: u16, payload: &str, rtpmap: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {rtp} RTP/AVP {payload}\r\n{rtpmap}a=sendrecv\r\n"
+    )
+}
+
+/// The phone with one line whose server is the test's socket; it has sent its first
+/// REGISTER (not answered yet).
+fn start() -> (
+    support::Kill,
+    std::sync::mpsc::Receiver<serde_json::Value>,
+    std::process::ChildStdin,
+    Server,
+    tempfile::TempDir,
+) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[[account]]\nnumber = \"201\"\nuser_id = \"u201\"\npassword = \"pw\"\n\
+         server = \"127.0.0.1\"\nport = {}\nregistration_expiry = 600\n",
+        sock.local_addr().unwrap().port()
+    );
+    let (phone, rx, stdin) = softphone(dir.path(), "phone", &config);
+    let ready = expect(&rx, "ready");
+    let srv = Server {
+        sock,
+        phone: ready["sip"].as_str().unwrap().parse().unwrap(),
+        seq: 100,
+    };
+    (phone, rx, stdin, srv, dir)
+}
+
+fn message(event: &serde_json::Value) -> String {
+    event["message"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn bad_input_gets_clear_events_and_the_phone_goes_on() {
+    let (mut phone, rx, mut stdin, mut srv, _dir) = start();
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port();
+
+    // A 503 to the REGISTER: a clear failure, and a new try after the Retry-After.
+    let reg = srv.request(Method::Register);
+    srv.reply(&reg, 503, "Service Unavailable", &[("Retry-After", "1")]);
+    let failed = expect(&rx, "registration_failed");
+    assert_eq!(
+        (failed["status"].as_u64(), failed["retry_in"].as_u64()),
+        (Some(503), Some(1)),
+        "{failed}"
+    );
+    let reg = srv.request(Method::Register);
+    srv.reply(&reg, 200, "OK", &[("Expires", "600")]);
+    expect(&rx, "registered");
+    let sub = srv.request(Method::Subscribe);
+    srv.reply(&sub, 489, "Bad Event", &[]);
+    assert!(message(&expect(&rx, "error")).contains("subscription refused (489)"));
+
+    let mwi = "From: <sip:pbx@127.0.0.1>;tag=n1\r\nTo: <sip:201@127.0.0.1>\r\n\
+               Event: message-summary\r\nContent-Type: application/simple-message-summary\r\n";
+    // A message summary with nonsense counts: 400, and the event says what is wrong.
+    srv.send_request(
+        "NOTIFY",
+        "mwi-1",
+        mwi,
+        "Messages-Waiting: yes\r\nVoice-Message: lots/none\r\n",
+    );
+    assert_eq!(srv.response(Method::Notify).status, 400);
+    let e = message(&expect(&rx, "error"));
+    assert!(
+        e.contains("malformed message-summary") && e.contains("lots/none"),
+        "{e}"
+    );
+    // A NOTIFY for an event nobody subscribed to: 489 Bad Event.
+    srv.send_request(
+        "NOTIFY",
+        "mwi-2",
+        "From: <sip:pbx@127.0.0.1>;tag=n2\r\nTo: <sip:201@127.0.0.1>\r\nEvent: presence\r\n",
+        "",
+    );
+    assert_eq!(srv.response(Method::Notify).status, 489);
+    assert!(message(&expect(&rx, "error")).contains("event presence"));
+    // A NOTIFY that is not even SIP (its CSeq has no number): the transport answers 400.
+    srv.send(&format!(
+        "NOTIFY sip:201@{} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-bad\r\n\
+         From: <sip:pbx@127.0.0.1>;tag=n3\r\nTo: <sip:201@127.0.0.1>\r\nCall-ID: mwi-3\r\n\
+         CSeq: many NOTIFY\r\nContent-Length: 0\r\n\r\n",
+        srv.phone,
+        srv.addr()
+    ));
+    // (Its 400 repeats the broken CSeq, so it is read as text.)
+    let answer = srv.recv_raw();
+    assert!(answer.starts_with("SIP/2.0 400"), "{answer}");
+    // A good one is still taken.
+    srv.send_request(
+        "NOTIFY",
+        "mwi-4",
+        mwi,
+        "Messages-Waiting: yes\r\nVoice-Message: 3/1\r\n",
+    );
+    assert_eq!(srv.response(Method::Notify).status, 200);
+    let lamp = expect(&rx, "mwi");
+    assert_eq!(
+        (lamp["new"].as_u64(), lamp["old"].as_u64()),
+        (Some(3), Some(1))
+    );
+
+    // An INVITE offering only G.729: 488 with a Warning, before anything rings.
+    let caller = format!(
+        "From: \"Far\" <sip:202@127.0.0.1>;tag=c1\r\nTo: <sip:201@127.0.0.1>\r\n\
+         Contact: <sip:202@{}>\r\nContent-Type: application/sdp\r\n",
+        srv.addr()
+    );
+    srv.send_request(
+        "INVITE",
+        "call-1",
+        &caller,
+        &sdp(rtp_port, "18", "a=rtpmap:18 G729/8000\r\n"),
+    );
+    let refused = srv.response(Method::Invite);
+    assert_eq!(refused.status, 488);
+    assert!(
+        refused
+            .headers
+            .get_raw(&sip::types::Name::from("Warning"))
+            .next()
+            .is_some_and(|w| w.starts_with("305")),
+        "{refused:?}"
+    );
+    let ev = expect(&rx, "refused");
+    assert_eq!(ev["status"], 488);
+    assert!(ev["reason"].as_str().unwrap().contains("G729"), "{ev}");
+    // An INVITE whose SDP does not parse: 400.
+    srv.send_request("INVITE", "call-2", &caller, "v=0\r\nthis is not SDP\r\n");
+    assert_eq!(srv.response(Method::Invite).status, 400);
+    assert_eq!(expect(&rx, "refused")["status"], 400);
+
+    // A good call still comes in and connects.
+    srv.send_request(
+        "INVITE",
+        "call-3",
+        &caller,
+        &sdp(rtp_port, "0", "a=rtpmap:0 PCMU/8000\r\n"),
+    );
+    let inc = expect(&rx, "incoming");
+    assert_eq!(
+        (inc["from"].as_str(), inc["display"].as_str()),
+        (Some("202"), Some("Far"))
+    );
+    writeln!(stdin, "answer").unwrap();
+    let ok = srv.response(Method::Invite);
+    assert_eq!(ok.status, 200);
+    let tag = sip::headers::tag(ok.headers.get_raw(&sip::types::Name::TO).next().unwrap()).unwrap();
+    expect(&rx, "established");
+    let in_call = format!(
+        "From: \"Far\" <sip:202@127.0.0.1>;tag=c1\r\nTo: <sip:201@127.0.0.1>;tag={tag}\r\n\
+         Contact: <sip:202@{}>\r\n",
+        srv.addr()
+    );
+    srv.send_request("ACK", "call-3", &in_call, "");
+    // A REFER to something that is no SIP URI: 400, and the call stays up.
+    srv.send_request(
+        "REFER",
+        "call-3",
+        &format!("{in_call}Refer-To: <not a uri at all>\r\n"),
+        "",
+    );
+    assert_eq!(srv.response(Method::Refer).status, 400);
+    assert!(message(&expect(&rx, "error")).contains("REFER"));
+    // A transfer NOTIFY whose body is no status line: 400.
+    srv.send_request(
+        "NOTIFY",
+        "call-3",
+        &format!("{in_call}Event: refer\r\nContent-Type: message/sipfrag\r\n"),
+        "hello\r\n",
+    );
+    assert_eq!(srv.response(Method::Notify).status, 400);
+    assert!(message(&expect(&rx, "error")).contains("no SIP status line"));
+    writeln!(stdin, "status").unwrap();
+    let st = expect(&rx, "status");
+    assert_eq!(st["calls"].as_array().unwrap().len(), 1, "{st}");
+    writeln!(stdin, "hangup").unwrap();
+    let bye = srv.request(Method::Bye);
+    srv.reply(&bye, 200, "OK", &[]);
+    expect(&rx, "ended");
+
+    // A 503 to our INVITE ends the call with that status.
+    writeln!(stdin, "dial 299").unwrap();
+    let inv = srv.request(Method::Invite);
+    srv.reply(&inv, 503, "Service Unavailable", &[]);
+    let ended = expect(&rx, "ended");
+    assert_eq!(ended["status"], 503, "{ended}");
+    srv.request(Method::Ack);
+
+    // And the phone still answers commands and leaves cleanly.
+    writeln!(stdin, "quit").unwrap();
+    let unreg = srv.request(Method::Register);
+    srv.reply(&unreg, 200, "OK", &[]);
+    expect(&rx, "quit");
+    assert!(phone.0.wait().unwrap().success());
+}
+
+/// An INVITE without SDP (late offer): the phone offers in its 200 and takes the answer from
+/// the ACK, and then its RTP comes to the address that answer names.
+#[test]
+fn late_offer_is_answered_in_the_ack() {
+    let (_phone, rx, mut stdin, mut srv, _dir) = start();
+    let reg = srv.request(Method::Register);
+    srv.reply(&reg, 200, "OK", &[("Expires", "600")]);
+    expect(&rx, "registered");
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rtp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let caller = format!(
+        "From: <sip:202@127.0.0.1>;tag=c1\r\nTo: <sip:201@127.0.0.1>\r\n\
+         Contact: <sip:202@{}>\r\n",
+        srv.addr()
+    );
+    srv.send_request("INVITE", "late-1", &caller, "");
+    expect(&rx, "incoming");
+    writeln!(stdin, "answer").unwrap();
+    let ok = srv.response(Method::Invite);
+    assert_eq!(ok.status, 200);
+    let offer = String::from_utf8_lossy(&ok.body).to_string();
+    assert!(
+        offer.contains("m=audio") && offer.contains("PCMU"),
+        "{offer}"
+    );
+    let tag = sip::headers::tag(ok.headers.get_raw(&sip::types::Name::TO).next().unwrap()).unwrap();
+    let answer = sdp(
+        rtp.local_addr().unwrap().port(),
+        "0",
+        "a=rtpmap:0 PCMU/8000\r\n",
+    );
+    srv.seq -= 1; // the ACK has the INVITE's CSeq number
+    srv.send_request(
+        "ACK",
+        "late-1",
+        &format!(
+            "From: <sip:202@127.0.0.1>;tag=c1\r\nTo: <sip:201@127.0.0.1>;tag={tag}\r\n\
+             Content-Type: application/sdp\r\n"
+        ),
+        &answer,
+    );
+    let mut buf = [0u8; 2048];
+    let (n, _) = rtp
+        .recv_from(&mut buf)
+        .expect("no RTP after the ACK's answer");
+    assert_eq!((n, buf[1] & 0x7f), (12 + 160, 0), "a 20 ms PCMU packet");
+}
