@@ -3,6 +3,7 @@
 //! source in, what it hears out to a WAV per call (headless) — through a
 //! [`media::session::MediaSession`] on its own RTP socket.
 
+use media::codec::OpusConfig;
 use media::device::{Input, Output};
 use media::g711::Law;
 use media::session::{MediaSession, Payload, SessionConfig};
@@ -129,13 +130,16 @@ impl Call {
         let Some((pt, codec)) = agreed.codecs.first() else {
             return;
         };
-        let law = if codec.name.eq_ignore_ascii_case("PCMA") {
-            Law::A
+        let (payload, rate) = if codec.name.eq_ignore_ascii_case("opus") {
+            let o = OpusConfig::default();
+            (Payload::Opus(o), o.rate)
+        } else if codec.name.eq_ignore_ascii_case("PCMA") {
+            (Payload::G711(Law::A), 8000)
         } else {
-            Law::Mu
+            (Payload::G711(Law::Mu), 8000)
         };
         let Ok(session) = MediaSession::new(SessionConfig {
-            payload: Payload::G711(law),
+            payload,
             payload_type: *pt,
             telephone_event: agreed.telephone_event,
             srtp: None,
@@ -144,12 +148,12 @@ impl Call {
             return;
         };
         let input = source
-            .and_then(|p| media::wav::WavSource::open(p, 8000, true).ok())
-            .map_or(Input::Null { rate: 8000 }, |s| Input::File(s, 8000));
+            .and_then(|p| media::wav::WavSource::open(p, rate, true).ok())
+            .map_or(Input::Null { rate }, |s| Input::File(s, rate));
         let output = record_dir
             .map(|d| d.join(format!("call-{}-{}.wav", self.id, std::process::id())))
-            .and_then(|p: PathBuf| media::wav::WavSink::create(&p, 8000).ok())
-            .map_or(Output::Null { rate: 8000 }, |s| Output::File(s, 8000));
+            .and_then(|p: PathBuf| media::wav::WavSink::create(&p, rate).ok())
+            .map_or(Output::Null { rate }, |s| Output::File(s, rate));
         let (control, controlled) = mpsc::unbounded_channel();
         self.media = Some(control);
         tokio::spawn(media_loop(
@@ -174,12 +178,23 @@ impl Call {
     }
 }
 
-/// Our capabilities for a new call: G.711 both laws and RFC 4733 events on `port`.
-pub fn local_caps(addr: std::net::IpAddr, port: u16) -> Local {
+/// Our capabilities for a new call: the line's `codecs` (names from
+/// [`crate::config::CODECS`], in order of preference) and RFC 4733 events on `port`.
+pub fn local_caps(addr: std::net::IpAddr, port: u16, codecs: &[String]) -> Local {
+    let mut offered: Vec<Codec> = codecs
+        .iter()
+        .filter_map(|c| match c.as_str() {
+            "PCMU" => Some(Codec::pcmu()),
+            "PCMA" => Some(Codec::pcma()),
+            "opus" => Some(Codec::opus()),
+            _ => None,
+        })
+        .collect();
+    offered.push(Codec::telephone_event());
     Local {
         addr,
         port,
-        codecs: vec![Codec::pcmu(), Codec::pcma(), Codec::telephone_event()],
+        codecs: offered,
         direction: Direction::SendRecv,
         crypto: Vec::new(),
         session_id: rand::random::<u32>().into(),

@@ -48,6 +48,16 @@ pub struct Account {
     /// The number that reaches voicemail.
     #[serde(default)]
     pub voicemail: String,
+    /// Voice codecs to offer, in order of preference: `PCMU`, `PCMA`, `opus`.
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<String>,
+}
+
+/// The codecs a call can carry.
+pub const CODECS: [&str; 3] = ["PCMU", "PCMA", "opus"];
+
+fn default_codecs() -> Vec<String> {
+    vec!["PCMU".into(), "PCMA".into()]
 }
 
 fn default_port() -> u16 {
@@ -174,6 +184,18 @@ impl Config {
             if a.user_id.is_empty() {
                 a.user_id = a.number.clone();
             }
+            if a.codecs.is_empty() {
+                return Err(bad("codecs", "must name at least one of PCMU, PCMA, opus"));
+            }
+            for c in &mut a.codecs {
+                let Some(known) = CODECS.iter().find(|k| k.eq_ignore_ascii_case(c)) else {
+                    return Err(bad(
+                        "codecs",
+                        &format!("{c:?} is not one of PCMU, PCMA, opus"),
+                    ));
+                };
+                *c = known.to_string();
+            }
         }
         Ok(c)
     }
@@ -232,6 +254,16 @@ park = "71"
             .unwrap_err()
             .to_string();
         assert!(e.contains("prak"), "{e}");
+        let e = Config::parse(
+            &GOOD.replace("port = 5070", "codecs = [\"opus\", \"G729\"]"),
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "p.toml: account 1: codecs: \"G729\" is not one of PCMU, PCMA, opus"
+        );
         let e = Config::parse("", "p.toml").unwrap_err().to_string();
         assert!(
             e.contains("no [[account]]") || e.contains("missing field"),

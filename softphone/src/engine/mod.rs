@@ -615,7 +615,7 @@ impl Engine {
                 .headers
                 .insert(Name::FROM, format!("\"{}\" {v}", display.replace('"', "")));
         }
-        let Some((rtp, caps)) = self.open_rtp().await else {
+        let Some((rtp, caps)) = self.open_rtp(line - 1).await else {
             self.emit(Event::Error {
                 message: "dial: no RTP port".into(),
             });
@@ -649,12 +649,14 @@ impl Engine {
         Some(id)
     }
 
-    async fn open_rtp(&self) -> Option<(tokio::net::UdpSocket, sip::sdp::Local)> {
+    /// A new call's RTP socket on `line` (0-based) and what we offer on it.
+    async fn open_rtp(&self, line: usize) -> Option<(tokio::net::UdpSocket, sip::sdp::Local)> {
         let rtp = tokio::net::UdpSocket::bind((self.local.ip(), 0))
             .await
             .ok()?;
         let port = rtp.local_addr().ok()?.port();
-        Some((rtp, call::local_caps(self.local.ip(), port)))
+        let codecs = &self.lines.get(line)?.account.codecs;
+        Some((rtp, call::local_caps(self.local.ip(), port, codecs)))
     }
 
     async fn answer(&mut self, id: Option<u32>) {
@@ -1066,7 +1068,7 @@ impl Engine {
             .position(|l| l.account.number == to)
             .unwrap_or(0);
         let tag = build::new_tag();
-        let Some((rtp, caps)) = self.open_rtp().await else {
+        let Some((rtp, caps)) = self.open_rtp(line).await else {
             let mut r = request.make_response(503, "Service Unavailable");
             r.set_to_tag(&tag);
             let _ = self.ep.send_response(&key, &r);
