@@ -11,41 +11,7 @@ use e2e::baresip::Baresip;
 use media::analysis::dominant_frequency;
 use std::io::Write;
 use std::time::Duration;
-use support::{Pbx, expect, registered};
-
-fn tone(path: &std::path::Path, freq: f32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for n in 0..8000 * 30 {
-        w.write_sample(
-            ((2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin() * 12000.0) as i16,
-        )
-        .unwrap();
-    }
-    w.finalize().unwrap();
-}
-
-fn samples(path: &std::path::Path) -> Vec<i16> {
-    hound::WavReader::open(path)
-        .map(|r| r.into_samples().filter_map(Result::ok).collect())
-        .unwrap_or_default()
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let t0 = std::time::Instant::now();
-    while !ok() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use support::{Pbx, expect, registered, samples, tone, wait_for};
 
 /// pbx-lite with the softphone as 201 (playing 440 Hz, recording into `heard`) and
 /// baresip as 202 (600 Hz, answering by itself), both registered.

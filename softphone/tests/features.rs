@@ -12,35 +12,7 @@ use media::analysis::{dominant_frequency, tone_share};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
-use support::{Pbx, expect, registered};
-
-fn tone(path: &Path, freq: f32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for n in 0..8000 * 30 {
-        w.write_sample(
-            ((2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin() * 12000.0) as i16,
-        )
-        .unwrap();
-    }
-    w.finalize().unwrap();
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let t0 = std::time::Instant::now();
-    while !ok() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use support::{Pbx, expect, registered, tone, wait_for};
 
 /// Waits for `feature_done` and says whether the feature went as expected.
 fn done(rx: &std::sync::mpsc::Receiver<serde_json::Value>, name: &str) {

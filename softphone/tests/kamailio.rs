@@ -15,24 +15,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{Kill, expect, free_port};
-
-fn tone(path: &Path, freq: f32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for n in 0..8000 * 30 {
-        w.write_sample(
-            ((2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin() * 12000.0) as i16,
-        )
-        .unwrap();
-    }
-    w.finalize().unwrap();
-}
+use support::{Kill, expect, free_port, tone};
 
 /// Kamailio on 127.0.0.1:`port` with subscribers uNNN / Pw-NNN-secret.
 fn kamailio(dir: &Path, port: u16, numbers: &[&str]) -> Kill {

@@ -183,3 +183,40 @@ pub(crate) fn softphone(
     let stdin = child.0.stdin.take().unwrap();
     (child, rx, stdin)
 }
+
+/// A 30 s, 8 kHz mono WAV of a sine at `freq` Hz: what a phone says in the tests.
+pub(crate) fn tone(path: &Path, freq: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..8000 * 30 {
+        w.write_sample(
+            ((2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin() * 12000.0) as i16,
+        )
+        .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// The samples of a WAV file (none when it cannot be read yet).
+pub(crate) fn samples(path: &Path) -> Vec<i16> {
+    hound::WavReader::open(path)
+        .map(|r| r.into_samples().filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// Polls `ok` every 100 ms for up to 10 s.
+pub(crate) fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !ok() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
