@@ -26,25 +26,55 @@ struct Setup {
 
 impl Setup {
     fn start() -> Setup {
+        Setup::start_with(false)
+    }
+
+    /// With `opus`, both phones offer Opus alone.
+    fn start_with(opus: bool) -> Setup {
         let pbx = Pbx::start(&["201", "202"]);
         let dir = pbx.dir.path().to_path_buf();
         let (ours, theirs) = (dir.join("tone440.wav"), dir.join("tone600.wav"));
         tone(&ours, 440.0);
-        tone(&theirs, 600.0);
+        if opus {
+            // baresip's aufile plays at the file's rate, which must be the codec's.
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: 48000,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut w = hound::WavWriter::create(&theirs, spec).unwrap();
+            for n in 0..48000 * 30 {
+                let x = (2.0 * std::f32::consts::PI * 600.0 * n as f32 / 48000.0).sin();
+                w.write_sample((x * 12000.0) as i16).unwrap();
+            }
+            w.finalize().unwrap();
+        } else {
+            tone(&theirs, 600.0);
+        }
         let heard = dir.join("heard");
         std::fs::create_dir_all(&heard).unwrap();
         let config = format!(
-            "{}\n[audio]\nsource = \"{}\"\nrecord_dir = \"{}\"\n",
+            "{}{}\n[audio]\nsource = \"{}\"\nrecord_dir = \"{}\"\n",
             pbx.account("201", "Pw-201-secret"),
+            if opus { "codecs = [\"opus\"]\n" } else { "" },
             ours.display(),
             heard.display()
         );
         let (phone, rx, stdin) = support::softphone(&dir, "phone", &config);
         expect(&rx, "registered");
         let port = pbx.port;
-        let b = Baresip::start_with(&theirs, move |_| {
-            format!("<sip:202@127.0.0.1:{port}>;auth_user=u202;auth_pass=Pw-202-secret;answermode=auto;audio_codecs=PCMU;regint=600")
-        })
+        let account = move |_| {
+            let codec = if opus { "opus/48000/2" } else { "PCMU" };
+            format!(
+                "<sip:202@127.0.0.1:{port}>;auth_user=u202;auth_pass=Pw-202-secret;answermode=auto;audio_codecs={codec};regint=600"
+            )
+        };
+        let b = if opus {
+            Baresip::start_opus(&theirs, account)
+        } else {
+            Baresip::start_with(&theirs, account)
+        }
         .unwrap();
         wait_for("202 registered", || registered(&pbx.db, "202"));
         Setup {
@@ -161,4 +191,46 @@ fn hold_resume_and_dtmf() {
         first < windows.len() && music.is_some() && back.is_some(),
         "202 heard {windows:?}"
     );
+}
+
+#[test]
+fn opus_call_with_baresip() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let mut t = Setup::start_with(true);
+    t.send("dial 202");
+    expect(&t.rx, "established");
+    std::thread::sleep(Duration::from_secs(3));
+    t.send("hangup");
+    expect(&t.rx, "ended");
+    wait_for("baresip to hang up", || t.b.log().contains("terminated"));
+    std::thread::sleep(Duration::from_millis(300));
+    let file = std::fs::read_dir(&t.heard)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // The softphone records at the codec's rate: 48 kHz.
+    let spec = hound::WavReader::open(&file).unwrap().spec();
+    assert_eq!(spec.sample_rate, 48000);
+    let got = samples(&file);
+    assert!(
+        got.len() > 96000,
+        "the softphone recorded {} samples",
+        got.len()
+    );
+    let f = dominant_frequency(&got[24000..120000.min(got.len())], 48000);
+    assert!(
+        (f - 600.0).abs() < 5.0,
+        "the softphone heard {f} Hz over Opus"
+    );
+    let decoded = t.b.decoded_files();
+    let theirs = decoded.first().unwrap();
+    let rate = hound::WavReader::open(theirs).unwrap().spec().sample_rate;
+    let heard = samples(theirs);
+    let s = rate as usize;
+    let f = dominant_frequency(&heard[s / 2..(2 * s).min(heard.len())], rate);
+    assert!((f - 440.0).abs() < 5.0, "baresip heard {f} Hz over Opus");
 }

@@ -48,9 +48,28 @@ impl Baresip {
     /// registers to a PBX. A port another process took between choosing and binding it
     /// means another try with new ports.
     pub fn start_with(source: &Path, account: impl Fn(u16) -> String) -> std::io::Result<Baresip> {
+        Self::start_full(source, account, "")
+    }
+
+    /// Like [`Baresip::start_with`], with Opus loaded too: mono, 24 kbit/s, in-band FEC —
+    /// as the softphone sends it. The account line picks it with `audio_codecs=opus/48000/2`.
+    pub fn start_opus(source: &Path, account: impl Fn(u16) -> String) -> std::io::Result<Baresip> {
+        Self::start_full(
+            source,
+            account,
+            "module opus.so\nopus_stereo no\nopus_sprop_stereo no\nopus_bitrate 24000\n\
+             opus_inbandfec yes\n",
+        )
+    }
+
+    fn start_full(
+        source: &Path,
+        account: impl Fn(u16) -> String,
+        extra: &str,
+    ) -> std::io::Result<Baresip> {
         let mut tries = 0;
         loop {
-            match Self::try_start(source, &account) {
+            match Self::try_start(source, &account, extra) {
                 Err(e) if tries < 5 && e.to_string().contains("already in use") => {
                     tries += 1;
                 }
@@ -59,7 +78,11 @@ impl Baresip {
         }
     }
 
-    fn try_start(source: &Path, account: &impl Fn(u16) -> String) -> std::io::Result<Baresip> {
+    fn try_start(
+        source: &Path,
+        account: &impl Fn(u16) -> String,
+        extra: &str,
+    ) -> std::io::Result<Baresip> {
         let dir = tempfile::tempdir()?;
         let (sip_port, cons_port) = (free_port(), free_port());
         let line = account(sip_port);
@@ -68,7 +91,7 @@ impl Baresip {
 audio_player aubridge,nil\naudio_source aufile,{}\naudio_alert aubridge,nil\n\
 module_path /usr/lib/baresip/modules\nmodule cons.so\nmodule g711.so\nmodule aufile.so\n\
 module aubridge.so\nmodule sndfile.so\nmodule srtp.so\nmodule_app account.so\nmodule_app menu.so\n\
-snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n",
+snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n{extra}",
             source.display(),
             dir.path().display(),
         );
