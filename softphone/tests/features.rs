@@ -68,21 +68,41 @@ fn office() -> (Pbx, Vec<Phone>, Baresip) {
 fn newest_heard(dir: &Path) -> f32 {
     let t0 = std::time::Instant::now();
     loop {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        let heard: Vec<i16> = files
-            .last()
-            .and_then(|f| hound::WavReader::open(f).ok())
-            .map(|r| r.into_samples().filter_map(Result::ok).collect())
-            .unwrap_or_default();
+        let heard = newest_samples(dir);
         if heard.len() > 12000 || t0.elapsed() > Duration::from_secs(5) {
             return dominant_frequency(&heard[heard.len().min(4000)..heard.len().min(16000)], 8000);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The samples of the newest recording in `dir` (by modification time).
+fn newest_samples(dir: &Path) -> Vec<i16> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    files
+        .last()
+        .map(|f| support::samples(f))
+        .unwrap_or_default()
+}
+
+/// baresip's newest decode recording, once it holds more than `min` samples (baresip
+/// writes it out when the call is over).
+fn baresip_heard(b: &Baresip, min: usize) -> Vec<i16> {
+    let mut heard = Vec::new();
+    wait_for("baresip's recording", || {
+        heard = b
+            .decoded_files()
+            .iter()
+            .max()
+            .map(|f| support::samples(f))
+            .unwrap_or_default();
+        heard.len() > min
+    });
+    heard
 }
 
 #[test]
@@ -205,17 +225,7 @@ fn blind_and_attended_transfer_by_refer() {
     // baresip writes its recording out when the call is over: wait for it. How much of the
     // call its newest file holds varies from run to run (once 1.9 s, once 2.9 s), but it ends
     // with the 2 s after the transfer, so its last 1.5 s must be 203.
-    let mut heard: Vec<i16> = Vec::new();
-    wait_for("baresip's recording", || {
-        heard = b
-            .decoded_files()
-            .iter()
-            .max()
-            .and_then(|f| hound::WavReader::open(f).ok())
-            .map(|r| r.into_samples().filter_map(Result::ok).collect())
-            .unwrap_or_default();
-        heard.len() > 12000
-    });
+    let heard = baresip_heard(&b, 12000);
     let tail = &heard[heard.len().saturating_sub(12000)..heard.len().saturating_sub(2000)];
     let f = dominant_frequency(tail, 8000);
     assert!(
@@ -261,16 +271,7 @@ fn message_waiting_follows_voicemail() {
 fn newest_recording(dir: &Path) -> Vec<i16> {
     let mut heard = Vec::new();
     wait_for("a recording", || {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        heard = files
-            .last()
-            .and_then(|f| hound::WavReader::open(f).ok())
-            .map(|r| r.into_samples().filter_map(Result::ok).collect())
-            .unwrap_or_default();
+        heard = newest_samples(dir);
         heard.len() > 24000
     });
     heard
@@ -332,17 +333,7 @@ fn conference_of_three_via_46() {
     expect(c_rx, "ended");
     hears_the_other_two("201", 0, &shares(&newest_recording(a_rec)));
     hears_the_other_two("203", 2, &shares(&newest_recording(c_rec)));
-    let mut heard: Vec<i16> = Vec::new();
-    wait_for("baresip's recording", || {
-        heard = b
-            .decoded_files()
-            .iter()
-            .max()
-            .and_then(|f| hound::WavReader::open(f).ok())
-            .map(|r| r.into_samples().filter_map(Result::ok).collect())
-            .unwrap_or_default();
-        heard.len() > 24000
-    });
+    let heard = baresip_heard(&b, 24000);
     hears_the_other_two("202", 1, &shares(&heard));
 }
 
