@@ -11,7 +11,7 @@ use e2e::baresip::Baresip;
 use media::analysis::dominant_frequency;
 use std::io::Write;
 use std::time::Duration;
-use support::{Pbx, expect, registered, samples, tone, wait_for};
+use support::{Pbx, expect, samples, sine, tone, wait_for};
 
 /// pbx-lite with the softphone as 201 (playing 440 Hz, recording into `heard`) and
 /// baresip as 202 (600 Hz, answering by itself), both registered.
@@ -35,23 +35,8 @@ impl Setup {
         let dir = pbx.dir.path().to_path_buf();
         let (ours, theirs) = (dir.join("tone440.wav"), dir.join("tone600.wav"));
         tone(&ours, 440.0);
-        if opus {
-            // baresip's aufile plays at the file's rate, which must be the codec's.
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: 48000,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
-            let mut w = hound::WavWriter::create(&theirs, spec).unwrap();
-            for n in 0..48000 * 30 {
-                let x = (2.0 * std::f32::consts::PI * 600.0 * n as f32 / 48000.0).sin();
-                w.write_sample((x * 12000.0) as i16).unwrap();
-            }
-            w.finalize().unwrap();
-        } else {
-            tone(&theirs, 600.0);
-        }
+        // baresip's aufile plays at the file's rate, which must be the codec's.
+        sine(&theirs, 600.0, if opus { 48000 } else { 8000 });
         let heard = dir.join("heard");
         std::fs::create_dir_all(&heard).unwrap();
         let config = format!(
@@ -63,20 +48,7 @@ impl Setup {
         );
         let (phone, rx, stdin) = support::softphone(&dir, "phone", &config);
         expect(&rx, "registered");
-        let port = pbx.port;
-        let account = move |_| {
-            let codec = if opus { "opus/48000/2" } else { "PCMU" };
-            format!(
-                "<sip:202@127.0.0.1:{port}>;auth_user=u202;auth_pass=Pw-202-secret;answermode=auto;audio_codecs={codec};regint=600"
-            )
-        };
-        let b = if opus {
-            Baresip::start_opus(&theirs, account)
-        } else {
-            Baresip::start_with(&theirs, account)
-        }
-        .unwrap();
-        wait_for("202 registered", || registered(&pbx.db, "202"));
+        let b = support::baresip_station(&pbx, "202", &theirs, opus);
         Setup {
             _pbx: pbx,
             heard,

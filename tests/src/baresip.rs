@@ -51,14 +51,14 @@ impl Baresip {
         Self::start_full(source, account, "")
     }
 
-    /// Like [`Baresip::start_with`], with Opus loaded too: mono, 24 kbit/s, in-band FEC —
-    /// as the softphone sends it. The account line picks it with `audio_codecs=opus/48000/2`.
+    /// Like [`Baresip::start_with`], with Opus loaded too: mono, 24 kbit/s, in-band FEC for
+    /// 5 % loss, the VoIP application — as the softphone sends it. The account line picks it with `audio_codecs=opus/48000/2`.
     pub fn start_opus(source: &Path, account: impl Fn(u16) -> String) -> std::io::Result<Baresip> {
         Self::start_full(
             source,
             account,
             "module opus.so\nopus_stereo no\nopus_sprop_stereo no\nopus_bitrate 24000\n\
-             opus_inbandfec yes\n",
+             opus_inbandfec yes\nopus_packet_loss 5\nopus_application voip\n",
         )
     }
 
@@ -137,6 +137,11 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n{extra}",
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The process id, for reading its CPU time and memory from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// What baresip printed so far.

@@ -186,20 +186,48 @@ pub(crate) fn softphone(
 
 /// A 30 s, 8 kHz mono WAV of a sine at `freq` Hz: what a phone says in the tests.
 pub(crate) fn tone(path: &Path, freq: f32) {
+    sine(path, freq, 8000);
+}
+
+/// A 30 s mono WAV of a sine at `freq` Hz sampled at `rate`.
+pub(crate) fn sine(path: &Path, freq: f32, rate: u32) {
     let spec = hound::WavSpec {
         channels: 1,
-        sample_rate: 8000,
+        sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for n in 0..8000 * 30 {
-        w.write_sample(
-            ((2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin() * 12000.0) as i16,
-        )
-        .unwrap();
+    for n in 0..rate * 30 {
+        let x = (2.0 * std::f32::consts::PI * freq * n as f32 / rate as f32).sin();
+        w.write_sample((x * 12000.0) as i16).unwrap();
     }
     w.finalize().unwrap();
+}
+
+/// baresip registered as station `number` of `pbx`, answering by itself, playing `source`
+/// (at the codec's rate: its aufile plays at the file's rate), in PCMU or Opus alone.
+pub(crate) fn baresip_station(
+    pbx: &Pbx,
+    number: &str,
+    source: &Path,
+    opus: bool,
+) -> e2e::baresip::Baresip {
+    let port = pbx.port;
+    let codec = if opus { "opus/48000/2" } else { "PCMU" };
+    let account = move |_| {
+        format!(
+            "<sip:{number}@127.0.0.1:{port}>;auth_user=u{number};auth_pass=Pw-{number}-secret;answermode=auto;audio_codecs={codec};ptime=20;regint=600"
+        )
+    };
+    let b = if opus {
+        e2e::baresip::Baresip::start_opus(source, account)
+    } else {
+        e2e::baresip::Baresip::start_with(source, account)
+    }
+    .unwrap();
+    wait_for("baresip to register", || registered(&pbx.db, number));
+    b
 }
 
 /// The samples of a WAV file (none when it cannot be read yet).
