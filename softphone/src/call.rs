@@ -26,6 +26,8 @@ pub enum MediaControl {
     Hold(bool),
     /// Send a digit as RFC 4733 events.
     Dtmf(char),
+    /// Send silence instead of the input (or the input again).
+    Mute(bool),
 }
 
 /// Where a call stands.
@@ -246,12 +248,14 @@ async fn media_loop(
     let mut buf = [0u8; 2048];
     let mut dest = remote;
     let mut held = false;
+    let mut muted = false;
     loop {
         tokio::select! {
             c = control.recv() => match c {
                 None => break,
                 Some(MediaControl::Remote(a)) => dest = a,
                 Some(MediaControl::Hold(h)) => held = h,
+                Some(MediaControl::Mute(m)) => muted = m,
                 Some(MediaControl::Dtmf(d)) => {
                     session.send_dtmf(d);
                 }
@@ -264,6 +268,9 @@ async fn media_loop(
             }
             _ = tick.tick() => {
                 input.read(&mut frame);
+                if muted {
+                    frame.fill(0);
+                }
                 let now = Instant::now();
                 if !held && !dest.ip().is_unspecified() {
                     let _ = session.send_frame(now, &frame);

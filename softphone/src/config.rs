@@ -89,12 +89,15 @@ pub struct Features {
     pub pickup_my_group: String,
     pub pickup_group: String,
     pub pickup_directed: String,
+    /// Plays the own mailbox (the Voicemail key, when the account names no number).
+    pub voicemail: String,
 }
 
 impl Default for Features {
     fn default() -> Self {
         let s = |v: &str| v.to_string();
         Features {
+            voicemail: s("50"),
             forward_clear: s("600"),
             forward_all: s("601"),
             forward_busy: s("602"),

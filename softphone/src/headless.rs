@@ -1,7 +1,7 @@
 //! Headless control: one command per line on stdin (and on a loopback TCP socket with
 //! `--control`), one JSON event per line on stdout. Commands so far: `status`,
 //! `register [LINE]`, `dial NUMBER [LINE]`, `answer [CALL]`, `reject [CALL]`,
-//! `hangup [CALL]`, `hold [CALL]`, `resume [CALL]`, `dtmf DIGITS [CALL]`, the PBX features
+//! `hangup [CALL]`, `hold [CALL]`, `resume [CALL]`, `mute [CALL]`, `unmute [CALL]`, `dtmf DIGITS [CALL]`, the PBX features
 //! `dnd on|off`, `forward all|busy|noanswer|both NUMBER`, `forward clear`, `park [SLOT]`,
 //! `retrieve SLOT`, `pickup [STATION]`, `conference add|end`, `transfer NUMBER [CALL]`
 //! (blind), `transfer call OTHER [CALL]` (attended), and `quit`. A line that is no command gets an `error` event and changes
@@ -50,6 +50,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ("hangup", 0 | 1) => Ok(Command::Hangup(call_arg(&args)?)),
         ("hold", 0 | 1) => Ok(Command::Hold(call_arg(&args)?)),
         ("resume", 0 | 1) => Ok(Command::Resume(call_arg(&args)?)),
+        (m @ ("mute" | "unmute"), 0 | 1) => Ok(Command::Mute {
+            call: call_arg(&args)?,
+            on: m == "mute",
+        }),
         ("dtmf", 1 | 2)
             if args[0]
                 .chars()
@@ -98,11 +102,13 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ("transfer", _) => Err("transfer NUMBER [CALL], or transfer call OTHER [CALL]".into()),
         ("quit", 0) => Ok(Command::Quit),
         (v @ ("status" | "quit"), _) => Err(format!("{v} takes no arguments")),
-        (v @ ("answer" | "reject" | "hangup" | "register" | "hold" | "resume"), _) => {
-            Err(format!("{v} takes at most one number"))
-        }
+        (
+            v @ ("answer" | "reject" | "hangup" | "register" | "hold" | "resume" | "mute"
+            | "unmute"),
+            _,
+        ) => Err(format!("{v} takes at most one number")),
         (v, _) => Err(format!(
-            "{v}: unknown command (status, register [LINE], dial NUMBER [LINE], answer [CALL], reject [CALL], hangup [CALL], hold [CALL], resume [CALL], dtmf DIGITS [CALL], dnd, forward, park, retrieve, pickup, conference, quit)"
+            "{v}: unknown command (status, register [LINE], dial NUMBER [LINE], answer [CALL], reject [CALL], hangup [CALL], hold [CALL], resume [CALL], mute [CALL], unmute [CALL], dtmf DIGITS [CALL], dnd, forward, park, retrieve, pickup, conference, quit)"
         )),
     }
 }
@@ -181,6 +187,13 @@ mod tests {
         );
         assert!(parse("dtmf 1x").is_err());
         assert_eq!(parse("hold 2"), Ok(Command::Hold(Some(2))));
+        assert_eq!(
+            parse("unmute"),
+            Ok(Command::Mute {
+                call: None,
+                on: false
+            })
+        );
         assert_eq!(parse("dnd on"), Ok(Command::Feature(Feature::Dnd(true))));
         assert!(parse("dnd maybe").is_err());
         assert_eq!(

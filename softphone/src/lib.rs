@@ -9,11 +9,13 @@
 //! - [`call`]: one call — its INVITE, dialog and SDP, and the task carrying its audio.
 //! - [`sequence`]: PBX feature sequences (hold, code, resume) as one action each.
 //! - [`engine`]: the driver — one SIP endpoint for every line, commands in, events out.
+//! - [`gui`]: the window (eframe/egui) on the same engine channels.
 //! - [`headless`]: line commands on stdin or a loopback TCP socket, JSON events on stdout.
 
 pub mod call;
 pub mod config;
 pub mod engine;
+pub mod gui;
 pub mod headless;
 pub mod registration;
 pub mod sequence;

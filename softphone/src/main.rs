@@ -1,6 +1,6 @@
-//! `softphone`: the office softphone. `--headless` runs the engine without a window: line
-//! commands on stdin (and on `--control ADDR`, a loopback TCP socket), one JSON event per
-//! line on stdout.
+//! `softphone`: the office softphone, a window by default. `--headless` runs the engine
+//! without one: line commands on stdin (and on `--control ADDR`, a loopback TCP socket), one
+//! JSON event per line on stdout.
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -39,14 +39,14 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    if !cli.headless {
-        bail!("the window is not built yet: run with --headless");
-    }
     let config = Config::load(&cli.config)?;
     if let Some(c) = cli.control
         && !c.ip().is_loopback()
     {
         bail!("--control {c}: the control socket must be on a loopback address");
+    }
+    if !cli.headless {
+        return softphone::gui::run_window(config, cli.sip, cli.control);
     }
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(async move {

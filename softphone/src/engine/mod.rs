@@ -50,6 +50,11 @@ pub enum Command {
         digits: String,
         call: Option<u32>,
     },
+    /// Send silence instead of the microphone (`on`), or the microphone again.
+    Mute {
+        call: Option<u32>,
+        on: bool,
+    },
     /// A PBX feature, as one action (the codes come from `[features]`).
     Feature(Feature),
     /// Transfer a call (REFER): to a number (blind) or to our other call (attended).
@@ -154,6 +159,10 @@ pub enum Event {
     },
     Resumed {
         call: u32,
+    },
+    Muted {
+        call: u32,
+        on: bool,
     },
     /// A line's voicemail counts (RFC 3842 message summary).
     Mwi {
@@ -521,6 +530,18 @@ impl Engine {
             Command::Transfer { call, to } => self.transfer(call, to),
             Command::Hold(id) => self.reinvite(id, true),
             Command::Resume(id) => self.reinvite(id, false),
+            Command::Mute { call, on } => {
+                match self.pick(call, |c| c.state == CallState::Established) {
+                    Some(i) if self.calls[i].media(MediaControl::Mute(on)) => {
+                        let call = self.calls[i].id;
+                        self.emit(Event::Muted { call, on });
+                    }
+                    Some(_) => self.emit(Event::Error {
+                        message: "mute: the call has no media".into(),
+                    }),
+                    None => self.no_call("mute"),
+                }
+            }
             Command::Dtmf { digits, call } => {
                 match self.pick(call, |c| c.state == CallState::Established) {
                     Some(i) => {

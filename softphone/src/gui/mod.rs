@@ -1,0 +1,198 @@
+//! The window (eframe/egui). The engine runs on its own thread with its own tokio runtime;
+//! commands go down its channel and events come back through a channel that wakes the
+//! window, so the UI thread never waits on the network. [`model`] is what the window shows,
+//! apart from any widget; [`phone`] draws it. With `--control ADDR` the window also takes
+//! the headless commands (and `screenshot FILE.png`) on a loopback TCP socket, which is how
+//! `scripts/screenshots` puts it into the states the README shows.
+
+pub mod model;
+pub mod phone;
+
+use crate::config::Config;
+use crate::engine::{self, Command, Event};
+use crate::headless;
+use eframe::egui;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// The engine on its own thread: its command channel, its events (each also handed to
+/// `on_event` first, e.g. to wake the window) and the thread.
+pub fn spawn_engine(
+    config: Config,
+    listen: SocketAddr,
+    on_event: impl Fn(&Event) + Send + 'static,
+) -> std::io::Result<(
+    UnboundedSender<Command>,
+    mpsc::Receiver<Event>,
+    std::thread::JoinHandle<()>,
+)> {
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (out_tx, out_rx) = mpsc::channel();
+    let rt = tokio::runtime::Runtime::new()?;
+    let thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let forward = tokio::spawn(async move {
+                    while let Some(e) = ev_rx.recv().await {
+                        on_event(&e);
+                        if out_tx.send(e).is_err() {
+                            return;
+                        }
+                    }
+                });
+                if let Err(e) = engine::run(config, listen, cmd_rx, ev_tx).await {
+                    eprintln!("softphone: {e:#}");
+                }
+                let _ = forward.await;
+            });
+            rt.shutdown_background();
+        })?;
+    Ok((cmd_tx, out_rx, thread))
+}
+
+/// Writes a screenshot as PNG.
+fn save_png(path: &std::path::Path, image: &egui::ColorImage) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut enc = png::Encoder::new(
+        std::io::BufWriter::new(file),
+        image.size[0] as u32,
+        image.size[1] as u32,
+    );
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()
+        .and_then(|mut w| w.write_image_data(image.as_raw()))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Prints an event as one JSON line on stdout, as headless mode does.
+fn print_event(e: &Event) {
+    if let Ok(line) = serde_json::to_string(e) {
+        println!("{line}");
+    }
+}
+
+/// Reads control lines from loopback TCP connections: commands for the phone, screenshots
+/// for the window.
+fn control(
+    listener: std::net::TcpListener,
+    commands: mpsc::Sender<Command>,
+    shots: mpsc::Sender<PathBuf>,
+    ctx: egui::Context,
+) {
+    for stream in listener.incoming().map_while(Result::ok) {
+        let (commands, shots, ctx) = (commands.clone(), shots.clone(), ctx.clone());
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(path) = line.trim().strip_prefix("screenshot ") {
+                    let _ = shots.send(PathBuf::from(path.trim()));
+                } else if !line.trim().is_empty() {
+                    match headless::parse(&line) {
+                        Ok(c) => {
+                            let _ = commands.send(c);
+                        }
+                        Err(message) => print_event(&Event::Error { message }),
+                    }
+                }
+                ctx.request_repaint();
+            }
+        });
+    }
+}
+
+struct App {
+    phone: phone::Phone,
+    shots: mpsc::Receiver<PathBuf>,
+    /// A call was ringing at the last frame.
+    ringing: bool,
+}
+
+impl eframe::App for App {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        for path in self.shots.try_iter() {
+            ui.ctx()
+                .request_screenshot(move |image| match save_png(&path, &image) {
+                    Ok(()) => println!(
+                        "{{\"event\":\"screenshot\",\"path\":{:?}}}",
+                        path.display().to_string()
+                    ),
+                    Err(message) => print_event(&Event::Error { message }),
+                });
+        }
+        self.phone.show(ui);
+        let ringing = self
+            .phone
+            .model
+            .calls
+            .iter()
+            .any(|c| c.phase == model::Phase::Incoming);
+        if ringing && !self.ringing {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(
+                    egui::UserAttentionType::Critical,
+                ));
+        }
+        self.ringing = ringing;
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.phone.send(Command::Quit);
+        // Time for the engine to unregister the lines.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+/// Opens the window and runs until it is closed.
+pub fn run_window(
+    config: Config,
+    listen: SocketAddr,
+    control_addr: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    let listener = control_addr.map(std::net::TcpListener::bind).transpose()?;
+    let numbers: Vec<String> = config.accounts.iter().map(|a| a.number.clone()).collect();
+    let voicemail = config
+        .accounts
+        .first()
+        .map(|a| a.voicemail.clone())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| config.features.voicemail.clone());
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Office softphone")
+            .with_inner_size([760.0, 460.0]),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "softphone",
+        options,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let (commands, events, _engine) = spawn_engine(config, listen, move |e| {
+                print_event(e);
+                ctx.request_repaint();
+            })?;
+            let (shot_tx, shots) = mpsc::channel();
+            let (remote_tx, remote) = mpsc::channel();
+            if let Some(l) = listener {
+                let ctx = cc.egui_ctx.clone();
+                std::thread::spawn(move || control(l, remote_tx, shot_tx, ctx));
+            }
+            let phone = phone::Phone::new(model::Model::new(&numbers), commands, events, voicemail)
+                .with_remote(remote);
+            Ok(Box::new(App {
+                phone,
+                shots,
+                ringing: false,
+            }))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("the window: {e}"))
+}

@@ -1,0 +1,358 @@
+//! What the window shows, kept apart from the window: each line's registration and message
+//! count, the calls and their phases, DND and forwarding, the history. It is built from the
+//! engine's events and the commands given; it knows no SIP and no widget, so it is tested
+//! with plain events.
+
+use crate::engine::{Command, Event, Feature};
+use std::time::Instant;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineState {
+    Registering,
+    Registered,
+    Failed(String),
+    Unregistered,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineView {
+    pub number: String,
+    pub state: LineState,
+    pub new_messages: u32,
+    pub old_messages: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Our INVITE is out, nothing heard yet.
+    Dialing,
+    /// The other side rings.
+    Ringing,
+    /// A call for us rings.
+    Incoming,
+    Talking,
+    /// We hold it.
+    Held,
+    /// The other side holds it.
+    HeldByOther,
+    /// Talking in the PBX conference.
+    Conference,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Dialing => "dialing",
+            Phase::Ringing => "ringing",
+            Phase::Incoming => "incoming",
+            Phase::Talking => "talking",
+            Phase::Held => "on hold",
+            Phase::HeldByOther => "held by the other side",
+            Phase::Conference => "in conference",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallView {
+    pub id: u32,
+    pub line: usize,
+    pub party: String,
+    pub display: String,
+    pub diversion: String,
+    pub phase: Phase,
+    pub outgoing: bool,
+    pub muted: bool,
+    /// Since when it has been talking.
+    pub since: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryKind {
+    Dialled,
+    Received,
+    Missed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub kind: HistoryKind,
+    pub party: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Model {
+    pub lines: Vec<LineView>,
+    pub calls: Vec<CallView>,
+    pub dnd: bool,
+    /// Forwarding set by code: (all|busy|noanswer|both, destination).
+    pub forward: Option<(String, String)>,
+    pub history: Vec<HistoryEntry>,
+    /// The last thing worth telling the user (an error, a feature's outcome).
+    pub notice: String,
+    /// The call the soft keys act on.
+    pub selected: Option<u32>,
+    /// Members are being added to a PBX conference (between the first 46 and the last).
+    pub conference_adding: bool,
+    /// The feature under way, applied when the engine says it is done.
+    pending: Option<Feature>,
+    /// Calls that only carry a feature code (answered 480): not shown.
+    code_calls: Vec<u32>,
+}
+
+impl Model {
+    /// One line per account number, registering.
+    pub fn new(numbers: &[String]) -> Model {
+        Model {
+            lines: numbers
+                .iter()
+                .map(|n| LineView {
+                    number: n.clone(),
+                    state: LineState::Registering,
+                    new_messages: 0,
+                    old_messages: 0,
+                })
+                .collect(),
+            ..Model::default()
+        }
+    }
+
+    /// The call the soft keys act on: the selected one, else the newest.
+    pub fn current(&self) -> Option<&CallView> {
+        self.selected
+            .and_then(|id| self.calls.iter().find(|c| c.id == id))
+            .or(self.calls.last())
+    }
+
+    pub fn call(&self, id: u32) -> Option<&CallView> {
+        self.calls.iter().find(|c| c.id == id)
+    }
+
+    fn call_mut(&mut self, id: u32) -> Option<&mut CallView> {
+        self.calls.iter_mut().find(|c| c.id == id)
+    }
+
+    /// Remembers what a command will change once the engine confirms it.
+    pub fn on_command(&mut self, c: &Command) {
+        match c {
+            Command::Feature(f @ (Feature::Retrieve(_) | Feature::Pickup(_))) => {
+                self.notice = format!("{}…", feature_name(f));
+            }
+            Command::Feature(f) => {
+                self.notice = format!("{}…", feature_name(f));
+                self.pending = Some(f.clone());
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_event(&mut self, e: &Event) {
+        match e {
+            Event::Registered { line, .. } => self.set_line(*line, LineState::Registered),
+            Event::RegistrationFailed {
+                line,
+                status,
+                reason,
+                ..
+            } => {
+                let why = if *status == 0 {
+                    reason.clone()
+                } else {
+                    format!("{status} {reason}")
+                };
+                self.set_line(*line, LineState::Failed(why));
+            }
+            Event::Unregistered { line, .. } => self.set_line(*line, LineState::Unregistered),
+            Event::Calling { call, line, to } => {
+                if self.pending.is_some() {
+                    self.code_calls.push(*call);
+                    return;
+                }
+                self.history.push(HistoryEntry {
+                    kind: HistoryKind::Dialled,
+                    party: to.clone(),
+                });
+                self.add_call(*call, *line, to, "", "", Phase::Dialing, true);
+            }
+            Event::Ringing { call } => self.set_phase(*call, Phase::Ringing),
+            Event::Incoming {
+                call,
+                line,
+                from,
+                display,
+                diversion,
+            } => {
+                self.add_call(
+                    *call,
+                    *line,
+                    from,
+                    display,
+                    diversion,
+                    Phase::Incoming,
+                    false,
+                );
+            }
+            Event::Established { call } => {
+                if let Some(c) = self.call_mut(*call) {
+                    if c.phase == Phase::Incoming {
+                        let party = c.party.clone();
+                        self.history.push(HistoryEntry {
+                            kind: HistoryKind::Received,
+                            party,
+                        });
+                    }
+                    self.set_phase(*call, Phase::Talking);
+                    if let Some(c) = self.call_mut(*call) {
+                        c.since = Some(Instant::now());
+                    }
+                }
+            }
+            Event::Held { call } => self.set_phase(*call, Phase::Held),
+            Event::Muted { call, on } => {
+                if let Some(c) = self.call_mut(*call) {
+                    c.muted = *on;
+                }
+            }
+            Event::Resumed { call } => self.set_phase(*call, Phase::Talking),
+            Event::RemoteHold { call, held } => self.set_phase(
+                *call,
+                if *held {
+                    Phase::HeldByOther
+                } else {
+                    Phase::Talking
+                },
+            ),
+            Event::Ended { call, reason, .. } => {
+                if self.code_calls.contains(call) {
+                    self.code_calls.retain(|c| c != call);
+                    return;
+                }
+                if let Some(i) = self.calls.iter().position(|c| c.id == *call) {
+                    let c = self.calls.remove(i);
+                    self.notice = format!("call with {}: {reason}", c.party);
+                    if c.phase == Phase::Incoming {
+                        self.history.push(HistoryEntry {
+                            kind: HistoryKind::Missed,
+                            party: c.party,
+                        });
+                    }
+                }
+                if self.selected == Some(*call) {
+                    self.selected = None;
+                }
+            }
+            Event::Mwi { line, new, old } => {
+                if let Some(l) = self.lines.get_mut(line.saturating_sub(1)) {
+                    l.new_messages = *new;
+                    l.old_messages = *old;
+                }
+            }
+            Event::Replaced { call, by } => {
+                if let Some(c) = self.call_mut(*call) {
+                    c.id = *by;
+                }
+            }
+            Event::Transferred { call } => {
+                self.notice = format!("call {call} transferred");
+            }
+            Event::TransferFailed { status, reason, .. } => {
+                self.notice = format!("transfer failed: {status} {reason}");
+            }
+            Event::TransferRequested { to, .. } => {
+                self.notice = format!("transferred to {to}");
+            }
+            Event::Refused {
+                from,
+                status,
+                reason,
+                ..
+            } => {
+                self.notice = format!("call from {from} refused: {status} {reason}");
+            }
+            Event::FeatureDone { name, ok } => self.feature_done(name, *ok),
+            Event::Error { message } => self.notice = message.clone(),
+            Event::Ready { .. } | Event::Feature { .. } | Event::Status { .. } | Event::Quit => {}
+        }
+    }
+
+    fn feature_done(&mut self, name: &str, ok: bool) {
+        let pending = self.pending.take();
+        if !ok {
+            self.notice = format!("{name} failed");
+            return;
+        }
+        self.notice = format!("{name} done");
+        match pending {
+            Some(Feature::Dnd(on)) => self.dnd = on,
+            Some(Feature::Forward(f)) => self.forward = f,
+            Some(Feature::ConferenceAdd) => self.conference_adding = true,
+            Some(Feature::ConferenceEnd) => {
+                self.conference_adding = false;
+                for c in &mut self.calls {
+                    if c.phase == Phase::Talking {
+                        c.phase = Phase::Conference;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_call(
+        &mut self,
+        id: u32,
+        line: usize,
+        party: &str,
+        display: &str,
+        diversion: &str,
+        phase: Phase,
+        outgoing: bool,
+    ) {
+        self.calls.push(CallView {
+            id,
+            line,
+            party: party.to_string(),
+            display: display.to_string(),
+            diversion: diversion.to_string(),
+            phase,
+            outgoing,
+            muted: false,
+            since: None,
+        });
+        self.selected = Some(id);
+    }
+
+    fn set_line(&mut self, line: usize, state: LineState) {
+        if let Some(l) = self.lines.get_mut(line.saturating_sub(1)) {
+            l.state = state;
+        }
+    }
+
+    fn set_phase(&mut self, id: u32, phase: Phase) {
+        let adding = self.conference_adding;
+        if let Some(c) = self.call_mut(id) {
+            // A conference member taken off hold is still in the conference.
+            c.phase = if phase == Phase::Talking && c.phase == Phase::Conference && !adding {
+                Phase::Conference
+            } else {
+                phase
+            };
+        }
+    }
+}
+
+/// What a feature is called in notices.
+pub fn feature_name(f: &Feature) -> &'static str {
+    match f {
+        Feature::Dnd(true) => "DND on",
+        Feature::Dnd(false) => "DND off",
+        Feature::Forward(Some(_)) => "forward",
+        Feature::Forward(None) => "forward clear",
+        Feature::Park(_) => "park",
+        Feature::Retrieve(_) => "retrieve",
+        Feature::Pickup(_) => "pickup",
+        Feature::ConferenceAdd => "conference",
+        Feature::ConferenceEnd => "conference join",
+    }
+}

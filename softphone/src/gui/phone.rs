@@ -1,0 +1,370 @@
+//! The main window's widgets: line keys with their registration, the message lamp, DND and
+//! Forward toggles, the number field with completion and a dial pad, the call list, and soft
+//! keys that follow the selected call. Every widget reads the [`Model`]; every action is a
+//! [`Command`] sent down the engine's channel, so nothing here waits on the network.
+
+use super::model::{HistoryKind, LineState, Model, Phase};
+use crate::engine::{Command, Event, Feature, TransferTarget};
+use eframe::egui::{self, Color32, Key, RichText};
+use std::sync::mpsc::Receiver;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// The phone on the screen: the model, the channels to and from the engine, and what the
+/// user is typing.
+pub struct Phone {
+    pub model: Model,
+    commands: UnboundedSender<Command>,
+    events: Receiver<Event>,
+    /// Commands from elsewhere (the control socket), shown as if the user gave them.
+    remote: Option<Receiver<Command>>,
+    /// The number being typed.
+    pub number: String,
+    /// The line new calls go out on (1-based).
+    pub line: usize,
+    /// The number that reaches voicemail.
+    voicemail: String,
+}
+
+impl Phone {
+    pub fn new(
+        model: Model,
+        commands: UnboundedSender<Command>,
+        events: Receiver<Event>,
+        voicemail: String,
+    ) -> Phone {
+        Phone {
+            model,
+            commands,
+            events,
+            remote: None,
+            number: String::new(),
+            line: 1,
+            voicemail,
+        }
+    }
+
+    /// Also takes commands from `remote` (the control socket).
+    pub fn with_remote(mut self, remote: Receiver<Command>) -> Phone {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Gives the engine a command, noting what it will change.
+    pub fn send(&mut self, c: Command) {
+        self.model.on_command(&c);
+        let _ = self.commands.send(c);
+    }
+
+    /// Takes in what happened since the last frame.
+    pub fn update(&mut self) {
+        while let Ok(e) = self.events.try_recv() {
+            self.model.on_event(&e);
+        }
+        let remote: Vec<Command> = self
+            .remote
+            .as_ref()
+            .map(|r| r.try_iter().collect())
+            .unwrap_or_default();
+        for c in remote {
+            self.send(c);
+        }
+    }
+
+    /// Draws the phone into `ui` and acts on what the user did.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.update();
+        self.keyboard(ui);
+        egui::Panel::top("lines").show(ui, |ui| self.line_keys(ui));
+        egui::Panel::bottom("notice").show(ui, |ui| {
+            ui.label(format!("Status: {}", self.model.notice));
+        });
+        egui::Panel::left("dial")
+            .resizable(false)
+            .show(ui, |ui| self.dial_pad(ui));
+        egui::CentralPanel::default().show(ui, |ui| {
+            self.call_list(ui);
+            ui.separator();
+            self.soft_keys(ui);
+            ui.separator();
+            self.history(ui);
+        });
+    }
+
+    /// Enter calls (or answers), Escape hangs up.
+    fn keyboard(&mut self, ui: &egui::Ui) {
+        let (enter, escape) = ui.input(|i| (i.key_pressed(Key::Enter), i.key_pressed(Key::Escape)));
+        if enter {
+            match self.model.current() {
+                Some(c) if c.phase == Phase::Incoming => {
+                    let id = c.id;
+                    self.send(Command::Answer(Some(id)));
+                }
+                _ => self.dial(),
+            }
+        }
+        if escape && let Some(id) = self.model.current().map(|c| c.id) {
+            self.send(Command::Hangup(Some(id)));
+        }
+    }
+
+    fn dial(&mut self) {
+        let number = self.number.trim().to_string();
+        if !number.is_empty() {
+            self.send(Command::Dial {
+                number,
+                line: self.line,
+            });
+            self.number.clear();
+        }
+    }
+
+    fn line_keys(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            for (i, l) in self.model.lines.clone().iter().enumerate() {
+                let (mark, color) = match &l.state {
+                    LineState::Registered => ("registered".to_string(), Color32::DARK_GREEN),
+                    LineState::Registering => ("registering".to_string(), Color32::GRAY),
+                    LineState::Unregistered => ("not registered".to_string(), Color32::GRAY),
+                    LineState::Failed(why) => (format!("failed: {why}"), Color32::RED),
+                };
+                let text =
+                    RichText::new(format!("Line {}: {} ({mark})", i + 1, l.number)).color(color);
+                if ui.selectable_label(self.line == i + 1, text).clicked() {
+                    self.line = i + 1;
+                }
+            }
+            ui.separator();
+            let new: u32 = self.model.lines.iter().map(|l| l.new_messages).sum();
+            let lamp = if new > 0 {
+                RichText::new(format!("Message lamp on: {new} new")).color(Color32::RED)
+            } else {
+                RichText::new("Message lamp off")
+            };
+            ui.label(lamp);
+            if ui.button("Voicemail").clicked() {
+                let number = self.voicemail.clone();
+                self.send(Command::Dial {
+                    number,
+                    line: self.line,
+                });
+            }
+            ui.separator();
+            let dnd = self.model.dnd;
+            if ui
+                .selectable_label(dnd, if dnd { "DND is on" } else { "DND is off" })
+                .clicked()
+            {
+                self.send(Command::Feature(Feature::Dnd(!dnd)));
+            }
+            let forward = self.model.forward.clone();
+            let label = match &forward {
+                Some((kind, to)) => format!("Forward {kind} to {to}"),
+                None => "Forward is off".into(),
+            };
+            if ui.selectable_label(forward.is_some(), label).clicked() {
+                let f = match forward {
+                    Some(_) => Feature::Forward(None),
+                    None if !self.number.trim().is_empty() => {
+                        Feature::Forward(Some(("all".into(), self.number.trim().into())))
+                    }
+                    None => {
+                        self.model.notice = "type the number to forward to first".into();
+                        return;
+                    }
+                };
+                self.send(Command::Feature(f));
+                self.number.clear();
+            }
+        });
+    }
+
+    fn dial_pad(&mut self, ui: &mut egui::Ui) {
+        let label = ui.label("Number");
+        let field = ui.add(
+            egui::TextEdit::singleline(&mut self.number)
+                .hint_text("number or sip:uri")
+                .desired_width(150.0),
+        );
+        field.labelled_by(label.id);
+        // Completion from the history: numbers called or heard that start with what is typed.
+        let typed = self.number.trim().to_string();
+        if !typed.is_empty() {
+            let mut seen = Vec::new();
+            for h in self.model.history.iter().rev() {
+                if h.party.starts_with(&typed) && h.party != typed && !seen.contains(&h.party) {
+                    seen.push(h.party.clone());
+                }
+            }
+            for s in seen.into_iter().take(3) {
+                if ui.small_button(format!("Complete {s}")).clicked() {
+                    self.number = s;
+                }
+            }
+        }
+        egui::Grid::new("pad").show(ui, |ui| {
+            for row in ["123", "456", "789", "*0#"] {
+                for key in row.chars() {
+                    let b = egui::Button::new(RichText::new(key.to_string()).size(20.0))
+                        .min_size(egui::vec2(44.0, 36.0));
+                    if ui.add(b).clicked() {
+                        self.number.push(key);
+                    }
+                }
+                ui.end_row();
+            }
+        });
+    }
+
+    fn call_list(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Calls");
+        if self.model.calls.is_empty() {
+            ui.label("No calls");
+        }
+        let selected = self.model.current().map(|c| c.id);
+        for c in self.model.calls.clone() {
+            let who = if c.display.is_empty() || c.display == c.party {
+                c.party.clone()
+            } else {
+                format!("{} {}", c.display, c.party)
+            };
+            let mut text = format!("Call {}: {who}, {}", c.id, c.phase.label());
+            if let Some(t) = c.since {
+                let s = t.elapsed().as_secs();
+                text.push_str(&format!(", {}:{:02}", s / 60, s % 60));
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_secs(1));
+            }
+            if c.muted {
+                text.push_str(", muted");
+            }
+            if !c.diversion.is_empty() {
+                text.push_str(&format!(", diverted by {}", c.diversion));
+            }
+            let color = match c.phase {
+                Phase::Incoming => Color32::from_rgb(200, 120, 0),
+                Phase::Held | Phase::HeldByOther => Color32::GRAY,
+                _ => ui.visuals().text_color(),
+            };
+            if ui
+                .selectable_label(selected == Some(c.id), RichText::new(text).color(color))
+                .clicked()
+            {
+                self.model.selected = Some(c.id);
+            }
+        }
+    }
+
+    fn soft_keys(&mut self, ui: &mut egui::Ui) {
+        let current = self.model.current().cloned();
+        let number = self.number.trim().to_string();
+        let mut out: Vec<Command> = Vec::new();
+        ui.horizontal_wrapped(|ui| {
+            if !number.is_empty() && ui.button("Call").clicked() {
+                self.dial();
+            }
+            let Some(c) = current else {
+                if ui.button("Retrieve").clicked() {
+                    out.push(Command::Feature(Feature::Retrieve(number.clone())));
+                }
+                if ui.button("Pickup").clicked() {
+                    let st = (!number.is_empty()).then(|| number.clone());
+                    out.push(Command::Feature(Feature::Pickup(st)));
+                }
+                return;
+            };
+            let id = Some(c.id);
+            match c.phase {
+                Phase::Incoming => {
+                    if ui.button("Answer").clicked() {
+                        out.push(Command::Answer(id));
+                    }
+                    if ui.button("Reject").clicked() {
+                        out.push(Command::Reject(id));
+                    }
+                }
+                Phase::Dialing | Phase::Ringing => {}
+                Phase::Talking | Phase::HeldByOther | Phase::Conference => {
+                    if ui.button("Hold").clicked() {
+                        out.push(Command::Hold(id));
+                    }
+                    let mute = if c.muted { "Unmute" } else { "Mute" };
+                    if ui.button(mute).clicked() {
+                        out.push(Command::Mute {
+                            call: id,
+                            on: !c.muted,
+                        });
+                    }
+                    if !number.is_empty() && ui.button("Transfer").clicked() {
+                        out.push(Command::Transfer {
+                            call: id,
+                            to: TransferTarget::Number(number.clone()),
+                        });
+                    }
+                    // Attended: the held call goes to this call's party.
+                    let held = self
+                        .model
+                        .calls
+                        .iter()
+                        .find(|o| o.id != c.id && o.phase == Phase::Held)
+                        .map(|o| o.id);
+                    if let Some(h) = held
+                        && ui.button("Transfer held call here").clicked()
+                    {
+                        out.push(Command::Transfer {
+                            call: Some(h),
+                            to: TransferTarget::Call(c.id),
+                        });
+                    }
+                    if ui.button("Park").clicked() {
+                        let slot = (!number.is_empty()).then(|| number.clone());
+                        out.push(Command::Feature(Feature::Park(slot)));
+                    }
+                    if c.phase != Phase::Conference && ui.button("Conference").clicked() {
+                        out.push(Command::Feature(Feature::ConferenceAdd));
+                    }
+                    if !number.is_empty() && ui.button("Send DTMF").clicked() {
+                        out.push(Command::Dtmf {
+                            digits: number.clone(),
+                            call: id,
+                        });
+                    }
+                }
+                Phase::Held => {
+                    if ui.button("Resume").clicked() {
+                        out.push(Command::Resume(id));
+                    }
+                }
+            }
+            if self.model.conference_adding && ui.button("Join conference").clicked() {
+                out.push(Command::Feature(Feature::ConferenceEnd));
+            }
+            if ui.button("Hang up").clicked() {
+                out.push(Command::Hangup(id));
+            }
+        });
+        for c in out {
+            if matches!(
+                c,
+                Command::Transfer { .. } | Command::Dtmf { .. } | Command::Feature(_)
+            ) {
+                self.number.clear();
+            }
+            self.send(c);
+        }
+    }
+
+    fn history(&mut self, ui: &mut egui::Ui) {
+        egui::CollapsingHeader::new("History")
+            .default_open(false)
+            .show(ui, |ui| {
+                for h in self.model.history.iter().rev().take(20) {
+                    let kind = match h.kind {
+                        HistoryKind::Dialled => "dialled",
+                        HistoryKind::Received => "received",
+                        HistoryKind::Missed => "missed",
+                    };
+                    ui.label(format!("{kind} {}", h.party));
+                }
+            });
+    }
+}

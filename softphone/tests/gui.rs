@@ -1,0 +1,270 @@
+//! The window driven by egui_kittest on the real engine (null audio) against `pbx-lite serve`
+//! (issue #8): the GUI is station 201; headless softphones 202 and 203 answer and call it.
+//! Every check reads what is on screen by its accessibility label.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use softphone::config::Config;
+use softphone::gui::{model::Model, phone::Phone, spawn_engine};
+use std::io::Write;
+use std::time::{Duration, Instant};
+use support::{Pbx, expect};
+
+type Peer = (
+    support::Kill,
+    std::sync::mpsc::Receiver<serde_json::Value>,
+    std::process::ChildStdin,
+);
+
+/// The window for station `number` of `pbx`, on the real engine, registered.
+fn window(pbx: &Pbx, number: &str) -> Harness<'static, Phone> {
+    let mut h = open(&pbx.account(number, &format!("Pw-{number}-secret")), number);
+    until(&mut h, &format!("Line 1: {number} (registered)"));
+    h
+}
+
+/// The window on the real engine with configuration `text` (one account, `number`).
+fn open(text: &str, number: &str) -> Harness<'static, Phone> {
+    let config = Config::parse(text, "gui.toml").unwrap();
+    let (commands, events, _engine) =
+        spawn_engine(config, "127.0.0.1:0".parse().unwrap(), |_| {}).unwrap();
+    let phone = Phone::new(Model::new(&[number.into()]), commands, events, "50".into());
+    Harness::builder()
+        .with_size([900.0, 560.0])
+        .build_ui_state(|ui, p: &mut Phone| p.show(ui), phone)
+}
+
+fn peer(pbx: &Pbx, number: &str) -> Peer {
+    let config = pbx.account(number, &format!("Pw-{number}-secret"));
+    let (child, rx, stdin) = support::softphone(pbx.dir.path(), number, &config);
+    expect(&rx, "registered");
+    (child, rx, stdin)
+}
+
+/// Frames until a label containing `text` is on screen (15 s at most).
+fn until(h: &mut Harness<'static, Phone>, text: &str) {
+    let t0 = Instant::now();
+    loop {
+        h.step();
+        if h.query_by_label_contains(text).is_some() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "{text:?} never came on screen; the status line says {:?}",
+            h.state().model.notice
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Frames until no label containing `text` is on screen.
+fn gone(h: &mut Harness<'static, Phone>, text: &str) {
+    let t0 = Instant::now();
+    loop {
+        h.step();
+        if h.query_by_label_contains(text).is_none() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "{text:?} stayed on screen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn click(h: &mut Harness<'static, Phone>, label: &str) {
+    h.get_by_label(label).click();
+    h.step();
+    h.step();
+}
+
+/// Types `digits` on the dial pad.
+fn keys(h: &mut Harness<'static, Phone>, digits: &str) {
+    for d in digits.chars() {
+        click(h, &d.to_string());
+    }
+    assert_eq!(h.state().number, digits, "the number field");
+}
+
+/// Forgets what a peer reported so far.
+fn drain(p: &Peer) {
+    while p.1.try_recv().is_ok() {}
+}
+
+fn send(p: &mut Peer, line: &str) {
+    writeln!(p.2, "{line}").unwrap();
+}
+
+fn skip() -> bool {
+    std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1")
+}
+
+#[test]
+fn dial_answer_hold_and_transfers_on_screen() {
+    if skip() {
+        return;
+    }
+    let pbx = Pbx::start(&["201", "202", "203"]);
+    let (mut b, mut c) = (peer(&pbx, "202"), peer(&pbx, "203"));
+    let mut h = window(&pbx, "201");
+    assert!(h.query_by_label("No calls").is_some());
+
+    // Dial by clicking keys; 202 answers.
+    keys(&mut h, "202");
+    click(&mut h, "Call");
+    expect(&b.1, "incoming");
+    send(&mut b, "answer");
+    until(&mut h, "202, talking");
+    click(&mut h, "Hold");
+    until(&mut h, "202, on hold");
+    click(&mut h, "Resume");
+    until(&mut h, "202, talking");
+
+    // Blind transfer to 203: the call leaves the window, 203 talks to 202.
+    keys(&mut h, "203");
+    click(&mut h, "Transfer");
+    expect(&c.1, "incoming");
+    send(&mut c, "answer");
+    expect(&c.1, "established");
+    until(&mut h, "No calls");
+    send(&mut c, "hangup");
+    expect(&b.1, "ended");
+
+    // 202 calls: the window rings, Answer takes it.
+    send(&mut b, "dial 201");
+    until(&mut h, "202, incoming");
+    click(&mut h, "Answer");
+    until(&mut h, "202, talking");
+
+    // Attended: hold 202, call 203, then send the held call to 203.
+    click(&mut h, "Hold");
+    until(&mut h, "202, on hold");
+    keys(&mut h, "203");
+    click(&mut h, "Call");
+    expect(&c.1, "incoming");
+    send(&mut c, "answer");
+    until(&mut h, "203, talking");
+    click(&mut h, "Transfer held call here");
+    until(&mut h, "No calls");
+    // 202 and 203 are still in a call, with each other: 202 hanging up ends 203's.
+    std::thread::sleep(Duration::from_millis(500));
+    drain(&c);
+    send(&mut b, "hangup");
+    expect(&c.1, "ended");
+}
+
+#[test]
+fn conference_park_dnd_and_the_message_lamp_on_screen() {
+    if skip() {
+        return;
+    }
+    let pbx = Pbx::start(&["201", "202", "203"]);
+    support::cli(&pbx.db, &["station", "set", "201", "voicemail=201"]);
+    support::cli(
+        &pbx.db,
+        &["settings", "set", "forward.noanswer_seconds", "2"],
+    );
+    let (mut b, mut c) = (peer(&pbx, "202"), peer(&pbx, "203"));
+    let mut h = window(&pbx, "201");
+    assert!(h.query_by_label("Message lamp off").is_some());
+
+    // Conference via 46: 202, then 203, then join.
+    keys(&mut h, "202");
+    click(&mut h, "Call");
+    expect(&b.1, "incoming");
+    send(&mut b, "answer");
+    until(&mut h, "202, talking");
+    click(&mut h, "Conference");
+    until(&mut h, "conference done");
+    keys(&mut h, "203");
+    click(&mut h, "Call");
+    expect(&c.1, "incoming");
+    send(&mut c, "answer");
+    until(&mut h, "203, talking");
+    click(&mut h, "Conference");
+    until(&mut h, "203, on hold");
+    click(&mut h, "Join conference");
+    until(&mut h, "203, in conference");
+    click(&mut h, "Hang up");
+    until(&mut h, "No calls");
+    send(&mut b, "hangup");
+    send(&mut c, "hangup");
+
+    // Park with the Park key, then take it back with Retrieve.
+    keys(&mut h, "202");
+    click(&mut h, "Call");
+    expect(&b.1, "incoming");
+    send(&mut b, "answer");
+    until(&mut h, "202, talking");
+    click(&mut h, "Park");
+    until(&mut h, "park done");
+    until(&mut h, "No calls");
+    keys(&mut h, "201");
+    click(&mut h, "Retrieve");
+    until(&mut h, ", talking");
+    click(&mut h, "Hang up");
+    until(&mut h, "No calls");
+    expect(&b.1, "ended");
+
+    // DND: callers get busy while it is on.
+    click(&mut h, "DND is off");
+    until(&mut h, "DND is on");
+    drain(&c);
+    send(&mut c, "dial 201");
+    assert_eq!(expect(&c.1, "ended")["status"], 486);
+    click(&mut h, "DND is on");
+    until(&mut h, "DND is off");
+
+    // 203 leaves a message (no answer, voicemail takes it): the lamp lights.
+    send(&mut c, "dial 201");
+    until(&mut h, "203, incoming");
+    gone(&mut h, "203, incoming");
+    std::thread::sleep(Duration::from_secs(3));
+    send(&mut c, "hangup");
+    until(&mut h, "Message lamp on: 1 new");
+}
+
+#[test]
+fn a_server_that_never_answers_leaves_the_window_responsive() {
+    // A "server" that takes every REGISTER and answers none.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let text = format!(
+        "[[account]]\nnumber = \"201\"\npassword = \"x\"\nserver = \"127.0.0.1\"\nport = {}\n",
+        silent.local_addr().unwrap().port()
+    );
+    let mut h = open(&text, "201");
+    h.step();
+    assert!(h.query_by_label("Line 1: 201 (registering)").is_some());
+    // Frames keep coming, each drawn at once, until the transaction times out (Timer F,
+    // 64 × T1 = 32 s) and the line key says so; the keys work meanwhile.
+    let (t0, mut frames, mut slowest) = (Instant::now(), 0u32, Duration::ZERO);
+    while h.query_by_label_contains("Line 1: 201 (failed").is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(45),
+            "the registration never timed out"
+        );
+        let t = Instant::now();
+        h.step();
+        slowest = slowest.max(t.elapsed());
+        frames += 1;
+        if frames == 10 {
+            keys(&mut h, "12");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(frames > 500, "only {frames} frames in {:?}", t0.elapsed());
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a frame took {slowest:?}: the window waited on the network"
+    );
+    assert!(t0.elapsed() > Duration::from_secs(20), "timed out too soon");
+    assert!(
+        silent.recv(&mut [0; 2048]).is_ok(),
+        "no REGISTER reached the server"
+    );
+}
