@@ -34,6 +34,10 @@ pub struct Account {
     pub user_id: String,
     #[serde(default)]
     pub password: String,
+    /// The password sealed (XChaCha20-Poly1305) under the key file beside the configuration
+    /// (`phone.toml.key`), as the settings form writes it; opened by [`Config::load`].
+    #[serde(default)]
+    pub password_sealed: String,
     /// Host name or address of the registrar and proxy.
     pub server: String,
     #[serde(default = "default_port")]
@@ -132,6 +136,9 @@ pub struct Config {
     pub features: Features,
     #[serde(default)]
     pub audio: Audio,
+    /// Where the provisioner serves this phone's profile (kept for the settings form).
+    #[serde(default)]
+    pub provisioning_url: String,
 }
 
 impl Config {
@@ -142,7 +149,29 @@ impl Config {
             path: p.clone(),
             error,
         })?;
-        Config::parse(&text, &p)
+        let mut c = Config::parse(&text, &p)?;
+        if c.accounts.iter().any(|a| !a.password_sealed.is_empty()) {
+            let key = stations::secret::key_path(path);
+            let sealer = stations::secret::Sealer::load(&key).map_err(|e| ConfigError::Parse {
+                path: p.clone(),
+                message: format!("sealed passwords, but {e}"),
+            })?;
+            for (i, a) in c.accounts.iter_mut().enumerate() {
+                if a.password_sealed.is_empty() {
+                    continue;
+                }
+                let opened = sealer
+                    .open(&a.password_sealed)
+                    .and_then(|b| String::from_utf8(b).ok());
+                a.password = opened.ok_or_else(|| ConfigError::Invalid {
+                    path: p.clone(),
+                    account: i + 1,
+                    field: "password_sealed",
+                    reason: format!("does not open with the key in {}", key.display()),
+                })?;
+            }
+        }
+        Ok(c)
     }
 
     /// Parses and checks a configuration; `path` names it in errors.

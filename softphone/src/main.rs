@@ -46,7 +46,7 @@ fn run(cli: Cli) -> Result<()> {
         bail!("--control {c}: the control socket must be on a loopback address");
     }
     if !cli.headless {
-        return softphone::gui::run_window(config, cli.sip, cli.control);
+        return softphone::gui::run_window(cli.config, config, cli.sip, cli.control);
     }
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(async move {

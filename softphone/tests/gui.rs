@@ -5,6 +5,7 @@
 
 mod support;
 
+use eframe::egui::{self, accesskit::Role};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use softphone::config::Config;
@@ -28,13 +29,35 @@ fn window(pbx: &Pbx, number: &str) -> Harness<'static, Phone> {
 
 /// The window on the real engine with configuration `text` (one account, `number`).
 fn open(text: &str, number: &str) -> Harness<'static, Phone> {
+    harness(phone(text, number))
+}
+
+fn phone(text: &str, number: &str) -> Phone {
     let config = Config::parse(text, "gui.toml").unwrap();
     let (commands, events, _engine) =
         spawn_engine(config, "127.0.0.1:0".parse().unwrap(), |_| {}).unwrap();
-    let phone = Phone::new(Model::new(&[number.into()]), commands, events, "50".into());
+    Phone::new(Model::new(&[number.into()]), commands, events, "50".into())
+}
+
+fn harness(phone: Phone) -> Harness<'static, Phone> {
     Harness::builder()
         .with_size([900.0, 560.0])
         .build_ui_state(|ui, p: &mut Phone| p.show(ui), phone)
+}
+
+/// Replaces what the text field labelled `label` holds with `text`, as a user would.
+fn fill(h: &mut Harness<'static, Phone>, label: &str, text: &str) {
+    h.get_by_role_and_label(Role::TextInput, label).focus();
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.step();
+    if text.is_empty() {
+        h.key_press(egui::Key::Backspace);
+    } else {
+        h.event(egui::Event::Text(text.into()));
+    }
+    h.step();
+    h.step();
 }
 
 fn peer(pbx: &Pbx, number: &str) -> Peer {
@@ -189,7 +212,7 @@ fn conference_park_dnd_and_the_message_lamp_on_screen() {
     click(&mut h, "Conference");
     until(&mut h, "203, on hold");
     click(&mut h, "Join conference");
-    until(&mut h, "203, in conference");
+    until(&mut h, "conference via the PBX with 202, 203");
     click(&mut h, "Hang up");
     until(&mut h, "No calls");
     send(&mut b, "hangup");
@@ -266,5 +289,72 @@ fn a_server_that_never_answers_leaves_the_window_responsive() {
     assert!(
         silent.recv(&mut [0; 2048]).is_ok(),
         "no REGISTER reached the server"
+    );
+}
+
+#[test]
+fn bad_settings_are_shown_beside_the_field_and_nothing_is_saved() {
+    // No server answers here: this is about the form.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.toml");
+    let text = format!(
+        "# line 1, reception\n[[account]]\nnumber = \"201\"\npassword = \"S3cret-pw-201\"\nserver = \"127.0.0.1\"\nport = {}\n",
+        silent.local_addr().unwrap().port()
+    );
+    std::fs::write(&path, &text).unwrap();
+    let mut h = harness(phone(&text, "201").with_config_file(path.clone()));
+    h.step();
+    click(&mut h, "Settings");
+    until(&mut h, "Settings for line 1");
+    let unchanged = |h: &mut Harness<'static, Phone>, why: &str| {
+        click(h, "Save settings");
+        until(h, "not saved");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "{why}");
+    };
+
+    fill(&mut h, "Server", "");
+    until(&mut h, "Server: no server");
+    unchanged(&mut h, "saved with no server");
+    fill(&mut h, "Server", "127.0.0.1");
+    gone(&mut h, "Server: ");
+
+    fill(&mut h, "Port", "99999");
+    until(&mut h, "Port: bad port \"99999\"");
+    unchanged(&mut h, "saved with a bad port");
+    fill(&mut h, "Port", "5070");
+    gone(&mut h, "Port: ");
+
+    fill(&mut h, "Provisioning URL", "htp:/provisioner lan");
+    until(&mut h, "Provisioning URL: malformed URI");
+    unchanged(&mut h, "saved with a malformed URI");
+    fill(
+        &mut h,
+        "Provisioning URL",
+        "http://127.0.0.1:8080/softphone-201.toml",
+    );
+    gone(&mut h, "Provisioning URL: ");
+
+    click(&mut h, "Save settings");
+    until(&mut h, "settings saved");
+    let saved = Config::load(&path).unwrap();
+    assert_eq!(saved.accounts[0].port, 5070);
+    // The password is kept, sealed under a key file only root may read.
+    assert_eq!(saved.accounts[0].password, "S3cret-pw-201");
+    assert!(!std::fs::read_to_string(&path).unwrap().contains("S3cret"));
+    let key = dir.path().join("phone.toml.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A wrong key file is refused with the field named, not taken as an empty password.
+    std::fs::remove_file(&key).unwrap();
+    stations::secret::Sealer::create(&key).unwrap();
+    let err = Config::load(&path).unwrap_err().to_string();
+    assert!(err.contains("password_sealed"), "{err}");
+    assert_eq!(
+        saved.provisioning_url,
+        "http://127.0.0.1:8080/softphone-201.toml"
     );
 }

@@ -7,6 +7,7 @@
 
 pub mod model;
 pub mod phone;
+pub mod settings;
 
 use crate::config::Config;
 use crate::engine::{self, Command, Event};
@@ -152,6 +153,7 @@ impl eframe::App for App {
 
 /// Opens the window and runs until it is closed.
 pub fn run_window(
+    path: PathBuf,
     config: Config,
     listen: SocketAddr,
     control_addr: Option<SocketAddr>,
@@ -186,7 +188,8 @@ pub fn run_window(
                 std::thread::spawn(move || control(l, remote_tx, shot_tx, ctx));
             }
             let phone = phone::Phone::new(model::Model::new(&numbers), commands, events, voicemail)
-                .with_remote(remote);
+                .with_remote(remote)
+                .with_config_file(path);
             Ok(Box::new(App {
                 phone,
                 shots,

@@ -94,6 +94,8 @@ pub struct Model {
     pub selected: Option<u32>,
     /// Members are being added to a PBX conference (between the first 46 and the last).
     pub conference_adding: bool,
+    /// Who was added to the PBX conference, in order.
+    pub conference_members: Vec<String>,
     /// The feature under way, applied when the engine says it is done.
     pending: Option<Feature>,
     /// Calls that only carry a feature code (answered 480): not shown.
@@ -240,6 +242,11 @@ impl Model {
                 if self.selected == Some(*call) {
                     self.selected = None;
                 }
+                if !self.conference_adding
+                    && !self.calls.iter().any(|c| c.phase == Phase::Conference)
+                {
+                    self.conference_members.clear();
+                }
             }
             Event::Mwi { line, new, old } => {
                 if let Some(l) = self.lines.get_mut(line.saturating_sub(1)) {
@@ -285,7 +292,15 @@ impl Model {
         match pending {
             Some(Feature::Dnd(on)) => self.dnd = on,
             Some(Feature::Forward(f)) => self.forward = f,
-            Some(Feature::ConferenceAdd) => self.conference_adding = true,
+            Some(Feature::ConferenceAdd) => {
+                self.conference_adding = true;
+                let held = self.calls.iter().rev().find(|c| c.phase == Phase::Held);
+                if let Some(party) = held.map(|c| c.party.clone())
+                    && !self.conference_members.contains(&party)
+                {
+                    self.conference_members.push(party);
+                }
+            }
             Some(Feature::ConferenceEnd) => {
                 self.conference_adding = false;
                 for c in &mut self.calls {
@@ -354,5 +369,94 @@ pub fn feature_name(f: &Feature) -> &'static str {
         Feature::Pickup(_) => "pickup",
         Feature::ConferenceAdd => "conference",
         Feature::ConferenceEnd => "conference join",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Model {
+        Model::new(&["201".into()])
+    }
+
+    #[test]
+    fn a_call_goes_through_its_phases_and_into_the_history() {
+        let mut m = model();
+        m.on_event(&Event::Registered {
+            line: 1,
+            account: "201".into(),
+            expires: 600,
+        });
+        assert_eq!(m.lines[0].state, LineState::Registered);
+        m.on_event(&Event::Incoming {
+            call: 1,
+            line: 1,
+            from: "202".into(),
+            display: "Sales".into(),
+            diversion: "203".into(),
+        });
+        assert_eq!(m.current().map(|c| c.phase), Some(Phase::Incoming));
+        m.on_event(&Event::Established { call: 1 });
+        m.on_event(&Event::RemoteHold {
+            call: 1,
+            held: true,
+        });
+        assert_eq!(m.call(1).map(|c| c.phase), Some(Phase::HeldByOther));
+        m.on_event(&Event::Ended {
+            call: 1,
+            status: 0,
+            reason: "the other side hung up".into(),
+        });
+        assert!(m.calls.is_empty());
+        assert_eq!(m.history[0].kind, HistoryKind::Received);
+        // Unanswered: missed.
+        m.on_event(&Event::Incoming {
+            call: 2,
+            line: 1,
+            from: "203".into(),
+            display: String::new(),
+            diversion: String::new(),
+        });
+        m.on_event(&Event::Ended {
+            call: 2,
+            status: 487,
+            reason: "cancelled".into(),
+        });
+        assert_eq!(m.history[1].kind, HistoryKind::Missed);
+    }
+
+    #[test]
+    fn features_apply_when_done_and_their_code_calls_stay_hidden() {
+        let mut m = model();
+        m.on_command(&Command::Feature(Feature::Dnd(true)));
+        m.on_event(&Event::Calling {
+            call: 1,
+            line: 1,
+            to: "401".into(),
+        });
+        assert!(m.calls.is_empty(), "the code call is not shown");
+        assert!(!m.dnd, "not before the PBX took the code");
+        m.on_event(&Event::Ended {
+            call: 1,
+            status: 480,
+            reason: "Temporarily Unavailable".into(),
+        });
+        m.on_event(&Event::FeatureDone {
+            name: "dnd".into(),
+            ok: true,
+        });
+        assert!(m.dnd);
+        // A failed one changes nothing.
+        m.on_command(&Command::Feature(Feature::Forward(Some((
+            "all".into(),
+            "203".into(),
+        )))));
+        m.on_event(&Event::FeatureDone {
+            name: "forward".into(),
+            ok: false,
+        });
+        assert_eq!(m.forward, None);
+        assert_eq!(m.notice, "forward failed");
     }
 }

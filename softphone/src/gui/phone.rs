@@ -4,6 +4,7 @@
 //! [`Command`] sent down the engine's channel, so nothing here waits on the network.
 
 use super::model::{HistoryKind, LineState, Model, Phase};
+use super::settings::{FIELDS, Form};
 use crate::engine::{Command, Event, Feature, TransferTarget};
 use eframe::egui::{self, Color32, Key, RichText};
 use std::sync::mpsc::Receiver;
@@ -23,6 +24,9 @@ pub struct Phone {
     pub line: usize,
     /// The number that reaches voicemail.
     voicemail: String,
+    /// The configuration file the settings form writes, and the form while it is open.
+    config_file: Option<std::path::PathBuf>,
+    pub settings: Option<Form>,
 }
 
 impl Phone {
@@ -40,7 +44,15 @@ impl Phone {
             number: String::new(),
             line: 1,
             voicemail,
+            config_file: None,
+            settings: None,
         }
+    }
+
+    /// Lets the Settings key edit the accounts of the configuration file at `path`.
+    pub fn with_config_file(mut self, path: std::path::PathBuf) -> Phone {
+        self.config_file = Some(path);
+        self
     }
 
     /// Also takes commands from `remote` (the control socket).
@@ -82,6 +94,9 @@ impl Phone {
             .resizable(false)
             .show(ui, |ui| self.dial_pad(ui));
         egui::CentralPanel::default().show(ui, |ui| {
+            if self.settings.is_some() {
+                return self.settings_form(ui);
+            }
             self.call_list(ui);
             ui.separator();
             self.soft_keys(ui);
@@ -122,7 +137,9 @@ impl Phone {
         ui.horizontal_wrapped(|ui| {
             for (i, l) in self.model.lines.clone().iter().enumerate() {
                 let (mark, color) = match &l.state {
-                    LineState::Registered => ("registered".to_string(), Color32::DARK_GREEN),
+                    LineState::Registered => {
+                        ("registered".to_string(), Color32::from_rgb(80, 200, 120))
+                    }
                     LineState::Registering => ("registering".to_string(), Color32::GRAY),
                     LineState::Unregistered => ("not registered".to_string(), Color32::GRAY),
                     LineState::Failed(why) => (format!("failed: {why}"), Color32::RED),
@@ -147,6 +164,9 @@ impl Phone {
                     number,
                     line: self.line,
                 });
+            }
+            if self.config_file.is_some() && ui.button("Settings").clicked() {
+                self.open_settings();
             }
             ui.separator();
             let dnd = self.model.dnd;
@@ -227,7 +247,12 @@ impl Phone {
             } else {
                 format!("{} {}", c.display, c.party)
             };
-            let mut text = format!("Call {}: {who}, {}", c.id, c.phase.label());
+            let mut text = if c.phase == Phase::Conference {
+                let members = self.model.conference_members.join(", ");
+                format!("Call {}: conference via the PBX with {members}", c.id)
+            } else {
+                format!("Call {}: {who}, {}", c.id, c.phase.label())
+            };
             if let Some(t) = c.since {
                 let s = t.elapsed().as_secs();
                 text.push_str(&format!(", {}:{:02}", s / 60, s % 60));
@@ -350,6 +375,60 @@ impl Phone {
                 self.number.clear();
             }
             self.send(c);
+        }
+    }
+
+    fn open_settings(&mut self) {
+        let Some(path) = &self.config_file else {
+            return;
+        };
+        match crate::config::Config::load(path) {
+            Ok(c) => {
+                let a = &c.accounts[(self.line - 1).min(c.accounts.len() - 1)];
+                self.settings = Some(Form::from_account(a, &c.provisioning_url));
+            }
+            Err(e) => self.model.notice = e.to_string(),
+        }
+    }
+
+    /// One row per field: its label, the field, and what is wrong with it, if anything.
+    fn settings_form(&mut self, ui: &mut egui::Ui) {
+        let line = self.line;
+        ui.heading(format!("Settings for line {line}"));
+        let Some(form) = &mut self.settings else {
+            return;
+        };
+        egui::Grid::new("settings").num_columns(3).show(ui, |ui| {
+            for (key, label) in FIELDS {
+                let l = ui.label(label);
+                let mut edit = egui::TextEdit::singleline(form.field_mut(key)).desired_width(260.0);
+                if key == "password" {
+                    edit = edit.password(true);
+                }
+                ui.add(edit).labelled_by(l.id);
+                match form.problem(key) {
+                    Some(p) => ui.label(RichText::new(format!("{label}: {p}")).color(Color32::RED)),
+                    None => ui.label(""),
+                };
+                ui.end_row();
+            }
+        });
+        let (save, close) = ui
+            .horizontal(|ui| {
+                (
+                    ui.button("Save settings").clicked(),
+                    ui.button("Close settings").clicked(),
+                )
+            })
+            .inner;
+        if save && let Some(path) = self.config_file.clone() {
+            self.model.notice = match form.save(&path, line) {
+                Ok(()) => "settings saved; they apply at the next start".into(),
+                Err(e) => e,
+            };
+        }
+        if close {
+            self.settings = None;
         }
     }
 
