@@ -68,6 +68,41 @@ impl Endpoint {
         self.with_layer(|l, _| l.send_stateless(peer, message));
     }
 
+    /// Answers an INVITE server transaction with a 2xx and re-sends it over unreliable
+    /// transports, T1 doubling to T2, until the returned sender fires (the ACK came) or 64×T1
+    /// (32 s) pass (§13.3.1.4: the 2xx is the transaction user's to retransmit).
+    pub fn send_2xx(
+        self: &Arc<Self>,
+        key: &TsxKey,
+        peer: Peer,
+        ok: Response,
+    ) -> tokio::sync::oneshot::Sender<()> {
+        let (acked_tx, mut acked) = tokio::sync::oneshot::channel::<()>();
+        let _ = self.send_response(key, &ok);
+        if peer.transport.is_reliable() {
+            return acked_tx;
+        }
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut interval = std::time::Duration::from_millis(500);
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(32);
+            let msg = Message::Response(ok);
+            loop {
+                tokio::select! {
+                    _ = &mut acked => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                let Some(ep) = me.upgrade() else { return };
+                if tokio::time::Instant::now() >= deadline {
+                    return;
+                }
+                ep.send_stateless(peer, &msg);
+                interval = (interval * 2).min(std::time::Duration::from_secs(4));
+            }
+        });
+        acked_tx
+    }
+
     /// CANCELs a pending INVITE client transaction.
     pub fn cancel(&self, invite: &TsxKey) -> Result<TsxKey, TsxError> {
         self.with_layer(|l, now| l.cancel(now, invite))

@@ -73,6 +73,8 @@ pub struct Call {
     pub held_by_peer: bool,
     /// We offered in our 200 (the INVITE had no SDP): the answer comes in the ACK.
     pub late_offer: bool,
+    /// Stops the retransmission of our last 2xx to an INVITE when its ACK comes.
+    pub acked: Option<tokio::sync::oneshot::Sender<()>>,
     /// The media task's control (dropping it ends the task).
     media: Option<mpsc::UnboundedSender<MediaControl>>,
 }
@@ -114,6 +116,7 @@ impl Call {
             on_hold: false,
             held_by_peer: false,
             late_offer: false,
+            acked: None,
             media: None,
         }
     }

@@ -344,3 +344,95 @@ fn late_offer_is_answered_in_the_ack() {
         .expect("no RTP after the ACK's answer");
     assert_eq!((n, buf[1] & 0x7f), (12 + 160, 0), "a 20 ms PCMU packet");
 }
+
+/// Over UDP our 200 to an INVITE is sent again (after 0.5 s, 1 s, …) until the ACK comes, and
+/// not after it: a lost 200 or ACK does not leave the caller without an answer.
+#[test]
+fn our_200_is_sent_again_until_the_ack() {
+    let (_phone, rx, mut stdin, mut srv, _dir) = start();
+    let reg = srv.request(Method::Register);
+    srv.reply(&reg, 200, "OK", &[("Expires", "600")]);
+    expect(&rx, "registered");
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let caller = format!(
+        "From: <sip:202@127.0.0.1>;tag=c2\r\nTo: <sip:201@127.0.0.1>\r\n\
+         Contact: <sip:202@{}>\r\nContent-Type: application/sdp\r\n",
+        srv.addr()
+    );
+    let offer = sdp(rtp.local_addr().unwrap().port(), "0", "");
+    srv.send_request("INVITE", "rexmit-1", &caller, &offer);
+    expect(&rx, "incoming");
+    writeln!(stdin, "answer").unwrap();
+    let first = srv.response(Method::Invite);
+    assert_eq!(first.status, 200);
+    // No ACK yet: the same 200 comes again.
+    let again = srv.response(Method::Invite);
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        again.to_bytes(),
+        first.to_bytes(),
+        "the retransmission is the same 200"
+    );
+    let tag =
+        sip::headers::tag(first.headers.get_raw(&sip::types::Name::TO).next().unwrap()).unwrap();
+    srv.seq -= 1; // the ACK has the INVITE's CSeq number
+    srv.send_request(
+        "ACK",
+        "rexmit-1",
+        &format!("From: <sip:202@127.0.0.1>;tag=c2\r\nTo: <sip:201@127.0.0.1>;tag={tag}\r\n"),
+        "",
+    );
+    // After the ACK, nothing more for 3 s (the next retransmission would have been due
+    // within 2 s).
+    srv.sock
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 8192];
+    while let Ok((n, _)) = srv.sock.recv_from(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            !text.starts_with("SIP/2.0 200"),
+            "a 200 came after the ACK:\n{text}"
+        );
+    }
+}
+
+/// The message-summary subscription is renewed in its dialog at 80% of the time the server
+/// granted; a 481 to the renewal makes the phone subscribe afresh.
+#[test]
+fn the_message_subscription_is_renewed_before_it_expires() {
+    let (_phone, rx, _stdin, srv, _dir) = start();
+    let reg = srv.request(Method::Register);
+    srv.reply(&reg, 200, "OK", &[("Expires", "600")]);
+    expect(&rx, "registered");
+    let first = srv.request(Method::Subscribe);
+    let t0 = std::time::Instant::now();
+    let contact = format!("<sip:mwi@{}>", srv.addr());
+    srv.reply(
+        &first,
+        200,
+        "OK",
+        &[("Expires", "2"), ("Contact", &contact)],
+    );
+    let renewal = srv.request(Method::Subscribe);
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1200) && waited < Duration::from_millis(2000),
+        "renewed after {waited:?} of 2 s"
+    );
+    assert_eq!(call_id(&renewal), call_id(&first), "in the same dialog");
+    assert_eq!(renewal.to_tag().as_deref(), Some("srv"));
+    assert!(renewal.cseq().unwrap().seq > first.cseq().unwrap().seq);
+    srv.reply(&renewal, 481, "Call/Transaction Does Not Exist", &[]);
+    let fresh = srv.request(Method::Subscribe);
+    assert!(fresh.to_tag().is_none(), "a new subscription");
+    assert_ne!(call_id(&fresh), call_id(&first));
+}
+
+fn call_id(r: &Request) -> String {
+    r.headers
+        .get_raw(&sip::types::Name::CALL_ID)
+        .next()
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}

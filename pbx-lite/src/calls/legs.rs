@@ -246,10 +246,7 @@ impl Leg {
 
     /// Sends a 2xx to an INVITE of this phone and re-sends it until the ACK.
     pub(crate) fn send_2xx(&mut self, ep: &Arc<Endpoint>, key: &TsxKey, ok: Response) {
-        let (tx, rx) = oneshot::channel();
-        self.acked = Some(tx);
-        let _ = ep.send_response(key, &ok);
-        super::retransmit_2xx(ep.clone(), self.peer, ok, rx);
+        self.acked = Some(ep.send_2xx(key, self.peer, ok));
     }
 
     /// The phone's ACK came.

@@ -28,7 +28,7 @@ pub(crate) use saved::SavedDialog;
 use sip::endpoint::Endpoint;
 use sip::transaction::{Peer, TsxKey};
 use sip::types::Name;
-use sip::{Message, Method, Request, Response, build};
+use sip::{Method, Request, Response, build};
 use stations::Db;
 use stations::db::Registration;
 use std::collections::HashMap;
@@ -827,32 +827,4 @@ impl Calls {
             self.end(o, 0, "");
         }
     }
-}
-
-/// Re-sends our 2xx (T1 doubling to T2) until the ACK comes or 32 s pass (§13.3.1.4).
-pub(crate) fn retransmit_2xx(
-    ep: Arc<Endpoint>,
-    peer: Peer,
-    ok: Response,
-    mut acked: tokio::sync::oneshot::Receiver<()>,
-) {
-    tokio::spawn(async move {
-        if peer.transport.is_reliable() {
-            return;
-        }
-        let mut interval = Duration::from_millis(500);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(32);
-        let msg = Message::Response(ok);
-        loop {
-            tokio::select! {
-                _ = &mut acked => return,
-                _ = tokio::time::sleep(interval) => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return;
-            }
-            ep.send_stateless(peer, &msg);
-            interval = (interval * 2).min(Duration::from_secs(4));
-        }
-    });
 }

@@ -279,6 +279,7 @@ pub async fn run(
             .lines
             .iter()
             .filter_map(|l| l.reg.poll_timeout())
+            .chain(e.lines.iter().filter_map(|l| l.mwi.refresh_at))
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
@@ -298,6 +299,9 @@ pub async fn run(
                 for i in 0..e.lines.len() {
                     let r = e.lines[i].reg.poll_transmit(now);
                     e.send_register(i, r);
+                    if e.lines[i].mwi.refresh_at.is_some_and(|t| t <= now) {
+                        e.refresh_mwi(i);
+                    }
                 }
             }
         }
@@ -715,7 +719,7 @@ impl Engine {
         );
         ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
         ok.body = body.into_bytes().into();
-        let _ = self.ep.send_response(&c.key, &ok);
+        c.acked = Some(self.ep.send_2xx(&c.key, c.peer, ok));
         c.dialog = Dialog::from_uas(&c.invite, &c.tag);
         c.state = CallState::Established;
         match agreed {
@@ -730,6 +734,9 @@ impl Engine {
     fn on_ack(&mut self, i: usize, ack: &Request) {
         let (source, record) = (self.audio.source.clone(), self.audio.record_dir.clone());
         let c = &mut self.calls[i];
+        if let Some(acked) = c.acked.take() {
+            let _ = acked.send(());
+        }
         if !std::mem::take(&mut c.late_offer) {
             return;
         }
@@ -836,7 +843,7 @@ impl Engine {
                 .insert(Name::CONTACT, format!("<sip:{number}@{local}>"));
             ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
             ok.body = sip::sdp::offer(&ours).into_bytes().into();
-            let _ = self.ep.send_response(&key, &ok);
+            c.acked = Some(self.ep.send_2xx(&key, c.peer, ok));
             return;
         }
         let (body, agreed) = match call::answer_offer(&request.body, &ours) {
@@ -856,7 +863,7 @@ impl Engine {
             .insert(Name::CONTACT, format!("<sip:{number}@{local}>"));
         ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
         ok.body = body.into_bytes().into();
-        let _ = self.ep.send_response(&key, &ok);
+        c.acked = Some(self.ep.send_2xx(&key, c.peer, ok));
         if let Some(remote) = agreed.remote {
             c.media(MediaControl::Remote(remote));
         }

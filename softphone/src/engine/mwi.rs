@@ -1,5 +1,6 @@
 //! Message waiting (RFC 3842): each line subscribes to its message-summary once registered
-//! (answering one digest challenge), and every NOTIFY — in that subscription, or unsolicited
+//! (answering one digest challenge) and renews the subscription in its dialog at 80% of the
+//! time granted (subscribing afresh after a 481 or a `terminated` NOTIFY), and every NOTIFY — in that subscription, or unsolicited
 //! as a Cisco-style PBX sends them — becomes an `mwi` event with the line's counts.
 
 use super::{Engine, Event};
@@ -7,6 +8,7 @@ use sip::dialog::Dialog;
 use sip::transaction::TsxKey;
 use sip::types::Name;
 use sip::{Method, Request, Response, build};
+use std::time::{Duration, Instant};
 
 /// A line's message-summary subscription.
 #[derive(Default)]
@@ -14,6 +16,8 @@ pub(super) struct Mwi {
     /// The SUBSCRIBE in flight, and whether its one challenge was answered.
     pending: Option<(TsxKey, Request, bool)>,
     dialog: Option<Dialog>,
+    /// When to renew the subscription.
+    pub(super) refresh_at: Option<Instant>,
 }
 
 /// The (new, old) voice message counts of a message-summary body (RFC 3842 §5.2).
@@ -54,7 +58,7 @@ impl Engine {
             return;
         }
         let aor = format!("sip:{}@{}", line.account.number, line.account.server);
-        let Ok(mut r) = build::request(
+        let Ok(r) = build::request(
             Method::Subscribe,
             &aor,
             &aor,
@@ -64,13 +68,34 @@ impl Engine {
         ) else {
             return;
         };
+        let peer = line.peer;
+        self.send_subscribe(i, r, peer);
+    }
+
+    fn send_subscribe(&mut self, i: usize, mut r: Request, peer: sip::transaction::Peer) {
         r.headers.insert(Name::from("Event"), "message-summary");
         r.headers
             .insert(Name::ACCEPT, "application/simple-message-summary");
         r.headers.insert(Name::EXPIRES, "3600");
-        let peer = line.peer;
         if let Ok(k) = self.ep.send_request(r.clone(), peer) {
             self.lines[i].mwi.pending = Some((k, r, false));
+        }
+    }
+
+    /// Renews line `i`'s subscription in its dialog (or subscribes afresh without one).
+    pub(super) fn refresh_mwi(&mut self, i: usize) {
+        self.lines[i].mwi.refresh_at = None;
+        if self.lines[i].mwi.pending.is_some() {
+            return;
+        }
+        let peer = self.lines[i].peer;
+        let via = build::via_value(peer.transport, self.local, &build::new_branch());
+        match self.lines[i].mwi.dialog.as_mut() {
+            Some(d) => {
+                let r = d.request(Method::Subscribe, &via);
+                self.send_subscribe(i, r, peer);
+            }
+            None => self.subscribe_mwi(i),
         }
     }
 
@@ -89,7 +114,25 @@ impl Engine {
             return;
         };
         match response.status {
-            200..=299 => self.lines[i].mwi.dialog = Dialog::from_uac(&request, response),
+            200..=299 => {
+                let granted = response
+                    .headers
+                    .get_raw(&Name::EXPIRES)
+                    .next()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(3600);
+                let mwi = &mut self.lines[i].mwi;
+                if mwi.dialog.is_none() {
+                    mwi.dialog = Dialog::from_uac(&request, response);
+                }
+                mwi.refresh_at =
+                    (granted > 0).then(|| Instant::now() + Duration::from_millis(granted * 800));
+            }
+            // The server no longer knows the subscription: start a new one.
+            481 => {
+                self.lines[i].mwi.dialog = None;
+                self.subscribe_mwi(i);
+            }
             401 | 407 if !answered => {
                 let a = &self.lines[i].account;
                 let mut client = sip::auth::DigestClient::new(&a.user_id, &a.password);
@@ -144,6 +187,16 @@ impl Engine {
         }) else {
             return false;
         };
+        let terminated = request
+            .headers
+            .get_raw(&Name::from("Subscription-State"))
+            .next()
+            .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
+        if terminated && in_dialog.is_some() {
+            // Subscribe again in a while (not at once: the server may be going down).
+            self.lines[i].mwi.dialog = None;
+            self.lines[i].mwi.refresh_at = Some(Instant::now() + Duration::from_secs(30));
+        }
         match summary(&request.body) {
             Ok((new, old)) => {
                 let _ = self
