@@ -134,6 +134,9 @@ impl SeqExtender {
     }
 }
 
+/// The largest change of transit time (timestamp units) taken as jitter.
+const MAX_TRANSIT_STEP: u64 = 1 << 16;
+
 /// RFC 3550 receiver statistics for one source.
 #[derive(Debug, Clone, Default)]
 pub struct ReceiverStats {
@@ -169,8 +172,13 @@ impl ReceiverStats {
         let transit = i64::from(arrival) - i64::from(timestamp);
         if let Some(last) = self.last_transit {
             let d = (transit - last).unsigned_abs();
-            // J += (|D| - J) / 16, kept ×16.
-            self.jitter16 = self.jitter16 + d - ((self.jitter16 + 8) >> 4);
+            // A jump of more than 2^16 units (over a second at 48 kHz) is the sender starting
+            // a new timeline (a PBX switching what it relays, say), not network jitter: the
+            // estimate goes on from the new base instead of taking seconds to forget it.
+            if d <= MAX_TRANSIT_STEP {
+                // J += (|D| - J) / 16, kept ×16.
+                self.jitter16 = self.jitter16 + d - ((self.jitter16 + 8) >> 4);
+            }
         }
         self.last_transit = Some(transit);
     }
@@ -345,5 +353,19 @@ mod tests {
         assert_eq!(parse_report(&rr), Some((2, f)));
         let sr = sender_report(1, 0x1122_3344_5566_7788, 160, 10, 1600, 2, &f);
         assert_eq!(parse_report(&sr), Some((2, f)));
+    }
+
+    #[test]
+    fn a_new_timeline_is_not_jitter() {
+        let mut s = ReceiverStats::default();
+        for i in 0..50u32 {
+            s.on_packet(i as u16, i * 160, i * 160 + 1000);
+        }
+        // The sender's timestamps jump by ten minutes while packets keep their pace.
+        for i in 50..100u32 {
+            s.on_packet(i as u16, i * 160 + 4_800_000, i * 160 + 1000);
+        }
+        assert!(s.jitter() < 10, "jitter {}", s.jitter());
+        assert_eq!(s.lost(), 0);
     }
 }

@@ -197,6 +197,10 @@ impl MediaSession {
         };
         let start = *self.start.get_or_insert(now);
         let arrival = ((now - start).as_secs_f64() * f64::from(self.clock_rate)) as u32;
+        if self.remote_ssrc != 0 && p.ssrc != self.remote_ssrc {
+            // Another source (RFC 3550 keeps statistics per SSRC): count it afresh.
+            self.stats = Default::default();
+        }
         self.stats.on_packet(p.seq, p.timestamp, arrival);
         self.remote_ssrc = p.ssrc;
         if Some(p.payload_type) == self.cfg.telephone_event {

@@ -128,6 +128,7 @@ impl Call {
         agreed: &Negotiated,
         source: Option<&Path>,
         record_dir: Option<&Path>,
+        report: Reporter,
     ) {
         let (Some(rtp), Some(remote)) = (self.rtp.take(), agreed.remote) else {
             return;
@@ -167,6 +168,7 @@ impl Call {
             session,
             (input, output),
             controlled,
+            report,
         ));
     }
 
@@ -235,15 +237,25 @@ pub fn offered_codecs(body: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// Hands a call's quality figures to whoever shows them.
+pub type Reporter = Box<dyn Fn(media::session::CallStats) + Send>;
+
+/// How often a call's quality figures are reported.
+pub const QUALITY_EVERY: Duration = Duration::from_secs(2);
+
 /// Carries one call's audio every 20 ms until told to stop: the input frame out, what
-/// arrived (through the jitter buffer) to the output.
+/// arrived (through the jitter buffer) to the output; every [`QUALITY_EVERY`], once audio
+/// has arrived, the receive figures (jitter, loss, a MOS estimate) go to `report`.
 async fn media_loop(
     rtp: UdpSocket,
     remote: SocketAddr,
     mut session: MediaSession,
     (mut input, mut output): (Input, Output),
     mut control: mpsc::UnboundedReceiver<MediaControl>,
+    report: Reporter,
 ) {
+    let mut quality = tokio::time::interval(QUALITY_EVERY);
+    quality.tick().await;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut frame = vec![0i16; session.frame_samples()];
@@ -267,6 +279,12 @@ async fn media_loop(
                 if let Ok((n, from)) = r {
                     dest = from; // symmetric RTP: answer where it comes from
                     session.handle_packet(Instant::now(), &buf[..n]);
+                }
+            }
+            _ = quality.tick() => {
+                let stats = session.stats();
+                if stats.packets_received > 0 {
+                    report(stats);
                 }
             }
             _ = tick.tick() => {

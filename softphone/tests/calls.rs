@@ -75,7 +75,14 @@ fn calls_both_ways_with_two_way_audio() {
     writeln!(t.stdin, "dial 202").unwrap();
     let call = expect(rx, "calling")["call"].as_u64().unwrap();
     assert_eq!(expect(rx, "established")["call"].as_u64(), Some(call));
-    std::thread::sleep(Duration::from_secs(3));
+    // Within 2 s of audio, the call's receive quality: nothing lost on loopback, so the
+    // E-model's MOS for G.711 is above 4.
+    let q = expect(rx, "quality");
+    assert_eq!(q["call"].as_u64(), Some(call));
+    assert!(q["received"].as_u64().unwrap() > 20, "{q}");
+    assert_eq!(q["loss_percent"].as_f64(), Some(0.0), "{q}");
+    assert!(q["mos"].as_f64().unwrap() > 4.0, "{q}");
+    std::thread::sleep(Duration::from_secs(1));
     writeln!(t.stdin, "hangup").unwrap();
     expect(rx, "ended");
     wait_for("baresip to hang up", || t.b.log().contains("terminated"));

@@ -143,6 +143,8 @@ fn dial_answer_hold_and_transfers_on_screen() {
     expect(&b.1, "incoming");
     send(&mut b, "answer");
     until(&mut h, "202, talking");
+    // The call's quality comes on screen once audio has arrived for 2 s.
+    until(&mut h, "Quality of call 1: MOS 4.");
     click(&mut h, "Hold");
     until(&mut h, "202, on hold");
     click(&mut h, "Resume");

@@ -105,7 +105,7 @@ pub struct CallStatus {
 }
 
 /// What happened, one JSON object per event with an `"event"` field.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Ready {
@@ -163,6 +163,18 @@ pub enum Event {
     Muted {
         call: u32,
         on: bool,
+    },
+    /// A call's receive quality, every 2 s while audio arrives: RFC 3550 interarrival
+    /// jitter, the share of packets lost, the jitter buffer's delay, and a MOS estimate
+    /// (ITU-T G.107 E-model).
+    Quality {
+        call: u32,
+        jitter_ms: f32,
+        loss_percent: f32,
+        buffer_ms: f32,
+        mos: f32,
+        received: u64,
+        lost: i64,
     },
     /// A line's voicemail counts (RFC 3842 message summary).
     Mwi {
@@ -307,6 +319,23 @@ pub async fn run(
         }
         e.advance().await;
     }
+}
+
+/// Turns call `call`'s quality figures into `quality` events.
+fn reporter(events: &mpsc::UnboundedSender<Event>, call: u32) -> call::Reporter {
+    let events = events.clone();
+    let round = |x: f32| (x * 10.0).round() / 10.0;
+    Box::new(move |s| {
+        let _ = events.send(Event::Quality {
+            call,
+            jitter_ms: round(s.jitter_ms),
+            loss_percent: round(s.loss_fraction * 100.0),
+            buffer_ms: round(s.buffer_ms),
+            mos: (s.mos * 100.0).round() / 100.0,
+            received: s.packets_received,
+            lost: s.lost,
+        });
+    })
 }
 
 impl Engine {
@@ -723,7 +752,12 @@ impl Engine {
         c.dialog = Dialog::from_uas(&c.invite, &c.tag);
         c.state = CallState::Established;
         match agreed {
-            Some(agreed) => c.start_media(&agreed, source.as_deref(), record.as_deref()),
+            Some(agreed) => c.start_media(
+                &agreed,
+                source.as_deref(),
+                record.as_deref(),
+                reporter(&self.events, c.id),
+            ),
             None => c.late_offer = true,
         }
         let id = c.id;
@@ -741,7 +775,12 @@ impl Engine {
             return;
         }
         match call::take_answer(&ack.body, &c.local) {
-            Some(agreed) => c.start_media(&agreed, source.as_deref(), record.as_deref()),
+            Some(agreed) => c.start_media(
+                &agreed,
+                source.as_deref(),
+                record.as_deref(),
+                reporter(&self.events, c.id),
+            ),
             None => {
                 let id = c.id;
                 self.emit(Event::Error {
@@ -991,7 +1030,12 @@ impl Engine {
                 let id = c.id;
                 let usable = match call::take_answer(&response.body, &c.local) {
                     Some(agreed) => {
-                        c.start_media(&agreed, source.as_deref(), record.as_deref());
+                        c.start_media(
+                            &agreed,
+                            source.as_deref(),
+                            record.as_deref(),
+                            reporter(&self.events, c.id),
+                        );
                         true
                     }
                     None => false,

@@ -53,7 +53,7 @@ impl Phase {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallView {
     pub id: u32,
     pub line: usize,
@@ -65,7 +65,21 @@ pub struct CallView {
     pub muted: bool,
     /// Since when it has been talking.
     pub since: Option<Instant>,
+    /// Receive quality, oldest first (the last [`QUALITY_KEPT`] reports).
+    pub quality: Vec<Quality>,
 }
+
+/// One quality report of a call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quality {
+    pub jitter_ms: f32,
+    pub loss_percent: f32,
+    pub buffer_ms: f32,
+    pub mos: f32,
+}
+
+/// How many quality reports a call keeps for its plot (2 minutes at one per 2 s).
+pub const QUALITY_KEPT: usize = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistoryKind {
@@ -210,6 +224,26 @@ impl Model {
                 }
             }
             Event::Held { call } => self.set_phase(*call, Phase::Held),
+            Event::Quality {
+                call,
+                jitter_ms,
+                loss_percent,
+                buffer_ms,
+                mos,
+                ..
+            } => {
+                if let Some(c) = self.call_mut(*call) {
+                    if c.quality.len() == QUALITY_KEPT {
+                        c.quality.remove(0);
+                    }
+                    c.quality.push(Quality {
+                        jitter_ms: *jitter_ms,
+                        loss_percent: *loss_percent,
+                        buffer_ms: *buffer_ms,
+                        mos: *mos,
+                    });
+                }
+            }
             Event::Muted { call, on } => {
                 if let Some(c) = self.call_mut(*call) {
                     c.muted = *on;
@@ -334,6 +368,7 @@ impl Model {
             outgoing,
             muted: false,
             since: None,
+            quality: Vec::new(),
         });
         self.selected = Some(id);
     }

@@ -101,6 +101,7 @@ impl Phone {
             ui.separator();
             self.soft_keys(ui);
             ui.separator();
+            self.quality(ui);
             self.history(ui);
         });
     }
@@ -430,6 +431,57 @@ impl Phone {
         if close {
             self.settings = None;
         }
+    }
+
+    /// The selected call's receive quality, and a small plot of its jitter and loss.
+    fn quality(&mut self, ui: &mut egui::Ui) {
+        let Some(c) = self.model.current() else {
+            return;
+        };
+        let Some(last) = c.quality.last() else {
+            return;
+        };
+        ui.label(format!(
+            "Quality of call {}: MOS {:.2}, jitter {:.1} ms, loss {:.1} %, buffer {:.0} ms",
+            c.id, last.mos, last.jitter_ms, last.loss_percent, last.buffer_ms
+        ));
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(320.0, 60.0), egui::Sense::hover());
+        let painter = ui.painter_at(rect);
+        painter.rect_stroke(
+            rect,
+            2.0,
+            egui::Stroke::new(1.0, Color32::DARK_GRAY),
+            egui::StrokeKind::Inside,
+        );
+        let n = super::model::QUALITY_KEPT as f32;
+        let jitter_top = c.quality.iter().map(|q| q.jitter_ms).fold(20.0, f32::max);
+        let series = |value: &dyn Fn(&super::model::Quality) -> f32, top: f32| -> Vec<egui::Pos2> {
+            c.quality
+                .iter()
+                .enumerate()
+                .map(|(i, q)| {
+                    let x = rect.left() + rect.width() * (i as f32 + 1.0) / n;
+                    let y = rect.bottom() - rect.height() * (value(q) / top).clamp(0.0, 1.0);
+                    egui::pos2(x, y)
+                })
+                .collect()
+        };
+        let jitter = series(&|q| q.jitter_ms, jitter_top);
+        let loss = series(&|q| q.loss_percent, 10.0);
+        painter.add(egui::Shape::line(
+            jitter,
+            egui::Stroke::new(1.5, Color32::LIGHT_BLUE),
+        ));
+        painter.add(egui::Shape::line(
+            loss,
+            egui::Stroke::new(1.5, Color32::LIGHT_RED),
+        ));
+        ui.label(
+            RichText::new(format!(
+                "jitter (blue, up to {jitter_top:.0} ms) and loss (red, up to 10 %), last 2 minutes"
+            ))
+            .small(),
+        );
     }
 
     fn history(&mut self, ui: &mut egui::Ui) {
