@@ -173,6 +173,11 @@ impl Call {
     }
 
     /// Tells the media task something; false when the call has no media.
+    /// Whether the call's audio is running.
+    pub fn has_media(&self) -> bool {
+        self.media.is_some()
+    }
+
     pub fn media(&self, c: MediaControl) -> bool {
         self.media.as_ref().is_some_and(|m| m.send(c).is_ok())
     }

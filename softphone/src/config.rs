@@ -52,6 +52,11 @@ pub struct Account {
     /// The number that reaches voicemail.
     #[serde(default)]
     pub voicemail: String,
+    /// Answering without a key press: `never`; `requested` (default), when the line's own
+    /// server asks for it (RFC 5373 `Answer-Mode: Auto`, `Call-Info: …;answer-after=0`, or
+    /// `Alert-Info: …;info=alert-autoanswer`, as intercom and paging send them); `always`.
+    #[serde(default = "default_auto_answer")]
+    pub auto_answer: String,
     /// Voice codecs to offer, in order of preference: `PCMU`, `PCMA`, `opus`.
     #[serde(default = "default_codecs")]
     pub codecs: Vec<String>,
@@ -72,6 +77,9 @@ fn default_transport() -> String {
 }
 fn default_expiry() -> u32 {
     600
+}
+fn default_auto_answer() -> String {
+    "requested".into()
 }
 fn default_dtmf() -> String {
     "rfc2833".into()
@@ -212,6 +220,10 @@ impl Config {
             a.dtmf = a.dtmf.to_ascii_lowercase();
             if !matches!(a.dtmf.as_str(), "rfc2833" | "info") {
                 return Err(bad("dtmf", "must be rfc2833 or info"));
+            }
+            a.auto_answer = a.auto_answer.to_ascii_lowercase();
+            if !matches!(a.auto_answer.as_str(), "never" | "requested" | "always") {
+                return Err(bad("auto_answer", "must be never, requested or always"));
             }
             if a.user_id.is_empty() {
                 a.user_id = a.number.clone();

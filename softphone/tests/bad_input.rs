@@ -436,3 +436,101 @@ fn call_id(r: &Request) -> String {
         .map(|v| v.to_string())
         .unwrap_or_default()
 }
+
+/// Sends `r` to the phone with `sdp` as its body.
+fn reply_with_sdp(srv: &Server, r: &Request, status: u16, reason: &str, sdp: &str) {
+    let mut resp = r.make_response(status, reason);
+    resp.set_to_tag("srv");
+    resp.headers.insert(
+        sip::types::Name::CONTACT,
+        format!("<sip:300@{}>", srv.addr()),
+    );
+    resp.headers
+        .insert(sip::types::Name::CONTENT_TYPE, "application/sdp");
+    resp.body = sdp.to_string().into_bytes().into();
+    srv.sock.send_to(&resp.to_bytes(), srv.phone).unwrap();
+}
+
+/// Intercom: an INVITE asking to be answered at once (Call-Info answer-after=0) is answered
+/// without a key press when the line's own server sends it; the same request from anyone
+/// else only rings, with its Alert-Info shown as the distinctive ring.
+#[test]
+fn intercom_is_answered_by_itself_only_from_the_server() {
+    let (_phone, rx, mut stdin, mut srv, _dir) = start();
+    let reg = srv.request(Method::Register);
+    srv.reply(&reg, 200, "OK", &[("Expires", "600")]);
+    expect(&rx, "registered");
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let offer = sdp(rtp.local_addr().unwrap().port(), "0", "");
+    let headers = format!(
+        "From: <sip:202@127.0.0.1>;tag=i1\r\nTo: <sip:201@127.0.0.1>\r\n\
+         Contact: <sip:202@{}>\r\nCall-Info: <sip:127.0.0.1>;answer-after=0\r\n\
+         Content-Type: application/sdp\r\n",
+        srv.addr()
+    );
+    srv.send_request("INVITE", "intercom-1", &headers, &offer);
+    let inc = expect(&rx, "incoming");
+    assert_eq!(inc["auto_answer"], true, "{inc}");
+    expect(&rx, "established");
+    assert_eq!(srv.response(Method::Invite).status, 200);
+    writeln!(stdin, "hangup").unwrap();
+    expect(&rx, "ended");
+
+    // The same from a stranger: it rings and waits.
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let me = stranger.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:201@{phone} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-x1\r\n\
+         Max-Forwards: 70\r\nCall-ID: intercom-2\r\nCSeq: 1 INVITE\r\n\
+         From: <sip:666@{me}>;tag=x\r\nTo: <sip:201@127.0.0.1>\r\nContact: <sip:666@{me}>\r\n\
+         Answer-Mode: Auto\r\nAlert-Info: <http://127.0.0.1/ring2.wav>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
+        phone = srv.phone,
+        len = offer.len()
+    );
+    stranger.send_to(invite.as_bytes(), srv.phone).unwrap();
+    let inc = expect(&rx, "incoming");
+    assert_eq!(inc["auto_answer"], false, "{inc}");
+    assert_eq!(inc["alert_info"], "<http://127.0.0.1/ring2.wav>");
+    let mut buf = [0u8; 4096];
+    while let Ok((n, _)) = stranger.recv_from(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(!text.starts_with("SIP/2.0 200"), "a stranger got an answer");
+    }
+    writeln!(stdin, "reject").unwrap();
+    assert_eq!(expect(&rx, "ended")["status"], 486);
+}
+
+/// A 183 with SDP starts the audio before the answer (announcements, ringback from the far
+/// end); the 200 then confirms the call without starting it twice.
+#[test]
+fn early_media_plays_before_the_answer() {
+    let (_phone, rx, mut stdin, srv, _dir) = start();
+    let reg = srv.request(Method::Register);
+    srv.reply(&reg, 200, "OK", &[("Expires", "600")]);
+    expect(&rx, "registered");
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rtp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    writeln!(stdin, "dial 300").unwrap();
+    let invite = srv.request(Method::Invite);
+    let answer = sdp(
+        rtp.local_addr().unwrap().port(),
+        "0",
+        "a=rtpmap:0 PCMU/8000\r\n",
+    );
+    reply_with_sdp(&srv, &invite, 183, "Session Progress", &answer);
+    expect(&rx, "early_media");
+    let mut buf = [0u8; 2048];
+    let (n, _) = rtp.recv_from(&mut buf).expect("no RTP during early media");
+    assert_eq!(buf[1] & 0x7f, 0, "PCMU, {n} bytes");
+    reply_with_sdp(&srv, &invite, 200, "OK", &answer);
+    expect(&rx, "established");
+    let ack = srv.request(Method::Ack);
+    assert_eq!(ack.cseq().unwrap().seq, invite.cseq().unwrap().seq);
+    // Still one stream, on the same port.
+    let (n, _) = rtp.recv_from(&mut buf).expect("no RTP after the answer");
+    assert_eq!(n, 12 + 160);
+}

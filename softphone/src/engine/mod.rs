@@ -143,6 +143,15 @@ pub enum Event {
         from: String,
         display: String,
         diversion: String,
+        /// The INVITE's Alert-Info (a distinctive ring: a tone URI or `info=` name).
+        alert_info: String,
+        /// The phone answers it by itself (the line's `auto_answer`).
+        auto_answer: bool,
+    },
+    /// A 183 (or 180) with SDP: the callee's early audio (announcements, ringback) plays
+    /// before the answer.
+    EarlyMedia {
+        call: u32,
     },
     /// An incoming call refused before it rang: its INVITE could not be taken.
     Refused {
@@ -336,6 +345,25 @@ fn reporter(events: &mpsc::UnboundedSender<Event>, call: u32) -> call::Reporter 
             lost: s.lost,
         });
     })
+}
+
+/// Whether an INVITE asks to be answered at once: RFC 5373 `Answer-Mode: Auto`, a
+/// `Call-Info` with `answer-after=0`, or an `Alert-Info` naming auto-answer (the forms
+/// Polycom, Cisco and Yealink phones honour for intercom and paging).
+fn auto_answer_requested(r: &Request) -> bool {
+    let header = |n: &str| -> Vec<String> {
+        r.headers
+            .get_raw(&Name::from(n))
+            .map(|v| v.to_ascii_lowercase().replace(' ', ""))
+            .collect()
+    };
+    header("Answer-Mode").iter().any(|v| v.starts_with("auto"))
+        || header("Call-Info")
+            .iter()
+            .any(|v| v.contains("answer-after=0"))
+        || header("Alert-Info")
+            .iter()
+            .any(|v| v.contains("info=alert-autoanswer") || v.contains("auto-answer"))
 }
 
 impl Engine {
@@ -1008,10 +1036,26 @@ impl Engine {
         match status {
             100 => {}
             101..=199 => {
+                let id = c.id;
                 if c.state == CallState::Calling {
                     c.state = CallState::Ringing;
-                    let id = c.id;
                     self.emit(Event::Ringing { call: id });
+                }
+                let c = &mut self.calls[i];
+                // Early media: its SDP is the answer; the 200 confirms it (or moves it).
+                if !response.body.is_empty()
+                    && !c.has_media()
+                    && let Some(agreed) = call::take_answer(&response.body, &c.local)
+                {
+                    c.start_media(
+                        &agreed,
+                        source.as_deref(),
+                        record.as_deref(),
+                        reporter(&self.events, id),
+                    );
+                    if c.has_media() {
+                        self.emit(Event::EarlyMedia { call: id });
+                    }
                 }
             }
             200..=299 => {
@@ -1029,6 +1073,14 @@ impl Engine {
                 c.state = CallState::Established;
                 let id = c.id;
                 let usable = match call::take_answer(&response.body, &c.local) {
+                    Some(agreed) if c.has_media() => {
+                        if let Some(remote) = agreed.remote {
+                            c.media(MediaControl::Remote(remote));
+                        }
+                        true
+                    }
+                    // A 200 without SDP after early media keeps the early answer.
+                    None if c.has_media() => true,
                     Some(agreed) => {
                         c.start_media(
                             &agreed,
@@ -1166,6 +1218,21 @@ impl Engine {
             .next()
             .map(|v| v.to_string())
             .unwrap_or_default();
+        let alert_info = request
+            .headers
+            .get_raw(&Name::from("Alert-Info"))
+            .next()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        // Intercom and paging ask for an answer without a key press; only the line's own
+        // server may ask (anyone else could open the microphone), and only if the line lets it.
+        let auto_answer = match self.lines.get(line).map(|l| l.account.auto_answer.as_str()) {
+            Some("always") => true,
+            Some("requested") => {
+                auto_answer_requested(&request) && peer.addr == self.lines[line].peer.addr
+            }
+            _ => false,
+        };
         // An offer we cannot take is refused before anything rings: 400 for SDP that does
         // not parse, 488 (with Warning 305) when no codec is in common (RFC 3261 §13.3.1.1).
         if !request.body.is_empty()
@@ -1218,7 +1285,12 @@ impl Engine {
             from,
             display,
             diversion,
+            alert_info,
+            auto_answer,
         });
+        if auto_answer && replaces.is_none() {
+            self.answer(Some(id)).await;
+        }
         if let Some(old) = replaces {
             self.answer(Some(id)).await;
             if let Some(i) = self.calls.iter().position(|c| c.id == old) {

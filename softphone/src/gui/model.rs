@@ -65,6 +65,10 @@ pub struct CallView {
     pub muted: bool,
     /// Since when it has been talking.
     pub since: Option<Instant>,
+    /// The distinctive ring the caller asked for (Alert-Info), if any.
+    pub ring: String,
+    /// The callee's early audio is playing (183 with SDP).
+    pub early_media: bool,
     /// Receive quality, oldest first (the last [`QUALITY_KEPT`] reports).
     pub quality: Vec<Quality>,
 }
@@ -197,6 +201,8 @@ impl Model {
                 from,
                 display,
                 diversion,
+                alert_info,
+                ..
             } => {
                 self.add_call(
                     *call,
@@ -207,6 +213,14 @@ impl Model {
                     Phase::Incoming,
                     false,
                 );
+                if let Some(c) = self.calls.last_mut() {
+                    c.ring = distinctive_ring(alert_info);
+                }
+            }
+            Event::EarlyMedia { call } => {
+                if let Some(c) = self.call_mut(*call) {
+                    c.early_media = true;
+                }
             }
             Event::Established { call } => {
                 if let Some(c) = self.call_mut(*call) {
@@ -368,6 +382,8 @@ impl Model {
             outgoing,
             muted: false,
             since: None,
+            ring: String::new(),
+            early_media: false,
             quality: Vec::new(),
         });
         self.selected = Some(id);
@@ -390,6 +406,19 @@ impl Model {
             };
         }
     }
+}
+
+/// The ring an Alert-Info names: its `info=` value, or the tone file's name.
+pub fn distinctive_ring(alert_info: &str) -> String {
+    if let Some(info) = alert_info
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("info="))
+    {
+        return info.trim_matches('"').to_string();
+    }
+    let uri = alert_info.trim().trim_start_matches('<');
+    let uri = uri.split('>').next().unwrap_or_default();
+    uri.rsplit('/').next().unwrap_or_default().to_string()
 }
 
 /// What a feature is called in notices.
@@ -430,7 +459,13 @@ mod tests {
             from: "202".into(),
             display: "Sales".into(),
             diversion: "203".into(),
+            alert_info: "<http://pbx/ring-external.wav>".into(),
+            auto_answer: false,
         });
+        assert_eq!(
+            m.current().map(|c| c.ring.as_str()),
+            Some("ring-external.wav")
+        );
         assert_eq!(m.current().map(|c| c.phase), Some(Phase::Incoming));
         m.on_event(&Event::Established { call: 1 });
         m.on_event(&Event::RemoteHold {
@@ -452,6 +487,8 @@ mod tests {
             from: "203".into(),
             display: String::new(),
             diversion: String::new(),
+            alert_info: String::new(),
+            auto_answer: false,
         });
         m.on_event(&Event::Ended {
             call: 2,

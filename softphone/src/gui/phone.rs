@@ -263,6 +263,12 @@ impl Phone {
             if c.muted {
                 text.push_str(", muted");
             }
+            if !c.ring.is_empty() && c.phase == Phase::Incoming {
+                text.push_str(&format!(", ring {}", c.ring));
+            }
+            if c.early_media && matches!(c.phase, Phase::Dialing | Phase::Ringing) {
+                text.push_str(", early audio");
+            }
             if !c.diversion.is_empty() {
                 text.push_str(&format!(", diverted by {}", c.diversion));
             }
