@@ -242,8 +242,16 @@ pub fn offered_codecs(body: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// Hands a call's quality figures to whoever shows them.
-pub type Reporter = Box<dyn Fn(media::session::CallStats) + Send>;
+/// What a call's media task reports.
+pub enum MediaReport {
+    /// The receive figures, every [`QUALITY_EVERY`] once audio has arrived.
+    Quality(media::session::CallStats),
+    /// A digit the other side sent as RFC 4733 events.
+    Dtmf(char),
+}
+
+/// Hands a call's media reports to whoever shows them.
+pub type Reporter = Box<dyn Fn(MediaReport) + Send>;
 
 /// How often a call's quality figures are reported.
 pub const QUALITY_EVERY: Duration = Duration::from_secs(2);
@@ -284,12 +292,15 @@ async fn media_loop(
                 if let Ok((n, from)) = r {
                     dest = from; // symmetric RTP: answer where it comes from
                     session.handle_packet(Instant::now(), &buf[..n]);
+                    while let Some(media::session::MediaEvent::Dtmf(d)) = session.poll_event() {
+                        report(MediaReport::Dtmf(d));
+                    }
                 }
             }
             _ = quality.tick() => {
                 let stats = session.stats();
                 if stats.packets_received > 0 {
-                    report(stats);
+                    report(MediaReport::Quality(stats));
                 }
             }
             _ = tick.tick() => {

@@ -92,6 +92,15 @@ impl Server {
     }
 }
 
+/// The phone's process, its events, its stdin, the test's server and the work folder.
+type Started = (
+    support::Kill,
+    std::sync::mpsc::Receiver<serde_json::Value>,
+    std::process::ChildStdin,
+    Server,
+    tempfile::TempDir,
+);
+
 fn sdp(rtp: u16, payload: &str, rtpmap: &str) -> String {
     format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -101,20 +110,19 @@ fn sdp(rtp: u16, payload: &str, rtpmap: &str) -> String {
 
 /// The phone with one line whose server is the test's socket; it has sent its first
 /// REGISTER (not answered yet).
-fn start() -> (
-    support::Kill,
-    std::sync::mpsc::Receiver<serde_json::Value>,
-    std::process::ChildStdin,
-    Server,
-    tempfile::TempDir,
-) {
+fn start() -> Started {
+    start_with("")
+}
+
+/// Like [`start`], with `extra` lines in the account.
+fn start_with(extra: &str) -> Started {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "[[account]]\nnumber = \"201\"\nuser_id = \"u201\"\npassword = \"pw\"\n\
-         server = \"127.0.0.1\"\nport = {}\nregistration_expiry = 600\n",
+         server = \"127.0.0.1\"\nport = {}\nregistration_expiry = 600\n{extra}\n",
         sock.local_addr().unwrap().port()
     );
     let (phone, rx, stdin) = softphone(dir.path(), "phone", &config);
@@ -533,4 +541,64 @@ fn early_media_plays_before_the_answer() {
     // Still one stream, on the same port.
     let (n, _) = rtp.recv_from(&mut buf).expect("no RTP after the answer");
     assert_eq!(n, 12 + 160);
+}
+
+/// The phone with `extra` added to its account, registered to the test's socket.
+fn start_registered(extra: &str) -> Started {
+    let started = start_with(extra);
+    let reg = started.3.request(Method::Register);
+    started.3.reply(&reg, 200, "OK", &[("Expires", "600")]);
+    expect(&started.1, "registered");
+    started
+}
+
+/// With `dtmf = "info"` each digit goes as a SIP INFO (application/dtmf-relay) in the call;
+/// a digit the other side sends by INFO is reported, and an INFO with no usable digit is
+/// answered 400 and reported, the call going on.
+#[test]
+fn dtmf_by_sip_info_both_ways() {
+    let (_phone, rx, mut stdin, mut srv, _dir) = start_registered("dtmf = \"info\"");
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    writeln!(stdin, "dial 300").unwrap();
+    let invite = srv.request(Method::Invite);
+    let answer = sdp(rtp.local_addr().unwrap().port(), "0", "");
+    reply_with_sdp(&srv, &invite, 200, "OK", &answer);
+    expect(&rx, "established");
+    srv.request(Method::Ack);
+
+    writeln!(stdin, "dtmf 5#").unwrap();
+    for want in ["Signal=5", "Signal=#"] {
+        let info = srv.request(Method::Info);
+        let body = String::from_utf8_lossy(&info.body).to_string();
+        assert!(body.starts_with(want), "{body}");
+        assert_eq!(call_id(&info), call_id(&invite), "in the call's dialog");
+        srv.reply(&info, 200, "OK", &[]);
+    }
+
+    let our_tag = sip::headers::tag(
+        invite
+            .headers
+            .get_raw(&sip::types::Name::FROM)
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let dialog = format!(
+        "From: <sip:300@127.0.0.1>;tag=srv\r\nTo: <sip:201@127.0.0.1>;tag={our_tag}\r\n\
+         Content-Type: application/dtmf-relay\r\n"
+    );
+    let cid = call_id(&invite);
+    srv.send_request("INFO", &cid, &dialog, "Signal=7\r\nDuration=100\r\n");
+    assert_eq!(srv.response(Method::Info).status, 200);
+    let got = expect(&rx, "dtmf_received");
+    assert_eq!(
+        (got["digit"].as_str(), got["by"].as_str()),
+        (Some("7"), Some("info"))
+    );
+    srv.send_request("INFO", &cid, &dialog, "Signal=xyz\r\n");
+    assert_eq!(srv.response(Method::Info).status, 400);
+    assert!(message(&expect(&rx, "error")).contains("INFO"));
+    writeln!(stdin, "status").unwrap();
+    let status = expect(&rx, "status");
+    assert_eq!(status["calls"][0]["state"], "established", "{status}");
 }

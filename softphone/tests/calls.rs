@@ -82,6 +82,14 @@ fn calls_both_ways_with_two_way_audio() {
     assert!(q["received"].as_u64().unwrap() > 20, "{q}");
     assert_eq!(q["loss_percent"].as_f64(), Some(0.0), "{q}");
     assert!(q["mos"].as_f64().unwrap() > 4.0, "{q}");
+    // A key pressed on baresip arrives as RFC 4733 events.
+    t.b.command("5").unwrap();
+    let d = expect(rx, "dtmf_received");
+    assert_eq!(
+        (d["digit"].as_str(), d["by"].as_str()),
+        (Some("5"), Some("rfc4733")),
+        "{d}"
+    );
     std::thread::sleep(Duration::from_secs(1));
     writeln!(t.stdin, "hangup").unwrap();
     expect(rx, "ended");

@@ -148,6 +148,12 @@ pub enum Event {
         /// The phone answers it by itself (the line's `auto_answer`).
         auto_answer: bool,
     },
+    /// A digit the other side sent, `by` RFC 4733 events (`rfc4733`) or SIP INFO (`info`).
+    DtmfReceived {
+        call: u32,
+        digit: String,
+        by: &'static str,
+    },
     /// A 183 (or 180) with SDP: the callee's early audio (announcements, ringback) plays
     /// before the answer.
     EarlyMedia {
@@ -330,11 +336,22 @@ pub async fn run(
     }
 }
 
-/// Turns call `call`'s quality figures into `quality` events.
+/// Turns call `call`'s media reports into `quality` and `dtmf_received` events.
 fn reporter(events: &mpsc::UnboundedSender<Event>, call: u32) -> call::Reporter {
     let events = events.clone();
     let round = |x: f32| (x * 10.0).round() / 10.0;
-    Box::new(move |s| {
+    Box::new(move |r| {
+        let s = match r {
+            call::MediaReport::Quality(s) => s,
+            call::MediaReport::Dtmf(digit) => {
+                let _ = events.send(Event::DtmfReceived {
+                    call,
+                    digit: digit.to_string(),
+                    by: "rfc4733",
+                });
+                return;
+            }
+        };
         let _ = events.send(Event::Quality {
             call,
             jitter_ms: round(s.jitter_ms),
@@ -345,6 +362,30 @@ fn reporter(events: &mpsc::UnboundedSender<Event>, call: u32) -> call::Reporter 
             lost: s.lost,
         });
     })
+}
+
+/// Whether an INFO carries a digit (`application/dtmf-relay` or `application/dtmf`).
+fn is_dtmf_relay(r: &Request) -> bool {
+    r.headers
+        .get_raw(&Name::CONTENT_TYPE)
+        .next()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| v.starts_with("application/dtmf"))
+}
+
+/// The digit of a dtmf-relay body (`Signal=5`), or of a bare `application/dtmf` one (`5`).
+fn dtmf_relay_signal(body: &[u8]) -> Option<char> {
+    let text = std::str::from_utf8(body).ok()?;
+    let value = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then_some(v)
+        })
+        .unwrap_or(text);
+    let mut chars = value.trim().chars();
+    let d = chars.next()?.to_ascii_uppercase();
+    (chars.next().is_none() && (d.is_ascii_digit() || "*#ABCD".contains(d))).then_some(d)
 }
 
 /// Whether an INVITE asks to be answered at once: RFC 5373 `Answer-Mode: Auto`, a
@@ -605,6 +646,9 @@ impl Engine {
             }
             Command::Dtmf { digits, call } => {
                 match self.pick(call, |c| c.state == CallState::Established) {
+                    Some(i) if self.lines[self.calls[i].line].account.dtmf == "info" => {
+                        self.dtmf_info(i, &digits);
+                    }
                     Some(i) => {
                         for d in digits.chars() {
                             if !self.calls[i].media(MediaControl::Dtmf(d)) {
@@ -618,6 +662,24 @@ impl Engine {
                 }
             }
             Command::Quit => {}
+        }
+    }
+
+    /// Sends each digit as a SIP INFO in call `i`'s dialog (`application/dtmf-relay`, 160 ms).
+    fn dtmf_info(&mut self, i: usize, digits: &str) {
+        let peer = self.calls[i].peer;
+        for d in digits.chars() {
+            let via = self.via(peer);
+            let Some(dialog) = self.calls[i].dialog.as_mut() else {
+                return self.no_call("dtmf");
+            };
+            let mut r = dialog.request(Method::Info, &via);
+            r.headers
+                .insert(Name::CONTENT_TYPE, "application/dtmf-relay");
+            r.body = format!("Signal={d}\r\nDuration=160\r\n")
+                .into_bytes()
+                .into();
+            let _ = self.ep.send_request(r, peer);
         }
     }
 
@@ -1347,6 +1409,28 @@ impl Engine {
                     status: 0,
                     reason: "the other side hung up".into(),
                 });
+            }
+            Method::Info if is_dtmf_relay(&request) => {
+                let digit = dtmf_relay_signal(&request.body);
+                let status = if digit.is_some() { 200 } else { 400 };
+                let _ = self.ep.send_response(
+                    &key,
+                    &request
+                        .make_response(status, if digit.is_some() { "OK" } else { "Bad Signal" }),
+                );
+                let call = self.calls[i].id;
+                match digit {
+                    Some(d) => self.emit(Event::DtmfReceived {
+                        call,
+                        digit: d.to_string(),
+                        by: "info",
+                    }),
+                    None => self.emit(Event::Error {
+                        message: format!(
+                            "call {call}: an INFO with no usable Signal, answered 400"
+                        ),
+                    }),
+                }
             }
             Method::Options | Method::Info | Method::Update => {
                 let _ = self

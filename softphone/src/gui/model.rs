@@ -325,6 +325,9 @@ impl Model {
                 self.notice = format!("call from {from} refused: {status} {reason}");
             }
             Event::FeatureDone { name, ok } => self.feature_done(name, *ok),
+            Event::DtmfReceived { call, digit, .. } => {
+                self.notice = format!("call {call}: the other side sent {digit}");
+            }
             Event::Error { message } => self.notice = message.clone(),
             Event::Ready { .. } | Event::Feature { .. } | Event::Status { .. } | Event::Quit => {}
         }
