@@ -147,6 +147,9 @@ pub struct Config {
     /// Where the provisioner serves this phone's profile (kept for the settings form).
     #[serde(default)]
     pub provisioning_url: String,
+    /// The call history file: `<configuration file>.history`, set by [`Config::load`].
+    #[serde(skip)]
+    pub history_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -158,6 +161,9 @@ impl Config {
             error,
         })?;
         let mut c = Config::parse(&text, &p)?;
+        let mut history = path.as_os_str().to_owned();
+        history.push(".history");
+        c.history_file = Some(PathBuf::from(history));
         if c.accounts.iter().any(|a| !a.password_sealed.is_empty()) {
             let key = stations::secret::key_path(path);
             let sealer = stations::secret::Sealer::load(&key).map_err(|e| ConfigError::Parse {

@@ -135,6 +135,19 @@ fn calls_both_ways_with_two_way_audio() {
     expect(rx, "incoming");
     t.b.command("/hangup\n").unwrap();
     assert_eq!(expect(rx, "ended")["status"], 487);
+
+    // Each call went into the history file beside the configuration, in order.
+    writeln!(t.stdin, "history").unwrap();
+    let h = expect(rx, "history");
+    let entries = h["entries"].as_array().unwrap();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["dialled", "received", "rejected", "missed"], "{h}");
+    assert!(entries.iter().all(|e| e["party"] == "202"), "{h}");
+    assert!(entries[0]["seconds"].as_u64().unwrap() >= 3, "{h}");
+    assert_eq!(entries[3]["seconds"], 0, "{h}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! [`Event`]s out. No window and no terminal: the headless control and the GUI both sit on
 //! top of these two channels.
 
+mod history;
 mod mwi;
 mod transfer;
 
@@ -10,6 +11,7 @@ use crate::call::{self, Call, CallState, MediaControl};
 use crate::config::{Account, Audio, Config, Features};
 use crate::registration::{Outcome, Registration, State};
 use crate::sequence::{Fact, Progress, Sequence, Step, Wait};
+pub use history::HistoryEntry;
 use serde::Serialize;
 use sip::dialog::{Dialog, DialogId};
 use sip::endpoint::Endpoint;
@@ -62,6 +64,8 @@ pub enum Command {
         call: Option<u32>,
         to: TransferTarget,
     },
+    /// Report the newest N calls of the history.
+    History(usize),
     /// Unregister every line and stop.
     Quit,
 }
@@ -242,6 +246,10 @@ pub enum Event {
         lines: Vec<LineStatus>,
         calls: Vec<CallStatus>,
     },
+    /// The newest calls of the history, oldest first.
+    History {
+        entries: Vec<HistoryEntry>,
+    },
     Error {
         message: String,
     },
@@ -269,6 +277,9 @@ struct Engine {
     sequence: Option<Sequence>,
     facts: std::sync::Mutex<Vec<Fact>>,
     events: mpsc::UnboundedSender<Event>,
+    /// The history file, and the calls under way until they end and go into it.
+    history: Option<std::path::PathBuf>,
+    open_calls: std::sync::Mutex<Vec<(u32, history::Open)>>,
 }
 
 /// Runs the engine until `Quit` (or the command channel closes).
@@ -299,6 +310,8 @@ pub async fn run(
         sequence: None,
         facts: std::sync::Mutex::new(Vec::new()),
         events,
+        history: config.history_file.clone(),
+        open_calls: std::sync::Mutex::new(Vec::new()),
     };
     e.open_lines(&config).await;
     loop {
@@ -418,6 +431,7 @@ impl Engine {
         if let Some(f) = fact {
             self.facts.lock().unwrap_or_else(|e| e.into_inner()).push(f);
         }
+        self.keep_history(&e);
         let _ = self.events.send(e);
     }
 
@@ -519,6 +533,7 @@ impl Engine {
                     let before = self.next_call;
                     self.dial(&digits, seq.line + 1).await;
                     if self.next_call > before {
+                        self.forget_call(before);
                         seq.wait(Wait::Code(before));
                     } else {
                         seq.fail();
@@ -597,6 +612,14 @@ impl Engine {
 
     async fn on_command(&mut self, c: Command) {
         match c {
+            Command::History(n) => {
+                let entries = self
+                    .history
+                    .as_deref()
+                    .map(|p| history::read(p, n))
+                    .unwrap_or_default();
+                self.emit(Event::History { entries });
+            }
             Command::Status => self.emit(Event::Status {
                 lines: self.line_status(),
                 calls: self.call_status(),

@@ -325,6 +325,19 @@ impl Model {
                 self.notice = format!("call from {from} refused: {status} {reason}");
             }
             Event::FeatureDone { name, ok } => self.feature_done(name, *ok),
+            Event::History { entries } => {
+                self.history = entries
+                    .iter()
+                    .map(|h| HistoryEntry {
+                        kind: match h.kind.as_str() {
+                            "dialled" => HistoryKind::Dialled,
+                            "received" => HistoryKind::Received,
+                            _ => HistoryKind::Missed,
+                        },
+                        party: h.party.clone(),
+                    })
+                    .collect();
+            }
             Event::DtmfReceived { call, digit, .. } => {
                 self.notice = format!("call {call}: the other side sent {digit}");
             }
@@ -499,6 +512,35 @@ mod tests {
             reason: "cancelled".into(),
         });
         assert_eq!(m.history[1].kind, HistoryKind::Missed);
+    }
+
+    #[test]
+    fn the_kept_history_fills_the_list() {
+        let mut m = model();
+        let entry = |kind: &str, party: &str| crate::engine::HistoryEntry {
+            at: 0,
+            line: 1,
+            kind: kind.into(),
+            party: party.into(),
+            display: String::new(),
+            seconds: 0,
+        };
+        m.on_event(&Event::History {
+            entries: vec![entry("dialled", "202"), entry("rejected", "203")],
+        });
+        assert_eq!(
+            m.history,
+            vec![
+                HistoryEntry {
+                    kind: HistoryKind::Dialled,
+                    party: "202".into()
+                },
+                HistoryEntry {
+                    kind: HistoryKind::Missed,
+                    party: "203".into()
+                }
+            ]
+        );
     }
 
     #[test]

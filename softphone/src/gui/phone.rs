@@ -36,6 +36,8 @@ impl Phone {
         events: Receiver<Event>,
         voicemail: String,
     ) -> Phone {
+        // The history kept from earlier runs, for the list and the completion.
+        let _ = commands.send(Command::History(50));
         Phone {
             model,
             commands,
