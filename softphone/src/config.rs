@@ -42,6 +42,13 @@ pub struct Account {
     pub server: String,
     #[serde(default = "default_port")]
     pub port: u16,
+    /// A second registrar and proxy, used when the first times out or answers 503 (the Cisco
+    /// 7960's `proxy_backup`); empty for none.
+    #[serde(default)]
+    pub backup_server: String,
+    /// Its port (the `port` when 0).
+    #[serde(default)]
+    pub backup_port: u16,
     #[serde(default = "default_transport")]
     pub transport: String,
     #[serde(default = "default_expiry")]
@@ -212,6 +219,12 @@ impl Config {
             }
             if a.server.is_empty() || a.server.contains(['/', ' ', '@']) {
                 return Err(bad("server", "must be a host name or an address"));
+            }
+            if !a.backup_server.is_empty() && a.backup_server.contains(['/', ' ', '@']) {
+                return Err(bad("backup_server", "must be a host name or an address"));
+            }
+            if a.backup_port == 0 {
+                a.backup_port = a.port;
             }
             if a.port == 0 {
                 return Err(bad("port", "must be 1 to 65535"));

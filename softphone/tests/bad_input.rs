@@ -602,3 +602,34 @@ fn dtmf_by_sip_info_both_ways() {
     let status = expect(&rx, "status");
     assert_eq!(status["calls"][0]["state"], "established", "{status}");
 }
+
+/// A line with a backup server: when its registrar answers 503 it registers with the backup
+/// at once, and its calls go there.
+#[test]
+fn a_failed_registrar_hands_the_line_to_its_backup() {
+    let backup = UdpSocket::bind("127.0.0.1:0").unwrap();
+    backup
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let port = backup.local_addr().unwrap().port();
+    let (_phone, rx, mut stdin, srv, _dir) = start_with(&format!(
+        "backup_server = \"127.0.0.1\"\nbackup_port = {port}"
+    ));
+    let reg = srv.request(Method::Register);
+    srv.reply(&reg, 503, "Service Unavailable", &[]);
+    let failed = expect(&rx, "registration_failed");
+    assert_eq!(failed["status"], 503);
+    let f = expect(&rx, "failover");
+    assert_eq!(f["server"], format!("127.0.0.1:{port}"));
+    let b = Server {
+        sock: backup,
+        phone: srv.phone,
+        seq: 200,
+    };
+    let reg = b.request(Method::Register);
+    b.reply(&reg, 200, "OK", &[("Expires", "600")]);
+    expect(&rx, "registered");
+    writeln!(stdin, "dial 300").unwrap();
+    let invite = b.request(Method::Invite);
+    assert_eq!(invite.uri.user(), Some("300"));
+}

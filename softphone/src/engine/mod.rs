@@ -133,6 +133,11 @@ pub enum Event {
         line: usize,
         account: String,
     },
+    /// The line's server failed (timeout or 503): it registers with the other one now.
+    Failover {
+        line: usize,
+        server: String,
+    },
     Calling {
         call: u32,
         line: usize,
@@ -259,7 +264,10 @@ pub enum Event {
 struct Line {
     account: Account,
     reg: Registration,
+    /// Where the line's requests go: one of `servers`.
     peer: Peer,
+    /// The registrar, then its backup if the account names one.
+    servers: Vec<SocketAddr>,
     /// The REGISTER transaction in flight.
     pending: Option<TsxKey>,
     mwi: mwi::Mwi,
@@ -574,7 +582,25 @@ impl Engine {
                 });
                 continue;
             };
+            let mut servers = vec![addr];
+            if !a.backup_server.is_empty() {
+                match tokio::net::lookup_host((a.backup_server.as_str(), a.backup_port))
+                    .await
+                    .ok()
+                    .and_then(|mut it| it.next())
+                {
+                    Some(b) => servers.push(b),
+                    None => self.emit(Event::Error {
+                        message: format!(
+                            "line {}: {}: no address for the backup server",
+                            i + 1,
+                            a.backup_server
+                        ),
+                    }),
+                }
+            }
             self.lines.push(Line {
+                servers,
                 reg: Registration::new(
                     &a.number,
                     (&a.server, a.port),
@@ -1108,9 +1134,32 @@ impl Engine {
         };
         self.lines[i].pending = None;
         let registered = matches!(event, Event::Registered { .. });
+        // The server is gone (timeout) or says it cannot serve: try the other one now.
+        let fail_over = matches!(
+            event,
+            Event::RegistrationFailed {
+                status: 408 | 503,
+                ..
+            }
+        ) && self.lines[i].servers.len() > 1;
         self.emit(event);
         if registered {
             self.subscribe_mwi(i);
+        }
+        if fail_over {
+            let line = &mut self.lines[i];
+            let next = line
+                .servers
+                .iter()
+                .position(|s| *s != line.peer.addr)
+                .unwrap_or(0);
+            line.peer.addr = line.servers[next];
+            // A subscription lived on the other server.
+            line.mwi = mwi::Mwi::default();
+            let server = line.peer.addr.to_string();
+            self.emit(Event::Failover { line: n, server });
+            let r = self.lines[i].reg.register();
+            self.send_register(i, r);
         }
     }
 

@@ -183,6 +183,9 @@ impl Model {
                 self.set_line(*line, LineState::Failed(why));
             }
             Event::Unregistered { line, .. } => self.set_line(*line, LineState::Unregistered),
+            Event::Failover { line, server } => {
+                self.notice = format!("line {line}: its server failed, now trying {server}");
+            }
             Event::Calling { call, line, to } => {
                 if self.pending.is_some() {
                     self.code_calls.push(*call);
