@@ -264,6 +264,76 @@ impl Config {
     }
 }
 
+/// Writes a configuration document to `path`: every account's `password` is sealed
+/// (`password_sealed`) under the key file beside it, created if missing, so no password is
+/// kept in clear; the document must read as a configuration first, and the file is replaced
+/// in one rename, so a failure leaves the old one whole.
+pub fn write_sealed(path: &Path, mut doc: toml::Table) -> Result<(), String> {
+    let key = stations::secret::key_path(path);
+    let mut sealer = None;
+    if let Some(accounts) = doc.get_mut("account").and_then(|a| a.as_array_mut()) {
+        for a in accounts.iter_mut().filter_map(|a| a.as_table_mut()) {
+            let Some(toml::Value::String(password)) = a.remove("password") else {
+                continue;
+            };
+            if sealer.is_none() {
+                let s = if key.exists() {
+                    stations::secret::Sealer::load(&key)
+                } else {
+                    stations::secret::Sealer::create(&key)
+                };
+                sealer = Some(s.map_err(|e| e.to_string())?);
+            }
+            if let Some(s) = &sealer {
+                a.insert(
+                    "password_sealed".into(),
+                    toml::Value::String(s.seal(password.as_bytes())),
+                );
+            }
+        }
+    }
+    let out = toml::to_string(&doc).map_err(|e| e.to_string())?;
+    Config::parse(&out, &path.display().to_string()).map_err(|e| e.to_string())?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, out).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Fetches the provisioner's softphone profile at `url` (HTTP basic auth with the station's
+/// user ID and password) and keeps it at `path`, its password sealed. A profile that does not
+/// read as a configuration is refused and nothing is written.
+pub fn fetch(url: &str, auth: Option<(&str, &str)>, path: &Path) -> Result<(), String> {
+    use base64::Engine as _;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut request = agent.get(url);
+    if let Some((user, password)) = auth {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        request = request.header("Authorization", format!("Basic {token}"));
+    }
+    let text = match request.call() {
+        Ok(r) => r
+            .into_body()
+            .read_to_string()
+            .map_err(|e| format!("{url}: {e}"))?,
+        Err(ureq::Error::StatusCode(401 | 403)) => {
+            return Err(format!(
+                "{url}: the provisioner refused these credentials: give the station's user ID and password with --auth"
+            ));
+        }
+        Err(ureq::Error::StatusCode(s)) => return Err(format!("{url}: answered {s}")),
+        Err(e) => return Err(format!("{url}: {e}")),
+    };
+    Config::parse(&text, url).map_err(|e| e.to_string())?;
+    let mut doc: toml::Table = toml::from_str(&text).map_err(|e| format!("{url}: {e}"))?;
+    doc.insert("provisioning_url".into(), toml::Value::String(url.into()));
+    write_sealed(path, doc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

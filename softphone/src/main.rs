@@ -17,9 +17,18 @@ struct Cli {
     /// Run without a window, driven by line commands.
     #[arg(long)]
     headless: bool,
-    /// The configuration file (TOML).
+    /// The configuration file (TOML). With --config-url, where the fetched profile is kept.
     #[arg(long)]
     config: PathBuf,
+    /// Fetch the configuration from the provisioner (its native softphone profile,
+    /// `http://PBX/softphone-NUMBER.toml`) first; if it cannot be reached, the copy kept at
+    /// --config from the last fetch is used.
+    #[arg(long)]
+    config_url: Option<String>,
+    /// USER:PASSWORD for --config-url (the station's user ID and password); the
+    /// SOFTPHONE_AUTH environment variable keeps them off the command line.
+    #[arg(long, env = "SOFTPHONE_AUTH", hide_env_values = true)]
+    auth: Option<String>,
     /// Also take commands (and send events) on this loopback TCP address.
     #[arg(long)]
     control: Option<SocketAddr>,
@@ -39,6 +48,22 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Some(url) = &cli.config_url {
+        let auth = match cli.auth.as_deref().map(|a| a.split_once(':')) {
+            None => None,
+            Some(Some(pair)) => Some(pair),
+            Some(None) => bail!("--auth: expected USER:PASSWORD"),
+        };
+        if let Err(e) = softphone::config::fetch(url, auth, &cli.config) {
+            if !cli.config.exists() {
+                bail!("{e}");
+            }
+            eprintln!(
+                "softphone: {e}; using the copy kept at {}",
+                cli.config.display()
+            );
+        }
+    }
     let config = Config::load(&cli.config)?;
     if let Some(c) = cli.control
         && !c.ip().is_loopback()

@@ -5,7 +5,7 @@
 //! rename, so a failed save leaves the old file whole. The password is written sealed under
 //! the key file beside the configuration (`phone.toml.key`, mode 0600), never in clear.
 
-use crate::config::{Account, CODECS, Config};
+use crate::config::{Account, CODECS};
 use std::path::Path;
 
 /// The fields as the user typed them.
@@ -160,18 +160,11 @@ impl Form {
             toml::Value::Integer(self.port.trim().parse().unwrap_or(5060)),
         );
         a.insert("user_id".into(), t(&self.user_id));
-        // The password is kept sealed under the key file beside the configuration.
-        let key = stations::secret::key_path(path);
-        let sealer = if key.exists() {
-            stations::secret::Sealer::load(&key)
-        } else {
-            stations::secret::Sealer::create(&key)
-        }
-        .map_err(|e| e.to_string())?;
-        a.remove("password");
+        // Sealed by write_sealed, never written in clear.
+        a.remove("password_sealed");
         a.insert(
-            "password_sealed".into(),
-            toml::Value::String(sealer.seal(self.password.as_bytes())),
+            "password".into(),
+            toml::Value::String(self.password.clone()),
         );
         a.insert("transport".into(), t(&self.transport.to_ascii_lowercase()));
         a.insert("dtmf".into(), t(&self.dtmf.to_ascii_lowercase()));
@@ -184,11 +177,7 @@ impl Form {
         } else {
             doc.insert("provisioning_url".into(), t(&self.provisioning_url));
         }
-        let out = toml::to_string(&doc).map_err(|e| e.to_string())?;
-        Config::parse(&out, &path.display().to_string()).map_err(|e| e.to_string())?;
-        let tmp = path.with_extension("toml.new");
-        std::fs::write(&tmp, out).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+        crate::config::write_sealed(path, doc)
     }
 }
 

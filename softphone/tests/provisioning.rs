@@ -1,0 +1,118 @@
+//! The softphone takes its configuration from the provisioner (issue #7): `pbx-lite serve`
+//! with its HTTP provisioning on loopback serves `softphone-201.toml` to station 201's own
+//! user ID and password; the softphone fetches it, keeps it with the password sealed, and
+//! registers with what it says. Wrong credentials are refused with a clear error and write
+//! nothing; a provisioner that is down leaves the kept copy in use.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::{Kill, cli, events, expect, free_port, pbx_lite};
+
+fn softphone(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_softphone"))
+        .args(["--headless", "--sip", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("SOFTPHONE_AUTH")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn the_profile_is_fetched_kept_sealed_and_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("office.db");
+    cli(
+        &db,
+        &[
+            "station",
+            "add",
+            "--number",
+            "201",
+            "--user-id",
+            "u201",
+            "--password",
+            "Pw-201-secret",
+        ],
+    );
+    let (sip, http, tftp) = (free_port(), free_port(), free_port());
+    for (k, v) in [
+        ("pbx.host", "127.0.0.1".to_string()),
+        ("pbx.port", sip.to_string()),
+        ("provisioning.http_port", http.to_string()),
+    ] {
+        cli(&db, &["settings", "set", k, &v]);
+    }
+    let pbx = Kill(
+        Command::new(pbx_lite())
+            .arg("--db")
+            .arg(&db)
+            .args(["serve", "--sip", &format!("127.0.0.1:{sip}")])
+            .args(["--http", &format!("127.0.0.1:{http}")])
+            .args(["--tftp", &format!("127.0.0.1:{tftp}")])
+            .args(["--admin", "127.0.0.1:0"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    support::wait_for("pbx-lite", || {
+        std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
+    });
+    let url = format!("http://127.0.0.1:{http}/softphone-201.toml");
+    let kept = dir.path().join("phone.toml");
+    let kept_s = kept.to_str().unwrap();
+
+    // Wrong password: refused, nothing written.
+    let out = softphone(&[
+        "--config",
+        kept_s,
+        "--config-url",
+        &url,
+        "--auth",
+        "u201:guess",
+    ])
+    .wait_with_output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused these credentials"), "{err}");
+    assert!(!kept.exists(), "a refused fetch wrote the file");
+
+    // Right credentials: fetched, kept sealed, registered.
+    let fetching = || {
+        Kill(softphone(&[
+            "--config",
+            kept_s,
+            "--config-url",
+            &url,
+            "--auth",
+            "u201:Pw-201-secret",
+        ]))
+    };
+    let mut phone = fetching();
+    let rx = events(&mut phone.0);
+    let reg = expect(&rx, "registered");
+    assert_eq!(reg["account"], "201");
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert!(
+        !text.contains("Pw-201-secret"),
+        "the kept profile holds the password:\n{text}"
+    );
+    assert!(
+        text.contains("password_sealed") && text.contains(&url),
+        "{text}"
+    );
+    drop(phone);
+
+    // The provisioner is down: the kept copy is used.
+    drop(pbx);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut phone = fetching();
+    let rx = events(&mut phone.0);
+    assert_eq!(expect(&rx, "ready")["lines"], 1);
+}
