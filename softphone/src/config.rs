@@ -154,6 +154,9 @@ pub struct Config {
     /// Where the provisioner serves this phone's profile (kept for the settings form).
     #[serde(default)]
     pub provisioning_url: String,
+    /// Names to call (`[[contact]]`: `name`, `number`).
+    #[serde(rename = "contact", default)]
+    pub contacts: Vec<crate::contacts::Contact>,
     /// The call history file: `<configuration file>.history`, set by [`Config::load`].
     #[serde(skip)]
     pub history_file: Option<PathBuf>,

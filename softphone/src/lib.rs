@@ -8,12 +8,14 @@
 //! - [`registration`]: one line's registration, a pure state machine told the time.
 //! - [`call`]: one call — its INVITE, dialog and SDP, and the task carrying its audio.
 //! - [`sequence`]: PBX feature sequences (hold, code, resume) as one action each.
+//! - [`contacts`]: the configuration's contacts and the provisioner's directory.
 //! - [`engine`]: the driver — one SIP endpoint for every line, commands in, events out.
 //! - [`gui`]: the window (eframe/egui) on the same engine channels.
 //! - [`headless`]: line commands on stdin or a loopback TCP socket, JSON events on stdout.
 
 pub mod call;
 pub mod config;
+pub mod contacts;
 pub mod engine;
 pub mod gui;
 pub mod headless;

@@ -213,6 +213,7 @@ fn conference_park_dnd_and_the_message_lamp_on_screen() {
     until(&mut h, "203, talking");
     click(&mut h, "Conference");
     until(&mut h, "203, on hold");
+    until(&mut h, "Status: conference done");
     click(&mut h, "Join conference");
     until(&mut h, "conference via the PBX with 202, 203");
     click(&mut h, "Hang up");

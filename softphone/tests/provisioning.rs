@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::{Kill, cli, events, expect, free_port, pbx_lite};
@@ -38,6 +39,21 @@ fn the_profile_is_fetched_kept_sealed_and_used() {
             "u201",
             "--password",
             "Pw-201-secret",
+        ],
+    );
+    cli(
+        &db,
+        &[
+            "station",
+            "add",
+            "--number",
+            "202",
+            "--user-id",
+            "u202",
+            "--password",
+            "Pw-202-secret",
+            "--name",
+            "Sales",
         ],
     );
     let (sip, http, tftp) = (free_port(), free_port(), free_port());
@@ -106,6 +122,17 @@ fn the_profile_is_fetched_kept_sealed_and_used() {
     assert!(
         text.contains("password_sealed") && text.contains(&url),
         "{text}"
+    );
+    // The office's directory comes from the same provisioner.
+    let mut stdin = phone.0.stdin.take().unwrap();
+    writeln!(stdin, "contacts").unwrap();
+    let contacts = expect(&rx, "contacts");
+    let entries = contacts["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["name"] == "Sales" && e["number"] == "202" && e["source"] == "directory"),
+        "{contacts}"
     );
     drop(phone);
 

@@ -66,6 +66,8 @@ pub enum Command {
     },
     /// Report the newest N calls of the history.
     History(usize),
+    /// Report the contacts: the configuration's and the provisioner's directory.
+    Contacts,
     /// Unregister every line and stop.
     Quit,
 }
@@ -255,6 +257,9 @@ pub enum Event {
     History {
         entries: Vec<HistoryEntry>,
     },
+    Contacts {
+        entries: Vec<crate::contacts::Contact>,
+    },
     Error {
         message: String,
     },
@@ -288,6 +293,9 @@ struct Engine {
     /// The history file, and the calls under way until they end and go into it.
     history: Option<std::path::PathBuf>,
     open_calls: std::sync::Mutex<Vec<(u32, history::Open)>>,
+    /// The configuration's contacts, and where the profile came from (its directory).
+    contacts: Vec<crate::contacts::Contact>,
+    provisioning_url: String,
 }
 
 /// Runs the engine until `Quit` (or the command channel closes).
@@ -320,6 +328,8 @@ pub async fn run(
         events,
         history: config.history_file.clone(),
         open_calls: std::sync::Mutex::new(Vec::new()),
+        contacts: config.contacts.clone(),
+        provisioning_url: config.provisioning_url.clone(),
     };
     e.open_lines(&config).await;
     loop {
@@ -638,6 +648,25 @@ impl Engine {
 
     async fn on_command(&mut self, c: Command) {
         match c {
+            Command::Contacts => {
+                let (mut entries, url) = (self.contacts.clone(), self.provisioning_url.clone());
+                let events = self.events.clone();
+                // The directory is fetched off the engine's loop: a slow provisioner holds
+                // up only this answer.
+                tokio::task::spawn_blocking(move || {
+                    if !url.is_empty() {
+                        match crate::contacts::fetch_directory(&url) {
+                            Ok(d) => entries.extend(d),
+                            Err(e) => {
+                                let _ = events.send(Event::Error {
+                                    message: format!("the directory: {e}"),
+                                });
+                            }
+                        }
+                    }
+                    let _ = events.send(Event::Contacts { entries });
+                });
+            }
             Command::History(n) => {
                 let entries = self
                     .history

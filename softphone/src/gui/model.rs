@@ -106,6 +106,8 @@ pub struct Model {
     /// Forwarding set by code: (all|busy|noanswer|both, destination).
     pub forward: Option<(String, String)>,
     pub history: Vec<HistoryEntry>,
+    /// The configuration's contacts and the provisioner's directory.
+    pub contacts: Vec<crate::contacts::Contact>,
     /// The last thing worth telling the user (an error, a feature's outcome).
     pub notice: String,
     /// The call the soft keys act on.
@@ -150,6 +152,11 @@ impl Model {
 
     fn call_mut(&mut self, id: u32) -> Option<&mut CallView> {
         self.calls.iter_mut().find(|c| c.id == id)
+    }
+
+    /// A feature sequence is under way (the engine takes one at a time).
+    pub fn feature_pending(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// Remembers what a command will change once the engine confirms it.
@@ -328,6 +335,7 @@ impl Model {
                 self.notice = format!("call from {from} refused: {status} {reason}");
             }
             Event::FeatureDone { name, ok } => self.feature_done(name, *ok),
+            Event::Contacts { entries } => self.contacts = entries.clone(),
             Event::History { entries } => {
                 self.history = entries
                     .iter()

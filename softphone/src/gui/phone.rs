@@ -38,6 +38,7 @@ impl Phone {
     ) -> Phone {
         // The history kept from earlier runs, for the list and the completion.
         let _ = commands.send(Command::History(50));
+        let _ = commands.send(Command::Contacts);
         Phone {
             model,
             commands,
@@ -65,6 +66,13 @@ impl Phone {
 
     /// Gives the engine a command, noting what it will change.
     pub fn send(&mut self, c: Command) {
+        // One feature at a time: a second would be refused and would muddle the first.
+        if matches!(&c, Command::Feature(f) if !matches!(f, Feature::Retrieve(_) | Feature::Pickup(_)))
+            && self.model.feature_pending()
+        {
+            self.model.notice = "wait: a feature is still under way".into();
+            return;
+        }
         self.model.on_command(&c);
         let _ = self.commands.send(c);
     }
@@ -104,6 +112,7 @@ impl Phone {
             self.soft_keys(ui);
             ui.separator();
             self.quality(ui);
+            self.contacts(ui);
             self.history(ui);
         });
     }
@@ -218,8 +227,25 @@ impl Phone {
                     seen.push(h.party.clone());
                 }
             }
-            for s in seen.into_iter().take(3) {
-                if ui.small_button(format!("Complete {s}")).clicked() {
+            // And from the contacts, by number or by name.
+            let lower = typed.to_lowercase();
+            for c in &self.model.contacts {
+                if (c.number.starts_with(&typed) || c.name.to_lowercase().contains(&lower))
+                    && c.number != typed
+                    && !seen.contains(&c.number)
+                {
+                    seen.push(c.number.clone());
+                }
+            }
+            for s in seen.into_iter().take(4) {
+                let name = self
+                    .model
+                    .contacts
+                    .iter()
+                    .find(|c| c.number == s && c.name != s)
+                    .map(|c| format!(" {}", c.name))
+                    .unwrap_or_default();
+                if ui.small_button(format!("Complete {s}{name}")).clicked() {
                     self.number = s;
                 }
             }
@@ -490,6 +516,21 @@ impl Phone {
             ))
             .small(),
         );
+    }
+
+    fn contacts(&mut self, ui: &mut egui::Ui) {
+        egui::CollapsingHeader::new("Contacts")
+            .default_open(false)
+            .show(ui, |ui| {
+                for c in &self.model.contacts {
+                    if ui
+                        .small_button(format!("{} ({})", c.name, c.number))
+                        .clicked()
+                    {
+                        self.number = c.number.clone();
+                    }
+                }
+            });
     }
 
     fn history(&mut self, ui: &mut egui::Ui) {
