@@ -262,6 +262,44 @@ fn report_block(out: &mut Vec<u8>, source: u32, f: &ReportFigures, lsr: u32, dls
     out.extend_from_slice(&dlsr.to_be_bytes());
 }
 
+/// What a report (SR or RR, the first packet of a compound RTCP packet) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtcpReport {
+    pub sender: u32,
+    /// A sender report's NTP timestamp.
+    pub sr_ntp: Option<u64>,
+    /// The first report block: about which source, its figures, LSR and DLSR.
+    pub block: Option<(u32, ReportFigures, u32, u32)>,
+}
+
+/// Reads an RTCP SR or RR.
+pub fn parse_rtcp(b: &[u8]) -> Option<RtcpReport> {
+    if b.len() < 8 || b[0] >> 6 != 2 {
+        return None;
+    }
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    let sender = word(4)?;
+    let sr_ntp = match b[1] {
+        200 => Some((u64::from(word(8)?) << 32) | u64::from(word(12)?)),
+        201 => None,
+        _ => return None,
+    };
+    let block = if b[0] & 0x1F == 0 {
+        None
+    } else {
+        let at = if sr_ntp.is_some() { 28 } else { 8 };
+        let (source, figures) = parse_report(b)?;
+        Some((source, figures, word(at + 16)?, word(at + 20)?))
+    };
+    Some(RtcpReport {
+        sender,
+        sr_ntp,
+        block,
+    })
+}
+
 /// The report block figures of an RTCP SR or RR (first block), if it has one.
 pub fn parse_report(b: &[u8]) -> Option<(u32, ReportFigures)> {
     if b.len() < 8 || b[0] >> 6 != 2 || b[0] & 0x1F == 0 {

@@ -7,7 +7,7 @@ use crate::codec::{Codec, CodecError, OpusConfig};
 use crate::dtmf::{Event, EventReceiver, key_press};
 use crate::g711::Law;
 use crate::jitter::{Frame, JitterBuffer};
-use crate::rtp::{ReceiverStats, RtpPacket, receiver_report};
+use crate::rtp::{ReceiverStats, RtpPacket, parse_rtcp, receiver_report, sender_report};
 use crate::srtp::{Crypto, SrtpError, SrtpSession};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -55,6 +55,8 @@ pub struct CallStats {
     /// Jitter-buffer delay.
     pub buffer_ms: f32,
     pub concealed: u64,
+    /// Round trip from RTCP, once the peer has reported on our stream.
+    pub rtt_ms: Option<f32>,
     /// Mean opinion score estimated with the ITU-T G.107 E-model.
     pub mos: f32,
 }
@@ -79,6 +81,10 @@ pub struct MediaSession {
     out: VecDeque<Vec<u8>>,
     events: VecDeque<MediaEvent>,
     encoded: Vec<u8>,
+    /// The middle 32 bits of the peer's last SR's NTP time, and when it came.
+    peer_sr: Option<(u32, Instant)>,
+    /// Round trip from the peer's report about our stream (RFC 3550 §6.4.1).
+    rtt: Option<Duration>,
 }
 
 impl MediaSession {
@@ -114,6 +120,8 @@ impl MediaSession {
             out: VecDeque::new(),
             events: VecDeque::new(),
             encoded: Vec::new(),
+            peer_sr: None,
+            rtt: None,
             cfg,
         })
     }
@@ -233,10 +241,75 @@ impl MediaSession {
         self.events.pop_front()
     }
 
+    /// An RTCP sender report for the peer at `ntp` (NTP time, RFC 3550 §4), with a report
+    /// block about what we receive (LSR and DLSR from its last SR, so it can measure the
+    /// round trip too); protected when SRTP is on.
+    pub fn rtcp_sender_report(&mut self, now: Instant, ntp: u64) -> Result<Vec<u8>, SessionError> {
+        let f = self.stats.report();
+        let (lsr, dlsr) = self.lsr_dlsr(now);
+        let mut sr = sender_report(
+            self.cfg.ssrc,
+            ntp,
+            self.ts,
+            self.sent,
+            self.octets,
+            self.remote_ssrc,
+            &f,
+        );
+        // The block's last two words are LSR and DLSR.
+        let n = sr.len();
+        sr[n - 8..n - 4].copy_from_slice(&lsr.to_be_bytes());
+        sr[n - 4..].copy_from_slice(&dlsr.to_be_bytes());
+        Ok(match &mut self.srtp {
+            Some(s) => s.protect_rtcp(&sr)?,
+            None => sr,
+        })
+    }
+
+    fn lsr_dlsr(&self, now: Instant) -> (u32, u32) {
+        match self.peer_sr {
+            Some((lsr, at)) => {
+                let units = now.saturating_duration_since(at).as_secs_f64() * 65536.0;
+                (lsr, units as u32)
+            }
+            None => (0, 0),
+        }
+    }
+
+    /// An RTCP packet from the peer, arrived at `now` (`ntp` in NTP time): remembers its SR
+    /// for our next report and, from its report about our stream, the round trip.
+    pub fn handle_rtcp(&mut self, now: Instant, ntp: u64, bytes: &[u8]) {
+        let plain = match &mut self.srtp {
+            Some(s) => match s.unprotect_rtcp(bytes) {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            None => bytes.to_vec(),
+        };
+        let Some(r) = parse_rtcp(&plain) else {
+            return;
+        };
+        if let Some(sr) = r.sr_ntp {
+            self.peer_sr = Some(((sr >> 16) as u32, now));
+        }
+        if let Some((source, _, lsr, dlsr)) = r.block
+            && source == self.cfg.ssrc
+            && lsr != 0
+        {
+            let arrived = (ntp >> 16) as u32;
+            let units = arrived.wrapping_sub(lsr).wrapping_sub(dlsr);
+            // Anything over a minute is a clock or a report gone wrong.
+            if units < 60 * 65536 {
+                self.rtt = Some(Duration::from_secs_f64(f64::from(units) / 65536.0));
+            }
+        }
+    }
+
     /// An RTCP receiver report for the peer (protected when SRTP is on).
     pub fn rtcp_report(&mut self) -> Result<Vec<u8>, SessionError> {
         let f = self.stats.report();
-        let rr = receiver_report(self.cfg.ssrc, self.remote_ssrc, &f, 0, 0);
+        let (lsr, dlsr) = self.lsr_dlsr(Instant::now());
+        let rr = receiver_report(self.cfg.ssrc, self.remote_ssrc, &f, lsr, dlsr);
         Ok(match &mut self.srtp {
             Some(s) => s.protect_rtcp(&rr)?,
             None => rr,
@@ -256,9 +329,11 @@ impl MediaSession {
             jitter_ms,
             buffer_ms,
             concealed: self.jb.stats().concealed,
+            rtt_ms: self.rtt.map(|r| r.as_secs_f32() * 1000.0),
             mos: mos(
                 loss,
-                20.0 + buffer_ms + jitter_ms,
+                // One way: a frame, the jitter buffer, and half the round trip when known.
+                20.0 + buffer_ms + jitter_ms + self.rtt.map_or(0.0, |r| r.as_secs_f32() * 500.0),
                 matches!(self.cfg.payload, Payload::Opus(_)),
             ),
         }

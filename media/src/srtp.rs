@@ -113,7 +113,12 @@ impl Crypto {
 pub struct SrtpSession {
     tx: Context,
     rx: Context,
+    /// The peer's SRTP authentication tag length.
+    rx_tag: usize,
 }
+
+/// SRTCP's index (4 bytes) and tag (80 bits, whatever the SRTP suite: RFC 4568 §6.2).
+const SRTCP_TRAILER: usize = 4 + 10;
 
 fn ctx(c: &Crypto, replay: bool) -> Result<Context, SrtpError> {
     let (rtp, rtcp) = if replay {
@@ -133,6 +138,10 @@ impl SrtpSession {
         Ok(SrtpSession {
             tx: ctx(local, false)?,
             rx: ctx(remote, true)?,
+            rx_tag: match remote.suite {
+                Suite::AesCm128HmacSha1_80 => 10,
+                Suite::AesCm128HmacSha1_32 => 4,
+            },
         })
     }
 
@@ -145,6 +154,10 @@ impl SrtpSession {
 
     /// Fails on a bad tag or a replayed packet.
     pub fn unprotect(&mut self, srtp: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        // Shorter than a header and a tag: webrtc-srtp would underflow on it.
+        if srtp.len() < 12 + self.rx_tag {
+            return Err(SrtpError::Srtp("an SRTP packet too short".into()));
+        }
         self.rx
             .decrypt_rtp(srtp)
             .map(|b| b.to_vec())
@@ -159,6 +172,9 @@ impl SrtpSession {
     }
 
     pub fn unprotect_rtcp(&mut self, srtcp: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        if srtcp.len() < 8 + SRTCP_TRAILER {
+            return Err(SrtpError::Srtp("an SRTCP packet too short".into()));
+        }
         self.rx
             .decrypt_rtcp(srtcp)
             .map(|b| b.to_vec())

@@ -102,3 +102,52 @@ fn opus_over_rtp_without_loss() {
     let (_, figures) = media::rtp::parse_report(&b.rtcp_report().unwrap()).unwrap();
     assert_eq!(figures.cumulative_lost, 0);
 }
+
+/// RTCP sender reports both ways, over SRTP: each side's report about the other's stream
+/// carries LSR and DLSR, from which the round trip comes out as the time the reports spent
+/// on the (virtual) wire, 2 × 15 ms.
+#[test]
+fn round_trip_from_sender_reports() {
+    let (mut a, mut b) = pair(Payload::G711(Law::Mu), 0, true);
+    run(&mut a, &mut b, 1, 0);
+    run(&mut b, &mut a, 1, 0);
+    let t0 = Instant::now();
+    let ntp = |t: Instant| {
+        let base: u64 = 0xE8A1_2345 << 32;
+        base + ((t - t0).as_secs_f64() * 4_294_967_296.0) as u64
+    };
+    let wire = Duration::from_millis(15);
+    // a reports at t0; b gets it 15 ms later, answers 500 ms after that; a gets that 15 ms on.
+    let sr_a = a.rtcp_sender_report(t0, ntp(t0)).unwrap();
+    let t1 = t0 + wire;
+    b.handle_rtcp(t1, ntp(t1), &sr_a);
+    let t2 = t1 + Duration::from_millis(500);
+    let sr_b = b.rtcp_sender_report(t2, ntp(t2)).unwrap();
+    let t3 = t2 + wire;
+    a.handle_rtcp(t3, ntp(t3), &sr_b);
+    let rtt = a.stats().rtt_ms.expect("no round trip from b's report");
+    assert!((rtt - 30.0).abs() < 1.0, "round trip {rtt} ms");
+    assert_eq!(
+        b.stats().rtt_ms,
+        None,
+        "b has no report about its stream yet"
+    );
+    // A damaged packet changes nothing.
+    a.handle_rtcp(t3, ntp(t3), &sr_b[..10]);
+    assert!(a.stats().rtt_ms.is_some());
+}
+
+/// Short or garbage SRTP and SRTCP packets are dropped, never a panic in the SRTP library.
+#[test]
+fn short_and_garbage_packets_are_dropped() {
+    let (mut a, _) = pair(Payload::G711(Law::Mu), 0, true);
+    let now = Instant::now();
+    for n in 0..64 {
+        let junk: Vec<u8> = (0..n)
+            .map(|i| if i == 0 { 0x80 } else { (i * 37) as u8 })
+            .collect();
+        a.handle_packet(now, &junk);
+        a.handle_rtcp(now, 1 << 48, &junk);
+    }
+    assert_eq!(a.stats().packets_received, 0);
+}

@@ -59,6 +59,8 @@ pub struct Call {
     /// Our side of the SDP.
     pub local: Local,
     pub rtp: Option<UdpSocket>,
+    /// RTCP, on the port after RTP's (none when that port was taken).
+    pub rtcp: Option<UdpSocket>,
     /// Whether our one answer to a 401/407 was spent.
     pub authorized: bool,
     /// Our re-INVITE in flight (hold, resume), and our REFER.
@@ -89,7 +91,7 @@ impl Call {
         invite: Request,
         key: TsxKey,
         peer: Peer,
-        (rtp, local): (UdpSocket, Local),
+        (rtp, rtcp, local): (UdpSocket, Option<UdpSocket>, Local),
     ) -> Call {
         Call {
             id,
@@ -108,6 +110,7 @@ impl Call {
             dialog: None,
             local,
             rtp: Some(rtp),
+            rtcp,
             authorized: false,
             reinvite: None,
             refer: None,
@@ -163,7 +166,7 @@ impl Call {
         let (control, controlled) = mpsc::unbounded_channel();
         self.media = Some(control);
         tokio::spawn(media_loop(
-            rtp,
+            (rtp, self.rtcp.take()),
             remote,
             session,
             (input, output),
@@ -250,6 +253,23 @@ pub enum MediaReport {
     Dtmf(char),
 }
 
+/// Waits for an RTCP packet, or forever without an RTCP socket.
+async fn recv_rtcp(s: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match s {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Now as a 64-bit NTP timestamp (seconds since 1900 in the high word).
+fn ntp_now() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs() + 2_208_988_800;
+    (secs << 32) | ((u64::from(since.subsec_nanos()) << 32) / 1_000_000_000)
+}
+
 /// Hands a call's media reports to whoever shows them.
 pub type Reporter = Box<dyn Fn(MediaReport) + Send>;
 
@@ -260,7 +280,7 @@ pub const QUALITY_EVERY: Duration = Duration::from_secs(2);
 /// arrived (through the jitter buffer) to the output; every [`QUALITY_EVERY`], once audio
 /// has arrived, the receive figures (jitter, loss, a MOS estimate) go to `report`.
 async fn media_loop(
-    rtp: UdpSocket,
+    (rtp, rtcp): (UdpSocket, Option<UdpSocket>),
     remote: SocketAddr,
     mut session: MediaSession,
     (mut input, mut output): (Input, Output),
@@ -269,6 +289,14 @@ async fn media_loop(
 ) {
     let mut quality = tokio::time::interval(QUALITY_EVERY);
     quality.tick().await;
+    // RTCP: a sender report every 5 s (RFC 3550's minimum), the first after a second, to the
+    // port after the peer's RTP port (or where its RTCP comes from).
+    let mut reports = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(5),
+    );
+    let mut rtcp_dest = SocketAddr::new(remote.ip(), remote.port().wrapping_add(1));
+    let mut rtcp_buf = [0u8; 1500];
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut frame = vec![0i16; session.frame_samples()];
@@ -281,7 +309,10 @@ async fn media_loop(
         tokio::select! {
             c = control.recv() => match c {
                 None => break,
-                Some(MediaControl::Remote(a)) => dest = a,
+                Some(MediaControl::Remote(a)) => {
+                    dest = a;
+                    rtcp_dest = SocketAddr::new(a.ip(), a.port().wrapping_add(1));
+                }
                 Some(MediaControl::Hold(h)) => held = h,
                 Some(MediaControl::Mute(m)) => muted = m,
                 Some(MediaControl::Dtmf(d)) => {
@@ -295,6 +326,21 @@ async fn media_loop(
                     while let Some(media::session::MediaEvent::Dtmf(d)) = session.poll_event() {
                         report(MediaReport::Dtmf(d));
                     }
+                }
+            }
+            r = recv_rtcp(rtcp.as_ref(), &mut rtcp_buf) => {
+                if let Ok((n, from)) = r {
+                    rtcp_dest = from;
+                    session.handle_rtcp(Instant::now(), ntp_now(), &rtcp_buf[..n]);
+                }
+            }
+            _ = reports.tick(), if rtcp.is_some() => {
+                if !held
+                    && !rtcp_dest.ip().is_unspecified()
+                    && let (Some(s), Ok(sr)) =
+                        (&rtcp, session.rtcp_sender_report(Instant::now(), ntp_now()))
+                {
+                    let _ = s.send_to(&sr, rtcp_dest).await;
                 }
             }
             _ = quality.tick() => {

@@ -90,6 +90,12 @@ fn calls_both_ways_with_two_way_audio() {
         (Some("5"), Some("rfc4733")),
         "{d}"
     );
+    // Once baresip has reported on our stream over RTCP (answering our sender reports), the
+    // quality carries the round trip: on loopback, well under 50 ms.
+    let rtt = (0..10)
+        .find_map(|_| expect(rx, "quality")["rtt_ms"].as_f64())
+        .expect("no round trip in 20 s of quality reports");
+    assert!((0.0..50.0).contains(&rtt), "round trip {rtt} ms");
     std::thread::sleep(Duration::from_secs(1));
     writeln!(t.stdin, "hangup").unwrap();
     expect(rx, "ended");

@@ -199,6 +199,8 @@ pub enum Event {
         loss_percent: f32,
         buffer_ms: f32,
         mos: f32,
+        /// Round trip from RTCP (null until the other side has reported on our stream).
+        rtt_ms: Option<f32>,
         received: u64,
         lost: i64,
     },
@@ -389,6 +391,7 @@ fn reporter(events: &mpsc::UnboundedSender<Event>, call: u32) -> call::Reporter 
             loss_percent: round(s.loss_fraction * 100.0),
             buffer_ms: round(s.buffer_ms),
             mos: (s.mos * 100.0).round() / 100.0,
+            rtt_ms: s.rtt_ms.map(round),
             received: s.packets_received,
             lost: s.lost,
         });
@@ -837,7 +840,7 @@ impl Engine {
                 .headers
                 .insert(Name::FROM, format!("\"{}\" {v}", display.replace('"', "")));
         }
-        let Some((rtp, caps)) = self.open_rtp(line - 1).await else {
+        let Some((rtp, rtcp, caps)) = self.open_rtp(line - 1).await else {
             self.emit(Event::Error {
                 message: "dial: no RTP port".into(),
             });
@@ -861,7 +864,7 @@ impl Engine {
             invite,
             key,
             peer,
-            (rtp, caps),
+            (rtp, rtcp, caps),
         ));
         self.emit(Event::Calling {
             call: id,
@@ -872,13 +875,31 @@ impl Engine {
     }
 
     /// A new call's RTP socket on `line` (0-based) and what we offer on it.
-    async fn open_rtp(&self, line: usize) -> Option<(tokio::net::UdpSocket, sip::sdp::Local)> {
-        let rtp = tokio::net::UdpSocket::bind((self.local.ip(), 0))
-            .await
-            .ok()?;
-        let port = rtp.local_addr().ok()?.port();
+    /// An RTP socket on an even port with RTCP on the next (RFC 3550 §11), or RTP alone
+    /// when no such pair turns up in a few tries.
+    async fn open_rtp(
+        &self,
+        line: usize,
+    ) -> Option<(
+        tokio::net::UdpSocket,
+        Option<tokio::net::UdpSocket>,
+        sip::sdp::Local,
+    )> {
+        let ip = self.local.ip();
         let codecs = &self.lines.get(line)?.account.codecs;
-        Some((rtp, call::local_caps(self.local.ip(), port, codecs)))
+        let mut last = None;
+        for _ in 0..20 {
+            let rtp = tokio::net::UdpSocket::bind((ip, 0)).await.ok()?;
+            let port = rtp.local_addr().ok()?.port();
+            if port % 2 == 0
+                && let Ok(rtcp) = tokio::net::UdpSocket::bind((ip, port + 1)).await
+            {
+                return Some((rtp, Some(rtcp), call::local_caps(ip, port, codecs)));
+            }
+            last = Some((rtp, port));
+        }
+        let (rtp, port) = last?;
+        Some((rtp, None, call::local_caps(ip, port, codecs)))
     }
 
     async fn answer(&mut self, id: Option<u32>) {
@@ -1355,7 +1376,7 @@ impl Engine {
             .position(|l| l.account.number == to)
             .unwrap_or(0);
         let tag = build::new_tag();
-        let Some((rtp, caps)) = self.open_rtp(line).await else {
+        let Some((rtp, rtcp, caps)) = self.open_rtp(line).await else {
             let mut r = request.make_response(503, "Service Unavailable");
             r.set_to_tag(&tag);
             let _ = self.ep.send_response(&key, &r);
@@ -1438,7 +1459,7 @@ impl Engine {
             request,
             key,
             peer,
-            (rtp, caps),
+            (rtp, rtcp, caps),
         );
         c.tag = tag;
         self.calls.push(c);

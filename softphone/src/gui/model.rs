@@ -80,6 +80,7 @@ pub struct Quality {
     pub loss_percent: f32,
     pub buffer_ms: f32,
     pub mos: f32,
+    pub rtt_ms: Option<f32>,
 }
 
 /// How many quality reports a call keeps for its plot (2 minutes at one per 2 s).
@@ -254,6 +255,7 @@ impl Model {
                 loss_percent,
                 buffer_ms,
                 mos,
+                rtt_ms,
                 ..
             } => {
                 if let Some(c) = self.call_mut(*call) {
@@ -265,6 +267,7 @@ impl Model {
                         loss_percent: *loss_percent,
                         buffer_ms: *buffer_ms,
                         mos: *mos,
+                        rtt_ms: *rtt_ms,
                     });
                 }
             }

@@ -475,8 +475,12 @@ impl Phone {
         let Some(last) = c.quality.last() else {
             return;
         };
+        let rtt = last
+            .rtt_ms
+            .map(|r| format!(", round trip {r:.0} ms"))
+            .unwrap_or_default();
         ui.label(format!(
-            "Quality of call {}: MOS {:.2}, jitter {:.1} ms, loss {:.1} %, buffer {:.0} ms",
+            "Quality of call {}: MOS {:.2}, jitter {:.1} ms, loss {:.1} %, buffer {:.0} ms{rtt}",
             c.id, last.mos, last.jitter_ms, last.loss_percent, last.buffer_ms
         ));
         let (rect, _) = ui.allocate_exact_size(egui::vec2(320.0, 60.0), egui::Sense::hover());
