@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// What the engine tells a call's media task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum MediaControl {
     /// The peer's SDP names a new address.
     Remote(SocketAddr),
@@ -28,6 +28,22 @@ pub enum MediaControl {
     Dtmf(char),
     /// Send silence instead of the input (or the input again).
     Mute(bool),
+    /// Mix with another call in the phone (this call's slot in the mix), or stop.
+    Mix(Option<(LocalMix, usize)>),
+}
+
+/// Two calls mixed in the phone, a local 3-way conference as the Cisco 7960 makes one: each
+/// call's media task leaves what it heard in its slot, and sends the microphone plus what
+/// the other call heard. Both calls must run at the same rate (their frames are mixed as
+/// they are); a slot older than 100 ms (its call ended or stalled) is left out.
+pub type LocalMix = std::sync::Arc<std::sync::Mutex<[(Vec<i16>, Option<Instant>); 2]>>;
+
+/// A new, empty local mix.
+pub fn local_mix() -> LocalMix {
+    std::sync::Arc::new(std::sync::Mutex::new([
+        (Vec::new(), None),
+        (Vec::new(), None),
+    ]))
 }
 
 /// Where a call stands.
@@ -77,6 +93,8 @@ pub struct Call {
     pub late_offer: bool,
     /// Stops the retransmission of our last 2xx to an INVITE when its ACK comes.
     pub acked: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The audio's sample rate, once it runs (8000 for G.711, 48000 for Opus).
+    pub rate: u32,
     /// The media task's control (dropping it ends the task).
     media: Option<mpsc::UnboundedSender<MediaControl>>,
 }
@@ -120,6 +138,7 @@ impl Call {
             held_by_peer: false,
             late_offer: false,
             acked: None,
+            rate: 0,
             media: None,
         }
     }
@@ -165,6 +184,7 @@ impl Call {
             .map_or(Output::Null { rate }, |s| Output::File(s, rate));
         let (control, controlled) = mpsc::unbounded_channel();
         self.media = Some(control);
+        self.rate = rate;
         tokio::spawn(media_loop(
             (rtp, self.rtcp.take()),
             remote,
@@ -305,6 +325,7 @@ async fn media_loop(
     let mut dest = remote;
     let mut held = false;
     let mut muted = false;
+    let mut mix: Option<(LocalMix, usize)> = None;
     loop {
         tokio::select! {
             c = control.recv() => match c {
@@ -315,6 +336,7 @@ async fn media_loop(
                 }
                 Some(MediaControl::Hold(h)) => held = h,
                 Some(MediaControl::Mute(m)) => muted = m,
+                Some(MediaControl::Mix(m)) => mix = m,
                 Some(MediaControl::Dtmf(d)) => {
                     session.send_dtmf(d);
                 }
@@ -355,13 +377,25 @@ async fn media_loop(
                     frame.fill(0);
                 }
                 let now = Instant::now();
+                let got = session.poll_frame(now, &mut heard).is_ok() && !heard.is_empty();
+                if let Some((m, me)) = &mix {
+                    let mut slots = m.lock().unwrap_or_else(|e| e.into_inner());
+                    slots[*me] = (if got { heard.clone() } else { Vec::new() }, Some(now));
+                    let (other, at) = &slots[1 - *me];
+                    let fresh = at.is_some_and(|t| now.saturating_duration_since(t) < Duration::from_millis(100));
+                    if fresh && other.len() == frame.len() {
+                        for (f, o) in frame.iter_mut().zip(other) {
+                            *f = f.saturating_add(*o);
+                        }
+                    }
+                }
                 if !held && !dest.ip().is_unspecified() {
                     let _ = session.send_frame(now, &frame);
                     while let Some(p) = session.poll_transmit() {
                         let _ = rtp.send_to(&p, dest).await;
                     }
                 }
-                if session.poll_frame(now, &mut heard).is_ok() && !heard.is_empty() {
+                if got {
                     let _ = output.play(&heard);
                 }
             }

@@ -4,7 +4,7 @@
 //! `hangup [CALL]`, `hold [CALL]`, `resume [CALL]`, `mute [CALL]`, `unmute [CALL]`, `dtmf DIGITS [CALL]`, the PBX features
 //! `dnd on|off`, `forward all|busy|noanswer|both NUMBER`, `forward clear`, `park [SLOT]`,
 //! `retrieve SLOT`, `pickup [STATION]`, `conference add|end`, `transfer NUMBER [CALL]`
-//! (blind), `transfer call OTHER [CALL]` (attended), `history [N]`, `contacts`, and `quit`. A line that is no command gets an `error` event and changes
+//! (blind), `transfer call OTHER [CALL]` (attended), `history [N]`, `contacts`, `join [CALL [OTHER]]` (local 3-way), and `quit`. A line that is no command gets an `error` event and changes
 //! nothing.
 
 use crate::engine::{Command, Event, Feature, TransferTarget};
@@ -101,6 +101,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
         }),
         ("transfer", _) => Err("transfer NUMBER [CALL], or transfer call OTHER [CALL]".into()),
         ("contacts", 0) => Ok(Command::Contacts),
+        ("join", 0..=2) => Ok(Command::Join {
+            call: call_arg(&args)?,
+            other: call_arg(args.get(1..).unwrap_or_default())?,
+        }),
         ("history", 0) => Ok(Command::History(20)),
         ("history", 1) => args[0]
             .parse()

@@ -202,14 +202,7 @@ fn blind_and_attended_transfer_by_refer() {
     );
 
     // Attended: 201 calls 202, holds it, calls 203, then joins them (REFER with Replaces).
-    writeln!(a_in, "dial 202").unwrap();
-    let first = expect(a_rx, "established")["call"].as_u64().unwrap();
-    writeln!(a_in, "hold").unwrap();
-    expect(a_rx, "held");
-    writeln!(a_in, "dial 203").unwrap();
-    expect(c_rx, "incoming");
-    writeln!(c_in, "answer").unwrap();
-    let second = expect(a_rx, "established")["call"].as_u64().unwrap();
+    let (first, second) = two_calls_one_held(a_rx, a_in, c_rx, c_in);
     std::thread::sleep(Duration::from_secs(1));
     writeln!(a_in, "transfer call {second} {first}").unwrap();
     expect(a_rx, "transferred");
@@ -382,4 +375,48 @@ fn forward_busy_and_no_answer_by_code() {
         inc["diversion"].as_str().unwrap().contains("user-busy"),
         "{inc}"
     );
+}
+
+/// 201 (`a`) calls 202 (baresip, answering by itself), holds it, and calls 203 (`c`), which
+/// answers: the two calls' numbers, the held one first.
+fn two_calls_one_held(
+    a_rx: &std::sync::mpsc::Receiver<serde_json::Value>,
+    a_in: &mut std::process::ChildStdin,
+    c_rx: &std::sync::mpsc::Receiver<serde_json::Value>,
+    c_in: &mut std::process::ChildStdin,
+) -> (u64, u64) {
+    writeln!(a_in, "dial 202").unwrap();
+    let first = expect(a_rx, "established")["call"].as_u64().unwrap();
+    writeln!(a_in, "hold").unwrap();
+    expect(a_rx, "held");
+    writeln!(a_in, "dial 203").unwrap();
+    expect(c_rx, "incoming");
+    writeln!(c_in, "answer").unwrap();
+    expect(c_rx, "established");
+    let second = expect(a_rx, "established")["call"].as_u64().unwrap();
+    (first, second)
+}
+
+#[test]
+fn local_three_way_is_mixed_in_the_phone() {
+    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let (_pbx, mut phones, b) = office();
+    let [(_a, a_rx, a_in, _), (_c, c_rx, c_in, c_rec)] = &mut phones[..] else {
+        unreachable!()
+    };
+    // 201 talks to 202, holds it, calls 203, then joins the two in the phone.
+    two_calls_one_held(a_rx, a_in, c_rx, c_in);
+    writeln!(a_in, "join").unwrap();
+    expect(a_rx, "joined");
+    expect(a_rx, "resumed");
+    std::thread::sleep(Duration::from_secs(4));
+    // The other two hang up at once, so each recording ends with the three of them.
+    writeln!(c_in, "hangup").unwrap();
+    b.command("/hangup\n").unwrap();
+    expect(c_rx, "ended");
+    hears_the_other_two("203", 2, &shares(&newest_recording(c_rec)));
+    let heard = baresip_heard(&b, 24000);
+    hears_the_other_two("202", 1, &shares(&heard));
 }

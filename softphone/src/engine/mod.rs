@@ -52,6 +52,12 @@ pub enum Command {
         digits: String,
         call: Option<u32>,
     },
+    /// Join two calls in a local 3-way conference (the held one is resumed): `call` and
+    /// `other`, or the newest established call and the newest other one.
+    Join {
+        call: Option<u32>,
+        other: Option<u32>,
+    },
     /// Send silence instead of the microphone (`on`), or the microphone again.
     Mute {
         call: Option<u32>,
@@ -189,6 +195,10 @@ pub enum Event {
     Muted {
         call: u32,
         on: bool,
+    },
+    /// Two calls are mixed in the phone: each party hears the other two.
+    Joined {
+        calls: [u32; 2],
     },
     /// A call's receive quality, every 2 s while audio arrives: RFC 3550 interarrival
     /// jitter, the share of packets lost, the jitter buffer's delay, and a MOS estimate
@@ -713,6 +723,7 @@ impl Engine {
             Command::Transfer { call, to } => self.transfer(call, to),
             Command::Hold(id) => self.reinvite(id, true),
             Command::Resume(id) => self.reinvite(id, false),
+            Command::Join { call, other } => self.join(call, other),
             Command::Mute { call, on } => {
                 match self.pick(call, |c| c.state == CallState::Established) {
                     Some(i) if self.calls[i].media(MediaControl::Mute(on)) => {
@@ -762,6 +773,43 @@ impl Engine {
                 .into();
             let _ = self.ep.send_request(r, peer);
         }
+    }
+
+    /// A local 3-way conference: both calls resumed and mixed in the phone.
+    fn join(&mut self, call: Option<u32>, other: Option<u32>) {
+        let established = |c: &Call| c.state == CallState::Established;
+        let Some(a) = self.pick(call, |c| established(c) && !c.on_hold) else {
+            return self.no_call("join");
+        };
+        let a_id = self.calls[a].id;
+        let b = match other {
+            Some(id) => self.calls.iter().position(|c| c.id == id && established(c)),
+            None => self
+                .calls
+                .iter()
+                .rposition(|c| c.id != a_id && established(c)),
+        };
+        let Some(b) = b.filter(|b| *b != a) else {
+            return self.emit(Event::Error {
+                message: "join: a second established call is needed".into(),
+            });
+        };
+        if self.calls[a].rate != self.calls[b].rate {
+            return self.emit(Event::Error {
+                message: "join: the calls run at different rates (G.711 and Opus); not mixed"
+                    .into(),
+            });
+        }
+        let b_id = self.calls[b].id;
+        if self.calls[b].on_hold {
+            self.reinvite(Some(b_id), false);
+        }
+        let mix = call::local_mix();
+        self.calls[a].media(MediaControl::Mix(Some((mix.clone(), 0))));
+        self.calls[b].media(MediaControl::Mix(Some((mix, 1))));
+        self.emit(Event::Joined {
+            calls: [a_id, b_id],
+        });
     }
 
     fn no_call(&self, what: &str) {

@@ -67,6 +67,8 @@ pub struct CallView {
     pub since: Option<Instant>,
     /// The distinctive ring the caller asked for (Alert-Info), if any.
     pub ring: String,
+    /// Mixed with another call in the phone (a local 3-way conference).
+    pub joined: bool,
     /// The callee's early audio is playing (183 with SDP).
     pub early_media: bool,
     /// Receive quality, oldest first (the last [`QUALITY_KEPT`] reports).
@@ -271,6 +273,14 @@ impl Model {
                     });
                 }
             }
+            Event::Joined { calls } => {
+                for c in &mut self.calls {
+                    if calls.contains(&c.id) {
+                        c.joined = true;
+                    }
+                }
+                self.notice = format!("calls {} and {} joined in the phone", calls[0], calls[1]);
+            }
             Event::Muted { call, on } => {
                 if let Some(c) = self.call_mut(*call) {
                     c.muted = *on;
@@ -414,6 +424,7 @@ impl Model {
             since: None,
             ring: String::new(),
             early_media: false,
+            joined: false,
             quality: Vec::new(),
         });
         self.selected = Some(id);

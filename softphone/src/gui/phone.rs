@@ -291,6 +291,9 @@ impl Phone {
             if c.muted {
                 text.push_str(", muted");
             }
+            if c.joined {
+                text.push_str(", in 3-way");
+            }
             if !c.ring.is_empty() && c.phase == Phase::Incoming {
                 text.push_str(&format!(", ring {}", c.ring));
             }
@@ -367,6 +370,12 @@ impl Phone {
                         .iter()
                         .find(|o| o.id != c.id && o.phase == Phase::Held)
                         .map(|o| o.id);
+                    if held.is_some() && ui.button("Join held call (3-way)").clicked() {
+                        out.push(Command::Join {
+                            call: id,
+                            other: held,
+                        });
+                    }
                     if let Some(h) = held
                         && ui.button("Transfer held call here").clicked()
                     {
