@@ -361,3 +361,42 @@ fn bad_settings_are_shown_beside_the_field_and_nothing_is_saved() {
         "http://127.0.0.1:8080/softphone-201.toml"
     );
 }
+
+#[test]
+fn mute_and_a_local_three_way_on_screen() {
+    if skip() {
+        return;
+    }
+    let pbx = Pbx::start(&["201", "202", "203"]);
+    let (mut b, mut c) = (peer(&pbx, "202"), peer(&pbx, "203"));
+    let mut h = window(&pbx, "201");
+    keys(&mut h, "202");
+    click(&mut h, "Call");
+    expect(&b.1, "incoming");
+    send(&mut b, "answer");
+    until(&mut h, "202, talking");
+    click(&mut h, "Mute");
+    until(&mut h, ", muted");
+    click(&mut h, "Unmute");
+    gone(&mut h, ", muted");
+
+    // Hold 202, call 203, and join the two in the phone.
+    click(&mut h, "Hold");
+    until(&mut h, "202, on hold");
+    keys(&mut h, "203");
+    click(&mut h, "Call");
+    expect(&c.1, "incoming");
+    send(&mut c, "answer");
+    until(&mut h, "203, talking");
+    click(&mut h, "Join held call (3-way)");
+    until(&mut h, "joined in the phone");
+    until(&mut h, "202, talking");
+    assert_eq!(
+        h.query_all_by_label_contains("in 3-way").count(),
+        2,
+        "both calls show they are joined"
+    );
+    send(&mut b, "hangup");
+    send(&mut c, "hangup");
+    until(&mut h, "No calls");
+}
