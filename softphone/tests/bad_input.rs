@@ -633,3 +633,62 @@ fn a_failed_registrar_hands_the_line_to_its_backup() {
     let invite = b.request(Method::Invite);
     assert_eq!(invite.uri.user(), Some("300"));
 }
+
+/// Listening on every interface (the default `--sip 0.0.0.0:0`), the phone names the address
+/// it reaches its server from in Contact, Via and SDP — never 0.0.0.0, which the other
+/// side's SDP would read as "on hold".
+#[test]
+fn listening_everywhere_names_a_real_address() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[account]]\nnumber = \"201\"\npassword = \"pw\"\nserver = \"127.0.0.1\"\nport = {}\n",
+            sock.local_addr().unwrap().port()
+        ),
+    )
+    .unwrap();
+    let mut child = support::Kill(
+        std::process::Command::new(env!("CARGO_BIN_EXE_softphone"))
+            .args(["--headless", "--config"])
+            .arg(&path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = support::events(&mut child.0);
+    let mut stdin = child.0.stdin.take().unwrap();
+    let ready = expect(&rx, "ready");
+    let sip: SocketAddr = ready["sip"].as_str().unwrap().parse().unwrap();
+    assert_eq!(sip.ip().to_string(), "127.0.0.1", "{ready}");
+    let srv = Server {
+        sock,
+        phone: sip,
+        seq: 100,
+    };
+    let reg = srv.request(Method::Register);
+    let header = |r: &Request, n: sip::types::Name| {
+        r.headers
+            .get_raw(&n)
+            .next()
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    let contact = header(&reg, sip::types::Name::CONTACT);
+    assert!(contact.contains("@127.0.0.1:"), "Contact: {contact}");
+    assert!(header(&reg, sip::types::Name::VIA).contains("127.0.0.1"));
+    srv.reply(&reg, 200, "OK", &[("Expires", "600")]);
+    expect(&rx, "registered");
+    writeln!(stdin, "dial 300").unwrap();
+    let invite = srv.request(Method::Invite);
+    let offer = String::from_utf8_lossy(&invite.body).to_string();
+    assert!(
+        offer.contains("c=IN IP4 127.0.0.1") && !offer.contains("0.0.0.0"),
+        "{offer}"
+    );
+}

@@ -141,6 +141,11 @@ pub enum Event {
         line: usize,
         account: String,
     },
+    /// The line's address changed (another network): it registers again from `address`.
+    NetworkChanged {
+        line: usize,
+        address: String,
+    },
     /// The line's server failed (timeout or 503): it registers with the other one now.
     Failover {
         line: usize,
@@ -285,6 +290,8 @@ struct Line {
     peer: Peer,
     /// The registrar, then its backup if the account names one.
     servers: Vec<SocketAddr>,
+    /// The address the line names in its Contact.
+    local: SocketAddr,
     /// The REGISTER transaction in flight.
     pending: Option<TsxKey>,
     mwi: mwi::Mwi,
@@ -344,6 +351,9 @@ pub async fn run(
         provisioning_url: config.provisioning_url.clone(),
     };
     e.open_lines(&config).await;
+    // Every 10 s: has the address towards the server changed (another network)?
+    let mut network = tokio::time::interval(Duration::from_secs(10));
+    network.tick().await;
     loop {
         let wake = e
             .lines
@@ -364,6 +374,7 @@ pub async fn run(
                 Some(Command::Quit) | None => return e.quit(&mut tsx).await,
                 Some(c) => e.on_command(c).await,
             },
+            _ = network.tick() => e.check_network(listen),
             _ = tokio::time::sleep_until(wake.into()) => {
                 let now = Instant::now();
                 for i in 0..e.lines.len() {
@@ -377,6 +388,23 @@ pub async fn run(
         }
         e.advance().await;
     }
+}
+
+/// The address to name for `local` when talking to `server`: itself, or when it is the
+/// unspecified address, the one the system would send from to reach `server` (found by
+/// connecting a UDP socket, which sends nothing).
+fn advertised(local: SocketAddr, server: SocketAddr) -> SocketAddr {
+    if !local.ip().is_unspecified() {
+        return local;
+    }
+    let any: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    std::net::UdpSocket::bind(any)
+        .and_then(|s| s.connect(server).and_then(|()| s.local_addr()))
+        .map_or(local, |a| SocketAddr::new(a.ip(), local.port()))
 }
 
 /// Turns call `call`'s media reports into `quality` and `dtmf_received` events.
@@ -464,6 +492,42 @@ impl Engine {
         }
         self.keep_history(&e);
         let _ = self.events.send(e);
+    }
+
+    /// After a network change (the address towards a line's server is another one), each
+    /// such line registers again from the new address at once.
+    fn check_network(&mut self, listen: SocketAddr) {
+        if !listen.ip().is_unspecified() {
+            return;
+        }
+        for i in 0..self.lines.len() {
+            let transport = self.lines[i].peer.transport;
+            let bound = self.ep.local_addr(transport).unwrap_or(listen);
+            let now = advertised(bound, self.lines[i].peer.addr);
+            if now.ip().is_unspecified() || now == self.lines[i].local {
+                continue;
+            }
+            let a = self.lines[i].account.clone();
+            self.lines[i].local = now;
+            self.lines[i].reg = Registration::new(
+                &a.number,
+                (&a.server, a.port),
+                (&a.user_id, &a.password),
+                transport,
+                now,
+                a.registration_expiry,
+            );
+            self.lines[i].mwi = mwi::Mwi::default();
+            if i == 0 {
+                self.local = SocketAddr::new(now.ip(), self.local.port());
+            }
+            self.emit(Event::NetworkChanged {
+                line: i + 1,
+                address: now.to_string(),
+            });
+            let r = self.lines[i].reg.register();
+            self.send_register(i, r);
+        }
     }
 
     /// Starts a feature sequence (one at a time).
@@ -605,6 +669,13 @@ impl Engine {
                 });
                 continue;
             };
+            // Listening on every interface, the phone still names one address in its Contact,
+            // Via and SDP: the one the system sends from towards the server (0.0.0.0 there
+            // would mean "put me on hold" to the other side's SDP).
+            let local = advertised(local, addr);
+            if i == 0 {
+                self.local = SocketAddr::new(local.ip(), self.local.port());
+            }
             let mut servers = vec![addr];
             if !a.backup_server.is_empty() {
                 match tokio::net::lookup_host((a.backup_server.as_str(), a.backup_port))
@@ -624,6 +695,7 @@ impl Engine {
             }
             self.lines.push(Line {
                 servers,
+                local,
                 reg: Registration::new(
                     &a.number,
                     (&a.server, a.port),

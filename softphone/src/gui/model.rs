@@ -193,6 +193,9 @@ impl Model {
                 self.set_line(*line, LineState::Failed(why));
             }
             Event::Unregistered { line, .. } => self.set_line(*line, LineState::Unregistered),
+            Event::NetworkChanged { line, address } => {
+                self.notice = format!("line {line}: a new network, registering from {address}");
+            }
             Event::Failover { line, server } => {
                 self.notice = format!("line {line}: its server failed, now trying {server}");
             }
