@@ -406,15 +406,23 @@ fn local_three_way_is_mixed_in_the_phone() {
     let [(_a, a_rx, a_in, _), (_c, c_rx, c_in, c_rec)] = &mut phones[..] else {
         unreachable!()
     };
-    // 201 talks to 202, holds it, calls 203, then joins the two in the phone.
-    two_calls_one_held(a_rx, a_in, c_rx, c_in);
+    // 201 talks to 203, holds it, calls 202, then joins the two in the phone. The held one
+    // is the softphone: baresip starts a new recording whenever a re-INVITE restarts its
+    // audio, and a late one (the resume, under a loaded `scripts/check`) left its newest
+    // file too short to judge; never held, its one recording covers the whole call.
+    writeln!(a_in, "dial 203").unwrap();
+    expect(c_rx, "incoming");
+    writeln!(c_in, "answer").unwrap();
+    expect(c_rx, "established");
+    expect(a_rx, "established");
+    writeln!(a_in, "hold").unwrap();
+    expect(a_rx, "held");
+    writeln!(a_in, "dial 202").unwrap();
+    expect(a_rx, "established");
     writeln!(a_in, "join").unwrap();
     expect(a_rx, "joined");
     expect(a_rx, "resumed");
-    // baresip starts a new recording when a re-INVITE restarts its audio, and the PBX may
-    // send one a while after the resume (once under a full `scripts/check` its last file
-    // held under 3 s after a 4 s wait): 7 s leaves it more than enough.
-    std::thread::sleep(Duration::from_secs(7));
+    std::thread::sleep(Duration::from_secs(4));
     // The other two hang up at once, so each recording ends with the three of them.
     writeln!(c_in, "hangup").unwrap();
     b.command("/hangup\n").unwrap();

@@ -114,6 +114,15 @@ fn keys(h: &mut Harness<'static, Phone>, digits: &str) {
     assert_eq!(h.state().number, digits, "the number field");
 }
 
+/// Dials `number` on the dial pad and clicks Call; `peer` (that number) answers.
+fn call_and_answer(h: &mut Harness<'static, Phone>, peer: &mut Peer, number: &str) {
+    keys(h, number);
+    click(h, "Call");
+    expect(&peer.1, "incoming");
+    send(peer, "answer");
+    until(h, &format!("{number}, talking"));
+}
+
 /// Forgets what a peer reported so far.
 fn drain(p: &Peer) {
     while p.1.try_recv().is_ok() {}
@@ -138,11 +147,7 @@ fn dial_answer_hold_and_transfers_on_screen() {
     assert!(h.query_by_label("No calls").is_some());
 
     // Dial by clicking keys; 202 answers.
-    keys(&mut h, "202");
-    click(&mut h, "Call");
-    expect(&b.1, "incoming");
-    send(&mut b, "answer");
-    until(&mut h, "202, talking");
+    call_and_answer(&mut h, &mut b, "202");
     // The call's quality comes on screen once audio has arrived for 2 s.
     until(&mut h, "Quality of call 1: MOS 4.");
     click(&mut h, "Hold");
@@ -169,11 +174,7 @@ fn dial_answer_hold_and_transfers_on_screen() {
     // Attended: hold 202, call 203, then send the held call to 203.
     click(&mut h, "Hold");
     until(&mut h, "202, on hold");
-    keys(&mut h, "203");
-    click(&mut h, "Call");
-    expect(&c.1, "incoming");
-    send(&mut c, "answer");
-    until(&mut h, "203, talking");
+    call_and_answer(&mut h, &mut c, "203");
     click(&mut h, "Transfer held call here");
     until(&mut h, "No calls");
     // 202 and 203 are still in a call, with each other: 202 hanging up ends 203's.
@@ -199,18 +200,10 @@ fn conference_park_dnd_and_the_message_lamp_on_screen() {
     assert!(h.query_by_label("Message lamp off").is_some());
 
     // Conference via 46: 202, then 203, then join.
-    keys(&mut h, "202");
-    click(&mut h, "Call");
-    expect(&b.1, "incoming");
-    send(&mut b, "answer");
-    until(&mut h, "202, talking");
+    call_and_answer(&mut h, &mut b, "202");
     click(&mut h, "Conference");
     until(&mut h, "conference done");
-    keys(&mut h, "203");
-    click(&mut h, "Call");
-    expect(&c.1, "incoming");
-    send(&mut c, "answer");
-    until(&mut h, "203, talking");
+    call_and_answer(&mut h, &mut c, "203");
     click(&mut h, "Conference");
     until(&mut h, "203, on hold");
     until(&mut h, "Status: conference done");
@@ -222,11 +215,7 @@ fn conference_park_dnd_and_the_message_lamp_on_screen() {
     send(&mut c, "hangup");
 
     // Park with the Park key, then take it back with Retrieve.
-    keys(&mut h, "202");
-    click(&mut h, "Call");
-    expect(&b.1, "incoming");
-    send(&mut b, "answer");
-    until(&mut h, "202, talking");
+    call_and_answer(&mut h, &mut b, "202");
     click(&mut h, "Park");
     until(&mut h, "park done");
     until(&mut h, "No calls");
@@ -370,11 +359,7 @@ fn mute_and_a_local_three_way_on_screen() {
     let pbx = Pbx::start(&["201", "202", "203"]);
     let (mut b, mut c) = (peer(&pbx, "202"), peer(&pbx, "203"));
     let mut h = window(&pbx, "201");
-    keys(&mut h, "202");
-    click(&mut h, "Call");
-    expect(&b.1, "incoming");
-    send(&mut b, "answer");
-    until(&mut h, "202, talking");
+    call_and_answer(&mut h, &mut b, "202");
     click(&mut h, "Mute");
     until(&mut h, ", muted");
     click(&mut h, "Unmute");
@@ -383,11 +368,7 @@ fn mute_and_a_local_three_way_on_screen() {
     // Hold 202, call 203, and join the two in the phone.
     click(&mut h, "Hold");
     until(&mut h, "202, on hold");
-    keys(&mut h, "203");
-    click(&mut h, "Call");
-    expect(&c.1, "incoming");
-    send(&mut c, "answer");
-    until(&mut h, "203, talking");
+    call_and_answer(&mut h, &mut c, "203");
     click(&mut h, "Join held call (3-way)");
     until(&mut h, "joined in the phone");
     until(&mut h, "202, talking");
