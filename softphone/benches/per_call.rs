@@ -153,13 +153,7 @@ fn run(codec: &str, pairs: usize, idle_secs: u64, call_secs: u64) -> (Figures, F
     let rate = if opus { 48000 } else { 8000 };
     let want = (call_secs as usize) * rate;
     for ((_, _, _, heard), b) in phones.iter().zip(&peers) {
-        let file = std::fs::read_dir(heard)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        let got = samples(&file);
+        let got = support::newest_samples(heard);
         let f = media::analysis::dominant_frequency(&got[rate..rate * 3], rate as u32);
         assert!(
             got.len() > want && (f - 600.0).abs() < 5.0,

@@ -68,25 +68,12 @@ fn office() -> (Pbx, Vec<Phone>, Baresip) {
 fn newest_heard(dir: &Path) -> f32 {
     let t0 = std::time::Instant::now();
     loop {
-        let heard = newest_samples(dir);
+        let heard = support::newest_samples(dir);
         if heard.len() > 12000 || t0.elapsed() > Duration::from_secs(5) {
             return dominant_frequency(&heard[heard.len().min(4000)..heard.len().min(16000)], 8000);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// The samples of the newest recording in `dir` (by modification time).
-fn newest_samples(dir: &Path) -> Vec<i16> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    files
-        .last()
-        .map(|f| support::samples(f))
-        .unwrap_or_default()
 }
 
 /// baresip's newest decode recording, once it holds more than `min` samples (baresip
@@ -266,7 +253,7 @@ fn message_waiting_follows_voicemail() {
 fn newest_recording(dir: &Path) -> Vec<i16> {
     let mut heard = Vec::new();
     wait_for("a recording", || {
-        heard = newest_samples(dir);
+        heard = support::newest_samples(dir);
         heard.len() > 24000
     });
     heard

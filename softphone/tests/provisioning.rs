@@ -28,34 +28,8 @@ fn softphone(args: &[&str]) -> std::process::Child {
 fn the_profile_is_fetched_kept_sealed_and_used() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("office.db");
-    cli(
-        &db,
-        &[
-            "station",
-            "add",
-            "--number",
-            "201",
-            "--user-id",
-            "u201",
-            "--password",
-            "Pw-201-secret",
-        ],
-    );
-    cli(
-        &db,
-        &[
-            "station",
-            "add",
-            "--number",
-            "202",
-            "--user-id",
-            "u202",
-            "--password",
-            "Pw-202-secret",
-            "--name",
-            "Sales",
-        ],
-    );
+    support::add_station(&db, "201", &[]);
+    support::add_station(&db, "202", &["--name", "Sales"]);
     let (sip, http, tftp) = (free_port(), free_port(), free_port());
     for (k, v) in [
         ("pbx.host", "127.0.0.1".to_string()),

@@ -101,19 +101,7 @@ impl Pbx {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("office.db");
         for n in stations {
-            cli(
-                &db,
-                &[
-                    "station",
-                    "add",
-                    "--number",
-                    n,
-                    "--user-id",
-                    &format!("u{n}"),
-                    "--password",
-                    &format!("Pw-{n}-secret"),
-                ],
-            );
+            add_station(&db, n, &[]);
         }
         cli(&db, &["settings", "set", "media.relay", "never"]);
         let port = free_port();
@@ -235,6 +223,26 @@ pub(crate) fn samples(path: &Path) -> Vec<i16> {
     hound::WavReader::open(path)
         .map(|r| r.into_samples().filter_map(Result::ok).collect())
         .unwrap_or_default()
+}
+
+/// The samples of the newest recording in `dir` (by modification time).
+pub(crate) fn newest_samples(dir: &Path) -> Vec<i16> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    files.last().map(|f| samples(f)).unwrap_or_default()
+}
+
+/// Adds station `n` (user `uN`, password `Pw-N-secret`) to the database, with `extra`
+/// `station add` arguments.
+pub(crate) fn add_station(db: &Path, n: &str, extra: &[&str]) {
+    let (user, password) = (format!("u{n}"), format!("Pw-{n}-secret"));
+    let mut args = vec!["station", "add", "--number", n, "--user-id", &user];
+    args.extend(["--password", &password]);
+    args.extend(extra);
+    cli(db, &args);
 }
 
 /// Polls `ok` every 100 ms for up to 10 s.
