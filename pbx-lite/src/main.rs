@@ -14,7 +14,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Parser)]
 #[command(
     name = "pbx-lite",
-    about = "The office PBX: registrar, calls, provisioning"
+    about = "The office PBX: registrar, calls, provisioning",
+    // A flag given twice takes the last value: `scripts/office --sip [::]:5060` overrides
+    // the script's own `--sip 0.0.0.0:5060`.
+    args_override_self = true
 )]
 struct Cli {
     #[arg(long, default_value = "./office.db", global = true)]

@@ -87,6 +87,7 @@ mod tests {
             user_agent: String::new(),
             call_id: String::new(),
             cseq: 1,
+            instance: String::new(),
         }
     }
 

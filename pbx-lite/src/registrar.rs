@@ -5,6 +5,7 @@
 //! `403`, or dropped in silence). An unknown user and a wrong password look the same to the
 //! peer; the access log records which it was.
 
+use crate::nat;
 use sip::auth::{Denied, DigestAlgorithm, DigestVerifier, Verdict};
 use sip::headers::NameAddrHeader;
 use sip::transaction::Peer;
@@ -29,7 +30,12 @@ pub struct Policy {
     pub silent: bool,
     pub whitelist: String,
     pub min_expires: u32,
+    /// The longest registration granted (OfficeServ SIP Expire Time), and the one given
+    /// when a phone asks for none.
     pub default_expires: u32,
+    /// The registration granted to a phone behind NAT (OfficeServ NAT Reg Expire Time), so
+    /// its re-registrations keep its NAT's pinhole open.
+    pub nat_expires: u32,
 }
 
 /// Station lookups the registrar needs.
@@ -245,7 +251,7 @@ impl Registrar {
                 let Some(station) = station else {
                     return Outcome::Reply(request.make_response(404, "Not Found"));
                 };
-                self.bind(t, request, source, policy, &station.number, &tag)
+                self.bind(t, request, source, policy, &station, &tag)
             }
             Verdict::Stale => {
                 Outcome::Reply(self.verifier.challenge(now, request, true, false, &tag))
@@ -284,9 +290,11 @@ impl Registrar {
         request: &Request,
         source: Peer,
         policy: &Policy,
-        aor: &str,
+        station: &Station,
         tag: &str,
     ) -> Outcome {
+        let aor = station.number.as_str();
+        let check = crate::nat::NatCheck::of(station);
         let header_expires: Option<u32> = request
             .headers
             .get_raw(&Name::EXPIRES)
@@ -334,14 +342,19 @@ impl Registrar {
                 .next()
                 .map(|c| c.to_string())
                 .unwrap_or_default();
+            let source_text = format!(
+                "{}:{}",
+                source.transport.via_name().to_ascii_lowercase(),
+                source.addr
+            );
             for c in contacts {
-                let expires = c
+                let requested = c
                     .params
                     .get_val("expires")
                     .and_then(|v| v.parse().ok())
                     .or(header_expires)
                     .unwrap_or(policy.default_expires);
-                if expires != 0 && expires < policy.min_expires {
+                if requested != 0 && requested < policy.min_expires {
                     let mut r = request.make_response(423, "Interval Too Brief");
                     r.set_to_tag(tag);
                     r.headers
@@ -352,23 +365,43 @@ impl Registrar {
                     use sip::types::print::AppendCtx;
                     c.uri.uri.default_print_ctx().to_string()
                 };
-                list.retain(|r| r.contact != uri);
-                if expires > 0 {
-                    list.push(Registration {
-                        aor: aor.to_string(),
-                        contact: uri,
-                        expires_at: t + i64::from(expires.min(MAX_EXPIRES)),
-                        source: format!(
-                            "{}:{}",
-                            source.transport.via_name().to_ascii_lowercase(),
-                            source.addr
-                        ),
-                        transport: source.transport.via_name().to_string(),
-                        user_agent: ua.clone(),
-                        call_id: call_id.clone(),
-                        cseq,
-                    });
+                let instance = c
+                    .params
+                    .get_val("+sip.instance")
+                    .map(|v| v.trim_matches('"').to_string());
+                if requested == 0 {
+                    list.retain(|r| r.contact != uri);
+                    continue;
                 }
+                let mut reg = Registration {
+                    aor: aor.to_string(),
+                    contact: uri,
+                    expires_at: 0,
+                    source: source_text.clone(),
+                    transport: source.transport.via_name().to_string(),
+                    user_agent: ua.clone(),
+                    call_id: call_id.clone(),
+                    cseq,
+                    instance: instance.clone().unwrap_or_default(),
+                };
+                let cap = if crate::nat::behind_nat(&reg, check) {
+                    policy.nat_expires
+                } else {
+                    policy.default_expires
+                };
+                let granted = requested.min(cap).min(MAX_EXPIRES);
+                reg.expires_at = t + i64::from(granted);
+                // A phone that rebooted registers again from the same address with a new
+                // Contact or Call-ID: its old binding goes, so only the phone as it is now
+                // rings. So does any binding of the same instance (RFC 5626).
+                let same_phone = |r: &Registration| {
+                    r.contact == reg.contact
+                        || nat::source_peer(&r.source)
+                            .is_some_and(|p| p.addr.ip() == source.addr.ip())
+                        || (!reg.instance.is_empty() && r.instance == reg.instance)
+                };
+                list.retain(|r| !same_phone(r));
+                list.push(reg);
             }
             self.changed.push(aor.to_string());
         }
@@ -420,6 +453,7 @@ mod tests {
             whitelist: "127.0.0.0/8".into(),
             min_expires: 60,
             default_expires: 600,
+            nat_expires: 60,
         }
     }
 
@@ -464,6 +498,135 @@ mod tests {
         }
         DigestClient::new(user, password).authorize(&mut req, &challenge);
         reg.handle(now, &req, peer, p, &dir())
+    }
+
+    /// A REGISTER from `from` (an address:port) naming `contact`, asking for `expires`,
+    /// authenticated as u201; the 200's granted expiry of each contact.
+    fn bind_as(
+        reg: &mut Registrar,
+        from: &str,
+        contact: &str,
+        expires: &str,
+        call_id: &str,
+    ) -> Result<Vec<(String, u32)>, u16> {
+        let source: std::net::SocketAddr = from.parse().unwrap();
+        let (mut req, _) = register("201", &source.ip().to_string());
+        for (name, value) in [
+            (Name::CONTACT, contact),
+            (Name::EXPIRES, expires),
+            (Name::CALL_ID, call_id),
+        ] {
+            req.headers.remove(&name);
+            req.headers.insert(name, value.to_string());
+        }
+        let peer = Peer::new(TransportKind::Udp, source);
+        let now = SystemTime::now();
+        let Outcome::Reply(c) = reg.handle(now, &req, peer, &policy(false), &dir()) else {
+            return Err(0);
+        };
+        DigestClient::new("u201", "Right-pass-1").authorize(&mut req, &c);
+        let Outcome::Reply(ok) = reg.handle(now, &req, peer, &policy(false), &dir()) else {
+            return Err(0);
+        };
+        if ok.status != 200 {
+            return Err(ok.status);
+        }
+        Ok(ok
+            .headers
+            .get_raw(&Name::CONTACT)
+            .map(|v| {
+                let (uri, exp) = v.split_once(";expires=").unwrap();
+                (
+                    uri.trim_matches(['<', '>']).to_string(),
+                    exp.parse().unwrap(),
+                )
+            })
+            .collect())
+    }
+
+    #[test]
+    fn the_office_interval_caps_what_a_phone_asks_for() {
+        let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
+        let c = "<sip:201@127.0.0.1:5070>";
+        let granted = bind_as(&mut reg, "127.0.0.1:5070", c, "3600", "a").unwrap();
+        assert_eq!(granted, [("sip:201@127.0.0.1:5070".to_string(), 600)]);
+        let granted = bind_as(&mut reg, "127.0.0.1:5070", c, "300", "a").unwrap();
+        assert_eq!(granted[0].1, 300, "a shorter request is granted as asked");
+        assert_eq!(bind_as(&mut reg, "127.0.0.1:5070", c, "30", "a"), Err(423));
+    }
+
+    #[test]
+    fn a_phone_behind_nat_gets_the_nat_interval() {
+        let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
+        // Its Contact names its private address; its packets come from the NAT's.
+        let c = "<sip:201@10.0.5.11:5060>";
+        let granted = bind_as(&mut reg, "127.0.0.9:40000", c, "3600", "a").unwrap();
+        assert_eq!(granted, [("sip:201@10.0.5.11:5060".to_string(), 60)]);
+    }
+
+    #[test]
+    fn a_rebooted_phone_replaces_its_old_binding() {
+        let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
+        let now = SystemTime::now();
+        bind_as(
+            &mut reg,
+            "127.0.0.5:5060",
+            "<sip:201@127.0.0.5:5060>",
+            "600",
+            "boot-1",
+        )
+        .unwrap();
+        // Rebooted: a new port in its Contact, a new Call-ID, from the same address.
+        let granted = bind_as(
+            &mut reg,
+            "127.0.0.5:5062",
+            "<sip:201@127.0.0.5:5062>",
+            "600",
+            "boot-2",
+        )
+        .unwrap();
+        assert_eq!(granted.len(), 1, "the 200 names only the new binding");
+        let now_bound = reg.lookup("201", now);
+        assert_eq!(now_bound.len(), 1);
+        assert_eq!(now_bound[0].contact, "sip:201@127.0.0.5:5062");
+        // Another phone of the same station, elsewhere, keeps its own binding.
+        bind_as(
+            &mut reg,
+            "127.0.0.6:5060",
+            "<sip:201@127.0.0.6:5060>",
+            "600",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(reg.lookup("201", now).len(), 2);
+        // The same instance (RFC 5626) moving to a new address replaces its binding too.
+        let inst = ";+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-000000000001>\"";
+        bind_as(
+            &mut reg,
+            "127.0.0.7:5060",
+            &format!("<sip:201@127.0.0.7:5060>{inst}"),
+            "600",
+            "y",
+        )
+        .unwrap();
+        bind_as(
+            &mut reg,
+            "127.0.0.8:5060",
+            &format!("<sip:201@127.0.0.8:5060>{inst}"),
+            "600",
+            "y",
+        )
+        .unwrap();
+        let contacts: Vec<String> = reg
+            .lookup("201", now)
+            .into_iter()
+            .map(|r| r.contact)
+            .collect();
+        assert!(contacts.contains(&"sip:201@127.0.0.8:5060".to_string()));
+        assert!(
+            !contacts.contains(&"sip:201@127.0.0.7:5060".to_string()),
+            "{contacts:?}"
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub fn policy(db: &Db) -> Policy {
         whitelist: db.setting("security.whitelist").unwrap_or_default(),
         min_expires: setting(db, "sip.min_expires", 60),
         default_expires: setting(db, "registration.expiry", 600),
+        nat_expires: setting(db, "registration.nat_expiry", 60),
     }
 }
 

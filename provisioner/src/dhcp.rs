@@ -25,6 +25,28 @@ impl DhcpServer {
 
 /// The snippet for `server`, pointing at `address` (TFTP) and `http` (the URL phones using
 /// option 160 fetch from).
+/// The address phones should be pointed at when none is given: `pbx.host` when it is an
+/// IPv4 address, else the address of the interface the default route leaves by (a route
+/// lookup, nothing is sent). With the reason, to tell the user which it chose.
+pub fn own_address(
+    settings: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<(Ipv4Addr, &'static str)> {
+    if let Some(a) = settings.get("pbx.host").and_then(|h| h.parse().ok()) {
+        return Ok((a, "the pbx.host setting"));
+    }
+    // Any outside address finds the default route; TEST-NET-1 is never really reached.
+    match sip::transport::route_toward(Ipv4Addr::new(192, 0, 2, 1).into()) {
+        Some(std::net::IpAddr::V4(a)) if !a.is_loopback() => Ok((
+            a,
+            "the address of the interface the default route leaves by",
+        )),
+        _ => anyhow::bail!(
+            "--address: this machine has no default route to tell its LAN address by; \
+             give --address, or set pbx.host"
+        ),
+    }
+}
+
 pub fn snippet(server: DhcpServer, address: Ipv4Addr, http: &str) -> String {
     match server {
         DhcpServer::Dnsmasq => format!(
@@ -66,6 +88,20 @@ class \"audiocodes\" {{\n\
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_address_the_pbx_host_setting_is_used() {
+        let mut settings = std::collections::BTreeMap::new();
+        settings.insert("pbx.host".to_string(), "10.1.2.3".to_string());
+        let (a, why) = own_address(&settings).unwrap();
+        assert_eq!(a, Ipv4Addr::new(10, 1, 2, 3));
+        assert!(why.contains("pbx.host"));
+        // `auto` falls to the route lookup, which never names loopback.
+        settings.insert("pbx.host".to_string(), "auto".to_string());
+        if let Ok((a, _)) = own_address(&settings) {
+            assert!(!a.is_loopback() && !a.is_unspecified());
+        }
+    }
 
     #[test]
     fn kea_snippet_is_json() {

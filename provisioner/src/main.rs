@@ -51,9 +51,10 @@ enum Cmd {
     Dhcp {
         #[arg(long)]
         server: String,
-        /// This server's address as phones reach it.
+        /// This server's address as phones reach it; by default `pbx.host` when it is an
+        /// address, else the address of the interface the default route leaves by.
         #[arg(long)]
-        address: Ipv4Addr,
+        address: Option<Ipv4Addr>,
     },
     /// Run the TFTP and HTTP servers.
     Serve {
@@ -121,6 +122,14 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("--server {server:?}: use dnsmasq, isc or kea"))?;
             let db = Db::open(&db_path)?;
             let settings = Office::settings(&db)?;
+            let address = match address {
+                Some(a) => a,
+                None => {
+                    let (a, why) = provisioner::dhcp::own_address(&settings)?;
+                    eprintln!("provisioner dhcp: no --address given; using {a} ({why})");
+                    a
+                }
+            };
             let http = Office::server(&settings, &address.to_string()).http;
             write!(out, "{}", provisioner::dhcp::snippet(kind, address, &http))?;
         }

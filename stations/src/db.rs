@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
         until INTEGER NOT NULL, dialog TEXT NOT NULL);",
     "CREATE TABLE ring_groups (number TEXT PRIMARY KEY, members TEXT NOT NULL);
      ALTER TABLE stations ADD COLUMN call_waiting TEXT NOT NULL DEFAULT 'no';",
+    "ALTER TABLE registrations ADD COLUMN instance TEXT NOT NULL DEFAULT '';",
 ];
 
 /// What a station's user set from the phone with feature codes (DND, call forwarding):
@@ -105,6 +106,8 @@ pub struct Registration {
     pub user_agent: String,
     pub call_id: String,
     pub cseq: u32,
+    /// The phone's `+sip.instance` (RFC 5626), empty when it sent none.
+    pub instance: String,
 }
 
 /// One failed or refused access (OfficeServ "Access Information").
@@ -615,9 +618,9 @@ impl Db {
         tx.execute("DELETE FROM registrations WHERE aor = ?1", [aor])?;
         for r in list {
             tx.execute(
-                "INSERT INTO registrations (aor, contact, expires_at, source, transport, user_agent, call_id, cseq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![r.aor, r.contact, r.expires_at, r.source, r.transport, r.user_agent, r.call_id, r.cseq],
+                "INSERT INTO registrations (aor, contact, expires_at, source, transport, user_agent, call_id, cseq, instance)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![r.aor, r.contact, r.expires_at, r.source, r.transport, r.user_agent, r.call_id, r.cseq, r.instance],
             )?;
         }
         tx.commit()?;
@@ -627,7 +630,7 @@ impl Db {
     /// Every stored registration.
     pub fn registrations(&self) -> Result<Vec<Registration>, StationError> {
         let mut stmt = self.conn.prepare(
-            "SELECT aor, contact, expires_at, source, transport, user_agent, call_id, cseq FROM registrations ORDER BY aor, contact",
+            "SELECT aor, contact, expires_at, source, transport, user_agent, call_id, cseq, instance FROM registrations ORDER BY aor, contact",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(Registration {
@@ -639,6 +642,7 @@ impl Db {
                 user_agent: r.get(5)?,
                 call_id: r.get(6)?,
                 cseq: r.get(7)?,
+                instance: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -12,6 +12,8 @@ pub enum Kind {
     Path,
     /// A host name, IPv4 address, or `auto` (the address the phone reached us on).
     Host,
+    /// An IPv4 or IPv6 address, or empty for none.
+    Ip,
     /// An integer in a range.
     Int(i64, i64),
     /// One of these words.
@@ -47,6 +49,12 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "600",
         Kind::Int(60, 86400),
         "registration expiry in seconds (OfficeServ SIP Expire Time)",
+    ),
+    (
+        "registration.nat_expiry",
+        "60",
+        Kind::Int(10, 3600),
+        "registration expiry granted to a phone behind NAT, so its pinhole stays open (OfficeServ NAT Reg Expire Time)",
     ),
     (
         "sntp.server",
@@ -211,6 +219,18 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "30",
         Kind::Int(0, 3600),
         "how often a keep-alive (CRLF) goes to each UDP phone behind NAT; 0 = never",
+    ),
+    (
+        "nat.public_address",
+        "",
+        Kind::Ip,
+        "the office's public address when the PBX sits behind a NAT router with SIP and the RTP ports forwarded (OfficeServ Private with Public); phones outside the private networks are given it; empty = none",
+    ),
+    (
+        "nat.relay_public_address",
+        "",
+        Kind::Ip,
+        "the public address of the media relay when it differs from nat.public_address; empty = the same",
     ),
     (
         "forward.noanswer_seconds",
@@ -405,6 +425,11 @@ pub fn validate(key: &str, value: &str) -> Result<String, StationError> {
                         .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c)));
             if !ok {
                 return bad("must be a host name, an IPv4 address or auto".into());
+            }
+        }
+        Kind::Ip => {
+            if !v.is_empty() && v.parse::<std::net::IpAddr>().is_err() {
+                return bad("must be an IPv4 or IPv6 address, or empty for none".into());
             }
         }
         Kind::Int(lo, hi) => match v.parse::<i64>() {

@@ -62,21 +62,19 @@ impl Calls {
     /// Passes an in-dialog request to the partner's phone; with no partner, the PBX answers
     /// OPTIONS and INFO itself and refuses the rest.
     pub(super) fn pass_on(&mut self, id: LegId, key: TsxKey, request: Request) {
-        let local = self.local;
         let partner = match self.legs.get(&id).map(|l| &l.partner) {
             Some(Partner::Leg(o)) => Some(*o),
             _ => None,
         };
         let fwd = partner.and_then(|o| {
             let other = self.legs.get_mut(&o)?;
-            let (mut fwd, peer) = other.in_dialog(request.method.clone(), local)?;
+            let (mut fwd, peer) = other.in_dialog(request.method.clone())?;
             for name in [Name::CONTENT_TYPE, Name::from("Session-Expires")] {
                 for v in request.headers.get_raw(&name) {
                     fwd.headers.insert(name.clone(), v.clone());
                 }
             }
-            fwd.headers
-                .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
+            fwd.headers.insert(Name::CONTACT, other.contact());
             fwd.body = request.body.clone();
             Some((fwd, peer, o))
         });
@@ -146,7 +144,7 @@ impl Calls {
                 l.anchor_with(port);
             }
         }
-        let (ep, local) = (self.ep.clone(), self.local);
+        let ep = self.ep.clone();
         if let Some(l) = self.legs.get_mut(&id) {
             let body = if request.body.is_empty() {
                 l.our_sdp(Direction::SendRecv, None) // the phone answers in its ACK
@@ -157,8 +155,7 @@ impl Calls {
             let mut ok = request.make_response(200, "OK");
             ok.body = body.into();
             ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
-            ok.headers
-                .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
+            ok.headers.insert(Name::CONTACT, l.contact());
             l.send_2xx(&ep, &key, ok);
         }
         if let Some((o, _, _)) = partner {
@@ -177,13 +174,15 @@ impl Calls {
         }
         let invite = f.request.method == Method::Invite;
         if invite && (200..300).contains(&response.status) {
-            r.headers
-                .insert(Name::CONTACT, format!("<sip:pbx@{}>", self.local));
+            if let Some(asker) = self.legs.get(&f.asker) {
+                r.headers.insert(Name::CONTACT, asker.contact());
+            }
             if let Some(to) = self.legs.get_mut(&f.to) {
                 to.remote_sdp = response.body.to_vec();
                 let seq = response.cseq().map_or(0, |c| c.seq);
                 if let Some(d) = &to.dialog {
-                    let via = build::via_value(to.peer.transport, self.local, &build::new_branch());
+                    let via =
+                        build::via_value(to.peer.transport, to.here.sip, &build::new_branch());
                     let ack = d.ack(seq, &via);
                     self.ep.send_stateless(to.peer, &Message::Request(ack));
                 }

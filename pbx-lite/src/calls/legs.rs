@@ -1,6 +1,7 @@
 //! One phone's dialog with the PBX: how it started (the phone called, or the PBX rang it),
 //! its SIP dialog, the phone's SDP, its media port when anchored, and what it is paired with.
 
+use crate::address::Advertised;
 use crate::relay::{MediaPort, Remote};
 use crate::sdp::{self, Direction};
 use sip::dialog::{Dialog, DialogId};
@@ -8,7 +9,6 @@ use sip::endpoint::Endpoint;
 use sip::transaction::{Peer, TsxKey};
 use sip::types::Name;
 use sip::{Message, Method, Request, Response, build};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -37,6 +37,8 @@ pub(crate) struct Leg {
     /// The phone's station number.
     pub(crate) station: String,
     pub(crate) peer: Peer,
+    /// The PBX's addresses as this phone reaches them (Via, Contact, relay SDP).
+    pub(crate) here: Advertised,
     /// The phone called the PBX (the PBX is the UAS), or the PBX rang the phone.
     pub(crate) uas: bool,
     /// The INVITE that started the leg (received or sent) and its transaction.
@@ -74,11 +76,18 @@ pub(crate) struct Leg {
 }
 
 impl Leg {
-    fn new(id: LegId, station: &str, peer: Peer, invite: Request, key: TsxKey) -> Leg {
+    fn new(
+        id: LegId,
+        station: &str,
+        (peer, here): (Peer, Advertised),
+        invite: Request,
+        key: TsxKey,
+    ) -> Leg {
         Leg {
             id,
             station: station.to_string(),
             peer,
+            here,
             uas: true,
             invite,
             key,
@@ -108,12 +117,12 @@ impl Leg {
     pub(crate) fn answering(
         id: LegId,
         station: &str,
-        peer: Peer,
+        at: (Peer, Advertised),
         key: TsxKey,
         invite: Request,
         tag: &str,
     ) -> Leg {
-        let mut l = Leg::new(id, station, peer, invite, key);
+        let mut l = Leg::new(id, station, at, invite, key);
         l.remote_sdp = l.invite.body.to_vec();
         l.tag = tag.to_string();
         l
@@ -123,7 +132,7 @@ impl Leg {
     pub(crate) fn calling(
         id: LegId,
         station: &str,
-        peer: Peer,
+        at: (Peer, Advertised),
         invite: Request,
         rang_for: LegId,
     ) -> Leg {
@@ -131,7 +140,7 @@ impl Leg {
             branch: build::new_branch(),
             method: Method::Invite,
         };
-        let mut l = Leg::new(id, station, peer, invite, key);
+        let mut l = Leg::new(id, station, at, invite, key);
         l.uas = false;
         l.rang_for = rang_for;
         l.partner = Partner::Leg(rang_for);
@@ -189,7 +198,7 @@ impl Leg {
         }
         let event = offer.map_or(Some(101), sdp::event_payload);
         sdp::ours(
-            port.ip(),
+            self.here.media,
             port.port(),
             (self.sdp_session, self.sdp_version),
             direction,
@@ -233,15 +242,16 @@ impl Leg {
     }
 
     /// A new request in this leg's dialog, with where to send it (None before the dialog).
-    pub(crate) fn in_dialog(
-        &mut self,
-        method: Method,
-        local: SocketAddr,
-    ) -> Option<(Request, Peer)> {
+    pub(crate) fn in_dialog(&mut self, method: Method) -> Option<(Request, Peer)> {
         let peer = self.peer;
+        let via = build::via_value(peer.transport, self.here.sip, &build::new_branch());
         let d = self.dialog.as_mut()?;
-        let via = build::via_value(peer.transport, local, &build::new_branch());
         Some((d.request(method, &via), peer))
+    }
+
+    /// The PBX's Contact for this phone.
+    pub(crate) fn contact(&self) -> String {
+        format!("<sip:pbx@{}>", self.here.sip)
     }
 
     /// Sends a 2xx to an INVITE of this phone and re-sends it until the ACK.
@@ -257,11 +267,10 @@ impl Leg {
     }
 
     /// Answers the phone's INVITE with `body`: the dialog starts.
-    pub(crate) fn answer(&mut self, ep: &Arc<Endpoint>, local: SocketAddr, body: Vec<u8>) {
+    pub(crate) fn answer(&mut self, ep: &Arc<Endpoint>, body: Vec<u8>) {
         let mut ok = self.invite.make_response(200, "OK");
         ok.set_to_tag(&self.tag);
-        ok.headers
-            .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
+        ok.headers.insert(Name::CONTACT, self.contact());
         if !body.is_empty() {
             ok.headers.insert(Name::CONTENT_TYPE, "application/sdp");
         }
@@ -273,20 +282,20 @@ impl Leg {
     }
 
     /// The phone answered the PBX's INVITE: the dialog starts, and the 2xx is ACKed.
-    pub(crate) fn on_answer(&mut self, ep: &Arc<Endpoint>, local: SocketAddr, response: &Response) {
+    pub(crate) fn on_answer(&mut self, ep: &Arc<Endpoint>, response: &Response) {
         self.answered = true;
         self.dialog = Dialog::from_uac(&self.invite, response);
         if self.media.is_some() && !response.body.is_empty() {
             self.law = Some(sdp::g711(&response.body));
         }
         self.set_remote(response.body.to_vec());
-        self.ack_again(ep, local);
+        self.ack_again(ep);
     }
 
     /// ACKs the phone's 2xx (again, when it was retransmitted).
-    pub(crate) fn ack_again(&self, ep: &Arc<Endpoint>, local: SocketAddr) {
+    pub(crate) fn ack_again(&self, ep: &Arc<Endpoint>) {
         if let Some(d) = &self.dialog {
-            let via = build::via_value(self.peer.transport, local, &build::new_branch());
+            let via = build::via_value(self.peer.transport, self.here.sip, &build::new_branch());
             ep.send_stateless(self.peer, &Message::Request(d.ack(d.local_seq, &via)));
         }
     }

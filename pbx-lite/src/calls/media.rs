@@ -38,19 +38,17 @@ impl Calls {
     /// Sends anchored leg `id` a re-INVITE offering its relay port, sendrecv; the answer
     /// goes to [`Calls::on_reinvite_answer`].
     pub(crate) fn offer_relay(&mut self, id: LegId) {
-        let local = self.local;
         let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
         let body = leg.our_sdp(Direction::SendRecv, None);
-        if let Some((mut reinvite, peer)) = leg.in_dialog(Method::Invite, local) {
+        let contact = leg.contact();
+        if let Some((mut reinvite, peer)) = leg.in_dialog(Method::Invite) {
             reinvite.body = body.into();
             reinvite
                 .headers
                 .insert(Name::CONTENT_TYPE, "application/sdp");
-            reinvite
-                .headers
-                .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
+            reinvite.headers.insert(Name::CONTACT, contact);
             if let Ok(k) = self.ep.send_request(reinvite, peer) {
                 self.reinvites.insert(k, id);
             }
@@ -59,7 +57,6 @@ impl Calls {
 
     /// The answer to the PBX's own re-INVITE: the phone's new media address, and the ACK.
     pub(super) fn on_reinvite_answer(&mut self, id: LegId, response: &Response) {
-        let local = self.local;
         let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
@@ -72,7 +69,7 @@ impl Calls {
         }
         if let Some(d) = &mut leg.dialog {
             d.handle_response(response);
-            let via = build::via_value(leg.peer.transport, local, &build::new_branch());
+            let via = build::via_value(leg.peer.transport, leg.here.sip, &build::new_branch());
             let ack = d.ack(response.cseq().map_or(0, |c| c.seq), &via);
             self.ep.send_stateless(leg.peer, &Message::Request(ack));
         }

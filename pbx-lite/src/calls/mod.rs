@@ -18,6 +18,7 @@ mod legs;
 mod media;
 mod saved;
 
+use crate::address::{Addressing, Advertised, uri_host};
 use crate::features::{self, Action};
 use crate::nat::{self, NatCheck};
 use crate::registrar::Registrar;
@@ -56,7 +57,8 @@ pub struct Calls {
     pub(crate) ep: Arc<Endpoint>,
     registrar: Arc<Mutex<Registrar>>,
     pub(crate) db: Arc<Mutex<Db>>,
-    pub(crate) local: SocketAddr,
+    /// Where SIP listens (maybe a wildcard): see [`Calls::here`] for what phones are told.
+    pub(crate) bound: SocketAddr,
     ports: Arc<PortRange>,
     pub(crate) legs: HashMap<LegId, Leg>,
     next_leg: LegId,
@@ -89,7 +91,7 @@ impl Calls {
         ep: Arc<Endpoint>,
         registrar: Arc<Mutex<Registrar>>,
         db: Arc<Mutex<Db>>,
-        local: SocketAddr,
+        bound: SocketAddr,
         ports: Arc<PortRange>,
         voicemail_dir: std::path::PathBuf,
     ) -> Self {
@@ -100,7 +102,7 @@ impl Calls {
             ep,
             registrar,
             db,
-            local,
+            bound,
             ports,
             legs: HashMap::new(),
             next_leg: 1,
@@ -136,6 +138,11 @@ impl Calls {
     /// A wake-up for leg `id`: the next batch of its ring group.
     pub async fn on_timer(&mut self, id: LegId) {
         self.next_batch(id).await;
+    }
+
+    /// The PBX's SIP and relay addresses as the phone at `peer` reaches them.
+    pub(crate) fn here(&self, peer: &Peer) -> Advertised {
+        Addressing::from_db(&self.db()).toward(self.bound, peer.addr.ip())
     }
 
     pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Db> {
@@ -186,21 +193,26 @@ impl Calls {
     }
 
     /// Anchor this call's media in the relay? `media.relay`: always, never, or auto —
-    /// direct only when the caller's media and the callee's phone are on the private networks.
-    pub(crate) fn relay_wanted(&self, offer: &[u8], callee: &Peer) -> bool {
-        let db = self.db();
-        let mode = db.setting("media.relay").unwrap_or_default();
-        let private = db.setting("media.private_networks").unwrap_or_default();
-        let inside = |ip: std::net::IpAddr| matches!(ip, std::net::IpAddr::V4(v4) if stations::settings::whitelisted(&private, v4));
+    /// direct only when the caller's media, the caller's own address and the callee's phone
+    /// are all on the private networks (a phone behind a NAT names a private address in its
+    /// SDP, but its packets come from the NAT's public one).
+    pub(crate) fn relay_wanted(&self, offer: &[u8], caller: &Peer, callee: &Peer) -> bool {
+        let mode = self.db().setting("media.relay").unwrap_or_default();
+        let addressing = Addressing::from_db(&self.db());
+        let inside = |ip| addressing.in_private_networks(ip);
         match mode.as_str() {
             "always" => true,
             "never" => false,
-            _ => !(sdp::address(offer).is_some_and(|a| inside(a.ip())) && inside(callee.addr.ip())),
+            _ => {
+                !(sdp::address(offer).is_some_and(|a| inside(a.ip()))
+                    && inside(caller.addr.ip())
+                    && inside(callee.addr.ip()))
+            }
         }
     }
 
     pub(crate) async fn open_port(&self) -> Option<MediaPort> {
-        MediaPort::open(&self.ports, self.local.ip()).await.ok()
+        MediaPort::open(&self.ports, self.bound.ip()).await.ok()
     }
 
     fn new_leg_id(&mut self) -> LegId {
@@ -226,7 +238,8 @@ impl Calls {
             return;
         }
         let id = self.new_leg_id();
-        let mut leg = Leg::answering(id, &caller, peer, key.clone(), request.clone(), &tag);
+        let at = (peer, self.here(&peer));
+        let mut leg = Leg::answering(id, &caller, at, key.clone(), request.clone(), &tag);
         if !known {
             leg = match self.ring_group(leg, &callee).await {
                 Ok(()) => return,
@@ -344,7 +357,7 @@ impl Calls {
         let Some((binding, b_peer)) = reach else {
             return self.reply(&key, &request, 480, "Temporarily Unavailable", &tag);
         };
-        if !request.body.is_empty() && self.relay_wanted(&request.body, &b_peer) {
+        if !request.body.is_empty() && self.relay_wanted(&request.body, &peer, &b_peer) {
             match self.open_port().await {
                 Some(p) => leg.anchor_with(p),
                 None => {
@@ -422,15 +435,16 @@ impl Calls {
         caller_id: &(String, String),
         diverted: Option<(&str, &str)>,
     ) -> Option<LegId> {
-        let local = self.local;
+        let here = self.here(&peer);
+        let host = uri_host(here.sip.ip());
         let (display, caller) = caller_id;
         let mut invite = build::request(
             Method::Invite,
             &binding.contact,
-            &format!("sip:{caller}@{}", local.ip()),
-            &format!("sip:{callee}@{}", local.ip()),
+            &format!("sip:{caller}@{host}"),
+            &format!("sip:{callee}@{host}"),
             peer.transport,
-            local,
+            here.sip,
         )
         .ok()?;
         if !display.is_empty() {
@@ -445,7 +459,7 @@ impl Calls {
         if let Some((by, reason)) = diverted {
             invite.headers.insert(
                 sip::headers::diversion_name(),
-                format!("<sip:{by}@{}>;reason={reason};counter=1", local.ip()),
+                format!("<sip:{by}@{host}>;reason={reason};counter=1"),
             );
         }
         let anchored = self.legs.get(&from)?.media.is_some();
@@ -455,7 +469,7 @@ impl Calls {
             None
         };
         let id = self.new_leg_id();
-        let mut leg = Leg::calling(id, callee, peer, invite, from);
+        let mut leg = Leg::calling(id, callee, (peer, here), invite, from);
         match port {
             Some(p) => {
                 leg.anchor_with(p);
@@ -519,7 +533,7 @@ impl Calls {
             sdp::direction(&offer).answer(),
             (!offer.is_empty()).then_some(offer.as_slice()),
         );
-        leg.answer(&self.ep, self.local, body);
+        leg.answer(&self.ep, body);
         leg.partner = Partner::Leg(other);
         let id = leg.id;
         self.legs.insert(id, leg);
@@ -540,7 +554,7 @@ impl Calls {
         };
         self.leave_room(&mut leg);
         if leg.answered {
-            if let Some((bye, peer)) = leg.in_dialog(Method::Bye, self.local) {
+            if let Some((bye, peer)) = leg.in_dialog(Method::Bye) {
                 let _ = self.ep.send_request(bye, peer);
             }
         } else if leg.uas {
@@ -653,10 +667,10 @@ impl Calls {
         let from = leg.rang_for;
         if (200..300).contains(&status) {
             if leg.answered {
-                leg.ack_again(&self.ep, self.local); // a retransmitted 2xx
+                leg.ack_again(&self.ep); // a retransmitted 2xx
                 return;
             }
-            leg.on_answer(&self.ep, self.local, &response);
+            leg.on_answer(&self.ep, &response);
             return self.answered(id, from).await;
         }
         if status >= 300 {
@@ -689,8 +703,7 @@ impl Calls {
             r.body = response.body.clone();
             r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
         }
-        r.headers
-            .insert(Name::CONTACT, format!("<sip:pbx@{}>", self.local));
+        r.headers.insert(Name::CONTACT, caller.contact());
         let _ = self.ep.send_response(&caller.key, &r);
     }
 
@@ -720,7 +733,7 @@ impl Calls {
             }
             self.anchor(id).await;
         } else {
-            let (ep, local) = (self.ep.clone(), self.local);
+            let ep = self.ep.clone();
             let answer_sdp = self.legs.get(&id).map(|l| l.remote_sdp.clone());
             if let Some(c) = self.legs.get_mut(&from) {
                 let body = if c.media.is_some() {
@@ -729,7 +742,7 @@ impl Calls {
                 } else {
                     answer_sdp.unwrap_or_default()
                 };
-                c.answer(&ep, local, body);
+                c.answer(&ep, body);
             }
         }
         let stale = self.legs.get(&from).map(|c| c.station.clone());
@@ -795,7 +808,6 @@ impl Calls {
         if probe == 0 {
             return;
         }
-        let local = self.local;
         let due: Vec<LegId> = self
             .legs
             .values()
@@ -807,7 +819,7 @@ impl Calls {
                 continue;
             };
             leg.probed = Instant::now();
-            if let Some((options, peer)) = leg.in_dialog(Method::Options, local)
+            if let Some((options, peer)) = leg.in_dialog(Method::Options)
                 && let Ok(k) = self.ep.send_request(options, peer)
             {
                 self.probes.insert(k, id);

@@ -207,8 +207,10 @@ fn unix_now() -> i64 {
 pub async fn release_stale(
     db: &std::sync::Mutex<stations::Db>,
     ep: &sip::endpoint::Endpoint,
-    local: std::net::SocketAddr,
+    bound: std::net::SocketAddr,
 ) {
+    let addressing =
+        crate::address::Addressing::from_db(&db.lock().unwrap_or_else(|e| e.into_inner()));
     let stale = db
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -217,6 +219,7 @@ pub async fn release_stale(
     for p in stale {
         let saved = SavedDialog::from_json(&p.dialog);
         let sent = saved.and_then(|s| s.dialog()).map(|(mut d, peer)| {
+            let local = addressing.toward(bound, peer.addr.ip()).sip;
             let via = sip::build::via_value(peer.transport, local, &sip::build::new_branch());
             let mut bye = d.request(Method::Bye, &via);
             bye.headers

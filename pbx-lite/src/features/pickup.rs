@@ -108,7 +108,7 @@ impl Calls {
                 None => return Err(("no media port for the caller".into(), leg)),
             }
         }
-        let (ep, local) = (self.ep.clone(), self.local);
+        let ep = self.ep.clone();
         let who = leg.station.clone();
         if let Some(c) = self.legs.get_mut(&caller) {
             let offer = c.remote_sdp.clone();
@@ -116,7 +116,7 @@ impl Calls {
                 crate::sdp::direction(&offer).answer(),
                 (!offer.is_empty()).then_some(offer.as_slice()),
             );
-            c.answer(&ep, local, body);
+            c.answer(&ep, body);
             c.partner = Partner::None;
         }
         let from = self

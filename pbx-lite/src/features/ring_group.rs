@@ -24,7 +24,7 @@ impl Calls {
             self.reply_to_invite(&leg, 480, "Temporarily Unavailable");
             return Ok(());
         };
-        if !leg.remote_sdp.is_empty() && self.relay_wanted(&leg.remote_sdp, &first.1) {
+        if !leg.remote_sdp.is_empty() && self.relay_wanted(&leg.remote_sdp, &leg.peer, &first.1) {
             match self.open_port().await {
                 Some(p) => leg.anchor_with(p),
                 None => {

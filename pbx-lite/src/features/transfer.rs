@@ -212,12 +212,11 @@ impl Calls {
 
     /// Tells a REFER's sender how its transfer went (RFC 3515 §2.4.5).
     fn notify_sipfrag(&mut self, id: LegId, status_line: &str) {
-        let local = self.local;
-        let Some((mut notify, peer)) = self
-            .legs
-            .get_mut(&id)
-            .and_then(|l| l.in_dialog(Method::Notify, local))
-        else {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let contact = leg.contact();
+        let Some((mut notify, peer)) = leg.in_dialog(Method::Notify) else {
             return;
         };
         let done = !status_line.contains(" 1");
@@ -233,9 +232,7 @@ impl Calls {
         notify
             .headers
             .insert(Name::CONTENT_TYPE, "message/sipfrag;version=2.0");
-        notify
-            .headers
-            .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
+        notify.headers.insert(Name::CONTACT, contact);
         notify.body = format!("{status_line}\r\n").into_bytes().into();
         let _ = self.ep.send_request(notify, peer);
     }

@@ -14,6 +14,7 @@
 //! change, and after a restart.
 
 use super::{Action, Feature, Request as FeatureRequest};
+use crate::address::{Addressing, uri_host};
 use crate::calls::{Calls, Leg, Partner, SavedDialog};
 use crate::relay::{FRAME, Heard, Voice};
 use media::wav::{WavSink, WavSource};
@@ -23,6 +24,7 @@ use sip::types::Name;
 use sip::{Method, Request, build};
 use stations::Db;
 use stations::db::Message;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -310,7 +312,7 @@ impl Calls {
             crate::sdp::direction(&offer).answer(),
             (!offer.is_empty()).then_some(offer.as_slice()),
         );
-        leg.answer(&self.ep, self.local, body);
+        leg.answer(&self.ep, body);
         leg.partner = Partner::Service;
         let Some(port) = leg.media.as_mut() else {
             return;
@@ -365,7 +367,7 @@ impl Calls {
             crate::sdp::direction(&offer).answer(),
             (!offer.is_empty()).then_some(offer.as_slice()),
         );
-        leg.answer(&self.ep, self.local, body);
+        leg.answer(&self.ep, body);
         leg.partner = Partner::Service;
         let done = Arc::new(AtomicBool::new(false));
         leg.service = Some(done.clone());
@@ -396,11 +398,11 @@ impl Calls {
     }
 
     /// A message-summary body for `mailbox` (RFC 3842 §5).
-    fn summary(&self, mailbox: &str, (new, old): (u32, u32)) -> String {
+    fn summary(&self, mailbox: &str, (new, old): (u32, u32), here: SocketAddr) -> String {
         format!(
             "Messages-Waiting: {}\r\nMessage-Account: sip:{mailbox}@{}\r\nVoice-Message: {new}/{old} (0/0)\r\n",
             if new > 0 { "yes" } else { "no" },
-            self.local.ip()
+            uri_host(here.ip())
         )
     }
 
@@ -448,14 +450,18 @@ impl Calls {
     }
 
     fn notify_mwi(&mut self, mailbox: &str, counts: (u32, u32)) {
-        let body = self.summary(mailbox, counts);
-        let local = self.local;
+        let addressing = Addressing::from_db(&self.db());
+        let bound = self.bound;
         let mut subscribed = false;
-        for s in self
-            .subscriptions
-            .iter_mut()
-            .filter(|s| s.mailbox == mailbox)
-        {
+        for i in 0..self.subscriptions.len() {
+            if self.subscriptions[i].mailbox != mailbox {
+                continue;
+            }
+            let local = addressing
+                .toward(bound, self.subscriptions[i].peer.addr.ip())
+                .sip;
+            let body = self.summary(mailbox, counts, local);
+            let s = &mut self.subscriptions[i];
             subscribed = true;
             let via = build::via_value(s.peer.transport, local, &build::new_branch());
             let mut n = s.dialog.request(Method::Notify, &via);
@@ -472,7 +478,9 @@ impl Calls {
         let Some((binding, peer)) = self.reach(mailbox) else {
             return;
         };
-        let uri = format!("sip:{mailbox}@{}", local.ip());
+        let local = addressing.toward(bound, peer.addr.ip()).sip;
+        let body = self.summary(mailbox, counts, local);
+        let uri = format!("sip:{mailbox}@{}", uri_host(local.ip()));
         let Ok(mut n) = build::request(
             Method::Notify,
             &binding.contact,
@@ -536,8 +544,9 @@ impl Calls {
         let mut ok = request.make_response(200, "OK");
         ok.set_to_tag(&tag);
         ok.headers.insert(Name::EXPIRES, expires.to_string());
+        let local = self.here(&peer).sip;
         ok.headers
-            .insert(Name::CONTACT, format!("<sip:pbx@{}>", self.local));
+            .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
         let _ = self.ep.send_response(&key, &ok);
         let Some(mut dialog) = Dialog::from_uas(&request, &tag) else {
             return;
@@ -549,16 +558,16 @@ impl Calls {
             .into_iter()
             .find(|(m, _, _)| *m == mailbox)
             .map_or((0, 0), |(_, n, o)| (n, o));
-        let via = build::via_value(peer.transport, self.local, &build::new_branch());
+        let via = build::via_value(peer.transport, local, &build::new_branch());
         let mut n = dialog.request(Method::Notify, &via);
         let state = if expires == 0 {
             "terminated;reason=timeout".to_string()
         } else {
             format!("active;expires={expires}")
         };
-        Self::mwi_headers(&mut n, &state, self.summary(&mailbox, counts));
+        Self::mwi_headers(&mut n, &state, self.summary(&mailbox, counts, local));
         n.headers
-            .insert(Name::CONTACT, format!("<sip:pbx@{}>", self.local));
+            .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
         let _ = self.ep.send_request(n, peer);
         if expires > 0 {
             let s = Subscription {

@@ -115,9 +115,10 @@ impl Transport {
                 let sock = self.udp.as_ref().ok_or_else(|| closed("no UDP socket"))?;
                 // An ICMP port-unreachable for an earlier datagram (a phone that went away)
                 // surfaces as ECONNREFUSED on the next send: it is not this send's failure.
-                match sock.send_to(&bytes, peer.addr).await {
+                let to = for_socket(sock.local_addr()?, peer.addr);
+                match sock.send_to(&bytes, to).await {
                     Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                        sock.send_to(&bytes, peer.addr).await.map(|_| ())
+                        sock.send_to(&bytes, to).await.map(|_| ())
                     }
                     r => r.map(|_| ()),
                 }
@@ -156,6 +157,36 @@ impl Transport {
     }
 }
 
+/// The local address the system would send from to reach `peer`: a route lookup (a UDP
+/// socket connected to the peer, which sends nothing). None when there is no route.
+pub fn route_toward(peer: std::net::IpAddr) -> Option<std::net::IpAddr> {
+    let any: SocketAddr = match peer {
+        std::net::IpAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
+        std::net::IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let sock = std::net::UdpSocket::bind(any).ok()?;
+    sock.connect((peer, 9)).ok()?;
+    let ip = sock.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// A peer seen through a dual-stack socket (`[::ffff:a.b.c.d]`) as the IPv4 peer it is, so
+/// an IPv4 phone is one peer whether the PBX listens on `0.0.0.0` or `[::]`.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// `to` as a socket bound at `local` can send to it: an IPv4 peer from an IPv6 socket is
+/// addressed in its mapped form.
+fn for_socket(local: SocketAddr, to: SocketAddr) -> SocketAddr {
+    match (local, to) {
+        (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
+            SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+        }
+        _ => to,
+    }
+}
+
 fn closed(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, what.to_string())
 }
@@ -168,6 +199,7 @@ async fn udp_loop(sock: Arc<UdpSocket>, incoming: mpsc::UnboundedSender<Incoming
             // ICMP port-unreachable surfaces as an error on some systems: keep serving.
             Err(_) => continue,
         };
+        let from = canonical(from);
         let data = &buf[..n];
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             continue; // keep-alive
@@ -180,7 +212,8 @@ async fn udp_loop(sock: Arc<UdpSocket>, incoming: mpsc::UnboundedSender<Incoming
                 }
             }
             Err(Some(reply)) => {
-                let _ = sock.send_to(&reply, from).await;
+                let to = sock.local_addr().map_or(from, |l| for_socket(l, from));
+                let _ = sock.send_to(&reply, to).await;
             }
             Err(None) => {}
         }

@@ -86,6 +86,7 @@ pub(super) async fn accept_loop(
         let Ok((tcp, remote)) = listener.accept().await else {
             continue;
         };
+        let remote = super::canonical(remote);
         let _ = tcp.set_nodelay(true);
         let transport = transport.clone();
         let tls = tls.clone();

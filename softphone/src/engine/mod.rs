@@ -397,14 +397,7 @@ fn advertised(local: SocketAddr, server: SocketAddr) -> SocketAddr {
     if !local.ip().is_unspecified() {
         return local;
     }
-    let any: SocketAddr = if server.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    std::net::UdpSocket::bind(any)
-        .and_then(|s| s.connect(server).and_then(|()| s.local_addr()))
-        .map_or(local, |a| SocketAddr::new(a.ip(), local.port()))
+    sip::transport::route_toward(server.ip()).map_or(local, |ip| SocketAddr::new(ip, local.port()))
 }
 
 /// Turns call `call`'s media reports into `quality` and `dtmf_received` events.
