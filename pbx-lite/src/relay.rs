@@ -135,7 +135,16 @@ impl Shared {
                 .addr
                 .map(|a| SocketAddr::new(a.ip(), a.port() + u16::from(rtcp)))
         })?;
-        (!d.ip().is_unspecified()).then_some(d)
+        if d.ip().is_unspecified() {
+            return None;
+        }
+        // A port on `[::]` reaches an IPv4 phone at its mapped address.
+        Some(match (self.rtp.local_addr(), d) {
+            (Ok(SocketAddr::V6(_)), SocketAddr::V4(v4)) => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            _ => d,
+        })
     }
 
     /// Sends one frame of audio the PBX made (a player or a room) to the phone.

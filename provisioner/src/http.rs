@@ -42,11 +42,10 @@ fn local_host(headers: &HeaderMap) -> String {
     headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(|h| {
-            h.rsplit_once(':')
-                .map_or(h, |(host, _)| host)
-                .trim_matches(['[', ']'])
-                .to_string()
+        .map(|h| match h.strip_prefix('[') {
+            // An IPv6 literal, with or without a port: [fd00::1]:8080.
+            Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+            None => h.split(':').next().unwrap_or_default().to_string(),
         })
         .unwrap_or_else(|| "127.0.0.1".into())
 }
@@ -217,4 +216,23 @@ async fn bria_post(
     axum::Form(f): axum::Form<HashMap<String, String>>,
 ) -> Response {
     bria(o, p, h, f).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_the_phone_asked_for() {
+        let host = |h: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, h.parse().unwrap());
+            local_host(&m)
+        };
+        assert_eq!(host("192.168.1.10"), "192.168.1.10");
+        assert_eq!(host("192.168.1.10:8080"), "192.168.1.10");
+        assert_eq!(host("[fd00:77::1]"), "fd00:77::1");
+        assert_eq!(host("[fd00:77::1]:8080"), "fd00:77::1");
+        assert_eq!(local_host(&HeaderMap::new()), "127.0.0.1");
+    }
 }

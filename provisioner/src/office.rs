@@ -112,10 +112,15 @@ impl Office {
             h => h.to_string(),
         };
         let http_port = get("provisioning.http_port");
-        let http = if http_port == "80" {
-            format!("http://{host}")
+        let url_host = if host.contains(':') {
+            format!("[{host}]") // an IPv6 literal
         } else {
-            format!("http://{host}:{http_port}")
+            host.clone()
+        };
+        let http = if http_port == "80" {
+            format!("http://{url_host}")
+        } else {
+            format!("http://{url_host}:{http_port}")
         };
         Server {
             host,

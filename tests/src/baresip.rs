@@ -13,6 +13,8 @@ pub struct Baresip {
     pub dir: tempfile::TempDir,
     pub sip: SocketAddr,
     cons: SocketAddr,
+    /// The network namespace it runs in, if not the machine's own.
+    netns: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -104,12 +106,64 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n{extra}",
             .stdout(std::fs::File::create(dir.path().join("out.log"))?)
             .stderr(Stdio::null())
             .spawn()?;
-        let mut b = Baresip {
+        let b = Baresip {
             child,
             sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
             cons: SocketAddr::from(([127, 0, 0, 1], cons_port)),
             dir,
+            netns: None,
         };
+        b.ready()
+    }
+
+    /// Starts baresip in network namespace `netns` as a phone of its own: SIP on `listen`
+    /// (the host's address, port 5060 usually) with media from the same interface,
+    /// `account` as its account line, playing `source`; its console on the namespace's
+    /// loopback.
+    pub fn start_in(
+        netns: &str,
+        listen: SocketAddr,
+        source: &Path,
+        account: &str,
+    ) -> std::io::Result<Baresip> {
+        let dir = tempfile::tempdir()?;
+        let cons_port = 5555;
+        let prefer_v6 = if listen.is_ipv6() {
+            "net_prefer_ipv6 yes\n"
+        } else {
+            ""
+        };
+        let config = format!(
+            "poll_method epoll\nsip_listen {listen}\nnet_interface eth0\n{prefer_v6}\
+audio_player aubridge,nil\naudio_source aufile,{}\naudio_alert aubridge,nil\n\
+module_path /usr/lib/baresip/modules\nmodule cons.so\nmodule g711.so\nmodule aufile.so\n\
+module aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\n\
+snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n",
+            source.display(),
+            dir.path().display(),
+        );
+        std::fs::write(dir.path().join("config"), config)?;
+        std::fs::write(dir.path().join("accounts"), format!("{account}\n"))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns, "baresip", "-f"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("out.log"))?)
+            .stderr(Stdio::null())
+            .spawn()?;
+        Baresip {
+            child,
+            sip: listen,
+            cons: SocketAddr::from(([127, 0, 0, 1], cons_port)),
+            dir,
+            netns: Some(netns.to_string()),
+        }
+        .ready()
+    }
+
+    /// Waits for baresip to say it is ready.
+    fn ready(mut self) -> std::io::Result<Baresip> {
+        let b = &mut self;
         let start = Instant::now();
         loop {
             let log = b.log();
@@ -130,7 +184,7 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n{extra}",
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(b)
+        Ok(self)
     }
 
     /// Kills the phone at once (SIGKILL): it vanishes without a BYE or an unregister.
@@ -151,9 +205,30 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n{extra}",
 
     /// Sends keys or a `/command` to baresip's console.
     pub fn command(&self, text: &str) -> std::io::Result<()> {
+        if let Some(ns) = &self.netns {
+            // The console listens on the namespace's own loopback.
+            let port = self.cons.port().to_string();
+            let status = Command::new("ip")
+                .args(["netns", "exec", ns, "bash", "-c"])
+                .arg(format!("printf '%s' \"$1\" > /dev/udp/127.0.0.1/{port}"))
+                .args(["_", text])
+                .status()?;
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other("the console command was not sent"))
+            };
+        }
         let s = UdpSocket::bind("127.0.0.1:0")?;
         s.send_to(text.as_bytes(), self.cons)?;
         Ok(())
+    }
+
+    /// The recording of what baresip heard on its latest call (the newest `*-dec.wav`).
+    pub fn latest_decoded(&self) -> Option<PathBuf> {
+        let mut files = self.decoded_files();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files.pop()
     }
 
     /// The WAV files sndfile wrote with what baresip decoded (`*-dec.wav`).

@@ -1,6 +1,10 @@
 //! # e2e — tests across the programs and against real peers
 //!
 //! Layer: tests only. Joins `sip` and `media` the way an application does, to talk to real
-//! peers (baresip) in `tests/`; the helpers here start and stop those peers.
+//! peers (baresip) in `tests/`; the helpers here start and stop those peers (`baresip`), build
+//! virtual office networks from network namespaces (`netns`), and tell who heard whom
+//! (`audio`).
 
+pub mod audio;
 pub mod baresip;
+pub mod netns;

@@ -3,29 +3,13 @@
 //! heard whom.
 #![allow(dead_code, clippy::unwrap_used)]
 
+#[allow(unused_imports)] // each test binary uses some of them
+pub(crate) use e2e::audio::{heard_in_order, timeline, tone};
 use e2e::baresip::Baresip;
-use media::analysis::{dominant_frequency, tone_share};
-use std::path::{Path, PathBuf};
+use media::analysis::tone_share;
+use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
-
-/// Writes 30 s of a pure tone at `freq` (8 kHz mono) to `path`.
-pub(crate) fn tone(path: &Path, freq: f32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for n in 0..8000 * 30 {
-        w.write_sample(
-            ((2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin() * 12000.0) as i16,
-        )
-        .unwrap();
-    }
-    w.finalize().unwrap();
-}
 
 pub(crate) struct Kill(pub(crate) Child);
 
@@ -78,46 +62,6 @@ impl Phone {
             })
             .collect()
     }
-}
-
-/// The dominant frequency of each half second of `samples` (0 for silence).
-pub(crate) fn timeline(samples: &[i16]) -> Vec<f32> {
-    samples
-        .chunks_exact(4000)
-        .map(|c| {
-            let rms =
-                (c.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / c.len() as f64).sqrt();
-            if rms < 300.0 {
-                0.0
-            } else {
-                dominant_frequency(c, 8000)
-            }
-        })
-        .collect()
-}
-
-/// Does `heard` hold each of `freqs` (±8 Hz), for at least a second each, in this order?
-pub(crate) fn heard_in_order(samples: &[i16], freqs: &[f32]) -> bool {
-    let t = timeline(samples);
-    let mut at = 0;
-    for f in freqs {
-        let mut run = 0;
-        loop {
-            let Some(x) = t.get(at) else {
-                return false;
-            };
-            at += 1;
-            if (x - f).abs() <= 8.0 {
-                run += 1;
-                if run >= 2 {
-                    break;
-                }
-            } else {
-                run = 0;
-            }
-        }
-    }
-    true
 }
 
 /// The share of each of `freqs` in the last `seconds` of `samples`.
