@@ -12,7 +12,11 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Can this process make namespaces (root, `ip` present)?
 pub fn available() -> bool {
-    let probe = format!("probe{}", std::process::id());
+    let probe = format!(
+        "probe{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
     let ok = Command::new("ip")
         .args(["netns", "add", &probe])
         .stderr(Stdio::null())

@@ -22,7 +22,7 @@ use e2e::audio::{heard_in_order, samples_so_far, timeline, tone};
 use e2e::baresip::Baresip;
 use e2e::netns::{self, Net, packets};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,18 +48,45 @@ fn release_bin(name: &str) -> PathBuf {
         .join(format!("release/{name}"))
 }
 
-fn target_dir() -> PathBuf {
-    let o = netns::run(
-        "cargo",
-        &[
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--manifest-path",
-            &format!("{ROOT}/Cargo.toml"),
-        ],
+/// A command as a user would run it: without the variables cargo sets for this test, which
+/// would make a cargo run from it build again (ring's build script reads
+/// CARGO_MANIFEST_DIR, for one).
+fn as_user(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        let ours = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_BIN_",
+        ];
+        if ours.iter().any(|p| k.starts_with(p)) {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// `cargo ARGS…` on the project, as a user would run it; must succeed.
+fn cargo(args: &[&str]) -> std::process::Output {
+    let o = as_user("cargo")
+        .args(args)
+        .args(["--manifest-path", &format!("{ROOT}/Cargo.toml")])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "cargo {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
     );
+    o
+}
+
+fn target_dir() -> PathBuf {
+    let o = cargo(&["metadata", "--format-version", "1", "--no-deps"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     PathBuf::from(v["target_directory"].as_str().unwrap())
 }
@@ -135,10 +162,21 @@ impl Office {
     /// Starts the README's start command in the PBX's namespace, with `extra` flags, and
     /// waits until SIP listens.
     fn start(net: Net, extra: &[&str]) -> Office {
+        Office::start_with(net, extra, &[])
+    }
+
+    /// [`Office::start`] with environment variables `env` for the start command.
+    fn start_with(net: Net, extra: &[&str], env: &[(&str, &Path)]) -> Office {
         let db = net.path("office.db");
         let pbx_log = net.path("pbx.log");
-        let pbx = net
-            .command("pbx", &format!("{ROOT}/scripts/office"))
+        let pbx = as_user("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.ns("pbx"),
+                &format!("{ROOT}/scripts/office"),
+            ])
+            .envs(env.iter().copied())
             .arg("--db")
             .arg(&db)
             .args(extra)
@@ -429,19 +467,7 @@ fn the_office_on_its_lan_behind_its_router() {
     o.set("hold.music", music.to_str().unwrap());
 
     // `provisioner dhcp` without --address names the PBX's LAN address, and says so.
-    netns::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-q",
-            "-j2",
-            "-p",
-            "provisioner",
-            "--manifest-path",
-            &format!("{ROOT}/Cargo.toml"),
-        ],
-    );
+    cargo(&["build", "--release", "-q", "-j2", "-p", "provisioner"]);
     let dhcp = o
         .net
         .command("pbx", release_bin("provisioner").to_str().unwrap())
@@ -644,7 +670,11 @@ fn the_office_on_ipv6() {
     net.plug("p201", "eth0", "lan", &["fd00:77::11/64"]);
     net.plug("p202", "eth0", "lan", &["fd00:77::12/64"]);
     net.capture_all();
-    let mut o = Office::start(
+    // The start command runs the binary where cargo says it built it (CARGO_TARGET_DIR
+    // here), not a `target/` it assumes. (The folder this build already uses: another would
+    // be a second build.)
+    let elsewhere = target_dir();
+    let mut o = Office::start_with(
         net,
         &[
             "--sip",
@@ -654,6 +684,13 @@ fn the_office_on_ipv6() {
             "--http",
             "[::]:80",
         ],
+        &[("CARGO_TARGET_DIR", &elsewhere)],
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", o.pbx.id())).unwrap();
+    let running = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        running.starts_with(&format!("{}/release/pbx-lite ", elsewhere.display())),
+        "{running}"
     );
     for n in ["201", "202"] {
         o.add_station(n, &[]);
