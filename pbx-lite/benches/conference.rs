@@ -89,6 +89,7 @@ fn live(rooms: usize, seconds: f64, ports: &PortRange) -> (u64, u64) {
                     addr: Some(phone_addr),
                     pt: 0,
                     event_pt: None,
+                    signalled: None,
                 });
                 room.join(&mut p);
                 targets.push(SocketAddr::new(ip, p.port()));

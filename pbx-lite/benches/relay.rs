@@ -159,6 +159,7 @@ fn main() {
                 addr: Some(addr),
                 pt: 0,
                 event_pt: None,
+                signalled: None,
             };
             pa.set_remote(remote(a_addr));
             pb.set_remote(remote(b_addr));

@@ -3,8 +3,11 @@
 //! a port receives follows its [`Route`]: forwarded packet by packet to another phone's port
 //! (a two-party call, transcoding μ-law ⇄ A-law when the phones chose different laws), fed
 //! decoded to a conference [`Room`] or a recorder, or dropped; a port can also play a source
-//! to its phone (music on hold, tones, prompts). Destinations latch on the first packet from
-//! each phone (symmetric RTP, so phones behind NAT work) and start at the SDP address.
+//! to its phone (music on hold, tones, prompts). Destinations start at the SDP address and
+//! latch on the phone's first packet (symmetric RTP, so phones behind NAT work) — strictly:
+//! only a packet from an address the phone signalled (its SDP or its SIP source) is taken,
+//! and a port moves only for a packet of the same stream (SSRC); see [`Latch`]. Anything
+//! else sprayed at a port is dropped, so nobody else can take or inject a call's audio.
 
 use media::dtmf::EventReceiver;
 use media::g711::{Law, alaw_decode, alaw_encode, ulaw_decode, ulaw_encode};
@@ -71,6 +74,8 @@ pub struct Remote {
     pub pt: u8,
     /// Its telephone-event payload type.
     pub event_pt: Option<u8>,
+    /// The address its SIP comes from: behind NAT, its media comes from there too.
+    pub signalled: Option<IpAddr>,
 }
 
 impl Remote {
@@ -80,8 +85,56 @@ impl Remote {
             addr: crate::sdp::address(body),
             pt: crate::sdp::g711(body),
             event_pt: crate::sdp::event_payload(body),
+            signalled: None,
         }
     }
+
+    /// Is `ip` an address the phone told us of (in its SDP, or by sending its SIP from it)?
+    fn names(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.addr.is_some_and(|a| a.ip().to_canonical() == ip)
+            || self.signalled.is_some_and(|s| s.to_canonical() == ip)
+    }
+}
+
+/// Where one channel (RTP or RTCP) of a port takes packets from: the phone's own source,
+/// once it has shown itself. Pure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latch {
+    pub addr: Option<SocketAddr>,
+    pub ssrc: Option<u32>,
+}
+
+impl Latch {
+    /// Is a packet from `from`, of stream `ssrc`, the phone's? The first packet from an
+    /// address the phone signalled latches; after that only the latched source is taken, or
+    /// a packet of the same stream from a signalled address (a NAT that changed the port).
+    pub fn admit(&mut self, remote: &Remote, from: SocketAddr, ssrc: Option<u32>) -> bool {
+        if self.addr == Some(from) {
+            if self.ssrc.is_none() {
+                self.ssrc = ssrc;
+            }
+            return true;
+        }
+        if !remote.names(from.ip()) {
+            return false;
+        }
+        if self.addr.is_some() && (ssrc.is_none() || ssrc != self.ssrc) {
+            return false;
+        }
+        *self = Latch {
+            addr: Some(from),
+            ssrc,
+        };
+        true
+    }
+}
+
+/// The sender's SSRC of an RTP packet (bytes 8-11) or an RTCP one (bytes 4-7).
+fn ssrc_of(packet: &[u8], rtcp: bool) -> Option<u32> {
+    let at = if rtcp { 4 } else { 8 };
+    let b = packet.get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Something a phone said, decoded for a room or a recorder.
@@ -109,7 +162,7 @@ pub struct Shared {
     rtcp: UdpSocket,
     remote: Mutex<Remote>,
     /// The phone's real RTP and RTCP sources, once seen.
-    latched: Mutex<[Option<SocketAddr>; 2]>,
+    latched: Mutex<[Latch; 2]>,
     started: Instant,
     /// The phone's last RTP packet, in ms since `started` (0: none yet).
     last_rtp: AtomicU64,
@@ -129,7 +182,7 @@ impl Shared {
     /// Where RTP (or RTCP) for the phone goes: its latched source, else its SDP address;
     /// nowhere while it holds with c=0.0.0.0.
     fn dest(&self, rtcp: bool) -> Option<SocketAddr> {
-        let latched = lock(&self.latched)[usize::from(rtcp)];
+        let latched = lock(&self.latched)[usize::from(rtcp)].addr;
         let d = latched.or_else(|| {
             self.remote()
                 .addr
@@ -203,7 +256,7 @@ impl MediaPort {
             rtp,
             rtcp,
             remote: Mutex::new(Remote::default()),
-            latched: Mutex::new([None; 2]),
+            latched: Mutex::new([Latch::default(); 2]),
             started: Instant::now(),
             last_rtp: AtomicU64::new(0),
             out: Mutex::new((rand::random(), rand::random(), rand::random())),
@@ -233,9 +286,14 @@ impl MediaPort {
             .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip())
     }
 
-    /// What the phone's latest SDP says.
+    /// What the phone's latest SDP says. A phone that moved its media (another address)
+    /// is latched afresh.
     pub fn set_remote(&self, r: Remote) {
-        *lock(&self.shared.remote) = r;
+        let mut remote = lock(&self.shared.remote);
+        if (remote.addr, remote.signalled) != (r.addr, r.signalled) {
+            *lock(&self.shared.latched) = [Latch::default(); 2];
+        }
+        *remote = r;
     }
 
     /// How long the phone has sent no RTP (counted from the port's opening until its first).
@@ -330,7 +388,11 @@ async fn receive(shared: Arc<Shared>, route: watch::Receiver<Route>) {
             r = shared.rtp.recv_from(b0) => match r { Ok((n, f)) => (false, n, f), Err(_) => continue },
             r = shared.rtcp.recv_from(b1) => match r { Ok((n, f)) => (true, n, f), Err(_) => continue },
         };
-        lock(&shared.latched)[usize::from(rtcp)] = Some(from);
+        let packet = &bufs[usize::from(rtcp)][..n];
+        let remote = shared.remote();
+        if !lock(&shared.latched)[usize::from(rtcp)].admit(&remote, from, ssrc_of(packet, rtcp)) {
+            continue; // not the phone: a stranger spraying the port range
+        }
         if !rtcp {
             shared.last_rtp.store(
                 shared.started.elapsed().as_millis() as u64,
@@ -528,6 +590,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_the_phone_latches_and_only_its_stream_moves_it() {
+        let phone: SocketAddr = "192.168.77.11:4000".parse().unwrap();
+        let remote = Remote {
+            addr: Some(phone),
+            signalled: Some("203.0.113.20".parse().unwrap()),
+            ..Default::default()
+        };
+        let stranger: SocketAddr = "192.168.77.66:4000".parse().unwrap();
+        let mut l = Latch::default();
+        assert!(
+            !l.admit(&remote, stranger, Some(7)),
+            "a stranger never latches"
+        );
+        assert!(
+            l.admit(&remote, phone, Some(1)),
+            "the phone's SDP address latches"
+        );
+        assert!(
+            !l.admit(&remote, stranger, Some(1)),
+            "a stranger with its SSRC"
+        );
+        assert!(l.admit(&remote, phone, Some(1)));
+        // The phone's NAT moved it to another port: the same stream follows.
+        let moved: SocketAddr = "192.168.77.11:4010".parse().unwrap();
+        assert!(
+            !l.admit(&remote, moved, Some(2)),
+            "another stream from its address"
+        );
+        assert!(l.admit(&remote, moved, Some(1)));
+        assert!(!l.admit(&remote, phone, Some(9)));
+        // Behind NAT the media comes from where its SIP came from.
+        let mut l = Latch::default();
+        let nat: SocketAddr = "203.0.113.20:30000".parse().unwrap();
+        assert!(l.admit(&remote, nat, Some(5)));
+        // Through a dual-stack socket it is the same address.
+        let mut l = Latch::default();
+        assert!(l.admit(
+            &remote,
+            "[::ffff:192.168.77.11]:4000".parse().unwrap(),
+            Some(1)
+        ));
+    }
+
+    #[test]
     fn transcoding_swaps_law_and_payload_type() {
         let mut p = vec![0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9];
         p.extend((0..160).map(|i| ulaw_encode((i * 100) as i16)));
@@ -547,6 +653,7 @@ mod tests {
             addr: Some(s.local_addr().unwrap()),
             pt: 0,
             event_pt: Some(101),
+            signalled: None,
         };
         (s, r)
     }
@@ -657,6 +764,7 @@ mod tests {
                 addr: Some(s.local_addr().unwrap()),
                 pt: 0,
                 event_pt: None,
+                signalled: None,
             });
             room.join(&mut p);
             ports.push(p);

@@ -158,7 +158,7 @@ impl Leg {
     /// The phone's SDP changed: its media address, and the law it sends.
     pub(crate) fn set_remote(&mut self, body: Vec<u8>) {
         self.set_holds(sdp::is_hold(&body));
-        let mut r = Remote::of(&body);
+        let mut r = self.remote_of(&body);
         if let Some(law) = self.law {
             r.pt = law;
         }
@@ -166,6 +166,15 @@ impl Leg {
             m.set_remote(r);
         }
         self.remote_sdp = body;
+    }
+
+    /// What the phone's SDP `body` says, and where its SIP comes from (its media may only
+    /// come from one of the two: see [`crate::relay::Latch`]).
+    fn remote_of(&self, body: &[u8]) -> Remote {
+        Remote {
+            signalled: Some(self.peer.addr.ip()),
+            ..Remote::of(body)
+        }
     }
 
     pub(crate) fn set_holds(&mut self, holds: bool) {
@@ -192,7 +201,7 @@ impl Leg {
         });
         if let Some(l) = law {
             self.law = Some(l);
-            let mut r = Remote::of(offer.unwrap_or_default());
+            let mut r = self.remote_of(offer.unwrap_or_default());
             r.pt = l;
             port.set_remote(r);
         }
