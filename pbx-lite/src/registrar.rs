@@ -61,12 +61,17 @@ struct Attempt<'a> {
     tag: String,
 }
 
-/// Failed attempts from one address.
+/// Failed attempts from one address, or against one station.
 #[derive(Debug, Default, Clone, Copy)]
 struct Failures {
     count: u32,
     blocked_until: i64,
 }
+
+/// How many more failed guesses a station takes, spread over any number of addresses, than
+/// one address does (`security.register_retry_limit`) before only the address it is
+/// registered from may try for it.
+pub const ACCOUNT_LIMIT_FACTOR: u32 = 4;
 
 /// All registrations, failure counters, and what changed since the driver last asked.
 #[derive(Debug)]
@@ -74,6 +79,8 @@ pub struct Registrar {
     verifier: DigestVerifier,
     bindings: HashMap<String, Vec<Registration>>,
     failures: HashMap<IpAddr, Failures>,
+    /// Failed guesses at each station, from anywhere.
+    account_failures: HashMap<String, Failures>,
     changed: Vec<String>,
     access: Vec<Access>,
 }
@@ -89,6 +96,7 @@ impl Registrar {
             verifier: DigestVerifier::new(realm, key).with_algorithms(algorithms),
             bindings: HashMap::new(),
             failures: HashMap::new(),
+            account_failures: HashMap::new(),
             changed: Vec::new(),
             access: Vec::new(),
         }
@@ -170,39 +178,107 @@ impl Registrar {
         }
     }
 
-    /// Authenticates an INVITE as coming from the station its From names: `Ok` with the
-    /// station number, or the response to send — a `407` challenge, or `403` for wrong
-    /// credentials (the same for an unknown station).
+    /// Why a request for station `aor` from `ip` is refused before its credentials are even
+    /// looked at: the address used up its guesses, or the station is being guessed at from
+    /// many addresses and this is not the one it is registered from (the rightful phone
+    /// keeps its way in).
+    fn barred(&self, t: i64, ip: IpAddr, aor: &str) -> Option<&'static str> {
+        if self.failures.get(&ip).is_some_and(|f| f.blocked_until > t) {
+            return Some("blocked (retry limit reached)");
+        }
+        let under_attack = self
+            .account_failures
+            .get(aor)
+            .is_some_and(|f| f.blocked_until > t);
+        let its_own = self.bindings.get(aor).into_iter().flatten().any(|r| {
+            r.expires_at > t && nat::source_peer(&r.source).is_some_and(|p| p.addr.ip() == ip)
+        });
+        (under_attack && !its_own).then_some("station under attack: only its own address may try")
+    }
+
+    /// Counts a failed guess from `ip` at station `aor` (every authentication path: REGISTER,
+    /// INVITE, SUBSCRIBE), logs it, and says whether that used up a limit.
+    fn failed(&mut self, t: i64, ip: IpAddr, aor: &str, reason: &str, policy: &Policy) -> bool {
+        let by_address = self.failures.entry(ip).or_default();
+        by_address.count += 1;
+        let address_blocked = by_address.count >= policy.retry_limit;
+        if address_blocked {
+            *by_address = Failures {
+                count: 0,
+                blocked_until: t + policy.block_seconds,
+            };
+        }
+        let by_account = self.account_failures.entry(aor.to_string()).or_default();
+        by_account.count += 1;
+        let account_blocked = by_account.count >= policy.retry_limit * ACCOUNT_LIMIT_FACTOR;
+        if account_blocked {
+            *by_account = Failures {
+                count: 0,
+                blocked_until: t + policy.block_seconds,
+            };
+        }
+        let reason = match (address_blocked, account_blocked) {
+            (true, _) => format!("{reason}; retry limit reached, blocked"),
+            (false, true) => {
+                format!("{reason}; station under attack, only its own address may try")
+            }
+            _ => reason.to_string(),
+        };
+        self.access.push(Access {
+            at: t,
+            address: ip.to_string(),
+            caller: aor.to_string(),
+            reason,
+        });
+        address_blocked
+    }
+
+    /// Authenticates an INVITE (or SUBSCRIBE) from `source` as coming from the station its
+    /// From names: `Ok` with the station number, or the response to send — a `407`
+    /// challenge, or `403` for wrong credentials (the same for an unknown station). Failures
+    /// count as a REGISTER's do.
     pub fn authorize_invite(
         &mut self,
         now: SystemTime,
         request: &Request,
+        source: Peer,
+        policy: &Policy,
         dir: &impl Directory,
     ) -> Result<String, Response> {
+        let t = unix(now);
+        let ip = source.addr.ip().to_canonical();
         let caller = request.header_user(Name::FROM).unwrap_or_default();
-        let station = dir.by_number(&caller);
         let tag = format!("{:x}", rand::random::<u64>());
-        match self.verifier.verify(now, request, true, |user| {
+        let forbidden = |tag: &str| {
+            let mut r = request.make_response(403, "Forbidden");
+            r.set_to_tag(tag);
+            r
+        };
+        if let Some(why) = self.barred(t, ip, &caller) {
+            self.access.push(Access {
+                at: t,
+                address: ip.to_string(),
+                caller: caller.clone(),
+                reason: format!("{} {why}", request.method),
+            });
+            return Err(forbidden(&tag));
+        }
+        let station = dir.by_number(&caller);
+        match self.verifier.verify(now, request, ip, true, |user| {
             station
                 .as_ref()
                 .filter(|s| s.user_id == user)
                 .map(|s| s.password.clone())
         }) {
             Verdict::Authorized { .. } if station.is_some() => Ok(caller),
-            Verdict::Stale => Err(self.verifier.challenge(now, request, true, true, &tag)),
+            Verdict::Stale => Err(self.verifier.challenge(now, request, ip, true, true, &tag)),
             Verdict::Denied(Denied::NoCredentials | Denied::BadNonce | Denied::WrongRealm) => {
-                Err(self.verifier.challenge(now, request, false, true, &tag))
+                Err(self.verifier.challenge(now, request, ip, false, true, &tag))
             }
             _ => {
-                self.access.push(Access {
-                    at: unix(now),
-                    address: String::new(),
-                    caller: caller.clone(),
-                    reason: "INVITE with wrong credentials".into(),
-                });
-                let mut r = request.make_response(403, "Forbidden");
-                r.set_to_tag(&tag);
-                Err(r)
+                let reason = format!("{} with wrong credentials", request.method);
+                self.failed(t, ip, &caller, &reason, policy);
+                Err(forbidden(&tag))
             }
         }
     }
@@ -217,7 +293,7 @@ impl Registrar {
         dir: &impl Directory,
     ) -> Outcome {
         let t = unix(now);
-        let ip = source.addr.ip();
+        let ip = source.addr.ip().to_canonical();
         let tag = format!("{:x}", rand::random::<u64>());
         let aor = request.header_user(Name::TO).unwrap_or_default();
         let at = Attempt {
@@ -228,9 +304,8 @@ impl Registrar {
             policy,
             tag: tag.clone(),
         };
-        let f = self.failures.get(&ip).copied().unwrap_or_default();
-        if f.blocked_until > t {
-            return self.refuse(&at, "blocked (retry limit reached)");
+        if let Some(why) = self.barred(t, ip, &aor) {
+            return self.refuse(&at, why);
         }
         let station = dir.by_number(&aor);
         if let (Some(s), IpAddr::V4(v4)) = (&station, ip)
@@ -239,7 +314,7 @@ impl Registrar {
         {
             return self.refuse(&at, "address not in the IP whitelist");
         }
-        let verdict = self.verifier.verify(now, request, false, |user| {
+        let verdict = self.verifier.verify(now, request, ip, false, |user| {
             station
                 .as_ref()
                 .filter(|s| s.user_id == user)
@@ -254,10 +329,13 @@ impl Registrar {
                 self.bind(t, request, source, policy, &station, &tag)
             }
             Verdict::Stale => {
-                Outcome::Reply(self.verifier.challenge(now, request, true, false, &tag))
+                Outcome::Reply(self.verifier.challenge(now, request, ip, true, false, &tag))
             }
             Verdict::Denied(Denied::NoCredentials | Denied::BadNonce | Denied::WrongRealm) => {
-                Outcome::Reply(self.verifier.challenge(now, request, false, false, &tag))
+                Outcome::Reply(
+                    self.verifier
+                        .challenge(now, request, ip, false, false, &tag),
+                )
             }
             Verdict::Denied(why) => {
                 let reason = match why {
@@ -266,20 +344,20 @@ impl Registrar {
                     Denied::Replay => "replayed credentials",
                     _ => "bad credentials",
                 };
-                let entry = self.failures.entry(ip).or_default();
-                entry.count += 1;
-                if entry.count >= policy.retry_limit {
-                    entry.blocked_until = t + policy.block_seconds;
-                    entry.count = 0;
-                    return self.refuse(&at, &format!("{reason}; retry limit reached, blocked"));
+                if self.failed(t, ip, &aor, reason, policy) {
+                    // The access log has the row already; the answer follows Comm Exclusive.
+                    return if policy.silent {
+                        Outcome::Silent
+                    } else {
+                        let mut r = request.make_response(403, "Forbidden");
+                        r.set_to_tag(&tag);
+                        Outcome::Reply(r)
+                    };
                 }
-                self.access.push(Access {
-                    at: t,
-                    address: ip.to_string(),
-                    caller: aor.clone(),
-                    reason: reason.to_string(),
-                });
-                Outcome::Reply(self.verifier.challenge(now, request, false, false, &tag))
+                Outcome::Reply(
+                    self.verifier
+                        .challenge(now, request, ip, false, false, &tag),
+                )
             }
         }
     }
@@ -734,6 +812,7 @@ mod tests {
         let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
         let now = SystemTime::now();
         let local: std::net::SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let peer = Peer::new(TransportKind::Udp, local);
         let invite = || {
             build::request(
                 Method::Invite,
@@ -746,26 +825,159 @@ mod tests {
             .unwrap()
         };
         let mut req = invite();
-        let challenge = reg.authorize_invite(now, &req, &dir()).unwrap_err();
+        let challenge = reg
+            .authorize_invite(now, &req, peer, &policy(false), &dir())
+            .unwrap_err();
         assert_eq!(challenge.status, 407);
         assert!(challenge.headers.contains(&Name::PROXY_AUTHENTICATE));
         DigestClient::new("u201", "wrong-one").authorize(&mut req, &challenge);
         assert_eq!(
-            reg.authorize_invite(now, &req, &dir()).unwrap_err().status,
-            403
-        );
-        let mut req = invite();
-        DigestClient::new("u201", "Right-pass-1").authorize(&mut req, &challenge);
-        assert_eq!(reg.authorize_invite(now, &req, &dir()).unwrap(), "201");
-        // Another station's credentials do not make a caller 201.
-        let mut spoof = invite();
-        DigestClient::new("u999", "Right-pass-1").authorize(&mut spoof, &challenge);
-        assert_eq!(
-            reg.authorize_invite(now, &spoof, &dir())
+            reg.authorize_invite(now, &req, peer, &policy(false), &dir())
                 .unwrap_err()
                 .status,
             403
         );
+        let mut req = invite();
+        DigestClient::new("u201", "Right-pass-1").authorize(&mut req, &challenge);
+        assert_eq!(
+            reg.authorize_invite(now, &req, peer, &policy(false), &dir())
+                .unwrap(),
+            "201"
+        );
+        // Another station's credentials do not make a caller 201.
+        let mut spoof = invite();
+        DigestClient::new("u999", "Right-pass-1").authorize(&mut spoof, &challenge);
+        assert_eq!(
+            reg.authorize_invite(now, &spoof, peer, &policy(false), &dir())
+                .unwrap_err()
+                .status,
+            403
+        );
+    }
+
+    #[test]
+    fn invite_guesses_count_like_register_guesses_and_carry_the_address() {
+        let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
+        let now = SystemTime::now();
+        let p = policy(false); // 3 guesses
+        let attacker = Peer::new(TransportKind::Udp, "127.0.0.66:5060".parse().unwrap());
+        let invite = || {
+            build::request(
+                Method::Invite,
+                "sip:202@127.0.0.1",
+                "sip:201@127.0.0.1",
+                "sip:202@127.0.0.1",
+                TransportKind::Udp,
+                attacker.addr,
+            )
+            .unwrap()
+        };
+        let challenge = reg
+            .authorize_invite(now, &invite(), attacker, &p, &dir())
+            .unwrap_err();
+        for _ in 0..3 {
+            let mut req = invite();
+            DigestClient::new("u201", "guess").authorize(&mut req, &challenge);
+            assert_eq!(
+                reg.authorize_invite(now, &req, attacker, &p, &dir())
+                    .unwrap_err()
+                    .status,
+                403
+            );
+        }
+        let access = reg.take_access();
+        assert_eq!(access.len(), 3);
+        assert!(
+            access.iter().all(|a| a.address == "127.0.0.66"),
+            "{access:?}"
+        );
+        assert!(access[2].reason.contains("blocked"));
+        // Now even the right password is refused from there, and so is REGISTER.
+        let mut req = invite();
+        DigestClient::new("u201", "Right-pass-1").authorize(&mut req, &challenge);
+        assert_eq!(
+            reg.authorize_invite(now, &req, attacker, &p, &dir())
+                .unwrap_err()
+                .status,
+            403
+        );
+        let o = attempt(
+            &mut reg,
+            now,
+            "201",
+            "u201",
+            "Right-pass-1",
+            "127.0.0.66",
+            &p,
+        );
+        assert_eq!(status(&o), 403);
+        // The phone at its own address is not affected.
+        let o = attempt(
+            &mut reg,
+            now,
+            "201",
+            "u201",
+            "Right-pass-1",
+            "127.0.0.1",
+            &p,
+        );
+        assert_eq!(status(&o), 200);
+    }
+
+    #[test]
+    fn guesses_spread_over_addresses_never_lock_out_the_registered_phone() {
+        let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
+        let now = SystemTime::now();
+        let p = policy(false); // 3 per address, 12 per station
+        let o = attempt(
+            &mut reg,
+            now,
+            "201",
+            "u201",
+            "Right-pass-1",
+            "127.0.0.1",
+            &p,
+        );
+        assert_eq!(status(&o), 200);
+        for i in 0..12 {
+            let from = format!("127.0.1.{i}");
+            let o = attempt(&mut reg, now, "201", "u201", "guess", &from, &p);
+            assert_eq!(status(&o), 401, "a guess from {from}");
+        }
+        // The station is under attack: a fresh address with the right password is refused…
+        let o = attempt(
+            &mut reg,
+            now,
+            "201",
+            "u201",
+            "Right-pass-1",
+            "127.0.2.1",
+            &p,
+        );
+        assert_eq!(status(&o), 403);
+        // …the phone where it is registered goes on…
+        let o = attempt(
+            &mut reg,
+            now,
+            "201",
+            "u201",
+            "Right-pass-1",
+            "127.0.0.1",
+            &p,
+        );
+        assert_eq!(status(&o), 200);
+        // …and after the block time anyone may try again.
+        let later = now + Duration::from_secs(61);
+        let o = attempt(
+            &mut reg,
+            later,
+            "201",
+            "u201",
+            "Right-pass-1",
+            "127.0.2.1",
+            &p,
+        );
+        assert_eq!(status(&o), 200);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
 
@@ -135,25 +136,27 @@ impl DigestVerifier {
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
-    /// A new nonce issued at `now`.
-    pub fn nonce(&self, now: SystemTime) -> String {
+    /// A new nonce issued at `now` to `source`: it is good only for requests from there, so
+    /// a nonce fetched elsewhere cannot be spent in requests forged "from" a phone's address.
+    pub fn nonce(&self, now: SystemTime, source: IpAddr) -> String {
         let body = format!("{:x}.{:016x}", unix(now), rand::random::<u64>());
-        let mac = self.mac(&body);
+        let mac = self.mac(&format!("{body}|{}", source.to_canonical()));
         format!("{body}.{mac}")
     }
 
-    /// Issue time of a nonce we made, or None if we did not make it.
-    fn nonce_time(&self, nonce: &str) -> Option<u64> {
+    /// Issue time of a nonce we made for `source`, or None if we did not make it for there.
+    fn nonce_time(&self, nonce: &str, source: IpAddr) -> Option<u64> {
         let (body, mac) = nonce.rsplit_once('.')?;
-        if !bool::from(self.mac(body).as_bytes().ct_eq(mac.as_bytes())) {
+        let signed = format!("{body}|{}", source.to_canonical());
+        if !bool::from(self.mac(&signed).as_bytes().ct_eq(mac.as_bytes())) {
             return None;
         }
         u64::from_str_radix(body.split('.').next()?, 16).ok()
     }
 
     /// The `WWW-Authenticate`/`Proxy-Authenticate` values: one per algorithm, one nonce.
-    pub fn challenge_values(&self, now: SystemTime, stale: bool) -> Vec<String> {
-        let nonce = self.nonce(now);
+    pub fn challenge_values(&self, now: SystemTime, source: IpAddr, stale: bool) -> Vec<String> {
+        let nonce = self.nonce(now, source);
         self.algorithms
             .iter()
             .map(|a| {
@@ -167,11 +170,12 @@ impl DigestVerifier {
             .collect()
     }
 
-    /// A `401` (or `407` for a proxy) challenging `request`.
+    /// A `401` (or `407` for a proxy) challenging `request`, which came from `source`.
     pub fn challenge(
         &self,
         now: SystemTime,
         request: &Request,
+        source: IpAddr,
         stale: bool,
         proxy: bool,
         to_tag: &str,
@@ -187,18 +191,20 @@ impl DigestVerifier {
         };
         let mut r = request.make_response(status, reason);
         r.set_to_tag(to_tag);
-        for v in self.challenge_values(now, stale) {
+        for v in self.challenge_values(now, source, stale) {
             r.headers.insert(name.clone(), v);
         }
         r
     }
 
-    /// Checks the credentials `request` carries for this realm. `password` looks up the
-    /// password of an auth user name (None: no such user).
+    /// Checks the credentials `request` (from `source`) carries for this realm. `password`
+    /// looks up the password of an auth user name (None: no such user). A nonce issued to
+    /// another address is [`Denied::BadNonce`]: a new challenge, not a failed guess.
     pub fn verify(
         &mut self,
         now: SystemTime,
         request: &Request,
+        source: IpAddr,
         proxy: bool,
         password: impl FnOnce(&str) -> Option<String>,
     ) -> Verdict {
@@ -228,7 +234,7 @@ impl DigestVerifier {
         let Some(algorithm) = DigestAlgorithm::from_ezk(&d.algorithm) else {
             return Verdict::Denied(Denied::UnknownAlgorithm);
         };
-        let Some(issued) = self.nonce_time(&d.nonce) else {
+        let Some(issued) = self.nonce_time(&d.nonce, source) else {
             return Verdict::Denied(Denied::BadNonce);
         };
         let user = match &d.username {
@@ -416,6 +422,8 @@ mod tests {
         .unwrap()
     }
 
+    const ME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn pw(user: &str) -> Option<String> {
         (user == "u201").then(|| "s3cret-pass".to_string())
     }
@@ -470,27 +478,27 @@ mod tests {
             let mut v = verifier().with_algorithms(algorithms);
             let mut req = register();
             assert_eq!(
-                v.verify(now, &req, false, pw),
+                v.verify(now, &req, ME, false, pw),
                 Verdict::Denied(Denied::NoCredentials)
             );
-            let challenge = v.challenge(now, &req, false, false, "t");
+            let challenge = v.challenge(now, &req, ME, false, false, "t");
             let mut client = DigestClient::new("u201", "s3cret-pass");
             assert!(client.authorize(&mut req, &challenge));
             assert_eq!(
-                v.verify(now, &req, false, pw),
+                v.verify(now, &req, ME, false, pw),
                 Verdict::Authorized {
                     user: "u201".into()
                 }
             );
             // The same request again is a replay (nonce-count not increased).
             assert_eq!(
-                v.verify(now, &req, false, pw),
+                v.verify(now, &req, ME, false, pw),
                 Verdict::Denied(Denied::Replay)
             );
             // The next request with a higher nc passes.
             assert!(client.authorize(&mut req, &challenge));
             assert!(matches!(
-                v.verify(now, &req, false, pw),
+                v.verify(now, &req, ME, false, pw),
                 Verdict::Authorized { .. }
             ));
         }
@@ -501,25 +509,26 @@ mod tests {
         let now = SystemTime::now();
         let mut v = verifier();
         let req = register();
-        let challenge = v.challenge(now, &req, false, false, "t");
+        let challenge = v.challenge(now, &req, ME, false, false, "t");
         let mut bad = req.clone();
         DigestClient::new("u201", "guess").authorize(&mut bad, &challenge);
         assert_eq!(
-            v.verify(now, &bad, false, pw),
+            v.verify(now, &bad, ME, false, pw),
             Verdict::Denied(Denied::WrongPassword)
         );
         let mut ghost = req.clone();
         DigestClient::new("ghost", "s3cret-pass").authorize(&mut ghost, &challenge);
         assert_eq!(
-            v.verify(now, &ghost, false, pw),
+            v.verify(now, &ghost, ME, false, pw),
             Verdict::Denied(Denied::UnknownUser)
         );
         // A nonce signed with another key is refused.
-        let other = DigestVerifier::new("office", [8; 32]).challenge(now, &req, false, false, "t");
+        let other =
+            DigestVerifier::new("office", [8; 32]).challenge(now, &req, ME, false, false, "t");
         let mut forged = req.clone();
         DigestClient::new("u201", "s3cret-pass").authorize(&mut forged, &other);
         assert_eq!(
-            v.verify(now, &forged, false, pw),
+            v.verify(now, &forged, ME, false, pw),
             Verdict::Denied(Denied::BadNonce)
         );
     }
@@ -529,18 +538,18 @@ mod tests {
         let t0 = SystemTime::now();
         let mut v = verifier().with_lifetime(Duration::from_secs(30));
         let req = register();
-        let challenge = v.challenge(t0, &req, false, false, "t");
+        let challenge = v.challenge(t0, &req, ME, false, false, "t");
         let later = t0 + Duration::from_secs(31);
         let mut good = req.clone();
         DigestClient::new("u201", "s3cret-pass").authorize(&mut good, &challenge);
-        assert_eq!(v.verify(later, &good, false, pw), Verdict::Stale);
+        assert_eq!(v.verify(later, &good, ME, false, pw), Verdict::Stale);
         let mut bad = req.clone();
         DigestClient::new("u201", "nope").authorize(&mut bad, &challenge);
         assert_eq!(
-            v.verify(later, &bad, false, pw),
+            v.verify(later, &bad, ME, false, pw),
             Verdict::Denied(Denied::WrongPassword)
         );
-        let fresh = v.challenge(later, &req, true, false, "t");
+        let fresh = v.challenge(later, &req, ME, true, false, "t");
         assert!(
             fresh
                 .headers
@@ -550,16 +559,38 @@ mod tests {
     }
 
     #[test]
+    fn a_nonce_is_good_only_from_where_it_was_issued() {
+        let now = SystemTime::now();
+        let mut v = verifier();
+        let req = register();
+        let elsewhere: IpAddr = "192.168.77.66".parse().unwrap();
+        let challenge = v.challenge(now, &req, elsewhere, false, false, "t");
+        let mut forged = req.clone();
+        DigestClient::new("u201", "guess").authorize(&mut forged, &challenge);
+        // Spent "from" the phone's address: not a failed guess, just no nonce of ours.
+        assert_eq!(
+            v.verify(now, &forged, ME, false, pw),
+            Verdict::Denied(Denied::BadNonce)
+        );
+        let mapped: IpAddr = "::ffff:192.168.77.66".parse().unwrap();
+        assert_eq!(
+            v.verify(now, &forged, mapped, false, pw),
+            Verdict::Denied(Denied::WrongPassword),
+            "the same address seen through a dual-stack socket"
+        );
+    }
+
+    #[test]
     fn proxy_challenge_uses_407_headers() {
         let now = SystemTime::now();
         let mut v = verifier();
         let mut req = register();
-        let c = v.challenge(now, &req, false, true, "t");
+        let c = v.challenge(now, &req, ME, false, true, "t");
         assert_eq!(c.status, 407);
         DigestClient::new("u201", "s3cret-pass").authorize(&mut req, &c);
         assert!(req.headers.contains(&Name::PROXY_AUTHORIZATION));
         assert!(matches!(
-            v.verify(now, &req, true, pw),
+            v.verify(now, &req, ME, true, pw),
             Verdict::Authorized { .. }
         ));
     }

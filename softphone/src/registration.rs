@@ -298,13 +298,25 @@ mod tests {
         assert_eq!(r.state(), &State::Registering);
         for alg in [DigestAlgorithm::Sha256, DigestAlgorithm::Md5] {
             let mut v = DigestVerifier::new("office", [7; 32]).with_algorithms(vec![alg]);
-            let challenge = v.challenge(SystemTime::now(), &first, false, false, "t");
+            let challenge = v.challenge(
+                SystemTime::now(),
+                &first,
+                [127, 0, 0, 1].into(),
+                false,
+                false,
+                "t",
+            );
             let Some(Outcome::Send(second)) = r.on_response(now, &challenge) else {
                 panic!("no answer to the challenge");
             };
             assert!(matches!(
-                v.verify(SystemTime::now(), &second, false, |u| (u == "u201")
-                    .then(|| "Pw-201-secret".to_string())),
+                v.verify(
+                    SystemTime::now(),
+                    &second,
+                    [127, 0, 0, 1].into(),
+                    false,
+                    |u| (u == "u201").then(|| "Pw-201-secret".to_string())
+                ),
                 Verdict::Authorized { .. }
             ));
             assert_eq!(second.cseq().unwrap().seq, first.cseq().unwrap().seq + 1);

@@ -415,11 +415,16 @@ impl Calls {
         }
         let db = self.db();
         let dir = crate::server::DbDirectory(&db);
-        self.registrar
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .authorize_invite(SystemTime::now(), request, &dir)
-            .map(|_| ())
+        let policy = crate::server::policy(&db);
+        let mut registrar = self.registrar.lock().unwrap_or_else(|e| e.into_inner());
+        let verdict = registrar
+            .authorize_invite(SystemTime::now(), request, peer, &policy, &dir)
+            .map(|_| ());
+        // Failed guesses go to the access log now, as a REGISTER's do.
+        for a in registrar.take_access() {
+            let _ = db.log_access(&a);
+        }
+        verdict
     }
 
     /// Rings `callee` at `binding` on a new leg, for the leg `from`, showing `caller_id` (a

@@ -56,7 +56,9 @@ pub(crate) async fn run(args: Args) -> Result<bool> {
                             request.make_response(481, "Call/Transaction Does Not Exist")
                         })
                     }
-                    Method::Register => Some(register(&mut verifier, &request, &args)),
+                    Method::Register => {
+                        Some(register(&mut verifier, &request, peer.addr.ip(), &args))
+                    }
                     Method::Options | Method::Invite => {
                         Some(with_tag(request.make_response(200, "OK")))
                     }
@@ -80,13 +82,18 @@ pub(crate) async fn run(args: Args) -> Result<bool> {
 
 /// REGISTER: 200 when no credentials are configured or the digest is right; a challenge
 /// when none or a stale one was given; 403 for a wrong user or password alike.
-fn register(verifier: &mut DigestVerifier, request: &Request, args: &Args) -> Response {
+fn register(
+    verifier: &mut DigestVerifier,
+    request: &Request,
+    source: std::net::IpAddr,
+    args: &Args,
+) -> Response {
     let Some((user, password)) = &args.credentials else {
         return with_tag(request.make_response(200, "OK"));
     };
     let now = SystemTime::now();
     let tag = build::new_tag();
-    match verifier.verify(now, request, false, |u| {
+    match verifier.verify(now, request, source, false, |u| {
         (u == user).then(|| password.clone())
     }) {
         Verdict::Authorized { .. } => {
@@ -97,9 +104,9 @@ fn register(verifier: &mut DigestVerifier, request: &Request, args: &Args) -> Re
             }
             ok
         }
-        Verdict::Stale => verifier.challenge(now, request, true, false, &tag),
+        Verdict::Stale => verifier.challenge(now, request, source, true, false, &tag),
         Verdict::Denied(Denied::NoCredentials | Denied::BadNonce | Denied::WrongRealm) => {
-            verifier.challenge(now, request, false, false, &tag)
+            verifier.challenge(now, request, source, false, false, &tag)
         }
         Verdict::Denied(why) => {
             eprintln!("REGISTER refused: {why:?}");
