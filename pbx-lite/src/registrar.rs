@@ -66,6 +66,24 @@ struct Attempt<'a> {
 struct Failures {
     count: u32,
     blocked_until: i64,
+    /// Blocks so far: each lasts twice the one before (up to a day), so a patient guesser
+    /// that waits out the Register Block Timer slows down exponentially.
+    blocks: u32,
+}
+
+impl Failures {
+    /// One more failure at `t`; true when it reached `limit` and started a block.
+    fn add(&mut self, t: i64, limit: u32, block_seconds: i64) -> bool {
+        self.count += 1;
+        if self.count < limit {
+            return false;
+        }
+        let factor = 1i64 << self.blocks.min(16);
+        self.count = 0;
+        self.blocked_until = t + (block_seconds * factor).min(86_400);
+        self.blocks += 1;
+        true
+    }
 }
 
 /// How many more failed guesses a station takes, spread over any number of addresses, than
@@ -199,24 +217,20 @@ impl Registrar {
     /// Counts a failed guess from `ip` at station `aor` (every authentication path: REGISTER,
     /// INVITE, SUBSCRIBE), logs it, and says whether that used up a limit.
     fn failed(&mut self, t: i64, ip: IpAddr, aor: &str, reason: &str, policy: &Policy) -> bool {
-        let by_address = self.failures.entry(ip).or_default();
-        by_address.count += 1;
-        let address_blocked = by_address.count >= policy.retry_limit;
-        if address_blocked {
-            *by_address = Failures {
-                count: 0,
-                blocked_until: t + policy.block_seconds,
-            };
-        }
-        let by_account = self.account_failures.entry(aor.to_string()).or_default();
-        by_account.count += 1;
-        let account_blocked = by_account.count >= policy.retry_limit * ACCOUNT_LIMIT_FACTOR;
-        if account_blocked {
-            *by_account = Failures {
-                count: 0,
-                blocked_until: t + policy.block_seconds,
-            };
-        }
+        let address_blocked =
+            self.failures
+                .entry(ip)
+                .or_default()
+                .add(t, policy.retry_limit, policy.block_seconds);
+        let account_blocked = self
+            .account_failures
+            .entry(aor.to_string())
+            .or_default()
+            .add(
+                t,
+                policy.retry_limit * ACCOUNT_LIMIT_FACTOR,
+                policy.block_seconds,
+            );
         let reason = match (address_blocked, account_blocked) {
             (true, _) => format!("{reason}; retry limit reached, blocked"),
             (false, true) => {
@@ -921,6 +935,32 @@ mod tests {
             "127.0.0.1",
             &p,
         );
+        assert_eq!(status(&o), 200);
+    }
+
+    #[test]
+    fn each_block_of_a_patient_guesser_lasts_twice_the_last() {
+        let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
+        let p = policy(false); // 3 guesses, 60 s
+        let mut t = SystemTime::now();
+        for block in [60u64, 120, 240] {
+            for _ in 0..3 {
+                let o = attempt(&mut reg, t, "201", "u201", "guess", "127.0.0.9", &p);
+                assert_ne!(status(&o), 200);
+            }
+            let o = attempt(
+                &mut reg,
+                t + Duration::from_secs(block - 1),
+                "201",
+                "u201",
+                "Right-pass-1",
+                "127.0.0.9",
+                &p,
+            );
+            assert_eq!(status(&o), 403, "still blocked just before {block} s");
+            t += Duration::from_secs(block);
+        }
+        let o = attempt(&mut reg, t, "201", "u201", "Right-pass-1", "127.0.0.9", &p);
         assert_eq!(status(&o), 200);
     }
 

@@ -80,3 +80,80 @@ fn spraying_the_relay_ports_gets_nothing_and_injects_nothing() {
         o.status("202")["registered"] == true
     });
 }
+
+/// Runs a sipvicious tool from the attacker's host; what it printed.
+fn sipvicious(o: &Office, args: &[&str]) -> String {
+    let out = o
+        .net
+        .command("mallory", args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Must-show 3 and finding 2 from the scanner's side: svwar tells no extension from another
+/// (REGISTER, INVITE or OPTIONS), svcrack finds no password in 30 s with the right one ninth
+/// in its list (by REGISTER, or by INVITE, whose guesses were not counted before), and the
+/// phones go on calling meanwhile.
+#[test]
+fn svwar_finds_no_extension_and_svcrack_no_password() {
+    if skip() {
+        return;
+    }
+    let o = office(lan(), &[]);
+    // A station whose user ID is its number: what svcrack guesses for.
+    o.cli(&[
+        "station",
+        "add",
+        "--number",
+        "203",
+        "--user-id",
+        "203",
+        "--password",
+        "Office-203-pass",
+    ]);
+    for method in ["REGISTER", "INVITE", "OPTIONS"] {
+        let out = sipvicious(&o, &["svwar", "-e100-300", "-m", method, "192.168.77.1"]);
+        for n in ["201", "202", "203"] {
+            assert!(
+                !out.lines().any(|l| l.contains(&format!("| {n} "))
+                    || l.trim_start().starts_with(&format!("{n} "))),
+                "svwar ({method}) found {n}:\n{out}"
+            );
+        }
+    }
+    let words = o.net.path("words.txt");
+    let mut list: Vec<String> = (0..40).map(|i| format!("Guess-{i}-pass")).collect();
+    list.insert(8, "Office-203-pass".to_string());
+    std::fs::write(&words, list.join("\n") + "\n").unwrap();
+    for method in ["REGISTER", "INVITE"] {
+        let out = sipvicious(
+            &o,
+            &[
+                "timeout",
+                "30",
+                "svcrack",
+                "-u",
+                "203",
+                "-d",
+                words.to_str().unwrap(),
+                "-m",
+                method,
+                "192.168.77.1",
+            ],
+        );
+        assert!(
+            !out.contains("Office-203-pass"),
+            "svcrack ({method}) found the password:\n{out}"
+        );
+    }
+    // The office did not notice: its phones still register and call.
+    o.call("201", "202", "202");
+    o.hang_up("202", "201");
+    let log = o.cli(&["access-log"]);
+    assert!(
+        log.contains("192.168.77.66"),
+        "the guesses are logged by address:\n{log}"
+    );
+}
