@@ -12,6 +12,8 @@ pub enum ParseError {
     Incomplete,
     #[error("message exceeds the size limit of {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("more than {limit} header lines")]
+    TooManyHeaders { limit: usize },
     #[error("message head is not valid UTF-8")]
     NotUtf8,
     #[error("bad start line: {0}")]

@@ -19,6 +19,11 @@ use std::fmt::Write as _;
 /// Largest message accepted from any transport (RFC 3261 §18.1.1 lets UDP grow to 65,535).
 pub const MAX_MESSAGE_SIZE: usize = 65_535;
 
+/// Most header lines in one message. Real messages have a few dozen (a Via and a
+/// Record-Route per proxy on the way); thousands are an attack: the header container looks a
+/// name up among those it holds, so parsing time grows with the square of the count.
+pub const MAX_HEADER_LINES: usize = 256;
+
 /// A SIP request.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -356,7 +361,13 @@ fn parse_head(
     len: usize,
 ) -> Result<(Message, Option<usize>), ParseError> {
     let head = std::str::from_utf8(&src[start..start + len]).map_err(|_| ParseError::NotUtf8)?;
-    let mut lines = unfold_lines(head).into_iter();
+    let lines = unfold_lines(head);
+    if lines.len() > MAX_HEADER_LINES + 1 {
+        return Err(ParseError::TooManyHeaders {
+            limit: MAX_HEADER_LINES,
+        });
+    }
+    let mut lines = lines.into_iter();
     let first = lines.next().ok_or(ParseError::Incomplete)?;
     let first = first.text(src);
     let mut msg = parse_start_line(first.as_str())?;
@@ -477,6 +488,32 @@ t: <sip:201@127.0.0.1>\r\n\
 i: abc@host\r\n\
 CSeq: 1 OPTIONS\r\n\
 l: 4\r\n\r\nbodyEXTRA";
+
+    /// OPTIONS with `n` extra headers of distinct names.
+    fn with_headers(n: usize) -> Vec<u8> {
+        let head = std::str::from_utf8(OPTIONS)
+            .unwrap()
+            .split("l: 4")
+            .next()
+            .unwrap()
+            .to_string();
+        let extra: String = (0..n).map(|i| format!("X-H{i}: v\r\n")).collect();
+        format!("{head}{extra}l: 0\r\n\r\n").into_bytes()
+    }
+
+    #[test]
+    fn thousands_of_headers_are_refused_before_parsing_them() {
+        // The start line, 7 headers and Content-Length, plus the extras.
+        assert!(Message::parse_datagram(&with_headers(MAX_HEADER_LINES - 8)).is_ok());
+        let e = Message::parse_datagram(&with_headers(5000)).unwrap_err();
+        assert_eq!(
+            e,
+            ParseError::TooManyHeaders {
+                limit: MAX_HEADER_LINES
+            }
+        );
+        assert!(e.to_string().contains("header lines"));
+    }
 
     #[test]
     fn datagram_discards_trailing_octets() {
