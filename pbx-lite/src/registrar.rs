@@ -8,6 +8,7 @@
 use crate::nat;
 use sip::auth::{Denied, DigestAlgorithm, DigestVerifier, Verdict};
 use sip::headers::NameAddrHeader;
+use sip::throttle::{Limits, Throttle};
 use sip::transaction::Peer;
 use sip::types::Name;
 use sip::types::header::typed::Contact;
@@ -61,44 +62,13 @@ struct Attempt<'a> {
     tag: String,
 }
 
-/// Failed attempts from one address, or against one station.
-#[derive(Debug, Default, Clone, Copy)]
-struct Failures {
-    count: u32,
-    blocked_until: i64,
-    /// Blocks so far: each lasts twice the one before (up to a day), so a patient guesser
-    /// that waits out the Register Block Timer slows down exponentially.
-    blocks: u32,
-}
-
-impl Failures {
-    /// One more failure at `t`; true when it reached `limit` and started a block.
-    fn add(&mut self, t: i64, limit: u32, block_seconds: i64) -> bool {
-        self.count += 1;
-        if self.count < limit {
-            return false;
-        }
-        let factor = 1i64 << self.blocks.min(16);
-        self.count = 0;
-        self.blocked_until = t + (block_seconds * factor).min(86_400);
-        self.blocks += 1;
-        true
-    }
-}
-
-/// How many more failed guesses a station takes, spread over any number of addresses, than
-/// one address does (`security.register_retry_limit`) before only the address it is
-/// registered from may try for it.
-pub const ACCOUNT_LIMIT_FACTOR: u32 = 4;
-
 /// All registrations, failure counters, and what changed since the driver last asked.
 #[derive(Debug)]
 pub struct Registrar {
     verifier: DigestVerifier,
     bindings: HashMap<String, Vec<Registration>>,
-    failures: HashMap<IpAddr, Failures>,
-    /// Failed guesses at each station, from anywhere.
-    account_failures: HashMap<String, Failures>,
+    /// Failed guesses by address and by station.
+    throttle: Throttle,
     changed: Vec<String>,
     access: Vec<Access>,
 }
@@ -113,8 +83,7 @@ impl Registrar {
         Registrar {
             verifier: DigestVerifier::new(realm, key).with_algorithms(algorithms),
             bindings: HashMap::new(),
-            failures: HashMap::new(),
-            account_failures: HashMap::new(),
+            throttle: Throttle::new(),
             changed: Vec::new(),
             access: Vec::new(),
         }
@@ -201,36 +170,25 @@ impl Registrar {
     /// many addresses and this is not the one it is registered from (the rightful phone
     /// keeps its way in).
     fn barred(&self, t: i64, ip: IpAddr, aor: &str) -> Option<&'static str> {
-        if self.failures.get(&ip).is_some_and(|f| f.blocked_until > t) {
-            return Some("blocked (retry limit reached)");
-        }
-        let under_attack = self
-            .account_failures
-            .get(aor)
-            .is_some_and(|f| f.blocked_until > t);
         let its_own = self.bindings.get(aor).into_iter().flatten().any(|r| {
             r.expires_at > t && nat::source_peer(&r.source).is_some_and(|p| p.addr.ip() == ip)
         });
-        (under_attack && !its_own).then_some("station under attack: only its own address may try")
+        self.throttle
+            .barred(t, ip, aor, its_own)
+            .map(sip::throttle::Barred::reason)
     }
 
     /// Counts a failed guess from `ip` at station `aor` (every authentication path: REGISTER,
     /// INVITE, SUBSCRIBE), logs it, and says whether that used up a limit.
     fn failed(&mut self, t: i64, ip: IpAddr, aor: &str, reason: &str, policy: &Policy) -> bool {
-        let address_blocked =
-            self.failures
-                .entry(ip)
-                .or_default()
-                .add(t, policy.retry_limit, policy.block_seconds);
-        let account_blocked = self
-            .account_failures
-            .entry(aor.to_string())
-            .or_default()
-            .add(
-                t,
-                policy.retry_limit * ACCOUNT_LIMIT_FACTOR,
-                policy.block_seconds,
-            );
+        let limits = Limits {
+            per_address: policy.retry_limit,
+            block_seconds: policy.block_seconds,
+        };
+        let sip::throttle::Outcome {
+            address_blocked,
+            account_barred: account_blocked,
+        } = self.throttle.fail(t, ip, aor, limits);
         let reason = match (address_blocked, account_blocked) {
             (true, _) => format!("{reason}; retry limit reached, blocked"),
             (false, true) => {
@@ -336,7 +294,7 @@ impl Registrar {
         });
         match verdict {
             Verdict::Authorized { .. } => {
-                self.failures.remove(&ip);
+                self.throttle.succeeded(ip);
                 let Some(station) = station else {
                     return Outcome::Reply(request.make_response(404, "Not Found"));
                 };
@@ -935,32 +893,6 @@ mod tests {
             "127.0.0.1",
             &p,
         );
-        assert_eq!(status(&o), 200);
-    }
-
-    #[test]
-    fn each_block_of_a_patient_guesser_lasts_twice_the_last() {
-        let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
-        let p = policy(false); // 3 guesses, 60 s
-        let mut t = SystemTime::now();
-        for block in [60u64, 120, 240] {
-            for _ in 0..3 {
-                let o = attempt(&mut reg, t, "201", "u201", "guess", "127.0.0.9", &p);
-                assert_ne!(status(&o), 200);
-            }
-            let o = attempt(
-                &mut reg,
-                t + Duration::from_secs(block - 1),
-                "201",
-                "u201",
-                "Right-pass-1",
-                "127.0.0.9",
-                &p,
-            );
-            assert_eq!(status(&o), 403, "still blocked just before {block} s");
-            t += Duration::from_secs(block);
-        }
-        let o = attempt(&mut reg, t, "201", "u201", "Right-pass-1", "127.0.0.9", &p);
         assert_eq!(status(&o), 200);
     }
 

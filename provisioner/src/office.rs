@@ -45,6 +45,8 @@ pub struct Asker {
 /// The shared state of the provisioning servers.
 pub struct Office {
     db: Mutex<Db>,
+    /// Failed HTTP credentials, by address and by user (as the PBX counts SIP guesses).
+    throttle: Mutex<sip::throttle::Throttle>,
     profiles: Profiles,
     /// Static files (firmware images, ring tones) served as they are.
     files: Option<PathBuf>,
@@ -54,6 +56,7 @@ impl Office {
     pub fn new(db: Db, profiles: Profiles) -> Self {
         Office {
             db: Mutex::new(db),
+            throttle: Mutex::new(sip::throttle::Throttle::new()),
             profiles,
             files: None,
         }
@@ -191,16 +194,11 @@ impl Office {
             }
             return Ok(Job::Done(Fetch::NotFound));
         }
-        if target.spec.http_only {
-            let ok = asker.protocol != "tftp"
-                && asker.credentials.as_ref().is_some_and(|(u, p)| {
-                    stations
-                        .iter()
-                        .any(|s| s.user_id == *u && constant_eq(&s.password, p))
-                });
-            if !ok && asker.protocol != "cli" {
-                return Ok(Job::Done(Fetch::Forbidden));
-            }
+        if target.spec.http_only
+            && asker.protocol != "cli"
+            && !self.credentials_ok(db, asker, &stations, now)
+        {
+            return Ok(Job::Done(Fetch::Forbidden));
         }
         Ok(Job::Render {
             target,
@@ -208,6 +206,54 @@ impl Office {
             settings: Self::settings(db)?,
             starts: db.number_starts()?,
         })
+    }
+
+    /// Do `asker`'s credentials belong to one of `stations`? Never over TFTP. Wrong ones
+    /// count against the address and the user as SIP guesses do (the same limits); a blocked
+    /// address is refused even the right ones, and each refusal goes to the access log.
+    fn credentials_ok(&self, db: &Db, asker: &Asker, stations: &[Station], now: i64) -> bool {
+        let Some((user, password)) = asker.credentials.as_ref() else {
+            return false;
+        };
+        if asker.protocol == "tftp" {
+            return false;
+        }
+        let Ok(ip) = asker.address.parse::<std::net::IpAddr>() else {
+            return false;
+        };
+        let mut throttle = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
+        let log = |reason: &str| {
+            let _ = db.log_access(&stations::db::Access {
+                at: now,
+                address: ip.to_string(),
+                caller: user.clone(),
+                reason: format!("HTTP {reason}"),
+            });
+        };
+        if let Some(why) = throttle.barred(now, ip, user, false) {
+            log(why.reason());
+            return false;
+        }
+        let right = stations
+            .iter()
+            .any(|s| s.user_id == *user && constant_eq(&s.password, password));
+        if right {
+            throttle.succeeded(ip);
+            return true;
+        }
+        let setting =
+            |k: &str, d: i64| db.setting(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+        let limits = sip::throttle::Limits {
+            per_address: u32::try_from(setting("security.register_retry_limit", 5)).unwrap_or(5),
+            block_seconds: setting("security.register_block_seconds", 60),
+        };
+        let outcome = throttle.fail(now, ip, user, limits);
+        log(if outcome.address_blocked {
+            "wrong credentials; retry limit reached, blocked"
+        } else {
+            "wrong credentials"
+        });
+        false
     }
 
     /// The stations a target is rendered for: those of the phone's MAC whose model belongs

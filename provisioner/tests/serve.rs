@@ -323,6 +323,42 @@ fn bad_requests_get_error_packets_and_the_server_keeps_serving() {
     );
 }
 
+/// Issue 15, finding 3: 2,000 guesses over one keep-alive connection found a password in
+/// under a second. Now an address that guessed wrong `security.register_retry_limit` times
+/// gets 401 even for the right password, while the phone elsewhere still fetches its file.
+#[test]
+fn http_password_guessing_is_throttled_but_not_the_phone_elsewhere() {
+    if skip() {
+        return;
+    }
+    let s = start();
+    let url = format!("http://127.0.0.1:{}/settings-205.cps", s.http);
+    let codes = |from: &str, auth: &str, times: usize| -> Vec<String> {
+        let mut c = Command::new("curl");
+        c.args(["-s", "--max-time", "10", "--interface", from, "-u", auth]);
+        c.args(["-w", "%{http_code} %{num_connects}\n"]);
+        for _ in 0..times {
+            c.arg(&url).args(["-o", "/dev/null"]); // one connection, kept alive
+        }
+        let o = run(&mut c);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let guesses = codes("127.0.0.1", "u205:Guess-pass-1", 20);
+    assert!(guesses.iter().all(|c| c.starts_with("401")), "{guesses:?}");
+    assert_eq!(
+        guesses.iter().filter(|c| c.ends_with(" 1")).count(),
+        1,
+        "one connection: {guesses:?}"
+    );
+    let right = codes("127.0.0.1", "u205:Pw-205-secret", 1);
+    assert_eq!(right, ["401 1"], "the guessing address is blocked");
+    let elsewhere = codes("127.0.0.2", "u205:Pw-205-secret", 1);
+    assert_eq!(elsewhere, ["200 1"], "the phone at another address is not");
+}
+
 #[test]
 fn http_credentials_directory_and_live_changes() {
     if skip() {

@@ -19,6 +19,7 @@ pub mod message;
 pub mod method;
 pub mod sdp;
 pub mod sim;
+pub mod throttle;
 pub mod transaction;
 pub mod transport;
 pub mod uri;
