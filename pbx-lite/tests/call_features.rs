@@ -521,6 +521,12 @@ fn voicemail_takes_a_message_lights_mwi_keeps_it_over_a_restart_and_plays_it() {
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "wav"))
         .unwrap();
+    // Issue 15, finding 11: messages were 0644 in 0755 folders.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(dir.parent().unwrap()), 0o700);
     let kept: Vec<i16> = hound::WavReader::open(&file)
         .unwrap()
         .into_samples()

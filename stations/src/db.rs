@@ -167,6 +167,27 @@ struct Cached {
     stations: std::collections::HashMap<String, Option<Station>>,
 }
 
+/// Makes the database file, its WAL and its shared-memory file readable and writable by
+/// their owner only: they hold the office's call records, registrations and sealed
+/// passwords, nothing for other users of the machine.
+fn owner_only(path: &Path) -> Result<(), StationError> {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+                StationError::Io {
+                    path: p.clone(),
+                    reason: format!("cannot make it private: {e}"),
+                }
+            })?;
+        }
+    }
+    Ok(())
+}
+
 impl Db {
     /// Opens (or creates) the database at `path` with its key file `<path>.key`. A database
     /// that holds sealed passwords but whose key file is missing or wrong is refused before
@@ -210,6 +231,7 @@ impl Db {
             "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;
              PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
         )?;
+        owner_only(path)?;
         let db = Db {
             conn,
             sealer,

@@ -70,6 +70,28 @@ fn add_get_update_remove_and_uniqueness() {
     assert!(matches!(db.get("201"), Err(StationError::NotFound(_))));
 }
 
+/// Issue 15, finding 11: the database, its WAL and shm were 0644.
+#[test]
+fn the_database_files_are_for_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("office.db");
+    let db = Db::open(&path).unwrap();
+    db.add(&station(201)).unwrap();
+    for name in [
+        "office.db",
+        "office.db-wal",
+        "office.db-shm",
+        "office.db.key",
+    ] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+    }
+}
+
 #[test]
 fn missing_or_foreign_key_file_refuses_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();

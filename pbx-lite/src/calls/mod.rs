@@ -404,10 +404,7 @@ impl Calls {
             .unwrap_or_default()
             == "never"
         {
-            let registered_here = self.lookup(station).iter().any(|r| {
-                nat::source_peer(&r.source).is_some_and(|s| s.addr.ip() == peer.addr.ip())
-            });
-            return if registered_here {
+            return if self.registered_from(station, peer) {
                 Ok(())
             } else {
                 Err(request.make_response(403, "Forbidden"))
@@ -425,6 +422,16 @@ impl Calls {
             let _ = db.log_access(&a);
         }
         verdict
+    }
+
+    /// Did this request come from exactly where `station` registered from — address, port
+    /// and transport? (Without INVITE authentication that is all there is to go by; the
+    /// address alone let any other program on the phone's machine, or a packet spoofed from
+    /// its address to the usual port of another, act as the station.)
+    fn registered_from(&self, station: &str, peer: Peer) -> bool {
+        self.lookup(station)
+            .iter()
+            .any(|r| nat::source_peer(&r.source).is_some_and(|s| s == peer))
     }
 
     /// Rings `callee` at `binding` on a new leg, for the leg `from`, showing `caller_id` (a
@@ -504,11 +511,7 @@ impl Calls {
         let db = self.db();
         let (feature, args) = features::find(&self.features, &db, dialled)?;
         let authenticated = db.setting("security.invite_auth").unwrap_or_default() != "never";
-        let registered_here = self
-            .lookup(caller)
-            .iter()
-            .any(|r| nat::source_peer(&r.source).is_some_and(|s| s.addr.ip() == peer.addr.ip()));
-        if !authenticated && !registered_here {
+        if !authenticated && !self.registered_from(caller, peer) {
             return Some(Err(format!(
                 "{} is not where {caller} registered",
                 peer.addr

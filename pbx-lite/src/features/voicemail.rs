@@ -176,8 +176,15 @@ async fn deposit(
     let Some(parent) = path.parent() else {
         return;
     };
+    // Messages are for their mailbox's owner: nobody else on the machine may list or play them.
     let _ = std::fs::create_dir_all(parent);
-    let Ok(mut sink) = WavSink::create(&path, 8000) else {
+    // The layout is ROOT/MAILBOX/MESSAGE.wav: the root and the mailbox are closed.
+    for dir in [Some(parent), parent.parent()].into_iter().flatten() {
+        let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    }
+    let made = WavSink::create(&path, 8000);
+    let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600));
+    let Ok(mut sink) = made else {
         eprintln!(
             "pbx-lite: voicemail for {mailbox}: cannot write {}",
             path.display()
