@@ -200,7 +200,7 @@ fn run(cli: Cli) -> Result<()> {
                     writeln!(
                         out,
                         "{} {:<15} {:<10} {}",
-                        a["at"],
+                        stations::db::readable_time(a["at"].as_i64().unwrap_or_default()),
                         a["address"].as_str().unwrap_or_default(),
                         a["caller"].as_str().unwrap_or_default(),
                         a["reason"].as_str().unwrap_or_default()

@@ -221,6 +221,14 @@ fn wrong_password_until_blocked_then_allowed_again() {
         log.contains("wrong password") && log.contains("blocked"),
         "{log}"
     );
+    // Each row starts with a time people and fail2ban read: 2026-12-03T11:40:02Z.
+    assert!(
+        log.lines().all(|l| {
+            let t = l.split_whitespace().next().unwrap_or_default();
+            t.len() == 20 && t.ends_with('Z') && t.as_bytes()[10] == b'T'
+        }),
+        "{log}"
+    );
 }
 
 /// A raw client at `local`: REGISTER, and optionally the answer to a challenge.

@@ -163,7 +163,12 @@ fn run(cli: Cli) -> Result<()> {
                 writeln!(
                     out,
                     "{} {:<15} {:<5} {:<28} {:>7} {}",
-                    e.at, e.address, e.protocol, e.file, e.bytes, e.result
+                    stations::db::readable_time(e.at),
+                    e.address,
+                    e.protocol,
+                    e.file,
+                    e.bytes,
+                    e.result
                 )?;
             }
         }

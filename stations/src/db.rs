@@ -167,6 +167,12 @@ struct Cached {
     stations: std::collections::HashMap<String, Option<Station>>,
 }
 
+/// A Unix time as people and log watchers (fail2ban) read it: `2026-12-03T11:40:02Z`.
+pub fn readable_time(at: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at.max(0).unsigned_abs());
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 /// Makes the database file, its WAL and its shared-memory file readable and writable by
 /// their owner only: they hold the office's call records, registrations and sealed
 /// passwords, nothing for other users of the machine.
