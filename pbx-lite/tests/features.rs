@@ -315,6 +315,24 @@ Content-Length: 0
 </scenario>
 "#;
 
+/// A phone that is busy by its own account: it answers an INVITE 486 and takes the ACK.
+const BUSY_SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="busy">
+<recv request="INVITE"/>
+<send><![CDATA[
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]b[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+<recv request="ACK"/>
+</scenario>
+"#;
+
 /// Answers one INVITE whose Diversion header matches `diversion`, and takes the BYE.
 fn answer_scenario(diversion: &str) -> String {
     // An empty `diversion` answers any call.
@@ -426,6 +444,23 @@ fn forward_no_answer_cancels_and_rings_the_next_station() {
     o.dial("202", "201", 200);
     o.answered(phone);
     o.answered(ringing);
+}
+
+/// Issue 15 ("Also"): a phone that answers 486 itself (busy on a call the PBX does not
+/// see, or its own DND) sends the caller on by its Call Forward Busy, as the PBX's own
+/// idea of busy does.
+#[test]
+fn a_phone_that_says_busy_itself_is_forwarded_on_busy() {
+    if skip() {
+        return;
+    }
+    let mut o = Office::start();
+    o.dial("201", "602203", 480);
+    let busy = o.phone("201", BUSY_SCENARIO);
+    let phone_203 = o.answering_phone("203", "sip:201@[^>]*>;reason=user-busy");
+    o.dial("202", "201", 200);
+    o.answered(phone_203);
+    o.answered(busy);
 }
 
 #[test]

@@ -682,7 +682,7 @@ impl Calls {
             return self.answered(id, from).await;
         }
         if status >= 300 {
-            self.legs.remove(&id);
+            let busy_station = self.legs.remove(&id).map(|l| l.station);
             let Some(caller) = self.legs.get_mut(&from) else {
                 return;
             };
@@ -695,6 +695,18 @@ impl Calls {
             if caller.answered {
                 // A transfer target or a recall that failed: the waiting phone goes back.
                 return self.target_failed(from).await;
+            }
+            // The phone itself said busy (in a call the PBX does not know of, or its own
+            // DND): Call Forward Busy, or voicemail, as when the PBX knows it is busy.
+            if let (486 | 600, Some(callee)) = (status, busy_station) {
+                let target = self
+                    .db()
+                    .station_state(&callee)
+                    .map(|st| st.cf_busy)
+                    .unwrap_or_default();
+                if self.divert(from, None, &callee, &target, "user-busy").await {
+                    return;
+                }
             }
             return self.end(from, status, &response.reason);
         }

@@ -92,44 +92,67 @@ impl Calls {
             if let Some(l) = self.legs.get_mut(&a) {
                 l.no_answer_tried = true;
             }
-            let (caller, callee) = (self.legs[&a].station.clone(), self.legs[&b].station.clone());
+            let callee = self.legs[&b].station.clone();
             let target = self
                 .db()
                 .station_state(&callee)
                 .map(|st| st.cf_noanswer)
                 .unwrap_or_default();
-            let reach = (!target.is_empty() && target != caller && !self.busy(&target))
-                .then(|| self.reach(&target))
-                .flatten();
-            let Some((binding, peer)) = reach else {
-                // No forward to follow: the callee's voicemail takes the call, if it has one.
-                if let Some(mailbox) = self.mailbox_of(&callee) {
-                    self.end(b, 0, "");
-                    if let Some(leg) = self.legs.remove(&a) {
-                        self.send_to_voicemail(leg, &mailbox).await;
-                    }
-                }
-                continue;
-            };
-            let caller_id = self.legs[&a].caller_id();
-            let Some(new) = self
-                .ring(
-                    a,
-                    &target,
-                    &binding,
-                    peer,
-                    &caller_id,
-                    Some((&callee, "no-answer")),
-                )
-                .await
-            else {
-                continue;
-            };
-            self.end(b, 0, "");
-            eprintln!("pbx-lite: call {caller} → {callee} not answered: forwarded to {target}");
-            if let Some(l) = self.legs.get_mut(&a) {
-                l.partner = Partner::Ringing(vec![new]);
-            }
+            self.divert(a, Some(b), &callee, &target, "no-answer").await;
         }
+    }
+
+    /// The call of caller leg `a` to `callee` goes on to `target` (a forward: rung with a
+    /// Diversion naming `callee` and `reason`), or, when that cannot ring, to `callee`'s
+    /// mailbox. `ringing` (the leg that rang `callee`) is hung up once the call moves.
+    /// False when the call has nowhere to go.
+    pub(crate) async fn divert(
+        &mut self,
+        a: LegId,
+        ringing: Option<LegId>,
+        callee: &str,
+        target: &str,
+        reason: &str,
+    ) -> bool {
+        let Some(caller) = self.legs.get(&a).map(|l| l.station.clone()) else {
+            return false;
+        };
+        let reach = (!target.is_empty() && target != caller && !self.busy(target))
+            .then(|| self.reach(target))
+            .flatten();
+        let Some((binding, peer)) = reach else {
+            let Some(mailbox) = self.mailbox_of(callee) else {
+                return false;
+            };
+            if let Some(b) = ringing {
+                self.end(b, 0, "");
+            }
+            if let Some(leg) = self.legs.remove(&a) {
+                self.send_to_voicemail(leg, &mailbox).await;
+            }
+            return true;
+        };
+        let caller_id = self.legs[&a].caller_id();
+        let Some(new) = self
+            .ring(
+                a,
+                target,
+                &binding,
+                peer,
+                &caller_id,
+                Some((callee, reason)),
+            )
+            .await
+        else {
+            return false;
+        };
+        if let Some(b) = ringing {
+            self.end(b, 0, "");
+        }
+        eprintln!("pbx-lite: call {caller} → {callee} ({reason}): forwarded to {target}");
+        if let Some(l) = self.legs.get_mut(&a) {
+            l.partner = Partner::Ringing(vec![new]);
+        }
+        true
     }
 }
