@@ -188,17 +188,19 @@ impl Office {
             ));
         };
         let stations = self.stations_for(db, &target)?;
-        if stations.is_empty() && target.key != Key::Global {
-            if let Key::Mac(mac) = &target.key {
-                db.record_unknown(mac, &asker.address, name, now)?;
-            }
-            return Ok(Job::Done(Fetch::NotFound));
-        }
+        // Credentials first: a file for a station that does not exist is refused exactly as
+        // one asked for without the right credentials, so nobody learns which exist.
         if target.spec.http_only
             && asker.protocol != "cli"
             && !self.credentials_ok(db, asker, &stations, now)
         {
             return Ok(Job::Done(Fetch::Forbidden));
+        }
+        if stations.is_empty() && target.key != Key::Global {
+            if let Key::Mac(mac) = &target.key {
+                db.record_unknown(mac, &asker.address, name, now)?;
+            }
+            return Ok(Job::Done(Fetch::NotFound));
         }
         Ok(Job::Render {
             target,

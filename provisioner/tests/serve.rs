@@ -359,6 +359,23 @@ fn http_password_guessing_is_throttled_but_not_the_phone_elsewhere() {
     assert_eq!(elsewhere, ["200 1"], "the phone at another address is not");
 }
 
+/// Issue 15, finding 8: `softphone-N.toml` answered 401 for a station that exists and 404
+/// for one that does not, so it listed the stations to anyone.
+#[test]
+fn http_files_of_stations_that_do_not_exist_look_like_those_that_do() {
+    if skip() {
+        return;
+    }
+    let s = start();
+    for auth in [None, Some("u999:Some-pass-1")] {
+        let (exists, _) = http_get(&s, "settings-205.cps", auth);
+        let (missing, _) = http_get(&s, "settings-999.cps", auth);
+        let status = |h: &str| h.lines().next().unwrap_or_default().to_string();
+        assert_eq!(status(&exists), status(&missing), "{auth:?}");
+        assert!(exists.starts_with("HTTP/1.1 401"), "{exists}");
+    }
+}
+
 #[test]
 fn http_credentials_directory_and_live_changes() {
     if skip() {
