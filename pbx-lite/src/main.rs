@@ -199,11 +199,20 @@ fn run(cli: Cli) -> Result<()> {
                 for a in rows {
                     writeln!(
                         out,
-                        "{} {:<15} {:<10} {}",
+                        "{} {:<15} {:<10} {}{}",
                         stations::db::readable_time(a["at"].as_i64().unwrap_or_default()),
                         a["address"].as_str().unwrap_or_default(),
                         a["caller"].as_str().unwrap_or_default(),
-                        a["reason"].as_str().unwrap_or_default()
+                        a["reason"].as_str().unwrap_or_default(),
+                        match a["count"].as_i64().unwrap_or(1) {
+                            1 => String::new(),
+                            n => format!(
+                                " (×{n} since {})",
+                                stations::db::readable_time(
+                                    a["first_at"].as_i64().unwrap_or_default()
+                                )
+                            ),
+                        }
                     )?;
                 }
             }

@@ -57,11 +57,16 @@ pub fn stations(db: &Db) -> anyhow::Result<Vec<Value>> {
     Ok(rows)
 }
 
-/// The last `tail` refused accesses: time, address, caller, reason.
+/// The last `tail` refused accesses: time (of the latest, and of the first of a repeated
+/// refusal), address, caller, reason, how many times.
 pub fn access(db: &Db, tail: i64) -> anyhow::Result<Vec<Value>> {
     Ok(db
         .access_log(tail)?
         .iter()
-        .map(|a| json!({"at": a.at, "address": a.address, "caller": a.caller, "reason": a.reason}))
+        .map(|r| {
+            let a = &r.last;
+            json!({"at": a.at, "first_at": r.first_at, "count": r.count,
+                   "address": a.address, "caller": a.caller, "reason": a.reason})
+        })
         .collect())
 }

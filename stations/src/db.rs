@@ -43,7 +43,19 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE ring_groups (number TEXT PRIMARY KEY, members TEXT NOT NULL);
      ALTER TABLE stations ADD COLUMN call_waiting TEXT NOT NULL DEFAULT 'no';",
     "ALTER TABLE registrations ADD COLUMN instance TEXT NOT NULL DEFAULT '';",
+    "ALTER TABLE access_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE access_log ADD COLUMN first_at INTEGER NOT NULL DEFAULT 0;
+     UPDATE access_log SET first_at = at;
+     CREATE INDEX access_log_key ON access_log (address, caller, reason, at);",
 ];
+
+/// A refusal repeated within this many seconds of the last like it (same address, caller
+/// and reason) is counted on that row instead of filling a new one, so a flood of guesses
+/// cannot push older evidence out of the bounded log.
+pub const ACCESS_AGGREGATE_SECONDS: i64 = 600;
+
+/// Most phones kept in the unknown-phones list; past it the longest unseen go.
+pub const UNKNOWN_PHONES: i64 = 1000;
 
 /// What a station's user set from the phone with feature codes (DND, call forwarding):
 /// kept apart from the station's configuration, and kept across restarts.
@@ -108,6 +120,14 @@ pub struct Registration {
     pub cseq: u32,
     /// The phone's `+sip.instance` (RFC 5626), empty when it sent none.
     pub instance: String,
+}
+
+/// A row of the access log: the latest of `count` like refusals, the first at `first_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRow {
+    pub last: Access,
+    pub count: i64,
+    pub first_at: i64,
 }
 
 /// One failed or refused access (OfficeServ "Access Information").
@@ -599,6 +619,12 @@ impl Db {
              ON CONFLICT(mac) DO UPDATE SET last_seen = ?2, address = ?3, file = ?4, count = count + 1",
             params![mac.lower(), now, address, file],
         )?;
+        // Random MACs must not grow the list without end.
+        self.conn.execute(
+            "DELETE FROM unknown_phones WHERE mac IN (SELECT mac FROM unknown_phones
+             ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
+            [UNKNOWN_PHONES],
+        )?;
         Ok(())
     }
 
@@ -919,8 +945,24 @@ impl Db {
     }
 
     fn append_access(&self, a: &Access) -> Result<(), StationError> {
+        let repeated = self.conn.execute(
+            "UPDATE access_log SET count = count + 1, at = max(at, ?1)
+             WHERE id = (SELECT id FROM access_log WHERE address = ?2 AND caller = ?3
+                         AND reason = ?4 AND at >= ?1 - ?5 ORDER BY at DESC LIMIT 1)",
+            params![
+                a.at,
+                a.address,
+                a.caller,
+                a.reason,
+                ACCESS_AGGREGATE_SECONDS
+            ],
+        )?;
+        if repeated > 0 {
+            return Ok(());
+        }
         self.conn.execute(
-            "INSERT INTO access_log (at, address, caller, reason) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO access_log (at, first_at, address, caller, reason, count)
+             VALUES (?1, ?1, ?2, ?3, ?4, 1)",
             params![a.at, a.address, a.caller, a.reason],
         )?;
         self.conn.execute(
@@ -930,17 +972,23 @@ impl Db {
         Ok(())
     }
 
-    /// The newest `n` access entries, newest first.
-    pub fn access_log(&self, n: i64) -> Result<Vec<Access>, StationError> {
+    /// The newest `n` access rows, newest first: each a refusal with how many times it
+    /// came (within [`ACCESS_AGGREGATE_SECONDS`] of each other) and since when.
+    pub fn access_log(&self, n: i64) -> Result<Vec<AccessRow>, StationError> {
         let mut stmt = self.conn.prepare(
-            "SELECT at, address, caller, reason FROM access_log ORDER BY id DESC LIMIT ?1",
+            "SELECT at, address, caller, reason, count, first_at FROM access_log
+             ORDER BY at DESC, id DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map([n], |r| {
-            Ok(Access {
-                at: r.get(0)?,
-                address: r.get(1)?,
-                caller: r.get(2)?,
-                reason: r.get(3)?,
+            Ok(AccessRow {
+                last: Access {
+                    at: r.get(0)?,
+                    address: r.get(1)?,
+                    caller: r.get(2)?,
+                    reason: r.get(3)?,
+                },
+                count: r.get(4)?,
+                first_at: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

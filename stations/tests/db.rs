@@ -70,6 +70,50 @@ fn add_get_update_remove_and_uniqueness() {
     assert!(matches!(db.get("201"), Err(StationError::NotFound(_))));
 }
 
+/// Issue 15, finding 10: 18,000 random MACs made 17,999 unknown-phone rows, and a flood of
+/// refusals pushed older evidence out of the bounded access log.
+#[test]
+fn what_attackers_send_cannot_fill_the_tables_or_push_evidence_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("office.db")).unwrap();
+    for i in 0..1500u32 {
+        let b = i.to_be_bytes();
+        let mac: stations::Mac = format!("02:00:00:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3])
+            .parse()
+            .unwrap();
+        db.record_unknown(&mac, "192.0.2.9", "SIPx.cnf", i64::from(i))
+            .unwrap();
+    }
+    let unknown = db.unknown_phones().unwrap();
+    assert_eq!(unknown.len() as i64, stations::db::UNKNOWN_PHONES);
+    assert!(
+        unknown.iter().all(|u| u.last_seen >= 500),
+        "the newest are kept"
+    );
+    let access = |at, address: &str, reason: &str| stations::db::Access {
+        at,
+        address: address.into(),
+        caller: "201".into(),
+        reason: reason.into(),
+    };
+    db.log_access(&access(100, "198.51.100.1", "wrong password"))
+        .unwrap();
+    for n in 0..20_000 {
+        db.log_access(&access(200 + n / 100, "203.0.113.66", "wrong password"))
+            .unwrap();
+    }
+    let rows = db.access_log(100).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[0].count, rows[0].first_at, rows[0].last.at),
+        (20_000, 200, 399)
+    );
+    assert_eq!(
+        rows[1].last.address, "198.51.100.1",
+        "the older evidence is still there"
+    );
+}
+
 /// Issue 15, finding 11: the database, its WAL and shm were 0644.
 #[test]
 fn the_database_files_are_for_their_owner_only() {
