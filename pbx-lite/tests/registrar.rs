@@ -313,6 +313,36 @@ impl Client {
     }
 }
 
+/// Issue 15, finding 9: an unauthenticated INVITE from a forged source got a 100 and a 407
+/// sent 11 times (11.9× the bytes). Now the challenge goes once.
+#[test]
+fn an_unauthenticated_invite_gets_one_challenge_not_a_dozen() {
+    if skip() {
+        return;
+    }
+    let p = pbx(2);
+    let c = Client::new("127.0.0.4", p.port);
+    let local = c.sock.local_addr().unwrap();
+    let invite = build::request(
+        Method::Invite,
+        &format!("sip:2001@{}", c.to),
+        "sip:2000@127.0.0.1",
+        "sip:2001@127.0.0.1",
+        TransportKind::Udp,
+        local,
+    )
+    .unwrap();
+    c.sock.send_to(&invite.to_bytes(), c.to).unwrap();
+    let mut statuses = Vec::new();
+    // The INVITE transaction's first retransmissions would come at 0.5 s and 1.5 s.
+    while let Some(d) = c.next_datagram(Duration::from_millis(2500)) {
+        if let Ok(Message::Response(r)) = Message::parse_datagram(&d) {
+            statuses.push(r.status);
+        }
+    }
+    assert_eq!(statuses, [100, 407]);
+}
+
 #[test]
 fn silent_mode_and_whitelist() {
     if skip() {

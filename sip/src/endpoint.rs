@@ -63,6 +63,12 @@ impl Endpoint {
         self.with_layer(|l, now| l.send_response(now, key, response))
     }
 
+    /// Answers a server transaction once and forgets it (see
+    /// [`crate::transaction::TransactionLayer::send_response_once`]).
+    pub fn send_response_once(&self, key: &TsxKey, response: &Response) -> Result<(), TsxError> {
+        self.with_layer(|l, _| l.send_response_once(key, response))
+    }
+
     /// Sends outside any transaction (ACK to 2xx, 2xx retransmissions).
     pub fn send_stateless(&self, peer: Peer, message: &Message) {
         self.with_layer(|l, _| l.send_stateless(peer, message));

@@ -234,7 +234,14 @@ impl Calls {
             && let Err(mut refusal) = self.authorize(&request, &caller, peer)
         {
             refusal.set_to_tag(&tag);
-            let _ = self.ep.send_response(&key, &refusal);
+            // A challenge goes once, statelessly: a forged source gets one answer, not the
+            // INVITE transaction's dozen retransmissions. (A refusal keeps its transaction,
+            // so a retransmitted INVITE is not counted as another guess.)
+            let _ = if refusal.status == 407 {
+                self.ep.send_response_once(&key, &refusal)
+            } else {
+                self.ep.send_response(&key, &refusal)
+            };
             return;
         }
         let id = self.new_leg_id();

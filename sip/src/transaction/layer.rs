@@ -181,6 +181,27 @@ impl TransactionLayer {
         Ok(())
     }
 
+    /// The TU answers server transaction `key` once, and the transaction is forgotten: no
+    /// retransmission of the response, no absorbing of retransmitted requests (a repeat is a
+    /// new request and gets a new answer). For challenges to requests nobody has
+    /// authenticated yet, as a stateless proxy sends them: a forged source address gets one
+    /// response, not a dozen (reflection).
+    pub fn send_response_once(
+        &mut self,
+        key: &TsxKey,
+        response: &Response,
+    ) -> Result<(), TsxError> {
+        let entry = self
+            .entries
+            .remove(key)
+            .ok_or(TsxError::UnknownTransaction)?;
+        if let Some(m) = &entry.merge {
+            self.merged.remove(m);
+        }
+        self.send_stateless(entry.peer, &Message::Response(response.clone()));
+        Ok(())
+    }
+
     /// A message arrived from `peer`.
     pub fn handle_message(&mut self, now: Instant, message: Message, peer: Peer) {
         match message {
