@@ -213,3 +213,62 @@ async fn stream_keepalive_and_malformed_message() {
         .unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200"));
 }
+
+/// Issue 15, finding 6 (streams): connections past the per-address cap are closed at once,
+/// an idle connection and a message whose body never comes are closed after their
+/// timeouts, and the server still answers afterwards.
+#[tokio::test]
+async fn stream_connections_are_capped_and_timed_out() {
+    use sip::transport::StreamLimits;
+    let srv = server(TransportConfig {
+        tcp: any(),
+        limits: StreamLimits {
+            max_connections: 100,
+            per_address: 3,
+            idle: Duration::from_millis(400),
+            partial: Duration::from_millis(400),
+        },
+        ..Default::default()
+    })
+    .await;
+    let addr = srv.local_addr(TransportKind::Tcp).unwrap();
+    let closed = |mut s: tokio::net::TcpStream, within: Duration| async move {
+        let mut b = [0u8; 64];
+        matches!(
+            tokio::time::timeout(within, s.read(&mut b)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    };
+    let soon = Duration::from_millis(200); // well before the 400 ms timeouts
+    let late = Duration::from_secs(5);
+    let mut kept = Vec::new();
+    for n in 1..=3 {
+        kept.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        let t0 = tokio::time::Instant::now();
+        while srv.transport().connection_count() < n {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "connection {n} taken"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let fourth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed(fourth, soon).await, "past the cap: closed at once");
+    // Half a message, never finished; and nothing at all.
+    let mut half = kept.pop().unwrap();
+    half.write_all(b"OPTIONS sip:srv@127.0.0.1 SIP/2.0\r\nContent-Length: 100\r\n")
+        .await
+        .unwrap();
+    assert!(closed(half, late).await, "a message never finished");
+    assert!(closed(kept.pop().unwrap(), late).await, "idle");
+    // Room again: a new connection is served.
+    let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+    ok.write_all(b"\r\n\r\n").await.unwrap();
+    let mut b = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(5), ok.read_exact(&mut b))
+        .await
+        .expect("a pong")
+        .unwrap();
+    assert_eq!(&b, b"\r\n");
+}

@@ -41,6 +41,35 @@ pub struct TransportConfig {
     /// TLS client settings for connections we open (trusted roots); without them, TLS
     /// sends to peers with no open connection fail.
     pub tls_client: Option<TlsSettings>,
+    /// Caps and timeouts of stream connections.
+    pub limits: StreamLimits,
+}
+
+/// What one stream connection, and one address, may hold of the server: idle connections
+/// and half-sent messages are closed, and connections past the caps are refused at once.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// Open connections in all.
+    pub max_connections: usize,
+    /// Open connections from one address.
+    pub per_address: usize,
+    /// A connection with nothing sent for this long is closed (phones re-register, or send
+    /// CRLF keep-alives, well within it).
+    pub idle: std::time::Duration,
+    /// A message begun but not finished within this long closes its connection, as does a
+    /// TLS handshake not done within it.
+    pub partial: std::time::Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_connections: 1024,
+            per_address: 32,
+            idle: std::time::Duration::from_secs(900),
+            partial: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 /// Open sockets and stream connections.
@@ -51,6 +80,7 @@ pub struct Transport {
     connections: Arc<Mutex<HashMap<Peer, mpsc::UnboundedSender<Bytes>>>>,
     incoming: mpsc::UnboundedSender<Incoming>,
     tls_client: Option<TlsSettings>,
+    limits: StreamLimits,
 }
 
 impl Transport {
@@ -78,6 +108,7 @@ impl Transport {
             connections: Arc::default(),
             incoming: tx,
             tls_client: cfg.tls_client,
+            limits: cfg.limits,
         });
         if let Some(sock) = udp {
             tokio::spawn(udp_loop(sock, transport.incoming.clone()));
@@ -149,6 +180,15 @@ impl Transport {
         if let Ok(mut map) = self.connections.lock() {
             map.remove(peer);
         }
+    }
+
+    /// May one more connection from `ip` be taken? (Under both caps.)
+    fn room_for(&self, ip: std::net::IpAddr) -> bool {
+        let Ok(map) = self.connections.lock() else {
+            return false;
+        };
+        map.len() < self.limits.max_connections
+            && map.keys().filter(|p| p.addr.ip() == ip).count() < self.limits.per_address
     }
 
     /// Number of open stream connections (for tests of connection reuse).

@@ -83,10 +83,23 @@ pub(super) async fn accept_loop(
     transport: Weak<Transport>,
 ) {
     loop {
-        let Ok((tcp, remote)) = listener.accept().await else {
-            continue;
+        let (tcp, remote) = match listener.accept().await {
+            Ok(c) => c,
+            Err(_) => {
+                // Out of file descriptors, say: wait instead of spinning on the error.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let remote = super::canonical(remote);
+        let Some(t) = transport.upgrade() else {
+            return;
+        };
+        if !t.room_for(remote.ip()) {
+            continue; // dropped: closed at once
+        }
+        let partial = t.limits.partial;
+        drop(t);
         let _ = tcp.set_nodelay(true);
         let transport = transport.clone();
         let tls = tls.clone();
@@ -96,7 +109,8 @@ pub(super) async fn accept_loop(
                     start(tcp, Peer::new(TransportKind::Tcp, remote), transport);
                 }
                 Some(acceptor) => {
-                    if let Ok(stream) = acceptor.accept(tcp).await {
+                    let handshake = tokio::time::timeout(partial, acceptor.accept(tcp)).await;
+                    if let Ok(Ok(stream)) = handshake {
                         start(stream, Peer::new(TransportKind::Tls, remote), transport);
                     }
                 }
@@ -146,12 +160,19 @@ where
         let _ = writer.shutdown().await;
     });
     let sender = tx.clone();
+    let limits = transport.upgrade().map(|t| t.limits).unwrap_or_default();
     tokio::spawn(async move {
         let mut buf = BytesMut::with_capacity(8192);
         loop {
-            match reader.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+            // Nothing for `idle`, or half a message for `partial`: the connection goes.
+            let wait = if buf.is_empty() {
+                limits.idle
+            } else {
+                limits.partial
+            };
+            match tokio::time::timeout(wait, reader.read_buf(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) | Err(_) => break,
+                Ok(Ok(_)) => {}
             }
             if !frames(&mut buf, peer, &transport, &sender) {
                 break;
