@@ -376,6 +376,43 @@ fn http_files_of_stations_that_do_not_exist_look_like_those_that_do() {
     }
 }
 
+/// Issue 15, finding 6 (TFTP): a flood of read requests that never ACK reached 20,000 open
+/// files. Now one address holds at most 8 transfers at once and the rest are dropped, while
+/// a phone at another address is served.
+#[test]
+fn a_read_request_flood_from_one_address_holds_eight_transfers() {
+    if skip() {
+        return;
+    }
+    let s = start();
+    let socks: Vec<UdpSocket> = (0..20)
+        .map(|_| {
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.send_to(&rrq(b"SIPDefault.cnf"), ("127.0.0.1", s.tftp))
+                .unwrap();
+            sock
+        })
+        .collect();
+    let answered = socks
+        .iter()
+        .filter(|sock| {
+            sock.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut buf = [0u8; 1024];
+            sock.recv_from(&mut buf)
+                .is_ok_and(|(n, _)| n > 4 && buf[1] == 3)
+        })
+        .count();
+    assert_eq!(answered, 8, "transfers started for one address");
+    let out = s.path("other.out");
+    let o = run(Command::new("curl")
+        .args(["-s", "--max-time", "10", "--interface", "127.0.0.2", "-o"])
+        .arg(&out)
+        .arg(format!("tftp://127.0.0.1:{}/SIPDefault.cnf", s.tftp)));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(std::fs::read(&out).unwrap(), s.render("SIPDefault.cnf"));
+}
+
 #[test]
 fn http_credentials_directory_and_live_changes() {
     if skip() {

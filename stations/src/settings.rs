@@ -329,6 +329,12 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "Cisco sync value; change it and send check-sync to reboot phones",
     ),
     (
+        "provisioning.tftp_per_address",
+        "8",
+        Kind::Int(1, 1000),
+        "TFTP transfers one address may have at once; read requests past it are dropped (a phone fetches its files one after another)",
+    ),
+    (
         "provisioning.http_port",
         "80",
         Kind::Int(1, 65535),
