@@ -50,6 +50,18 @@ fn local_host(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "127.0.0.1".into())
 }
 
+/// Was the server asked for by an address, or by the name `pbx.host` gives it? A web page
+/// that rebinds its own domain name to the PBX's address (DNS rebinding) sends its own name,
+/// and must not read the phones' files (with their passwords) through a browser on the LAN.
+fn known_host(office: &Office, headers: &HeaderMap) -> bool {
+    let host = local_host(headers);
+    host.parse::<std::net::IpAddr>().is_ok()
+        || office
+            .db()
+            .setting("pbx.host")
+            .is_ok_and(|h| h.eq_ignore_ascii_case(&host))
+}
+
 fn content_type(name: &str) -> &'static str {
     let n = name.to_ascii_lowercase();
     if n.ends_with(".xml") || n.ends_with(".cps") {
@@ -67,6 +79,9 @@ async fn file(
 ) -> Response {
     if name.split(['/', '\\']).any(|p| p == "..") || name.len() > crate::tftp::MAX_NAME {
         return (StatusCode::FORBIDDEN, "refused\n").into_response();
+    }
+    if !known_host(&office, &headers) {
+        return (StatusCode::FORBIDDEN, "unknown Host\n").into_response();
     }
     let asker = Asker {
         protocol: "http",

@@ -413,6 +413,36 @@ fn a_read_request_flood_from_one_address_holds_eight_transfers() {
     assert_eq!(std::fs::read(&out).unwrap(), s.render("SIPDefault.cnf"));
 }
 
+/// Issue 15 ("Also"): the per-MAC files, with their passwords, were served to any Host, so
+/// a web page that rebinds its own name to the PBX could read them through a browser.
+#[test]
+fn phone_files_are_served_only_to_the_pbx_s_own_names() {
+    if skip() {
+        return;
+    }
+    let s = start();
+    let name = format!("SIP{CISCO_B}.cnf");
+    let get = |host: &str| {
+        let o = run(Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .args(["-H", &format!("Host: {host}")])
+            .arg(format!("http://127.0.0.1:{}/{name}", s.http)));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(get("attacker.example"), "403");
+    assert_eq!(get(&format!("127.0.0.1:{}", s.http)), "200");
+    s.cli(&["settings", "set", "pbx.host", "pbx.office.lan"]);
+    assert_eq!(get("PBX.office.lan"), "200", "the name pbx.host gives");
+}
+
 #[test]
 fn http_credentials_directory_and_live_changes() {
     if skip() {
