@@ -827,6 +827,17 @@ mod tests {
         );
     }
 
+    /// The status a REGISTER of 201 as u201 with `password` from `from` ends with.
+    fn status_201(
+        reg: &mut Registrar,
+        now: SystemTime,
+        password: &str,
+        from: &str,
+        p: &Policy,
+    ) -> u16 {
+        status(&attempt(reg, now, "201", "u201", password, from, p))
+    }
+
     #[test]
     fn invite_guesses_count_like_register_guesses_and_carry_the_address() {
         let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
@@ -873,27 +884,15 @@ mod tests {
                 .status,
             403
         );
-        let o = attempt(
-            &mut reg,
-            now,
-            "201",
-            "u201",
-            "Right-pass-1",
-            "127.0.0.66",
-            &p,
+        assert_eq!(
+            status_201(&mut reg, now, "Right-pass-1", "127.0.0.66", &p),
+            403
         );
-        assert_eq!(status(&o), 403);
         // The phone at its own address is not affected.
-        let o = attempt(
-            &mut reg,
-            now,
-            "201",
-            "u201",
-            "Right-pass-1",
-            "127.0.0.1",
-            &p,
+        assert_eq!(
+            status_201(&mut reg, now, "Right-pass-1", "127.0.0.1", &p),
+            200
         );
-        assert_eq!(status(&o), 200);
     }
 
     #[test]
@@ -901,55 +900,31 @@ mod tests {
         let mut reg = Registrar::new("office", [1; 32], vec![DigestAlgorithm::Md5]);
         let now = SystemTime::now();
         let p = policy(false); // 3 per address, 12 per station
-        let o = attempt(
-            &mut reg,
-            now,
-            "201",
-            "u201",
-            "Right-pass-1",
-            "127.0.0.1",
-            &p,
+        assert_eq!(
+            status_201(&mut reg, now, "Right-pass-1", "127.0.0.1", &p),
+            200
         );
-        assert_eq!(status(&o), 200);
         for i in 0..12 {
             let from = format!("127.0.1.{i}");
             let o = attempt(&mut reg, now, "201", "u201", "guess", &from, &p);
             assert_eq!(status(&o), 401, "a guess from {from}");
         }
         // The station is under attack: a fresh address with the right password is refused…
-        let o = attempt(
-            &mut reg,
-            now,
-            "201",
-            "u201",
-            "Right-pass-1",
-            "127.0.2.1",
-            &p,
+        assert_eq!(
+            status_201(&mut reg, now, "Right-pass-1", "127.0.2.1", &p),
+            403
         );
-        assert_eq!(status(&o), 403);
         // …the phone where it is registered goes on…
-        let o = attempt(
-            &mut reg,
-            now,
-            "201",
-            "u201",
-            "Right-pass-1",
-            "127.0.0.1",
-            &p,
+        assert_eq!(
+            status_201(&mut reg, now, "Right-pass-1", "127.0.0.1", &p),
+            200
         );
-        assert_eq!(status(&o), 200);
         // …and after the block time anyone may try again.
         let later = now + Duration::from_secs(61);
-        let o = attempt(
-            &mut reg,
-            later,
-            "201",
-            "u201",
-            "Right-pass-1",
-            "127.0.2.1",
-            &p,
+        assert_eq!(
+            status_201(&mut reg, later, "Right-pass-1", "127.0.2.1", &p),
+            200
         );
-        assert_eq!(status(&o), 200);
     }
 
     #[test]
