@@ -158,6 +158,9 @@ impl SrtpSession {
         if srtp.len() < 12 + self.rx_tag {
             return Err(SrtpError::Srtp("an SRTP packet too short".into()));
         }
+        if !extension_fits(srtp) {
+            return Err(SrtpError::Srtp("an SRTP header extension overruns".into()));
+        }
         self.rx
             .decrypt_rtp(srtp)
             .map(|b| b.to_vec())
@@ -180,4 +183,36 @@ impl SrtpSession {
             .map(|b| b.to_vec())
             .map_err(|e| SrtpError::Srtp(e.to_string()))
     }
+}
+
+/// Whether the RFC 8285 header-extension elements of an RTP header lie inside its extension
+/// block, and the block inside the packet. webrtc-srtp reads elements without that check and
+/// panics on one that runs past the packet (found by `fuzz/fuzz_targets/rtp.rs`).
+fn extension_fits(packet: &[u8]) -> bool {
+    let at = 12 + 4 * usize::from(packet[0] & 0x0F);
+    if packet[0] & 0x10 == 0 {
+        return packet.len() >= at;
+    }
+    let Some(head) = packet.get(at..at + 4) else {
+        return false;
+    };
+    let profile = u16::from_be_bytes([head[0], head[1]]);
+    let end = at + 4 + 4 * usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let Some(block) = packet.get(at + 4..end) else {
+        return false;
+    };
+    let mut i = 0;
+    while i < block.len() {
+        match (profile, block[i]) {
+            (_, 0) => i += 1,
+            (0xBEDE, b) if b >> 4 == 15 => return true,
+            (0xBEDE, b) => i += 2 + usize::from(b & 0x0F),
+            (p, _) if p & 0xFFF0 == 0x1000 => match block.get(i + 1) {
+                Some(&len) => i += 2 + usize::from(len),
+                None => return false,
+            },
+            _ => return true,
+        }
+    }
+    i <= block.len()
 }

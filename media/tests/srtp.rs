@@ -106,3 +106,23 @@ fn srtcp_round_trip_and_tamper() {
     bad[10] ^= 0x40;
     assert!(bob.unprotect_rtcp(&bad).is_err(), "tampered SRTCP refused");
 }
+
+/// Found by `fuzz/fuzz_targets/rtp.rs`: an RFC 8285 header extension whose element runs past
+/// the packet made webrtc-srtp panic. Now it is refused like any other bad packet, and the
+/// session goes on.
+#[test]
+fn a_header_extension_past_the_packet_is_refused_not_a_panic() {
+    let c = Crypto::generate(1, Suite::AesCm128HmacSha1_80);
+    let mut alice = SrtpSession::new(&c, &c).unwrap();
+    let mut bob = SrtpSession::new(&c, &c).unwrap();
+    let found = include_bytes!("data/srtp-extension-overrun.bin");
+    assert!(bob.unprotect(found).is_err());
+    // One-byte profile, one word of extension, an element claiming 16 bytes.
+    let mut short = vec![
+        0x90, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 0xBE, 0xDE, 0, 1, 0x1F, 0, 0, 0,
+    ];
+    short.extend([0u8; 10]);
+    assert!(bob.unprotect(&short).is_err());
+    let good = alice.protect(&rtp(1, 1)).unwrap();
+    assert_eq!(bob.unprotect(&good).unwrap(), rtp(1, 1));
+}

@@ -104,10 +104,14 @@ impl Packet {
                 if op == 2 {
                     return Ok(Packet::Wrq { name: s[0].clone() });
                 }
-                let options = s[2..]
-                    .chunks(2)
-                    .map(|c| (c[0].to_ascii_lowercase(), c[1].clone()))
-                    .collect();
+                // An option named twice counts once, as first given: it is never echoed twice.
+                let mut options: Vec<(String, String)> = Vec::new();
+                for c in s[2..].chunks(2) {
+                    let name = c[0].to_ascii_lowercase();
+                    if !options.iter().any(|(n, _)| *n == name) {
+                        options.push((name, c[1].clone()));
+                    }
+                }
                 Ok(Packet::Rrq {
                     name: s[0].clone(),
                     mode: s[1].to_ascii_lowercase(),
@@ -131,6 +135,9 @@ impl Packet {
             }
             6 => {
                 let s = strings(rest)?;
+                if s.len() % 2 != 0 {
+                    return Err(PacketError::Unterminated);
+                }
                 Ok(Packet::Oack {
                     options: s
                         .chunks(2)
@@ -456,6 +463,23 @@ mod tests {
         );
         let long = [b"\x00\x01".as_slice(), &[b'a'; 300], b"\0octet\0"].concat();
         assert_eq!(Packet::parse(&long), Err(PacketError::NameTooLong));
+        // Found by fuzz/tftp: an OACK with half an option printed as one with none.
+        assert_eq!(
+            Packet::parse(b"\x00\x06\x0c\x00"),
+            Err(PacketError::Unterminated)
+        );
+    }
+
+    /// Issue 15: an option named twice (in any case) is taken once, as first given, so the
+    /// OACK never echoes it twice.
+    #[test]
+    fn a_repeated_option_counts_once() {
+        let rrq =
+            b"\x00\x01f\0octet\0blksize\x001428\0BLKSIZE\x0065464\0tsize\x000\0blksize\x008\0";
+        let Ok(Packet::Rrq { options, .. }) = Packet::parse(rrq) else {
+            panic!("an RRQ");
+        };
+        assert_eq!(options, opts(&[("blksize", "1428"), ("tsize", "0")]));
     }
 
     #[test]
