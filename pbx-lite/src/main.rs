@@ -232,7 +232,7 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| {
                     format!("--rtp-ports {rtp_ports:?}: expected LO-HI, e.g. 10000-20000")
                 })?;
-            let rt = tokio::runtime::Runtime::new()?;
+            let rt = provisioner::runtime()?;
             rt.block_on(async {
                 let db = Arc::new(Mutex::new(Db::open(&cli.db)?));
                 if !no_provisioning {

@@ -64,17 +64,26 @@ pub async fn run(
     rtp_ports: (u16, u16),
     voicemail: std::path::PathBuf,
 ) -> anyhow::Result<()> {
-    let (registrar, t1) = {
+    let (registrar, t1, rate) = {
         let d = db.lock().unwrap_or_else(|e| e.into_inner());
         let mut r = Registrar::new("office", rand::random(), algorithms(&d));
         r.restore(d.registrations()?);
-        (r, Duration::from_millis(setting(&d, "sip.t1_ms", 500)))
+        let rate = match setting(&d, "sip.rate_per_address", 50) {
+            0 => None,
+            n => Some(sip::rate::MessageRate::per_second(n)),
+        };
+        (
+            r,
+            Duration::from_millis(setting(&d, "sip.t1_ms", 500)),
+            rate,
+        )
     };
     let registrar = Arc::new(Mutex::new(registrar));
     let (ep, mut events) = Endpoint::start(
         TransportConfig {
             udp: Some(sip),
             tcp: Some(sip),
+            rate,
             ..Default::default()
         },
         TimerConfig {

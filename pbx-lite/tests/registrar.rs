@@ -85,6 +85,8 @@ fn pbx(stations: u32) -> Pbx {
     };
     p.cli(&["station", "import", csv.to_str().unwrap()]);
     p.cli(&["settings", "set", "security.register_block_seconds", "2"]);
+    // SIPp registers thousands of stations from one address.
+    p.cli(&["settings", "set", "sip.rate_per_address", "0"]);
     p.start();
     p
 }

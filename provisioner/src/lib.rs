@@ -22,6 +22,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, UdpSocket};
 
+/// Threads for file lookups (SQLite and rendering, which take the database's lock anyway).
+pub const LOOKUP_THREADS: usize = 16;
+
+/// The runtime the servers run on (`provisioner serve` and `pbx-lite serve`): lookups past
+/// [`LOOKUP_THREADS`] queue rather than start a thread each, so a flood of requests costs
+/// a bounded number of threads.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(LOOKUP_THREADS)
+        .build()
+}
+
 /// The current year and Unix time: the one place the provisioner reads the clock.
 pub fn clock() -> (i32, i64) {
     let now = std::time::SystemTime::now()

@@ -141,7 +141,7 @@ fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("--files {}", dir.display()))?;
             }
             let office = Arc::new(office);
-            let rt = tokio::runtime::Runtime::new()?;
+            let rt = provisioner::runtime()?;
             rt.block_on(async {
                 let t = tokio::net::UdpSocket::bind(tftp)
                     .await

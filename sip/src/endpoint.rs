@@ -144,10 +144,7 @@ impl Endpoint {
     }
 }
 
-async fn receive_loop(
-    endpoint: std::sync::Weak<Endpoint>,
-    mut incoming: mpsc::UnboundedReceiver<Incoming>,
-) {
+async fn receive_loop(endpoint: std::sync::Weak<Endpoint>, mut incoming: mpsc::Receiver<Incoming>) {
     while let Some(Incoming { message, peer }) = incoming.recv().await {
         let Some(ep) = endpoint.upgrade() else { return };
         ep.with_layer(|l, now| l.handle_message(now, message, peer));

@@ -17,6 +17,7 @@ pub mod error;
 pub mod headers;
 pub mod message;
 pub mod method;
+pub mod rate;
 pub mod sdp;
 pub mod sim;
 pub mod throttle;

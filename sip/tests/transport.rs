@@ -272,3 +272,50 @@ async fn stream_connections_are_capped_and_timed_out() {
         .unwrap();
     assert_eq!(&b, b"\r\n");
 }
+
+/// Issue 15, finding 6 (datagrams): an address past its budget is dropped before parsing,
+/// and another address keeps its own. 500 OPTIONS at once from 127.0.0.1 get about the
+/// burst (20) answered; one OPTIONS from 127.0.0.2 right after is answered.
+#[tokio::test]
+async fn a_flooding_address_uses_up_only_its_own_budget() {
+    use sip::rate::MessageRate;
+    let srv = server(TransportConfig {
+        udp: Some("0.0.0.0:0".parse().unwrap()),
+        rate: Some(MessageRate::per_second(10)),
+        ..Default::default()
+    })
+    .await;
+    let port = srv.local_addr(TransportKind::Udp).unwrap().port();
+    let to: SocketAddr = ([127, 0, 0, 1], port).into();
+    let ask = |from: &'static str, n: usize| async move {
+        let sock = tokio::net::UdpSocket::bind(from).await.unwrap();
+        let me = sock.local_addr().unwrap();
+        for i in 0..n {
+            let msg = format!(
+                "OPTIONS sip:srv@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{i}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:c@{me}>;tag=a\r\nTo: <sip:srv@{to}>\r\n\
+                 Call-ID: flood-{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            );
+            sock.send_to(msg.as_bytes(), to).await.unwrap();
+        }
+        let mut answered = 0;
+        let mut b = [0u8; 2048];
+        while let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut b)).await
+        {
+            answered += 1;
+        }
+        answered
+    };
+    let flooder = ask("127.0.0.1:0", 500).await;
+    assert!(
+        (20..=30).contains(&flooder),
+        "the burst, and a little refill: {flooder}"
+    );
+    assert_eq!(
+        ask("127.0.0.2:0", 1).await,
+        1,
+        "another address is answered"
+    );
+    assert!(srv.transport().dropped() > 0, "counted");
+}

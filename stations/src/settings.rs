@@ -203,6 +203,12 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "INVITEs must answer a 407 digest challenge as the station they claim to be from",
     ),
     (
+        "sip.rate_per_address",
+        "50",
+        Kind::Int(0, 1_000_000),
+        "SIP messages a second one address may send (twice that at once); past it datagrams are dropped unread. 0 = no limit. Raise it for a NAT router with many phones behind it (read when the server starts)",
+    ),
+    (
         "sip.min_expires",
         "60",
         Kind::Int(1, 3600),

@@ -6,7 +6,8 @@
 use e2e::audio::timeline;
 use e2e::netns::Net;
 use e2e::office::{Office, account, skip, wait_for};
-use std::time::Duration;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 /// The PBX, two phones and an attacker on one LAN.
 fn lan() -> Net {
@@ -16,12 +17,23 @@ fn lan() -> Net {
         ("pbx", "192.168.77.1/24"),
         ("p201", "192.168.77.11/24"),
         ("p202", "192.168.77.12/24"),
-        ("mallory", "192.168.77.66/24"),
+        ("p203", "192.168.77.13/24"),
     ] {
         net.host(h);
         net.plug(h, "eth0", "lan", &[ip]);
     }
+    // The attacker, with a hundred more addresses for floods "from many sources".
+    net.host("mallory");
+    let mut addresses = vec!["192.168.77.66/24".to_string()];
+    addresses.extend(botnet(100).iter().map(|a| format!("{a}/24")));
+    let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    net.plug("mallory", "eth0", "lan", &addresses);
     net
+}
+
+/// The attacker's `n` flooding addresses (up to 100).
+fn botnet(n: usize) -> Vec<String> {
+    (100..100 + n).map(|i| format!("192.168.77.{i}")).collect()
 }
 
 fn office(net: Net, extra: &[&str]) -> Office {
@@ -156,4 +168,211 @@ fn svwar_finds_no_extension_and_svcrack_no_password() {
         log.contains("192.168.77.66"),
         "the guesses are logged by address:\n{log}"
     );
+}
+
+/// The running pbx-lite's process ID (`scripts/office` execs it).
+fn pbx_pid(o: &Office) -> u32 {
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("pbx-lite --db {} serve", o.db.display())])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pbx-lite running:\n{}", o.log()))
+}
+
+/// A field of `/proc/PID/status` in its unit (kB for memory).
+fn proc_status(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} for {pid}"))
+}
+
+/// Starts `flood KIND` from `sources` on the attacker's host at `pps` for `seconds`.
+fn flood(o: &Office, kind: &str, to: &str, seconds: u32, pps: u32, sources: &[String]) -> Child {
+    o.net
+        .command("mallory", env!("CARGO_BIN_EXE_flood"))
+        .args([kind, to, &seconds.to_string(), &pps.to_string()])
+        .args(sources)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// What `flood` printed: packets sent and the rate it kept.
+fn flood_figures(child: Child) -> (u64, f64) {
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let words: Vec<&str> = said.split_whitespace().collect();
+    let sent = words.get(1).and_then(|n| n.parse().ok());
+    let rate = words
+        .get(5)
+        .and_then(|r| r.trim_end_matches("/s").parse().ok());
+    match (sent, rate) {
+        (Some(s), Some(r)) => (s, r),
+        _ => panic!("flood said {said:?}"),
+    }
+}
+
+/// Stations 203–212 registering from the phone host p203 with SIPp, `count` REGISTER
+/// transactions (each 401, then 200) at `rate` a second, retransmitted as a phone does.
+fn sipp_registrations(o: &Office, count: u32, rate: u32) -> Output {
+    let inf = o.net.path("stations.inf");
+    if !inf.exists() {
+        let mut rows = String::from("SEQUENTIAL\n");
+        for n in 203..=212 {
+            o.add_station(&n.to_string(), &[]);
+            rows += &format!("{n};[authentication username=u{n} password=Office-{n}-pass]\n");
+        }
+        std::fs::write(&inf, rows).unwrap();
+    }
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pbx-lite/tests/sipp/register-csv.xml"
+    );
+    o.net
+        .command("p203", "sipp")
+        .args([
+            "192.168.77.1:5060",
+            "-i",
+            "192.168.77.13",
+            "-p",
+            "5070",
+            "-sf",
+            scenario,
+            "-inf",
+            inf.to_str().unwrap(),
+            "-m",
+            &count.to_string(),
+            "-r",
+            &rate.to_string(),
+            "-nostdin",
+            "-timeout",
+            "90s",
+        ])
+        .output()
+        .unwrap()
+}
+
+/// SIPp's count of successful calls (here, registrations) from its final screen.
+fn sipp_successes(out: &Output) -> u32 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.contains("Successful call"))
+        .filter_map(|l| l.split('|').nth(2)?.trim().parse().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// Finding 6 and must-show 2: 30,000 SIP datagrams a second from 50 addresses for 20 s.
+/// Every registration of the office's phones meanwhile is answered, and the PBX's memory
+/// stays bounded. Prints the figures for the issue's note.
+#[test]
+fn a_sip_flood_from_fifty_addresses_leaves_every_registration_answered() {
+    if skip() {
+        return;
+    }
+    let mut o = office(lan(), &[]);
+    let pid = pbx_pid(&o);
+    let rss_before = proc_status(pid, "VmRSS");
+    let attack = flood(&o, "sip", "192.168.77.1:5060", 20, 30_000, &botnet(50));
+    let started = Instant::now();
+    let legit = sipp_registrations(&o, 40, 4);
+    let during = started.elapsed();
+    let (sent, rate) = flood_figures(attack);
+    let answered = sipp_successes(&legit);
+    let peak = proc_status(pid, "VmHWM");
+    println!(
+        "SIP flood: {sent} datagrams from 50 addresses at {rate:.0}/s; legitimate REGISTER \
+         transactions answered: {answered} of 40 (in {:.1} s); pbx-lite RSS {} MB before, \
+         peak {} MB",
+        during.as_secs_f64(),
+        rss_before / 1024,
+        peak / 1024
+    );
+    assert!(rate > 15_000.0, "the flood was real: {rate:.0}/s");
+    assert!(
+        during < Duration::from_secs(20),
+        "the registrations ran during the flood"
+    );
+    assert_eq!(
+        answered,
+        40,
+        "every registration answered:\n{}",
+        String::from_utf8_lossy(&legit.stdout)
+    );
+    assert!(peak < 512 * 1024, "memory bounded: {} MB", peak / 1024);
+    // The office's own phones are still registered and call each other.
+    o.call("201", "202", "202");
+    o.hang_up("202", "201");
+    o.phones.clear();
+}
+
+/// The HTTP status `curl` on `host` gets for `url` within 3 s ("000" for none).
+fn http_status(o: &Office, host: &str, url: &str, extra: &[&str]) -> String {
+    let out = o
+        .net
+        .command(host, "curl")
+        .args(["-s", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Finding 6, TFTP: read requests from 100 addresses that never acknowledge, 5,000 a second
+/// for 15 s. SIP, provisioning HTTP and the admin endpoint keep answering, and the PBX's
+/// threads and open files stay bounded.
+#[test]
+fn a_tftp_flood_leaves_sip_http_and_admin_answering() {
+    if skip() {
+        return;
+    }
+    let o = office(lan(), &[]);
+    let pid = pbx_pid(&o);
+    let token_file = format!("{}.admin-token", o.db.display());
+    let attack = flood(&o, "tftp", "192.168.77.1:69", 15, 5_000, &botnet(100));
+    let started = Instant::now();
+    let (mut threads, mut files, mut http_ok, mut admin_ok) = (0, 0, 0, 0);
+    let mut rounds = 0;
+    while started.elapsed() < Duration::from_secs(12) {
+        rounds += 1;
+        threads = threads.max(proc_status(pid, "Threads"));
+        files = files.max(
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .count(),
+        );
+        http_ok +=
+            u32::from(http_status(&o, "p202", "http://192.168.77.1/no-such-file", &[]) == "404");
+        let token = std::fs::read_to_string(&token_file).unwrap();
+        let bearer = format!("Authorization: Bearer {}", token.trim());
+        let admin = http_status(&o, "pbx", "http://127.0.0.1:8080/status", &["-H", &bearer]);
+        admin_ok += u32::from(admin == "200");
+    }
+    let legit = sipp_registrations(&o, 10, 5);
+    let (sent, rate) = flood_figures(attack);
+    let answered = sipp_successes(&legit);
+    println!(
+        "TFTP flood: {sent} read requests from 100 addresses at {rate:.0}/s; HTTP answered \
+         {http_ok} of {rounds}, admin {admin_ok} of {rounds}, SIP registrations {answered} of \
+         10; pbx-lite at most {threads} threads and {files} open files"
+    );
+    assert!(rate > 3_000.0, "the flood was real: {rate:.0}/s");
+    assert_eq!(http_ok, rounds, "provisioning HTTP answered throughout");
+    assert_eq!(admin_ok, rounds, "admin answered throughout");
+    assert_eq!(
+        answered,
+        10,
+        "SIP answered:\n{}",
+        String::from_utf8_lossy(&legit.stdout)
+    );
+    assert!(files < 1024, "open files bounded: {files}");
+    assert!(threads < 48, "threads bounded: {threads}");
 }

@@ -5,6 +5,11 @@
 //!   enough of it can be read to address a response, otherwise it is dropped (RFC 3261 §16.3
 //!   and RFC 4475 §1); a received request gets `received`/`rport` on its top Via (RFC 3261
 //!   §18.2.1, RFC 3581). Every good message goes out on one channel as [`Incoming`].
+//! - Budgets: each source address may send [`TransportConfig::rate`] messages (datagrams
+//!   past it are dropped before they are parsed; a stream connection past it is read more
+//!   slowly), and the channel holds at most [`INCOMING_QUEUE`] messages (datagrams that find
+//!   it full are dropped, streams wait), so a flood costs a bounded amount of memory and
+//!   leaves every other address its share.
 //! - Sending: [`Transport::send`] to a [`Peer`]: UDP `send_to`, or the stream connection to
 //!   that address — reused whether we opened it or the peer did — opened on demand.
 //!
@@ -13,6 +18,7 @@
 mod stream;
 
 use crate::message::{MAX_MESSAGE_SIZE, Message};
+use crate::rate::{MessageRate, RateLimiter};
 use crate::transaction::{Peer, TransportKind};
 use bytes::Bytes;
 use ezk_sip_types::Name;
@@ -43,7 +49,12 @@ pub struct TransportConfig {
     pub tls_client: Option<TlsSettings>,
     /// Caps and timeouts of stream connections.
     pub limits: StreamLimits,
+    /// What one source address may send; `None` is no limit (tests, tools).
+    pub rate: Option<MessageRate>,
 }
+
+/// Messages received and not yet taken by the endpoint.
+pub const INCOMING_QUEUE: usize = 4096;
 
 /// What one stream connection, and one address, may hold of the server: idle connections
 /// and half-sent messages are closed, and connections past the caps are refused at once.
@@ -78,7 +89,10 @@ pub struct Transport {
     tcp_addr: Option<SocketAddr>,
     tls_addr: Option<SocketAddr>,
     connections: Arc<Mutex<HashMap<Peer, mpsc::UnboundedSender<Bytes>>>>,
-    incoming: mpsc::UnboundedSender<Incoming>,
+    incoming: mpsc::Sender<Incoming>,
+    rate: Option<Mutex<RateLimiter>>,
+    /// Datagrams dropped because the queue was full.
+    full: std::sync::atomic::AtomicU64,
     tls_client: Option<TlsSettings>,
     limits: StreamLimits,
 }
@@ -87,8 +101,8 @@ impl Transport {
     /// Opens the configured sockets and starts their receive tasks.
     pub async fn bind(
         cfg: TransportConfig,
-    ) -> io::Result<(Arc<Transport>, mpsc::UnboundedReceiver<Incoming>)> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    ) -> io::Result<(Arc<Transport>, mpsc::Receiver<Incoming>)> {
+        let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
         let udp = match cfg.udp {
             Some(a) => Some(Arc::new(UdpSocket::bind(a).await?)),
             None => None,
@@ -107,11 +121,13 @@ impl Transport {
             tls_addr: tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?,
             connections: Arc::default(),
             incoming: tx,
+            rate: cfg.rate.map(|r| Mutex::new(RateLimiter::new(r))),
+            full: Default::default(),
             tls_client: cfg.tls_client,
             limits: cfg.limits,
         });
         if let Some(sock) = udp {
-            tokio::spawn(udp_loop(sock, transport.incoming.clone()));
+            tokio::spawn(udp_loop(sock, Arc::downgrade(&transport)));
         }
         if let Some(listener) = tcp {
             tokio::spawn(stream::accept_loop(
@@ -191,6 +207,35 @@ impl Transport {
             && map.keys().filter(|p| p.addr.ip() == ip).count() < self.limits.per_address
     }
 
+    /// Is a message from `ip` within its address's budget? (Spends from it.)
+    fn admit(&self, ip: std::net::IpAddr) -> bool {
+        match &self.rate {
+            None => true,
+            Some(r) => r
+                .lock()
+                .map(|mut r| r.admit(std::time::Instant::now(), ip))
+                .unwrap_or(true),
+        }
+    }
+
+    /// How long a stream connection over its budget waits before reading on.
+    fn rate_pause(&self) -> Option<std::time::Duration> {
+        let r = self.rate.as_ref()?.lock().ok()?;
+        Some(std::time::Duration::from_secs_f64(
+            1.0 / f64::from(r.rate().per_second.max(1)),
+        ))
+    }
+
+    /// Datagrams dropped over their address's budget, or for a full queue.
+    pub fn dropped(&self) -> u64 {
+        let over = self
+            .rate
+            .as_ref()
+            .and_then(|r| r.lock().ok().map(|r| r.dropped()))
+            .unwrap_or(0);
+        over + self.full.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Number of open stream connections (for tests of connection reuse).
     pub fn connection_count(&self) -> usize {
         self.connections.lock().map(|m| m.len()).unwrap_or(0)
@@ -231,7 +276,7 @@ fn closed(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, what.to_string())
 }
 
-async fn udp_loop(sock: Arc<UdpSocket>, incoming: mpsc::UnboundedSender<Incoming>) {
+async fn udp_loop(sock: Arc<UdpSocket>, transport: std::sync::Weak<Transport>) {
     let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
     loop {
         let (n, from) = match sock.recv_from(&mut buf).await {
@@ -239,18 +284,26 @@ async fn udp_loop(sock: Arc<UdpSocket>, incoming: mpsc::UnboundedSender<Incoming
             // ICMP port-unreachable surfaces as an error on some systems: keep serving.
             Err(_) => continue,
         };
+        let Some(t) = transport.upgrade() else {
+            return;
+        };
         let from = canonical(from);
         let data = &buf[..n];
+        if !t.admit(from.ip()) {
+            continue;
+        }
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             continue; // keep-alive
         }
         let peer = Peer::new(TransportKind::Udp, from);
         match receive(data, peer) {
-            Ok(incoming_msg) => {
-                if incoming.send(incoming_msg).is_err() {
-                    return;
+            Ok(incoming_msg) => match t.incoming.try_send(incoming_msg) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    t.full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-            }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            },
             Err(Some(reply)) => {
                 let to = sock.local_addr().map_or(from, |l| for_socket(l, from));
                 let _ = sock.send_to(&reply, to).await;

