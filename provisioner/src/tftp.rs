@@ -17,6 +17,12 @@ const MAX_BLKSIZE: usize = 65_464;
 const MAX_WINDOW: u16 = 64;
 const RETRIES: u32 = 5;
 
+/// Retransmissions to a client that has not acknowledged anything yet. Its address may be
+/// forged (a read request is one unauthenticated datagram), so what it gets stays close to
+/// what was asked: the first packet and one retransmission. A real client that lost both
+/// asks again.
+const UNHEARD_RETRIES: u32 = 1;
+
 /// TFTP error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
@@ -232,6 +238,8 @@ pub struct Transfer {
     oack: Option<Vec<u8>>,
     deadline: Option<Instant>,
     retries: u32,
+    /// The client has acknowledged something: it is at the address it asked from.
+    heard: bool,
     out: VecDeque<Vec<u8>>,
     outcome: Option<Outcome>,
 }
@@ -285,6 +293,7 @@ impl Transfer {
             oack: None,
             deadline: None,
             retries: 0,
+            heard: false,
             out: VecDeque::new(),
             outcome: None,
         };
@@ -328,6 +337,7 @@ impl Transfer {
             Ok(Packet::Ack { block }) => {
                 if self.oack.is_some() {
                     if block == 0 {
+                        self.heard = true;
                         self.oack = None;
                         self.retries = 0;
                         self.send_window(now);
@@ -341,6 +351,7 @@ impl Transfer {
                     return; // duplicate or stale ACK
                 }
                 self.acked = base + distance;
+                self.heard = true;
                 self.retries = 0;
                 if self.acked >= self.blocks {
                     self.deadline = None;
@@ -371,7 +382,7 @@ impl Transfer {
             return;
         }
         self.retries += 1;
-        if self.retries > RETRIES {
+        if self.retries > if self.heard { RETRIES } else { UNHEARD_RETRIES } {
             self.deadline = None;
             self.outcome = Some(Outcome::Failed("client stopped answering".into()));
             return;
@@ -511,13 +522,35 @@ mod tests {
     #[test]
     fn timeout_retransmits_then_gives_up() {
         let t0 = Instant::now();
-        let mut t = Transfer::new(t0, vec![1; 100], &[]);
+        let mut t = Transfer::new(t0, vec![1; 2000], &[]);
         assert!(t.poll_transmit().is_some());
+        t.handle_packet(t0, &Packet::Ack { block: 1 }.to_bytes());
+        assert!(t.poll_transmit().is_some(), "block 2");
         for i in 1..=5u64 {
             t.handle_timeout(t0 + Duration::from_secs(i));
             assert!(t.poll_transmit().is_some(), "retry {i}");
         }
         t.handle_timeout(t0 + Duration::from_secs(6));
         assert!(matches!(t.outcome(), Some(Outcome::Failed(_))));
+    }
+
+    /// Issue 15, finding 9: a read request from a forged address made six copies of the
+    /// first block go to it (64× the request). Until the client acknowledges something, the
+    /// first packet is retransmitted once, then the transfer ends.
+    #[test]
+    fn a_client_never_heard_from_gets_one_retransmission() {
+        for options in [opts(&[]), opts(&[("blksize", "1428"), ("tsize", "0")])] {
+            let t0 = Instant::now();
+            let mut t = Transfer::new(t0, vec![1; 20_000], &options);
+            let mut sent = 0;
+            for i in 0..10u64 {
+                t.handle_timeout(t0 + Duration::from_secs(i));
+                while t.poll_transmit().is_some() {
+                    sent += 1;
+                }
+            }
+            assert_eq!(sent, 2, "{options:?}");
+            assert!(matches!(t.outcome(), Some(Outcome::Failed(_))));
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! [`TsxEvent`]s, asks to be woken at [`TransactionLayer::poll_timeout`].
 //!
 //! Handled here so the TU never sees it: request retransmissions (absorbed, last response
-//! re-sent), ACKs to failures (absorbed), `100 Trying` for every INVITE, CANCEL matched to its
+//! re-sent), ACKs to failures (absorbed), `100 Trying` for an INVITE the TU has not answered
+//! within [`TRYING_DELAY`] (or that is retransmitted before then), CANCEL matched to its
 //! INVITE (answered `200`, or `481` when nothing matches), merged requests (`482`, §8.2.2.2),
 //! and CANCEL held back until the INVITE has had a provisional response (§9.1).
 
@@ -16,7 +17,12 @@ use bytes::Bytes;
 use ezk_sip_types::Name;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long an INVITE waits for the TU's answer before the layer sends `100 Trying` (RFC 3261
+/// §17.2.1). A challenge or a refusal sent within it goes out alone: a forged INVITE is then
+/// answered with one response, not two.
+pub const TRYING_DELAY: Duration = Duration::from_millis(200);
 
 /// Bytes to send to a peer.
 #[derive(Debug, Clone)]
@@ -343,10 +349,11 @@ impl TransactionLayer {
             let _ = self.send_response(now, &key, &r);
             return;
         }
-        self.insert(key.clone(), tsx, peer, merge);
-        if invite {
-            let _ = self.send_response(now, &key, &request.make_response(100, "Trying"));
+        let mut tsx = tsx;
+        if let Tsx::ServerInvite(t) = &mut tsx {
+            t.send_trying_at(now + TRYING_DELAY, &request.make_response(100, "Trying"));
         }
+        self.insert(key.clone(), tsx, peer, merge);
         self.events
             .push_back(TsxEvent::Request { key, request, peer });
     }

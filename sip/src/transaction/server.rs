@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 enum InviteState {
     Proceeding {
         last: Option<Bytes>,
+        /// The `100 Trying` to send if the TU has not answered by then.
+        trying: Option<(Instant, Bytes)>,
     },
     Completed {
         response: Bytes,
@@ -46,19 +48,45 @@ pub struct ServerInvite {
 impl ServerInvite {
     pub fn new(transport: TransportKind, cfg: TimerConfig) -> Self {
         ServerInvite {
-            state: InviteState::Proceeding { last: None },
+            state: InviteState::Proceeding {
+                last: None,
+                trying: None,
+            },
             reliable: transport.is_reliable(),
             cfg,
             out: Outbox::default(),
         }
     }
 
+    /// Sends `trying` (a `100 Trying`) at `at` unless the TU has responded by then (RFC 3261
+    /// §17.2.1: not needed when the TU answers within 200 ms). A challenge to a forged
+    /// INVITE then goes out alone, not preceded by a 100.
+    pub fn send_trying_at(&mut self, at: Instant, trying: &Response) {
+        if let InviteState::Proceeding {
+            last: None,
+            trying: t,
+        } = &mut self.state
+        {
+            *t = Some((at, trying.to_bytes()));
+        }
+    }
+
     /// A retransmission of the INVITE, or an ACK, matched this transaction.
     pub fn handle_request(&mut self, now: Instant, request: &Request) {
         let is_ack = request.method == Method::Ack;
-        match &self.state {
-            InviteState::Proceeding { last: Some(last) } if !is_ack => {
+        match &mut self.state {
+            InviteState::Proceeding {
+                last: Some(last), ..
+            } if !is_ack => {
                 self.out.send(last.clone());
+            }
+            InviteState::Proceeding { last, trying } if !is_ack && trying.is_some() => {
+                // The client is waiting: the 100 goes now.
+                let bytes = trying.take().map(|(_, b)| b);
+                *last = bytes.clone();
+                if let Some(b) = bytes {
+                    self.out.send(b);
+                }
             }
             InviteState::Completed { response, .. } => {
                 if is_ack {
@@ -87,7 +115,10 @@ impl ServerInvite {
         let bytes = response.to_bytes();
         self.out.send(bytes.clone());
         self.state = match response.status {
-            100..=199 => InviteState::Proceeding { last: Some(bytes) },
+            100..=199 => InviteState::Proceeding {
+                last: Some(bytes),
+                trying: None,
+            },
             200..=299 => InviteState::Accepted {
                 l: now + self.cfg.t64(),
             },
@@ -103,6 +134,15 @@ impl ServerInvite {
     pub fn handle_timeout(&mut self, now: Instant) {
         let t2 = self.cfg.t2;
         match &mut self.state {
+            InviteState::Proceeding { last, trying }
+                if trying.as_ref().is_some_and(|(at, _)| *at <= now) =>
+            {
+                let bytes = trying.take().map(|(_, b)| b);
+                *last = bytes.clone();
+                if let Some(b) = bytes {
+                    self.out.send(b);
+                }
+            }
             InviteState::Completed { h, .. } if *h <= now => {
                 self.out.output(Output::Timeout);
                 self.terminate();
@@ -134,7 +174,8 @@ impl ServerInvite {
             InviteState::Completed { g, h, .. } => earliest(&[g.map(|g| g.at), Some(*h)]),
             InviteState::Confirmed { i } => Some(*i),
             InviteState::Accepted { l } => Some(*l),
-            InviteState::Proceeding { .. } | InviteState::Terminated => None,
+            InviteState::Proceeding { trying, .. } => trying.as_ref().map(|(at, _)| *at),
+            InviteState::Terminated => None,
         }
     }
 
