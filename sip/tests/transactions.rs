@@ -111,7 +111,11 @@ fn timer_a_stops_after_a_provisional_response() {
     net.run_for(Duration::from_secs(60));
     // B's TU said nothing, so B sent 100 Trying after 200 ms, before Timer A fired: A sent
     // the INVITE once and waits in Proceeding (no Timer B).
-    assert_eq!(sends(&net, B, "SIP/2.0 100"), vec![201], "200 ms after the INVITE arrived");
+    assert_eq!(
+        sends(&net, B, "SIP/2.0 100"),
+        vec![201],
+        "200 ms after the INVITE arrived"
+    );
     assert_eq!(sends(&net, A, "INVITE"), vec![0]);
     assert_eq!(responses(&net.events(a)), vec![100]);
     assert_eq!(net.layer(a).len(), 1);
