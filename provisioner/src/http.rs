@@ -98,24 +98,40 @@ async fn file(
             Bytes::from(body),
         )
             .into_response(),
-        Ok(Fetch::Forbidden) => {
-            let mut r = (StatusCode::UNAUTHORIZED, "credentials required\n").into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"office-phones\""),
-            );
-            r
-        }
+        Ok(Fetch::Forbidden) => unauthorized(),
         _ => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }
+}
+
+/// 401 with the basic-auth challenge of the office's phones.
+fn unauthorized() -> Response {
+    let mut r = (StatusCode::UNAUTHORIZED, "credentials required\n").into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"office-phones\""),
+    );
+    r
 }
 
 /// `CiscoIPPhoneDirectory` of every station, 32 entries a page, with paging soft keys.
 async fn directory(
     State(office): State<Arc<Office>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let asker = Asker {
+        protocol: "http",
+        address: peer.ip().to_string(),
+        local_host: local_host(&headers),
+        credentials: basic_auth(&headers),
+    };
+    let (_, now) = crate::clock();
+    let o = office.clone();
+    let allowed = tokio::task::spawn_blocking(move || o.may_read_directory(&asker, now)).await;
+    if !allowed.unwrap_or(false) {
+        return unauthorized();
+    }
     let page: usize = q
         .get("page")
         .and_then(|p| p.parse().ok())
@@ -187,12 +203,6 @@ async fn bria(
 ) -> Response {
     let user = form.get("Username").cloned().unwrap_or_default();
     let password = form.get("Password").cloned().unwrap_or_default();
-    let number = office
-        .db()
-        .by_user_id(&user)
-        .ok()
-        .flatten()
-        .map(|s| s.number);
     let asker = Asker {
         protocol: "http",
         address: peer.ip().to_string(),
@@ -200,14 +210,13 @@ async fn bria(
         credentials: Some((user, password)),
     };
     let (year, now) = crate::clock();
-    let fetch = match number {
-        Some(n) => tokio::task::spawn_blocking(move || {
-            office.fetch(&format!("bria-{n}.ini"), &asker, year, now)
-        })
-        .await
-        .ok(),
-        None => None,
-    };
+    let fetch = tokio::task::spawn_blocking(move || {
+        let station = office.login(&asker, now)?;
+        Some(office.fetch(&format!("bria-{}.ini", station.number), &asker, year, now))
+    })
+    .await
+    .ok()
+    .flatten();
     let body = match fetch {
         Some(Fetch::Found(b)) => b,
         _ => b"[DATA]\r\nSuccess=0\r\nFailure=\"Login failed\"\r\n".to_vec(),

@@ -258,6 +258,39 @@ impl Office {
         false
     }
 
+    /// The station whose user ID and password `asker` gave, if they are right. Unknown users
+    /// and wrong passwords take the same work and count alike against the address and the
+    /// user name, so a login reveals neither which users exist nor anything by its timing.
+    pub fn login(&self, asker: &Asker, now: i64) -> Option<Station> {
+        let db = self.db();
+        let all = db.list().ok()?;
+        if !self.credentials_ok(&db, asker, &all, now) {
+            return None;
+        }
+        let user = &asker.credentials.as_ref()?.0;
+        all.into_iter().find(|s| s.user_id == *user)
+    }
+
+    /// May `asker` read the office directory (every name and number)? With `directory.access`
+    /// = `phones`, only from an address a station is registered from now (a desk phone asks
+    /// without credentials), or with a station's credentials (checked as [`Office::login`]).
+    pub fn may_read_directory(&self, asker: &Asker, now: i64) -> bool {
+        let registered_here = {
+            let db = self.db();
+            if db.setting("directory.access").is_ok_and(|v| v == "anyone") {
+                return true;
+            }
+            db.registrations().unwrap_or_default().iter().any(|r| {
+                r.expires_at > now
+                    && r.source
+                        .split_once(':')
+                        .and_then(|(_, addr)| addr.parse::<std::net::SocketAddr>().ok())
+                        .is_some_and(|a| a.ip().to_string() == asker.address)
+            })
+        };
+        registered_here || (asker.credentials.is_some() && self.login(asker, now).is_some())
+    }
+
     /// The stations a target is rendered for: those of the phone's MAC whose model belongs
     /// to the target's family, or the one station of a number.
     fn stations_for(&self, db: &Db, target: &Target) -> Result<Vec<Station>, StationError> {

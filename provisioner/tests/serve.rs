@@ -494,7 +494,14 @@ fn http_credentials_directory_and_live_changes() {
             &format!("Dir-{n}-pass"),
         ]);
     }
-    let (head, body) = http_get(&s, "directory.xml", None);
+    // Only the office's phones read it (issue 15, finding 8): nobody registered from here,
+    // so a station's credentials are needed, and wrong ones are refused.
+    let (head, _) = http_get(&s, "directory.xml", None);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    let (head, _) = http_get(&s, "directory.xml", Some("d300:wrong"));
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    let phone = Some("d300:Dir-300-pass");
+    let (head, body) = http_get(&s, "directory.xml", phone);
     assert!(
         head.to_ascii_lowercase().contains("content-type: text/xml"),
         "{head}"
@@ -502,7 +509,7 @@ fn http_credentials_directory_and_live_changes() {
     let xml = String::from_utf8(body).unwrap();
     assert_eq!(xml.matches("<DirectoryEntry>").count(), 32);
     assert!(xml.contains("directory.xml?page=2"));
-    let (_, page2) = http_get(&s, "directory.xml?page=2", None);
+    let (_, page2) = http_get(&s, "directory.xml?page=2", phone);
     assert_eq!(
         String::from_utf8(page2)
             .unwrap()

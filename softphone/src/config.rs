@@ -304,19 +304,24 @@ pub fn write_sealed(path: &Path, mut doc: toml::Table) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The `Authorization` value of HTTP basic auth for the provisioner.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
+}
+
 /// Fetches the provisioner's softphone profile at `url` (HTTP basic auth with the station's
 /// user ID and password) and keeps it at `path`, its password sealed. A profile that does not
 /// read as a configuration is refused and nothing is written.
 pub fn fetch(url: &str, auth: Option<(&str, &str)>, path: &Path) -> Result<(), String> {
-    use base64::Engine as _;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(10)))
         .build()
         .into();
     let mut request = agent.get(url);
     if let Some((user, password)) = auth {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        request = request.header("Authorization", format!("Basic {token}"));
+        request = request.header("Authorization", basic_auth(user, password));
     }
     let text = match request.call() {
         Ok(r) => r

@@ -72,8 +72,12 @@ pub fn parse_directory(xml: &str) -> Result<(Vec<Contact>, bool), String> {
 }
 
 /// The directory of the provisioner at `profile_url` (the URL the profile came from), every
-/// page of it (at most 100).
-pub fn fetch_directory(profile_url: &str) -> Result<Vec<Contact>, String> {
+/// page of it (at most 100), asked for with the station's user ID and password (the
+/// provisioner shows it only to the office's phones).
+pub fn fetch_directory(
+    profile_url: &str,
+    auth: Option<(&str, &str)>,
+) -> Result<Vec<Contact>, String> {
     let base = base_of(profile_url).ok_or_else(|| format!("{profile_url}: not an http URL"))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(10)))
@@ -82,8 +86,11 @@ pub fn fetch_directory(profile_url: &str) -> Result<Vec<Contact>, String> {
     let mut all = Vec::new();
     for page in 1..=100 {
         let url = format!("{base}/directory.xml?page={page}");
-        let xml = agent
-            .get(&url)
+        let mut request = agent.get(&url);
+        if let Some((user, password)) = auth {
+            request = request.header("Authorization", crate::config::basic_auth(user, password));
+        }
+        let xml = request
             .call()
             .map_err(|e| format!("{url}: {e}"))?
             .into_body()

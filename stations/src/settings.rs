@@ -352,6 +352,12 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         Kind::Text,
         "title of the Cisco XML directory",
     ),
+    (
+        "directory.access",
+        "phones",
+        Kind::OneOf(&["phones", "anyone"]),
+        "who may read the directory: phones = requests from an address a station is registered from, or with a station's user ID and password; anyone = every request",
+    ),
 ];
 
 /// Cisco time zone codes with their offset from GMT in minutes.

@@ -315,6 +315,8 @@ struct Engine {
     /// The configuration's contacts, and where the profile came from (its directory).
     contacts: Vec<crate::contacts::Contact>,
     provisioning_url: String,
+    /// The first line's user ID and password, for the provisioner's directory.
+    directory_auth: Option<(String, String)>,
 }
 
 /// Runs the engine until `Quit` (or the command channel closes).
@@ -349,6 +351,10 @@ pub async fn run(
         open_calls: std::sync::Mutex::new(Vec::new()),
         contacts: config.contacts.clone(),
         provisioning_url: config.provisioning_url.clone(),
+        directory_auth: config
+            .accounts
+            .first()
+            .map(|a| (a.user_id.clone(), a.password.clone())),
     };
     e.open_lines(&config).await;
     // Every 10 s: has the address towards the server changed (another network)?
@@ -728,12 +734,14 @@ impl Engine {
         match c {
             Command::Contacts => {
                 let (mut entries, url) = (self.contacts.clone(), self.provisioning_url.clone());
+                let auth = self.directory_auth.clone();
                 let events = self.events.clone();
                 // The directory is fetched off the engine's loop: a slow provisioner holds
                 // up only this answer.
                 tokio::task::spawn_blocking(move || {
                     if !url.is_empty() {
-                        match crate::contacts::fetch_directory(&url) {
+                        let auth = auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+                        match crate::contacts::fetch_directory(&url, auth) {
                             Ok(d) => entries.extend(d),
                             Err(e) => {
                                 let _ = events.send(Event::Error {
