@@ -224,14 +224,7 @@ pub fn answer(offer: &SessionDescription, local: &Local) -> Result<(String, Nego
         }
         let has_voice = accepted.iter().any(|(_, c)| !c.is_telephone_event());
         if !has_voice {
-            let fmts: Vec<String> = m.media.fmts.iter().map(|f| f.to_string()).collect();
-            let _ = write!(
-                body,
-                "m={} 0 {} {}\r\n",
-                m.media.media_type,
-                m.media.proto,
-                fmts.join(" ")
-            );
+            body.push_str(&rejected(m));
             continue;
         }
         let (offered_dir, remote) = remote_stream(offer, m);
@@ -261,6 +254,26 @@ pub fn answer(offer: &SessionDescription, local: &Local) -> Result<(String, Nego
     }
     let agreed = agreed.ok_or(SdpError::NoCommonCodec)?;
     Ok((body, agreed))
+}
+
+/// The m= line that refuses an offered stream (RFC 3264 §6: port 0, the offer's protocol
+/// and formats). An offer's line that parsed but would not print as one that parses (no
+/// format, a protocol that is no token) is refused as `RTP/AVP 0`.
+fn rejected(m: &MediaDescription) -> String {
+    let proto = m.media.proto.to_string();
+    let token = |t: &str| {
+        t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
+    };
+    let fmts: Vec<String> = m.media.fmts.iter().map(|f| f.to_string()).collect();
+    let kind = m.media.media_type.to_string();
+    if token(&proto) && token(&kind) && !fmts.is_empty() && fmts.iter().all(|f| token(f)) {
+        format!("m={kind} 0 {proto} {}\r\n", fmts.join(" "))
+    } else {
+        let kind = if token(&kind) { kind } else { "audio".into() };
+        format!("m={kind} 0 RTP/AVP 0\r\n")
+    }
 }
 
 fn negotiated(

@@ -144,3 +144,14 @@ fn offer_uses_static_and_dynamic_payload_types() {
     assert!(o.contains("a=rtpmap:96 opus/48000/2\r\n"));
     sdp::parse(o.as_bytes()).unwrap();
 }
+
+/// Found by `fuzz/fuzz_targets/sdp.rs`: an offer with odd media lines (a port with a count,
+/// a protocol glued to a format, formats of NUL bytes) that parses must get an answer that
+/// parses too.
+#[test]
+fn an_answer_to_an_odd_offer_still_parses() {
+    let offer = sdp::parse(include_bytes!("data/sdp-odd-media-lines.bin")).unwrap();
+    if let Ok((body, _)) = sdp::answer(&offer, &local(sdp::Direction::SendRecv)) {
+        assert!(sdp::parse(body.as_bytes()).is_ok(), "{body:?}");
+    }
+}
