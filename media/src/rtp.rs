@@ -300,6 +300,66 @@ pub fn parse_rtcp(b: &[u8]) -> Option<RtcpReport> {
     })
 }
 
+/// Rewrites, in place, the text of every SDES CNAME item of a plain compound RTCP packet
+/// (RFC 3550 §6.5.1) as hex digits of a hash of it: the same length, still one name per
+/// source, but no longer `user@10.0.0.5`. A relay between networks forwards RTCP this way so
+/// that a phone's private address does not reach the other side. False, and untouched,
+/// when the packet is not plain RTCP whose lengths add up to its size (SRTCP, whose SDES is
+/// encrypted anyway, has a trailer past them).
+pub fn hide_cnames(packet: &mut [u8]) -> bool {
+    // Check the whole compound first, then rewrite: nothing changes in a packet we misread.
+    let mut spans = Vec::new();
+    let mut at = 0;
+    while at < packet.len() {
+        let Some(head) = packet.get(at..at + 4) else {
+            return false;
+        };
+        let end = at + 4 + 4 * usize::from(u16::from_be_bytes([head[2], head[3]]));
+        if head[0] >> 6 != 2 || end > packet.len() {
+            return false;
+        }
+        if head[1] == 202 {
+            let mut chunk = at + 4;
+            for _ in 0..head[0] & 0x1F {
+                let mut item = chunk + 4;
+                loop {
+                    match packet.get(item) {
+                        Some(0) => break,
+                        Some(&kind) => {
+                            let Some(&len) = packet.get(item + 1) else {
+                                return false;
+                            };
+                            let text = item + 2..item + 2 + usize::from(len);
+                            if text.end > end {
+                                return false;
+                            }
+                            if kind == 1 {
+                                spans.push(text.clone());
+                            }
+                            item = text.end;
+                        }
+                        None => return false,
+                    }
+                }
+                chunk = (item + 4) & !3; // past the terminating zero, to a word boundary
+            }
+        }
+        at = end;
+    }
+    for span in spans {
+        let hash = packet[span.clone()]
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        let digits = format!("{hash:016x}");
+        for (i, at) in span.enumerate() {
+            packet[at] = digits.as_bytes()[i % 16];
+        }
+    }
+    true
+}
+
 /// The report block figures of an RTCP SR or RR (first block), if it has one.
 pub fn parse_report(b: &[u8]) -> Option<(u32, ReportFigures)> {
     if b.len() < 8 || b[0] >> 6 != 2 || b[0] & 0x1F == 0 {
@@ -405,5 +465,55 @@ mod tests {
         }
         assert!(s.jitter() < 10, "jitter {}", s.jitter());
         assert_eq!(s.lost(), 0);
+    }
+}
+
+#[cfg(test)]
+mod cname_tests {
+    use super::*;
+
+    /// An RR, then an SDES with one chunk: CNAME `sip:202@192.168.77.1` and a NAME item.
+    fn compound() -> Vec<u8> {
+        let mut p = vec![0x80, 201, 0, 1, 0, 0, 0x12, 0x34];
+        let cname = b"sip:202@192.168.77.1";
+        let mut sdes = vec![0, 0, 0x12, 0x34, 1, cname.len() as u8];
+        sdes.extend_from_slice(cname);
+        sdes.extend_from_slice(&[2, 3, b'B', b'o', b'b', 0]);
+        while sdes.len() % 4 != 0 {
+            sdes.push(0);
+        }
+        p.extend_from_slice(&[0x81, 202]);
+        p.extend_from_slice(&((sdes.len() / 4) as u16).to_be_bytes());
+        p.extend_from_slice(&sdes);
+        p
+    }
+
+    #[test]
+    fn a_cname_is_hidden_and_nothing_else_changes() {
+        let original = compound();
+        let mut p = original.clone();
+        assert!(hide_cnames(&mut p));
+        assert_eq!(p.len(), original.len());
+        let text = String::from_utf8_lossy(&p).to_string();
+        assert!(!text.contains("192.168"), "{text}");
+        assert!(text.contains("Bob"), "other items kept");
+        assert_eq!(p[..8], original[..8], "the report kept");
+        assert!(parse_rtcp(&p).is_some());
+        // The same name hides the same way; another differently.
+        let mut again = original.clone();
+        hide_cnames(&mut again);
+        assert_eq!(again, p);
+    }
+
+    #[test]
+    fn srtcp_and_garbage_are_left_alone() {
+        let mut srtcp = compound();
+        srtcp.extend_from_slice(&[0x80, 0, 0, 1, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]);
+        let before = srtcp.clone();
+        assert!(!hide_cnames(&mut srtcp));
+        assert_eq!(srtcp, before);
+        let mut short = compound();
+        short.truncate(20);
+        assert!(!hide_cnames(&mut short));
     }
 }

@@ -407,6 +407,8 @@ async fn receive(shared: Arc<Shared>, route: watch::Receiver<Route>) {
                     continue;
                 };
                 if rtcp {
+                    // No phone's address (in its CNAME) reaches the other side.
+                    media::rtp::hide_cnames(packet);
                     let _ = other.rtcp.try_send_to(packet, dest);
                     continue;
                 }
