@@ -232,6 +232,7 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| {
                     format!("--rtp-ports {rtp_ports:?}: expected LO-HI, e.g. 10000-20000")
                 })?;
+            provisioner::log_to_stderr();
             let rt = provisioner::runtime()?;
             rt.block_on(async {
                 let db = Arc::new(Mutex::new(Db::open(&cli.db)?));
@@ -262,8 +263,8 @@ fn run(cli: Cli) -> Result<()> {
                     router,
                     provisioner::listener::HttpLimits::default(),
                 ));
-                eprintln!(
-                    "pbx-lite: SIP on {sip}, admin on http://{admin} (token in {}){}",
+                tracing::info!(
+                    "SIP on {sip}, admin on http://{admin} (token in {}){}",
                     token.display(),
                     if no_provisioning {
                         String::new()

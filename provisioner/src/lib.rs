@@ -37,6 +37,30 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// Sends the servers' log (`tracing`) to stderr, one line an event: RFC 3339 UTC time,
+/// level, target and message. `PBX_LOG` chooses what is shown, as `tracing` targets and
+/// levels (`info` by default; `debug`, or `warn,security=warn` for refusals only). Refusals
+/// are on the `security` target, one line each with `address=`.
+pub fn log_to_stderr() {
+    let filter = std::env::var("PBX_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new()
+                .with_default(tracing_subscriber::filter::LevelFilter::INFO)
+        });
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(filter)
+        .try_init();
+}
+
 /// The current year and Unix time: the one place the provisioner reads the clock.
 pub fn clock() -> (i32, i64) {
     let now = std::time::SystemTime::now()

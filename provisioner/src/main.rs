@@ -141,6 +141,7 @@ fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("--files {}", dir.display()))?;
             }
             let office = Arc::new(office);
+            provisioner::log_to_stderr();
             let rt = provisioner::runtime()?;
             rt.block_on(async {
                 let t = tokio::net::UdpSocket::bind(tftp)
@@ -149,8 +150,8 @@ fn run(cli: Cli) -> Result<()> {
                 let h = tokio::net::TcpListener::bind(http)
                     .await
                     .with_context(|| format!("HTTP {http}"))?;
-                eprintln!(
-                    "provisioner: TFTP on {tftp}, HTTP on {http}, database {}",
+                tracing::info!(
+                    "TFTP on {tftp}, HTTP on {http}, database {}",
                     db_path.display()
                 );
                 provisioner::serve(office, Some(t), Some(h)).await?;

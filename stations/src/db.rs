@@ -940,7 +940,17 @@ impl Db {
     }
 
     /// Records a refused access, keeping the newest [`LOG_ROWS`].
+    /// Records a refusal in the access log, and says it on the `security` log target in one
+    /// line that fail2ban-style tools can match on `address=<HOST>` (every refusal, also those
+    /// the table counts on an earlier row).
     pub fn log_access(&self, a: &Access) -> Result<(), StationError> {
+        tracing::warn!(
+            target: "security",
+            "refused address={} user={:?} reason={:?}",
+            a.address,
+            a.caller,
+            a.reason
+        );
         self.bookkeeping(|| self.append_access(a))
     }
 

@@ -61,10 +61,7 @@ impl Calls {
             return;
         };
         if !(200..300).contains(&response.status) {
-            eprintln!(
-                "pbx-lite: re-INVITE to {} answered {}",
-                leg.station, response.status
-            );
+            tracing::info!("re-INVITE to {} answered {}", leg.station, response.status);
             return;
         }
         if let Some(d) = &mut leg.dialog {

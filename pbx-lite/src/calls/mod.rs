@@ -261,7 +261,7 @@ impl Calls {
                 Ok(Action::Conference) => self.conference(&caller).await,
                 Ok(Action::Retrieve(slot)) => match self.retrieve(leg, &slot).await {
                     Ok(text) => {
-                        eprintln!("pbx-lite: {caller} dialled {callee}: {text}");
+                        tracing::info!("{caller} dialled {callee}: {text}");
                         return;
                     }
                     Err((why, l)) => {
@@ -271,7 +271,7 @@ impl Calls {
                 },
                 Ok(Action::Voicemail) => match self.voicemail_menu(leg).await {
                     Ok(text) => {
-                        eprintln!("pbx-lite: {caller} dialled {callee}: {text}");
+                        tracing::info!("{caller} dialled {callee}: {text}");
                         return;
                     }
                     Err((why, l)) => {
@@ -281,7 +281,7 @@ impl Calls {
                 },
                 Ok(Action::Pickup(which)) => match self.pickup(leg, which).await {
                     Ok(text) => {
-                        eprintln!("pbx-lite: {caller} dialled {callee}: {text}");
+                        tracing::info!("{caller} dialled {callee}: {text}");
                         return;
                     }
                     Err((why, l)) => {
@@ -292,7 +292,7 @@ impl Calls {
                 Err(why) => Err(why),
             };
             let text = outcome.unwrap_or_else(|why| format!("refused: {why}"));
-            eprintln!("pbx-lite: {caller} dialled {callee}: {text}");
+            tracing::info!("{caller} dialled {callee}: {text}");
             return self.reply(&leg.key, &leg.invite, 480, "Temporarily Unavailable", &tag);
         }
         // Do Not Disturb, then Call Forward All (followed while it leads somewhere new).
@@ -602,10 +602,7 @@ impl Calls {
             Partner::Leg(o) => {
                 let o = *o;
                 if let Some(other) = self.legs.get(&o) {
-                    eprintln!(
-                        "pbx-lite: call {} ↔ {} ended: {why}",
-                        leg.station, other.station
-                    );
+                    tracing::info!("call {} ↔ {} ended: {why}", leg.station, other.station);
                 }
                 self.end_or_unhook(o, id);
             }
@@ -862,7 +859,7 @@ impl Calls {
             .find(|l| l.partner == Partner::Leg(id))
             .map(|l| l.id);
         if let Some(o) = partner {
-            eprintln!("pbx-lite: call hung up: {why}");
+            tracing::info!("call hung up: {why}");
             self.end(o, 0, "");
         }
     }

@@ -111,7 +111,7 @@ impl Calls {
                 self.end(id, 0, "");
             }
             self.rooms.remove(owner);
-            eprintln!("pbx-lite: {owner}'s conference ended");
+            tracing::info!("{owner}'s conference ended");
         }
     }
 }

@@ -149,7 +149,7 @@ impl Calls {
         if let Some(b) = ringing {
             self.end(b, 0, "");
         }
-        eprintln!("pbx-lite: call {caller} → {callee} ({reason}): forwarded to {target}");
+        tracing::info!("call {caller} → {callee} ({reason}): forwarded to {target}");
         if let Some(l) = self.legs.get_mut(&a) {
             l.partner = Partner::Ringing(vec![new]);
         }

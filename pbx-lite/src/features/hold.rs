@@ -37,7 +37,7 @@ impl Calls {
             self.anchor(held).await;
             if !self.recall(held, &station, "hold").await {
                 // Not reachable now: the held party stays on hold music until it hangs up.
-                eprintln!("pbx-lite: hold recall to {station} failed; the call stays on hold");
+                tracing::info!("hold recall to {station} failed; the call stays on hold");
             }
         }
     }

@@ -177,7 +177,7 @@ impl Calls {
             return true; // nobody left to recall
         };
         let Some((binding, peer)) = self.reach(to) else {
-            eprintln!("pbx-lite: {what} recall of {station} to {to}: {to} is not registered");
+            tracing::info!("{what} recall of {station} to {to}: {to} is not registered");
             return false;
         };
         let caller_id = (String::new(), station.clone());
@@ -191,7 +191,7 @@ impl Calls {
             l.partner = Partner::Leg(new);
         }
         self.settle(waiting);
-        eprintln!("pbx-lite: {what} recall: {station} rings {to} again");
+        tracing::info!("{what} recall: {station} rings {to} again");
         true
     }
 }
@@ -226,8 +226,8 @@ pub async fn release_stale(
                 .insert(Name::from("Reason"), "SIP;cause=503;text=\"PBX restarted\"");
             ep.send_stateless(peer, &sip::Message::Request(bye));
         });
-        eprintln!(
-            "pbx-lite: park slot {}: the call of {} parked by {} was released (the PBX restarted){}",
+        tracing::info!(
+            "park slot {}: the call of {} parked by {} was released (the PBX restarted){}",
             p.slot,
             p.parked,
             p.by,

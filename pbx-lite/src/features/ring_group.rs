@@ -33,8 +33,8 @@ impl Calls {
                 }
             }
         }
-        eprintln!(
-            "pbx-lite: {} calls group {number}: rings {}",
+        tracing::info!(
+            "{} calls group {number}: rings {}",
             leg.station,
             candidates.join(", ")
         );

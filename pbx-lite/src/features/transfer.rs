@@ -74,14 +74,14 @@ impl Calls {
         };
         let (a, b) = (name(self, transferee), name(self, target));
         if answered {
-            eprintln!("pbx-lite: transfer by {by}: {a} and {b} talk");
+            tracing::info!("transfer by {by}: {a} and {b} talk");
             self.anchor(target).await;
         } else {
             let after = Duration::from_secs(self.setting_u64("transfer.recall_seconds", 30));
             if let Some(l) = self.legs.get_mut(&transferee) {
                 l.recall = Some((Instant::now() + after, by.to_string()));
             }
-            eprintln!("pbx-lite: blind transfer by {by}: {a} waits for {b} to answer");
+            tracing::info!("blind transfer by {by}: {a} waits for {b} to answer");
         }
         self.anchor(transferee).await;
     }
@@ -95,7 +95,7 @@ impl Calls {
         {
             return;
         }
-        eprintln!("pbx-lite: nobody took the call back: released");
+        tracing::info!("nobody took the call back: released");
         if let Some(l) = self.legs.get_mut(&waiting) {
             l.partner = Partner::None;
         }
@@ -207,7 +207,7 @@ impl Calls {
         }
         self.settle(transferee);
         self.notify_sipfrag(id, "SIP/2.0 200 OK");
-        eprintln!("pbx-lite: REFER by {station}: blind transfer to {user}");
+        tracing::info!("REFER by {station}: blind transfer to {user}");
     }
 
     /// Tells a REFER's sender how its transfer went (RFC 3515 §2.4.5).

@@ -185,10 +185,7 @@ async fn deposit(
     let made = WavSink::create(&path, 8000);
     let _ = std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600));
     let Ok(mut sink) = made else {
-        eprintln!(
-            "pbx-lite: voicemail for {mailbox}: cannot write {}",
-            path.display()
-        );
+        tracing::info!("voicemail for {mailbox}: cannot write {}", path.display());
         done.store(true, Ordering::Relaxed);
         return;
     };
@@ -220,8 +217,8 @@ async fn deposit(
             ..Default::default()
         };
         let _ = lock(&db).add_message(&m);
-        eprintln!(
-            "pbx-lite: voicemail for {mailbox} from {caller}: {:.1} s kept",
+        tracing::info!(
+            "voicemail for {mailbox} from {caller}: {:.1} s kept",
             started.elapsed().as_secs_f32().min(kept as f32 / 8000.0)
         );
     }
@@ -272,10 +269,7 @@ async fn menu(
                     Heard::Digit('7') => {
                         let _ = lock(&db).delete_message(m.id);
                         let _ = std::fs::remove_file(&m.path);
-                        eprintln!(
-                            "pbx-lite: voicemail {mailbox}: message from {} deleted",
-                            m.caller
-                        );
+                        tracing::info!("voicemail {mailbox}: message from {} deleted", m.caller);
                         messages.remove(i);
                         continue 'messages;
                     }
@@ -347,7 +341,7 @@ impl Calls {
         let max = Duration::from_secs(self.setting_u64("voicemail.max_seconds", 120));
         let done = Arc::new(AtomicBool::new(false));
         leg.service = Some(done.clone());
-        eprintln!("pbx-lite: call from {caller} goes to voicemail {mailbox}");
+        tracing::info!("call from {caller} goes to voicemail {mailbox}");
         tokio::spawn(deposit(
             voice,
             heard,
