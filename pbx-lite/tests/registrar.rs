@@ -342,7 +342,8 @@ fn an_unauthenticated_invite_gets_one_challenge_not_a_dozen() {
             statuses.push(r.status);
         }
     }
-    assert_eq!(statuses, [100, 407]);
+    // One answer in all: the challenge goes within 200 ms, so no 100 Trying precedes it.
+    assert_eq!(statuses, [407]);
 }
 
 #[test]

