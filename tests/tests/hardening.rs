@@ -326,9 +326,10 @@ fn http_status(o: &Office, host: &str, url: &str, extra: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// Finding 6, TFTP: read requests from 100 addresses that never acknowledge, 5,000 a second
-/// for 15 s. SIP, provisioning HTTP and the admin endpoint keep answering, and the PBX's
-/// threads and open files stay bounded.
+/// Findings 6 and 10, TFTP: read requests for the files of 5,000 made-up phones from 100
+/// addresses that never acknowledge, 5,000 a second for 15 s. SIP, provisioning HTTP and the
+/// admin endpoint keep answering, the PBX's threads and open files stay bounded, and so does
+/// its table of unknown phones.
 #[test]
 fn a_tftp_flood_leaves_sip_http_and_admin_answering() {
     if skip() {
@@ -375,6 +376,16 @@ fn a_tftp_flood_leaves_sip_http_and_admin_answering() {
     );
     assert!(files < 1024, "open files bounded: {files}");
     assert!(threads < 48, "threads bounded: {threads}");
+    // Finding 10: the 5,000 made-up phones fill no table without end. At most the 1,000
+    // most recently seen are kept, and the log's refusals are counted, not repeated.
+    let listed = o.cli(&["station", "unknown"]);
+    let unknown = listed.lines().filter(|l| l.starts_with("00112233")).count();
+    println!("unknown phones kept: {unknown}");
+    assert!(
+        (1..=1000).contains(&unknown),
+        "{unknown} unknown phones:\n{}",
+        &listed[listed.len().saturating_sub(600)..]
+    );
 }
 
 /// Finding 6, HTTP ("300 slow uploads held 303 MB"): 300 uploads of 2 MB from 10 addresses,

@@ -7,7 +7,7 @@
 //!   fresh Call-ID and branch (what a scanner sends, and what a server must parse);
 //! - `invite`: INVITEs only, likewise;
 //! - `big-sip`: OPTIONS with 5,000 header lines (about 60 KB), the parsing-cost attack;
-//! - `tftp`: read requests for the files of 5,000 made-up phones, never acknowledged (every
+//! - `tftp`: read requests for the SIP\<MAC\>.cnf of 5,000 made-up Cisco phones, never acknowledged (every
 //!   one starts a transfer the server retransmits, or records an unknown phone);
 //! - `tftp:NAME`: read requests for NAME, never acknowledged;
 //! - `file:PATH`: the bytes of PATH, as they are.
@@ -62,10 +62,7 @@ fn packet(kind: &str, n: u64, from: SocketAddr, to: SocketAddr) -> Vec<u8> {
             let extra: String = (0..5000).map(|i| format!("X-{i}: v\r\n")).collect();
             sip("OPTIONS", n, from, to, &extra)
         }
-        "tftp" => rrq(&format!(
-            "SEP{:012X}.cnf.xml",
-            0x0011_2233_0000u64 + n % 5000
-        )),
+        "tftp" => rrq(&format!("SIP{:012X}.cnf", 0x0011_2233_0000u64 + n % 5000)),
         other => match (other.strip_prefix("tftp:"), other.strip_prefix("file:")) {
             (Some(name), _) => rrq(name),
             (_, Some(path)) => std::fs::read(path).expect("the packet's file"),
