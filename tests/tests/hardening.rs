@@ -513,6 +513,24 @@ fn http_password_guesses_are_blocked_and_phones_still_served() {
         log.contains("192.168.77.66") && log.contains("blocked"),
         "{log}"
     );
+    // Finding 10: the repeated refusals are counted on one row, not one row each.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("192.168.77.66") && l.contains("×")),
+        "{log}"
+    );
+    // And the server's log says each on the security target, for fail2ban.
+    assert!(
+        o.log()
+            .contains("WARN security: refused address=192.168.77.66"),
+        "{}",
+        o.log()
+    );
+}
+
+/// The phone of station `n` is still registered (the attack left it alone).
+fn still_registered(o: &Office, n: &str) {
+    assert_eq!(o.status(n)["registered"], true, "{n} registered");
 }
 
 /// Finding 4: datagrams of 5,000 header lines (60 KB) ten a second for 5 s. Each is refused
@@ -653,6 +671,7 @@ fn the_directory_and_station_files_tell_an_outsider_nothing() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     assert_eq!(bria("u201"), bria("nobody"));
+    still_registered(&o, "201");
 }
 
 /// Finding 9: what a forged source gets back. An unauthenticated INVITE is answered with
@@ -685,6 +704,8 @@ fn a_forged_request_gets_one_answer_back() {
         2,
         "a block and one retransmission"
     );
+    still_registered(&o, "201");
+    still_registered(&o, "202");
 }
 
 /// Finding 12: with `security.invite_auth=never`, a feature code is taken only from exactly
@@ -724,6 +745,7 @@ fn without_invite_auth_another_port_of_the_phone_s_address_is_not_the_phone() {
         o.log().contains("forged-dnd") || o.log().contains("not where 201 registered")
     });
     assert_eq!(o.status("201")["dnd"], false, "DND unchanged");
+    still_registered(&o, "201");
 }
 
 /// Finding 11: what the office keeps on disk is its owner's alone.
