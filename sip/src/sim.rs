@@ -1,7 +1,7 @@
 //! A virtual network for testing transaction layers without sockets or wall-clock time.
 //!
 //! [`SimNet`] holds any number of [`TransactionLayer`]s, each at its own socket address,
-//! moves their [`Transmit`]s to one another after a fixed delay, fires their timers, and
+//! moves their [`Transmit`](crate::transaction::Transmit)s to one another after a fixed delay, fires their timers, and
 //! collects what they hand their users. Knobs: `set_delay`, and `set_drop` with a predicate
 //! over (time, from, to, bytes) — drop one message, every retransmission, a random share.
 //! Every message put on the wire is logged with its send time, so tests can assert a

@@ -12,6 +12,7 @@ mod support;
 use e2e::baresip::Baresip;
 use media::analysis::dominant_frequency;
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -58,6 +59,8 @@ fn kamailio(dir: &Path, port: u16, numbers: &[&str]) -> Kill {
     std::fs::create_dir_all(&run).unwrap();
     let k = Kill(
         Command::new("kamailio")
+            // Its own process group: Kill stops the forked workers too.
+            .process_group(0)
             .args(["-DD", "-E", "-f"])
             .arg(dir.join("kamailio.cfg"))
             .arg("-Y")

@@ -3,9 +3,11 @@
 //! Layer: tests only. Joins `sip` and `media` the way an application does, to talk to real
 //! peers (baresip) in `tests/`; the helpers here start and stop those peers (`baresip`), build
 //! virtual office networks from network namespaces (`netns`), run the office in one
-//! (`office`), and tell who heard whom (`audio`).
+//! (`office`), tell who heard whom (`audio`), and stop every peer with its children
+//! (`process`).
 
 pub mod audio;
 pub mod baresip;
 pub mod netns;
 pub mod office;
+pub mod process;

@@ -8,17 +8,9 @@ pub(crate) use e2e::audio::{heard_in_order, timeline, tone};
 use e2e::baresip::Baresip;
 use media::analysis::tone_share;
 use std::path::PathBuf;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-pub(crate) struct Kill(pub(crate) Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub(crate) use e2e::process::Kill;
 
 pub(crate) fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let t0 = Instant::now();

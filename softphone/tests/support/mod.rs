@@ -33,14 +33,7 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
-pub(crate) struct Kill(pub(crate) Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub(crate) use e2e::process::Kill;
 
 pub(crate) fn cli(db: &Path, args: &[&str]) -> String {
     let o = Command::new(pbx_lite())
