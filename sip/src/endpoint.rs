@@ -76,7 +76,8 @@ impl Endpoint {
 
     /// Answers an INVITE server transaction with a 2xx and re-sends it over unreliable
     /// transports, T1 doubling to T2, until the returned sender fires (the ACK came) or 64×T1
-    /// (32 s) pass (§13.3.1.4: the 2xx is the transaction user's to retransmit).
+    /// pass (§13.3.1.4: the 2xx is the transaction user's to retransmit). The timers are the
+    /// endpoint's own (`sip.t1_ms` in pbx-lite), as its transactions' are.
     pub fn send_2xx(
         self: &Arc<Self>,
         key: &TsxKey,
@@ -89,9 +90,10 @@ impl Endpoint {
             return acked_tx;
         }
         let me = Arc::downgrade(self);
+        let timers = self.lock().config();
         tokio::spawn(async move {
-            let mut interval = std::time::Duration::from_millis(500);
-            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(32);
+            let mut interval = timers.t1;
+            let deadline = tokio::time::Instant::now() + timers.t64();
             let msg = Message::Response(ok);
             loop {
                 tokio::select! {
@@ -103,7 +105,7 @@ impl Endpoint {
                     return;
                 }
                 ep.send_stateless(peer, &msg);
-                interval = (interval * 2).min(std::time::Duration::from_secs(4));
+                interval = (interval * 2).min(timers.t2);
             }
         });
         acked_tx

@@ -18,6 +18,7 @@ pub mod headers;
 pub mod message;
 pub mod method;
 pub mod rate;
+pub mod refer;
 pub mod sdp;
 pub mod sim;
 pub mod throttle;

@@ -169,7 +169,7 @@ impl Calls {
                 return answer(self, 481, "Call/Transaction Does Not Exist (Replaces)");
             };
             answer(self, 202, "Accepted");
-            self.notify_sipfrag(id, "SIP/2.0 200 OK");
+            self.notify_sipfrag(id, 200, "OK");
             if let Some(l) = self.legs.get_mut(&id) {
                 l.partner = Partner::None; // the transferor's BYE ends only its own leg
             }
@@ -184,7 +184,7 @@ impl Calls {
             return answer(self, 480, "Temporarily Unavailable");
         };
         answer(self, 202, "Accepted");
-        self.notify_sipfrag(id, "SIP/2.0 100 Trying");
+        self.notify_sipfrag(id, 100, "Trying");
         self.anchor(transferee).await;
         let caller_id = self
             .legs
@@ -195,7 +195,7 @@ impl Calls {
             .ring(transferee, &user, &binding, peer, &caller_id, None)
             .await
         else {
-            return self.notify_sipfrag(id, "SIP/2.0 503 Service Unavailable");
+            return self.notify_sipfrag(id, 503, "Service Unavailable");
         };
         let after = Duration::from_secs(self.setting_u64("transfer.recall_seconds", 30));
         if let Some(l) = self.legs.get_mut(&transferee) {
@@ -206,12 +206,12 @@ impl Calls {
             l.partner = Partner::None;
         }
         self.settle(transferee);
-        self.notify_sipfrag(id, "SIP/2.0 200 OK");
+        self.notify_sipfrag(id, 200, "OK");
         tracing::info!("REFER by {station}: blind transfer to {user}");
     }
 
     /// Tells a REFER's sender how its transfer went (RFC 3515 §2.4.5).
-    fn notify_sipfrag(&mut self, id: LegId, status_line: &str) {
+    fn notify_sipfrag(&mut self, id: LegId, status: u16, reason: &str) {
         let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
@@ -219,21 +219,8 @@ impl Calls {
         let Some((mut notify, peer)) = leg.in_dialog(Method::Notify) else {
             return;
         };
-        let done = !status_line.contains(" 1");
-        notify.headers.insert(Name::from("Event"), "refer");
-        notify.headers.insert(
-            Name::from("Subscription-State"),
-            if done {
-                "terminated;reason=noresource"
-            } else {
-                "active;expires=60"
-            },
-        );
-        notify
-            .headers
-            .insert(Name::CONTENT_TYPE, "message/sipfrag;version=2.0");
+        sip::refer::progress_notify(&mut notify, status, reason);
         notify.headers.insert(Name::CONTACT, contact);
-        notify.body = format!("{status_line}\r\n").into_bytes().into();
         let _ = self.ep.send_request(notify, peer);
     }
 }

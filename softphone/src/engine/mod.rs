@@ -1405,7 +1405,7 @@ impl Engine {
                 let referred = self.calls[i].notify_on;
                 self.emit(Event::Established { call: id });
                 if let Some(old) = referred {
-                    self.notify_refer(old, "SIP/2.0 200 OK");
+                    self.notify_refer(old, 200, "OK");
                 }
             }
             401 | 407 if !c.authorized => {
@@ -1438,7 +1438,7 @@ impl Engine {
             _ => {
                 let c = self.calls.remove(i);
                 if let Some(old) = c.notify_on {
-                    self.notify_refer(old, &format!("SIP/2.0 {status} {}", response.reason));
+                    self.notify_refer(old, status, &response.reason);
                 }
                 self.emit(Event::Ended {
                     call: c.id,

@@ -109,13 +109,12 @@ impl Engine {
     /// sipfrag status ends our part — a 2xx hangs our call up.
     pub(super) fn on_notify(&mut self, i: usize, key: TsxKey, request: Request) {
         let id = self.calls[i].id;
-        let event = request
-            .headers
-            .get_raw(&Name::from("Event"))
-            .next()
-            .or_else(|| request.headers.get_raw(&Name::from("o")).next())
-            .map(|e| e.trim().to_ascii_lowercase());
-        if !event.as_deref().is_some_and(|e| e.starts_with("refer")) {
+        if !sip::refer::is_refer_event(&request) {
+            let event = request
+                .headers
+                .get_raw(&Name::from("Event"))
+                .next()
+                .map(|e| e.trim().to_ascii_lowercase());
             let _ = self
                 .ep
                 .send_response(&key, &request.make_response(489, "Bad Event"));
@@ -126,15 +125,7 @@ impl Engine {
                 ),
             });
         }
-        let body = String::from_utf8_lossy(&request.body).to_string();
-        let Some(status) = body
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("SIP/2.0 "))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|s| s.parse::<u16>().ok())
-            .filter(|s| (100..700).contains(s))
-        else {
+        let Some(status) = sip::refer::sipfrag_status(&request.body) else {
             let _ = self
                 .ep
                 .send_response(&key, &request.make_response(400, "Bad sipfrag body"));
@@ -168,7 +159,11 @@ impl Engine {
             self.emit(Event::TransferFailed {
                 call: id,
                 status,
-                reason: body.lines().next().unwrap_or_default().to_string(),
+                reason: String::from_utf8_lossy(&request.body)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
             });
         }
     }
@@ -228,7 +223,7 @@ impl Engine {
             call: id,
             to: to.uri.clone(),
         });
-        self.notify_refer(id, "SIP/2.0 100 Trying");
+        self.notify_refer(id, 100, "Trying");
         let mut headers = Vec::new();
         if let Some(r) = &to.replaces {
             headers.push((Name::from("Replaces"), r.to_string()));
@@ -242,12 +237,12 @@ impl Engine {
                     c.notify_on = Some(id);
                 }
             }
-            None => self.notify_refer(id, "SIP/2.0 503 Service Unavailable"),
+            None => self.notify_refer(id, 503, "Service Unavailable"),
         }
     }
 
     /// Tells the transferor of call `id` how the call it asked for went (RFC 3515 §2.4.5).
-    pub(super) fn notify_refer(&mut self, id: u32, status_line: &str) {
+    pub(super) fn notify_refer(&mut self, id: u32, status: u16, reason: &str) {
         let local = self.local;
         let Some(c) = self.calls.iter_mut().find(|c| c.id == id) else {
             return;
@@ -257,20 +252,8 @@ impl Engine {
         };
         let via = build::via_value(c.peer.transport, local, &build::new_branch());
         let mut n = d.request(Method::Notify, &via);
-        let done = !status_line.starts_with("SIP/2.0 1");
-        n.headers.insert(Name::from("Event"), "refer");
-        n.headers.insert(
-            Name::from("Subscription-State"),
-            if done {
-                "terminated;reason=noresource"
-            } else {
-                "active;expires=60"
-            },
-        );
-        n.headers
-            .insert(Name::CONTENT_TYPE, "message/sipfrag;version=2.0");
+        sip::refer::progress_notify(&mut n, status, reason);
         n.headers.insert(Name::CONTACT, format!("<sip:{local}>"));
-        n.body = format!("{status_line}\r\n").into_bytes().into();
         let _ = self.ep.send_request(n, c.peer);
     }
 }
