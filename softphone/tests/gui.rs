@@ -132,9 +132,7 @@ fn send(p: &mut Peer, line: &str) {
     writeln!(p.2, "{line}").unwrap();
 }
 
-fn skip() -> bool {
-    std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1")
-}
+use e2e::kit::skip_peers as skip;
 
 #[test]
 fn dial_answer_hold_and_transfers_on_screen() {

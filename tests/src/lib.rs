@@ -3,11 +3,12 @@
 //! Layer: tests only. Joins `sip` and `media` the way an application does, to talk to real
 //! peers (baresip) in `tests/`; the helpers here start and stop those peers (`baresip`), build
 //! virtual office networks from network namespaces (`netns`), run the office in one
-//! (`office`), tell who heard whom (`audio`), and stop every peer with its children
-//! (`process`).
+//! (`office`), tell who heard whom (`audio`), stop every peer with its children
+//! (`process`), and give every suite its skip switch and free ports (`kit`).
 
 pub mod audio;
 pub mod baresip;
+pub mod kit;
 pub mod netns;
 pub mod office;
 pub mod process;

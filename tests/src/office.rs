@@ -33,7 +33,7 @@ pub const MUSIC: f32 = 800.0;
 /// (`SIP_SKIP_PEERS=1`, scripts/check --quick); without root it fails rather than pass
 /// unseen.
 pub fn skip() -> bool {
-    if std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1") {
+    if crate::kit::skip_peers() {
         return true;
     }
     assert!(

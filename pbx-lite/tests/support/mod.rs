@@ -1,29 +1,9 @@
 //! What the pbx-lite integration tests share.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::UdpSocket;
-
 pub(crate) mod office;
 
-/// `SIP_SKIP_PEERS=1` (scripts/check --quick) skips the tests that need real peers.
-pub(crate) fn skip() -> bool {
-    std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1")
-}
-
-/// A loopback port that was free for UDP and TCP a moment ago, from 20000-29999: below the
-/// ephemeral ports other processes get and away from the relay ranges the tests give
-/// pbx-lite (10000-19999 by default, 30000 and up in the call tests), so that a port chosen
-/// here is rarely taken before the PBX binds it.
-pub(crate) fn free_port() -> u16 {
-    loop {
-        let p = 20000 + rand::random::<u16>() % 10000;
-        if UdpSocket::bind(("127.0.0.1", p)).is_ok()
-            && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-        {
-            return p;
-        }
-    }
-}
+pub(crate) use e2e::kit::{free_port, skip_peers as skip};
 
 /// The pbx-lite binary under test.
 pub(crate) const PBX: &str = env!("CARGO_BIN_EXE_pbx-lite");

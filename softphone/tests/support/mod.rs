@@ -21,17 +21,7 @@ pub(crate) fn pbx_lite() -> PathBuf {
     target
 }
 
-pub(crate) fn free_port() -> u16 {
-    // Below the ephemeral range and away from pbx-lite's default relay ports (10000-19999).
-    loop {
-        let p = 20000 + rand::random::<u16>() % 10000;
-        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
-            && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-        {
-            return p;
-        }
-    }
-}
+pub(crate) use e2e::kit::free_port;
 
 pub(crate) use e2e::process::Kill;
 
@@ -166,9 +156,8 @@ pub(crate) fn softphone(
 }
 
 /// A 30 s, 8 kHz mono WAV of a sine at `freq` Hz: what a phone says in the tests.
-pub(crate) fn tone(path: &Path, freq: f32) {
-    sine(path, freq, 8000);
-}
+#[allow(unused_imports)] // each test binary uses some of these
+pub(crate) use e2e::audio::tone;
 
 /// A 30 s mono WAV of a sine at `freq` Hz sampled at `rate`.
 pub(crate) fn sine(path: &Path, freq: f32, rate: u32) {

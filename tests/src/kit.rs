@@ -1,0 +1,23 @@
+//! What every test suite of the workspace's programs needs: whether to skip the tests with
+//! real peers, and a port to give a server.
+
+use std::net::{TcpListener, UdpSocket};
+
+/// `SIP_SKIP_PEERS=1` (`scripts/check --quick`) skips the tests that need real peers.
+pub fn skip_peers() -> bool {
+    std::env::var("SIP_SKIP_PEERS").is_ok_and(|v| v == "1")
+}
+
+/// A loopback port that was free for UDP and TCP a moment ago, from 20000-29999: below the
+/// ephemeral ports other processes get and away from the relay ranges the tests give
+/// pbx-lite (10000-19999 by default, 30000 and up in the call tests), so that a port chosen
+/// here is rarely taken before the server binds it.
+pub fn free_port() -> u16 {
+    loop {
+        let p = 20000 + rand::random::<u16>() % 10000;
+        if UdpSocket::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p)).is_ok()
+        {
+            return p;
+        }
+    }
+}
