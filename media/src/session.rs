@@ -305,10 +305,10 @@ impl MediaSession {
         }
     }
 
-    /// An RTCP receiver report for the peer (protected when SRTP is on).
-    pub fn rtcp_report(&mut self) -> Result<Vec<u8>, SessionError> {
+    /// An RTCP receiver report for the peer at `now` (protected when SRTP is on).
+    pub fn rtcp_report(&mut self, now: Instant) -> Result<Vec<u8>, SessionError> {
         let f = self.stats.report();
-        let (lsr, dlsr) = self.lsr_dlsr(Instant::now());
+        let (lsr, dlsr) = self.lsr_dlsr(now);
         let rr = receiver_report(self.cfg.ssrc, self.remote_ssrc, &f, lsr, dlsr);
         Ok(match &mut self.srtp {
             Some(s) => s.protect_rtcp(&rr)?,
