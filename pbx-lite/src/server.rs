@@ -3,7 +3,7 @@
 //! every change (so a restart, even `kill -9`, keeps them), and refusals written to the
 //! access log. INVITEs and in-dialog requests go to [`Calls`], the back-to-back user agent.
 
-use crate::calls::Calls;
+use crate::calls::{Calls, Clock};
 use crate::nat::{self, NatCheck};
 use crate::registrar::{Directory, Outcome, Policy, Registrar};
 use sip::auth::DigestAlgorithm;
@@ -56,6 +56,14 @@ fn algorithms(db: &Db) -> Vec<DigestAlgorithm> {
     }
 }
 
+/// What time it is, for the call logic: the one place pbx-lite's calls learn it.
+fn clock() -> Clock {
+    Clock {
+        now: std::time::Instant::now(),
+        wall: SystemTime::now(),
+    }
+}
+
 /// Runs the PBX's SIP side on `sip` (UDP and TCP) until the task is dropped.
 /// Voicemail messages are kept under `voicemail`.
 pub async fn run(
@@ -104,6 +112,7 @@ pub async fn run(
         bound,
         ports,
         voicemail,
+        clock(),
     );
     // Lapsed registrations are dropped (and forgotten on disk) every ten seconds.
     {
@@ -129,14 +138,17 @@ pub async fn run(
                 None => break,
             },
             _ = second.tick() => {
+                calls.set_clock(clock());
                 calls.tick().await;
                 continue;
             }
             Some(id) = timers.recv() => {
+                calls.set_clock(clock());
                 calls.on_timer(id).await;
                 continue;
             }
         };
+        calls.set_clock(clock());
         let (key, request, peer) = match event {
             TsxEvent::Request { key, request, peer } => (key, request, peer),
             TsxEvent::Response { key, response } => {

@@ -37,12 +37,13 @@ impl Calls {
                 .send_response(&key, &request.make_response(500, "Server Internal Error"));
             return;
         }
+        let now = self.clock.now;
         match request.method {
             Method::Ack => {
                 if let Some(leg) = self.legs.get_mut(&id) {
                     leg.acked();
                     if !request.body.is_empty() {
-                        leg.set_remote(request.body.to_vec());
+                        leg.set_remote(request.body.to_vec(), now);
                     }
                 }
                 self.settle(id);
@@ -149,7 +150,7 @@ impl Calls {
             let body = if request.body.is_empty() {
                 l.our_sdp(Direction::SendRecv, None) // the phone answers in its ACK
             } else {
-                l.set_remote(request.body.to_vec());
+                l.set_remote(request.body.to_vec(), self.clock.now);
                 l.our_sdp(sdp::direction(&request.body).answer(), Some(&request.body))
             };
             let mut ok = request.make_response(200, "OK");
@@ -189,7 +190,7 @@ impl Calls {
             }
             if let Some(asker) = self.legs.get_mut(&f.asker) {
                 asker.remote_sdp = f.request.body.to_vec();
-                asker.set_holds(sdp::is_hold(&f.request.body));
+                asker.set_holds(sdp::is_hold(&f.request.body), self.clock.now);
                 asker.send_2xx(&self.ep, &f.asker_key, r);
                 return;
             }

@@ -82,6 +82,7 @@ impl Leg {
         (peer, here): (Peer, Advertised),
         invite: Request,
         key: TsxKey,
+        now: Instant,
     ) -> Leg {
         Leg {
             id,
@@ -104,8 +105,8 @@ impl Leg {
             sdp_version: 0,
             partner: Partner::None,
             rang_for: 0,
-            probed: Instant::now(),
-            created: Instant::now(),
+            probed: now,
+            created: now,
             no_answer_tried: false,
             recall: None,
             service: None,
@@ -121,8 +122,9 @@ impl Leg {
         key: TsxKey,
         invite: Request,
         tag: &str,
+        now: Instant,
     ) -> Leg {
-        let mut l = Leg::new(id, station, at, invite, key);
+        let mut l = Leg::new(id, station, at, invite, key, now);
         l.remote_sdp = l.invite.body.to_vec();
         l.tag = tag.to_string();
         l
@@ -135,12 +137,13 @@ impl Leg {
         at: (Peer, Advertised),
         invite: Request,
         rang_for: LegId,
+        now: Instant,
     ) -> Leg {
         let key = TsxKey::Client {
             branch: build::new_branch(),
             method: Method::Invite,
         };
-        let mut l = Leg::new(id, station, at, invite, key);
+        let mut l = Leg::new(id, station, at, invite, key, now);
         l.uas = false;
         l.rang_for = rang_for;
         l.partner = Partner::Leg(rang_for);
@@ -150,22 +153,26 @@ impl Leg {
     pub(crate) fn anchor_with(&mut self, port: MediaPort) {
         self.media = Some(port);
         if !self.remote_sdp.is_empty() {
-            let body = self.remote_sdp.clone();
-            self.set_remote(body);
+            self.point_media();
         }
     }
 
     /// The phone's SDP changed: its media address, and the law it sends.
-    pub(crate) fn set_remote(&mut self, body: Vec<u8>) {
-        self.set_holds(sdp::is_hold(&body));
-        let mut r = self.remote_of(&body);
+    pub(crate) fn set_remote(&mut self, body: Vec<u8>, now: Instant) {
+        self.set_holds(sdp::is_hold(&body), now);
+        self.remote_sdp = body;
+        self.point_media();
+    }
+
+    /// Points the relay port (if any) at what the phone's SDP says.
+    fn point_media(&self) {
+        let mut r = self.remote_of(&self.remote_sdp);
         if let Some(law) = self.law {
             r.pt = law;
         }
         if let Some(m) = &self.media {
             m.set_remote(r);
         }
-        self.remote_sdp = body;
     }
 
     /// What the phone's SDP `body` says, and where its SIP comes from (its media may only
@@ -177,9 +184,9 @@ impl Leg {
         }
     }
 
-    pub(crate) fn set_holds(&mut self, holds: bool) {
+    pub(crate) fn set_holds(&mut self, holds: bool, now: Instant) {
         if holds && !self.holds {
-            self.held_since = Some(Instant::now());
+            self.held_since = Some(now);
         } else if !holds {
             self.held_since = None;
         }
@@ -291,13 +298,13 @@ impl Leg {
     }
 
     /// The phone answered the PBX's INVITE: the dialog starts, and the 2xx is ACKed.
-    pub(crate) fn on_answer(&mut self, ep: &Arc<Endpoint>, response: &Response) {
+    pub(crate) fn on_answer(&mut self, ep: &Arc<Endpoint>, response: &Response, now: Instant) {
         self.answered = true;
         self.dialog = Dialog::from_uac(&self.invite, response);
         if self.media.is_some() && !response.body.is_empty() {
             self.law = Some(sdp::g711(&response.body));
         }
-        self.set_remote(response.body.to_vec());
+        self.set_remote(response.body.to_vec(), now);
         self.ack_again(ep);
     }
 

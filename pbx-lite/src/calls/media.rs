@@ -71,7 +71,7 @@ impl Calls {
             self.ep.send_stateless(leg.peer, &Message::Request(ack));
         }
         if !response.body.is_empty() {
-            leg.set_remote(response.body.to_vec());
+            leg.set_remote(response.body.to_vec(), self.clock.now);
         }
         self.settle(id);
     }

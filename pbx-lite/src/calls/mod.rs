@@ -53,8 +53,28 @@ pub(crate) struct Park {
 }
 
 /// All calls of the PBX.
+/// The time the driver tells the call logic with each event: the monotonic instant for
+/// timers and ages, and the wall clock for what is stored or shown. The call logic reads no
+/// clock itself (scripts/check-clock), so tests can drive it on virtual time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: Instant,
+    pub wall: SystemTime,
+}
+
+impl Clock {
+    /// The wall clock as Unix seconds.
+    pub fn unix(&self) -> i64 {
+        self.wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+}
+
 pub struct Calls {
     pub(crate) ep: Arc<Endpoint>,
+    /// The time of the event being handled (see [`Calls::set_clock`]).
+    pub(crate) clock: Clock,
     registrar: Arc<Mutex<Registrar>>,
     pub(crate) db: Arc<Mutex<Db>>,
     /// Where SIP listens (maybe a wildcard): see [`Calls::here`] for what phones are told.
@@ -94,12 +114,14 @@ impl Calls {
         bound: SocketAddr,
         ports: Arc<PortRange>,
         voicemail_dir: std::path::PathBuf,
+        clock: Clock,
     ) -> Self {
         let subscriptions =
-            features::restore_subscriptions(&db.lock().unwrap_or_else(|e| e.into_inner()));
+            features::restore_subscriptions(&db.lock().unwrap_or_else(|e| e.into_inner()), clock);
         let (timers, timers_rx) = tokio::sync::mpsc::unbounded_channel();
         Calls {
             ep,
+            clock,
             registrar,
             db,
             bound,
@@ -118,6 +140,11 @@ impl Calls {
             timers,
             timers_rx: Some(timers_rx),
         }
+    }
+
+    /// Tells the call logic the time of the event it is about to handle.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
     }
 
     /// The wake-ups [`Calls::wake_after`] schedules; the driver passes each to
@@ -177,7 +204,7 @@ impl Calls {
         self.registrar
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .lookup(number, SystemTime::now())
+            .lookup(number, self.clock.wall)
     }
 
     /// Where requests for `number` go: its first registered contact, routed as its NAT
@@ -246,7 +273,15 @@ impl Calls {
         }
         let id = self.new_leg_id();
         let at = (peer, self.here(&peer));
-        let mut leg = Leg::answering(id, &caller, at, key.clone(), request.clone(), &tag);
+        let mut leg = Leg::answering(
+            id,
+            &caller,
+            at,
+            key.clone(),
+            request.clone(),
+            &tag,
+            self.clock.now,
+        );
         if !known {
             leg = match self.ring_group(leg, &callee).await {
                 Ok(()) => return,
@@ -422,7 +457,7 @@ impl Calls {
         let policy = crate::server::policy(&db);
         let mut registrar = self.registrar.lock().unwrap_or_else(|e| e.into_inner());
         let verdict = registrar
-            .authorize_invite(SystemTime::now(), request, peer, &policy, &dir)
+            .authorize_invite(self.clock.wall, request, peer, &policy, &dir)
             .map(|_| ());
         // Failed guesses go to the access log now, as a REGISTER's do.
         for a in registrar.take_access() {
@@ -488,7 +523,7 @@ impl Calls {
             None
         };
         let id = self.new_leg_id();
-        let mut leg = Leg::calling(id, callee, (peer, here), invite, from);
+        let mut leg = Leg::calling(id, callee, (peer, here), invite, from, self.clock.now);
         match port {
             Some(p) => {
                 leg.anchor_with(p);
@@ -682,7 +717,7 @@ impl Calls {
                 leg.ack_again(&self.ep); // a retransmitted 2xx
                 return;
             }
-            leg.on_answer(&self.ep, &response);
+            leg.on_answer(&self.ep, &response, self.clock.now);
             return self.answered(id, from).await;
         }
         if status >= 300 {
@@ -832,17 +867,20 @@ impl Calls {
         if probe == 0 {
             return;
         }
+        let now = self.clock.now;
         let due: Vec<LegId> = self
             .legs
             .values()
-            .filter(|l| l.answered && l.probed.elapsed() >= Duration::from_secs(probe))
+            .filter(|l| {
+                l.answered && now.saturating_duration_since(l.probed) >= Duration::from_secs(probe)
+            })
             .map(|l| l.id)
             .collect();
         for id in due {
             let Some(leg) = self.legs.get_mut(&id) else {
                 continue;
             };
-            leg.probed = Instant::now();
+            leg.probed = now;
             if let Some((options, peer)) = leg.in_dialog(Method::Options)
                 && let Ok(k) = self.ep.send_request(options, peer)
             {

@@ -79,10 +79,16 @@ impl Calls {
     /// station that forwards unanswered calls is cancelled there and rings the named
     /// station, with a Diversion header (`reason=no-answer`).
     pub(crate) async fn forward_unanswered(&mut self, after: Duration) {
+        let now = self.clock.now;
         let due: Vec<(LegId, LegId)> = self
             .legs
             .values()
-            .filter(|l| l.uas && !l.answered && !l.no_answer_tried && l.created.elapsed() >= after)
+            .filter(|l| {
+                l.uas
+                    && !l.answered
+                    && !l.no_answer_tried
+                    && now.saturating_duration_since(l.created) >= after
+            })
             .filter_map(|l| match &l.partner {
                 Partner::Ringing(f) if f.len() == 1 => Some((l.id, f[0])),
                 _ => None,

@@ -15,10 +15,15 @@ impl Calls {
         if after.is_zero() {
             return;
         }
+        let now = self.clock.now;
         let due: Vec<(LegId, LegId, String)> = self
             .legs
             .values()
-            .filter(|l| l.answered && l.held_since.is_some_and(|t| t.elapsed() >= after))
+            .filter(|l| {
+                l.answered
+                    && l.held_since
+                        .is_some_and(|t| now.saturating_duration_since(t) >= after)
+            })
             .filter_map(|l| match l.partner {
                 Partner::Leg(o) if self.legs.get(&o).is_some_and(|p| p.answered && !p.holds) => {
                     Some((l.id, o, l.station.clone()))

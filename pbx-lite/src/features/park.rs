@@ -10,7 +10,7 @@ use super::{Action, Feature, Request};
 use crate::calls::{Calls, Leg, LegId, Park as Parked, Partner, SavedDialog};
 use sip::Method;
 use sip::types::Name;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(super) struct Park;
 pub(super) struct Retrieve;
@@ -84,7 +84,7 @@ impl Calls {
             Parked {
                 leg: held,
                 by: caller.to_string(),
-                recall_at: Instant::now() + recall,
+                recall_at: self.clock.now + recall,
             },
         );
         let parked = self
@@ -96,7 +96,7 @@ impl Calls {
             slot: slot.to_string(),
             parked: parked.clone(),
             by: caller.to_string(),
-            since: unix_now(),
+            since: self.clock.unix(),
             dialog: self
                 .legs
                 .get(&held)
@@ -144,7 +144,7 @@ impl Calls {
     /// Parks whose recall timer ran out ring their parking station; while it rings the
     /// parked party keeps hearing music.
     pub(crate) async fn park_recalls(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.now;
         let due: Vec<String> = self
             .parks
             .iter()
@@ -194,12 +194,6 @@ impl Calls {
         tracing::info!("{what} recall: {station} rings {to} again");
         true
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// At start: calls left parked by a PBX that stopped are released — a BYE to each parked

@@ -16,7 +16,7 @@ use sip::headers::ReferTo;
 use sip::transaction::TsxKey;
 use sip::types::Name;
 use sip::{Method, Request};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 impl Calls {
     /// Leg `id`'s phone is hanging up (BYE, or CANCEL while it rings out). If that station
@@ -78,8 +78,9 @@ impl Calls {
             self.anchor(target).await;
         } else {
             let after = Duration::from_secs(self.setting_u64("transfer.recall_seconds", 30));
+            let now = self.clock.now;
             if let Some(l) = self.legs.get_mut(&transferee) {
-                l.recall = Some((Instant::now() + after, by.to_string()));
+                l.recall = Some((now + after, by.to_string()));
             }
             tracing::info!("blind transfer by {by}: {a} waits for {b} to answer");
         }
@@ -105,7 +106,7 @@ impl Calls {
     /// Park recalls, and blind transfers nobody answered in time.
     pub(crate) async fn recalls(&mut self) {
         self.park_recalls().await;
-        let now = Instant::now();
+        let now = self.clock.now;
         let due: Vec<LegId> = self
             .legs
             .values()
@@ -198,9 +199,10 @@ impl Calls {
             return self.notify_sipfrag(id, 503, "Service Unavailable");
         };
         let after = Duration::from_secs(self.setting_u64("transfer.recall_seconds", 30));
+        let now = self.clock.now;
         if let Some(l) = self.legs.get_mut(&transferee) {
             l.partner = Partner::Leg(new);
-            l.recall = Some((Instant::now() + after, station.clone()));
+            l.recall = Some((now + after, station.clone()));
         }
         if let Some(l) = self.legs.get_mut(&id) {
             l.partner = Partner::None;

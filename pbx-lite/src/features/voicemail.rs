@@ -15,7 +15,7 @@
 
 use super::{Action, Feature, Request as FeatureRequest};
 use crate::address::{Addressing, uri_host};
-use crate::calls::{Calls, Leg, Partner, SavedDialog};
+use crate::calls::{Calls, Clock, Leg, Partner, SavedDialog};
 use crate::relay::{FRAME, Heard, Voice};
 use media::wav::{WavSink, WavSource};
 use sip::dialog::Dialog;
@@ -64,26 +64,23 @@ impl Subscription {
         format!("{};{}", self.dialog.id.call_id, self.dialog.id.local_tag)
     }
 
-    fn save(&self, db: &Db) {
-        let left = self
-            .until
-            .saturating_duration_since(Instant::now())
-            .as_secs() as i64;
+    fn save(&self, db: &Db, clock: Clock) {
+        let left = self.until.saturating_duration_since(clock.now).as_secs() as i64;
         let Some(dialog) = SavedDialog::of(&self.dialog, self.peer) else {
             return;
         };
         let _ = db.save_subscription(&stations::db::SubscriptionRecord {
             id: self.id(),
             mailbox: self.mailbox.clone(),
-            until: now_unix() + left,
+            until: clock.unix() + left,
             dialog: dialog.to_json(),
         });
     }
 }
 
 /// The subscriptions a previous run of the PBX left that have not lapsed.
-pub(crate) fn restore_subscriptions(db: &Db) -> Vec<Subscription> {
-    let now = now_unix();
+pub(crate) fn restore_subscriptions(db: &Db, clock: Clock) -> Vec<Subscription> {
+    let now = clock.unix();
     db.subscriptions()
         .unwrap_or_default()
         .into_iter()
@@ -97,7 +94,7 @@ pub(crate) fn restore_subscriptions(db: &Db) -> Vec<Subscription> {
                 mailbox: r.mailbox,
                 dialog,
                 peer,
-                until: Instant::now() + Duration::from_secs((r.until - now) as u64),
+                until: clock.now + Duration::from_secs((r.until - now) as u64),
             })
         })
         .collect()
@@ -335,7 +332,7 @@ impl Calls {
         let caller = leg.caller_id().1;
         let path = dir.join(format!(
             "{}-{caller}-{:04x}.wav",
-            now_unix(),
+            self.clock.unix(),
             rand::random::<u16>()
         ));
         let max = Duration::from_secs(self.setting_u64("voicemail.max_seconds", 120));
@@ -422,11 +419,12 @@ impl Calls {
         let lapsed: Vec<String> = self
             .subscriptions
             .iter()
-            .filter(|s| s.until <= Instant::now())
+            .filter(|s| s.until <= self.clock.now)
             .map(Subscription::id)
             .collect();
         if !lapsed.is_empty() {
-            self.subscriptions.retain(|s| s.until > Instant::now());
+            let now = self.clock.now;
+            self.subscriptions.retain(|s| s.until > now);
             let db = self.db();
             for id in lapsed {
                 let _ = db.delete_subscription(&id);
@@ -454,6 +452,7 @@ impl Calls {
         let addressing = Addressing::from_db(&self.db());
         let bound = self.bound;
         let mut subscribed = false;
+        let clock = self.clock;
         for i in 0..self.subscriptions.len() {
             if self.subscriptions[i].mailbox != mailbox {
                 continue;
@@ -466,12 +465,12 @@ impl Calls {
             subscribed = true;
             let via = build::via_value(s.peer.transport, local, &build::new_branch());
             let mut n = s.dialog.request(Method::Notify, &via);
-            let left = s.until.saturating_duration_since(Instant::now()).as_secs();
+            let left = s.until.saturating_duration_since(clock.now).as_secs();
             Self::mwi_headers(&mut n, &format!("active;expires={left}"), body.clone());
             n.headers
                 .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
             let _ = self.ep.send_request(n, s.peer);
-            s.save(&self.db.lock().unwrap_or_else(|e| e.into_inner()));
+            s.save(&self.db.lock().unwrap_or_else(|e| e.into_inner()), clock);
         }
         if subscribed {
             return;
@@ -575,9 +574,9 @@ impl Calls {
                 mailbox,
                 dialog,
                 peer,
-                until: Instant::now() + Duration::from_secs(expires),
+                until: self.clock.now + Duration::from_secs(expires),
             };
-            s.save(&self.db());
+            s.save(&self.db(), self.clock);
             self.subscriptions.push(s);
         }
     }
