@@ -56,14 +56,6 @@ fn algorithms(db: &Db) -> Vec<DigestAlgorithm> {
     }
 }
 
-/// What time it is, for the call logic: the one place pbx-lite's calls learn it.
-fn clock() -> Clock {
-    Clock {
-        now: std::time::Instant::now(),
-        wall: SystemTime::now(),
-    }
-}
-
 /// Runs the PBX's SIP side on `sip` (UDP and TCP) until the task is dropped.
 /// Voicemail messages are kept under `voicemail`.
 pub async fn run(
@@ -112,7 +104,7 @@ pub async fn run(
         bound,
         ports,
         voicemail,
-        clock(),
+        Clock::now(),
     );
     // Lapsed registrations are dropped (and forgotten on disk) every ten seconds.
     {
@@ -138,17 +130,17 @@ pub async fn run(
                 None => break,
             },
             _ = second.tick() => {
-                calls.set_clock(clock());
+                calls.set_clock(Clock::now());
                 calls.tick().await;
                 continue;
             }
             Some(id) = timers.recv() => {
-                calls.set_clock(clock());
+                calls.set_clock(Clock::now());
                 calls.on_timer(id).await;
                 continue;
             }
         };
-        calls.set_clock(clock());
+        calls.set_clock(Clock::now());
         let (key, request, peer) = match event {
             TsxEvent::Request { key, request, peer } => (key, request, peer),
             TsxEvent::Response { key, response } => {

@@ -11,6 +11,7 @@
 //!   typed headers ezk lacks.
 pub mod auth;
 pub mod build;
+pub mod clock;
 pub mod dialog;
 pub mod endpoint;
 pub mod error;

@@ -35,7 +35,7 @@ use stations::db::Registration;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// An in-dialog request passed on to the partner's phone, waiting for its answer.
 struct Forwarded {
@@ -53,23 +53,9 @@ pub(crate) struct Park {
 }
 
 /// All calls of the PBX.
-/// The time the driver tells the call logic with each event: the monotonic instant for
-/// timers and ages, and the wall clock for what is stored or shown. The call logic reads no
-/// clock itself (scripts/check-clock), so tests can drive it on virtual time.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    pub now: Instant,
-    pub wall: SystemTime,
-}
-
-impl Clock {
-    /// The wall clock as Unix seconds.
-    pub fn unix(&self) -> i64 {
-        self.wall
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-    }
-}
+/// The time the driver tells the call logic with each event; the call logic reads no clock
+/// itself (scripts/check-clock), so tests can drive it on virtual time.
+pub use sip::clock::Clock;
 
 pub struct Calls {
     pub(crate) ep: Arc<Endpoint>,

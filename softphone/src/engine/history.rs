@@ -5,9 +5,10 @@
 
 use super::{Engine, Event};
 use serde::{Deserialize, Serialize};
+use sip::clock::Clock;
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// One call, as the history keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -30,13 +31,12 @@ pub(super) struct Open {
     answered: Option<Instant>,
 }
 
-/// Updates the open calls with an event; returns the entry to keep when a call ended.
-pub(super) fn note(open: &mut Vec<(u32, Open)>, e: &Event) -> Option<HistoryEntry> {
+/// Updates the open calls with an event that happened at `clock`; returns the entry to keep
+/// when a call ended.
+pub(super) fn note(open: &mut Vec<(u32, Open)>, e: &Event, clock: Clock) -> Option<HistoryEntry> {
     let start = |line: usize, kind: &str, party: &str, display: &str| Open {
         entry: HistoryEntry {
-            at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            at: clock.unix().max(0) as u64,
             line,
             kind: kind.into(),
             party: party.into(),
@@ -56,7 +56,7 @@ pub(super) fn note(open: &mut Vec<(u32, Open)>, e: &Event) -> Option<HistoryEntr
         } => open.push((*call, start(*line, "missed", from, display))),
         Event::Established { call } => {
             if let Some((_, o)) = open.iter_mut().find(|(id, _)| id == call) {
-                o.answered = Some(Instant::now());
+                o.answered = Some(clock.now);
                 if o.entry.kind == "missed" {
                     o.entry.kind = "received".into();
                 }
@@ -68,7 +68,9 @@ pub(super) fn note(open: &mut Vec<(u32, Open)>, e: &Event) -> Option<HistoryEntr
             if o.entry.kind == "missed" && reason == "rejected" {
                 o.entry.kind = "rejected".into();
             }
-            o.entry.seconds = o.answered.map_or(0, |t| t.elapsed().as_secs());
+            o.entry.seconds = o
+                .answered
+                .map_or(0, |t| clock.now.saturating_duration_since(t).as_secs());
             return Some(o.entry);
         }
         Event::Replaced { call, by } => {
@@ -109,7 +111,7 @@ impl Engine {
     pub(super) fn keep_history(&self, e: &Event) {
         let done = {
             let mut open = self.open_calls.lock().unwrap_or_else(|e| e.into_inner());
-            note(&mut open, e)
+            note(&mut open, e, self.clock)
         };
         if let (Some(entry), Some(path)) = (done, &self.history)
             && let Err(err) = append(path, &entry)
@@ -135,6 +137,12 @@ mod tests {
 
     #[test]
     fn calls_become_entries_when_they_end() {
+        // On virtual time: the call is answered at 10 s and ends 75 s later.
+        let t0 = Clock::now();
+        let at = |s: u64| Clock {
+            now: t0.now + std::time::Duration::from_secs(s),
+            wall: t0.wall + std::time::Duration::from_secs(s),
+        };
         let mut open = Vec::new();
         let incoming = Event::Incoming {
             call: 1,
@@ -145,17 +153,18 @@ mod tests {
             alert_info: String::new(),
             auto_answer: false,
         };
-        assert_eq!(note(&mut open, &incoming), None);
+        assert_eq!(note(&mut open, &incoming, at(0)), None);
         let ended = |call| Event::Ended {
             call,
             status: 487,
             reason: "cancelled".into(),
         };
-        let missed = note(&mut open, &ended(1)).unwrap();
+        let missed = note(&mut open, &ended(1), at(3)).unwrap();
         assert_eq!(
-            (missed.kind.as_str(), missed.party.as_str()),
-            ("missed", "202")
+            (missed.kind.as_str(), missed.party.as_str(), missed.seconds),
+            ("missed", "202", 0)
         );
+        assert_eq!(missed.at, t0.unix() as u64, "when it rang");
         note(
             &mut open,
             &Event::Calling {
@@ -163,10 +172,13 @@ mod tests {
                 line: 1,
                 to: "203".into(),
             },
+            at(5),
         );
-        note(&mut open, &Event::Established { call: 2 });
-        let dialled = note(&mut open, &ended(2)).unwrap();
+        note(&mut open, &Event::Established { call: 2 }, at(10));
+        let dialled = note(&mut open, &ended(2), at(85)).unwrap();
         assert_eq!(dialled.kind, "dialled");
+        assert_eq!(dialled.seconds, 75, "answered for 75 s");
+        assert_eq!(dialled.at, t0.unix() as u64 + 5);
         assert!(open.is_empty());
 
         let dir = tempfile::tempdir().unwrap();

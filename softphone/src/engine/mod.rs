@@ -13,6 +13,7 @@ use crate::registration::{Outcome, Registration, State};
 use crate::sequence::{Fact, Progress, Sequence, Step, Wait};
 pub use history::HistoryEntry;
 use serde::Serialize;
+use sip::clock::Clock;
 use sip::dialog::{Dialog, DialogId};
 use sip::endpoint::Endpoint;
 use sip::sdp::Direction;
@@ -22,7 +23,7 @@ use sip::types::Name;
 use sip::{Message, Method, Request, Response, build};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 pub use transfer::TransferTarget;
 
@@ -299,6 +300,8 @@ struct Line {
 
 struct Engine {
     ep: Arc<Endpoint>,
+    /// The time of the event being handled: the loop below tells it (see `sip::clock`).
+    clock: Clock,
     local: SocketAddr,
     lines: Vec<Line>,
     calls: Vec<Call>,
@@ -337,6 +340,7 @@ pub async fn run(
     .await?;
     let local = ep.local_addr(TransportKind::Udp).unwrap_or(listen);
     let mut e = Engine {
+        clock: Clock::now(),
         ep,
         local,
         lines: Vec::new(),
@@ -367,22 +371,29 @@ pub async fn run(
             .filter_map(|l| l.reg.poll_timeout())
             .chain(e.lines.iter().filter_map(|l| l.mwi.refresh_at))
             .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            .unwrap_or(e.clock.now + Duration::from_secs(3600));
         tokio::select! {
-            t = tsx.recv() => match t {
-                Some(TsxEvent::Response { key, response }) => e.on_response(&key, &response).await,
-                Some(TsxEvent::Request { key, request, peer }) => e.on_request(key, request, peer).await,
-                Some(TsxEvent::Cancelled { invite, .. }) => e.on_cancelled(&invite),
-                Some(_) => {}
-                None => return Ok(()),
-            },
-            c = commands.recv() => match c {
-                Some(Command::Quit) | None => return e.quit(&mut tsx).await,
-                Some(c) => e.on_command(c).await,
-            },
+            t = tsx.recv() => {
+                e.clock = Clock::now();
+                match t {
+                    Some(TsxEvent::Response { key, response }) => e.on_response(&key, &response).await,
+                    Some(TsxEvent::Request { key, request, peer }) => e.on_request(key, request, peer).await,
+                    Some(TsxEvent::Cancelled { invite, .. }) => e.on_cancelled(&invite),
+                    Some(_) => {}
+                    None => return Ok(()),
+                }
+            }
+            c = commands.recv() => {
+                e.clock = Clock::now();
+                match c {
+                    Some(Command::Quit) | None => return e.quit(&mut tsx).await,
+                    Some(c) => e.on_command(c).await,
+                }
+            }
             _ = network.tick() => e.check_network(listen),
             _ = tokio::time::sleep_until(wake.into()) => {
-                let now = Instant::now();
+                e.clock = Clock::now();
+                let now = e.clock.now;
                 for i in 0..e.lines.len() {
                     let r = e.lines[i].reg.poll_transmit(now);
                     e.send_register(i, r);
@@ -1282,7 +1293,7 @@ impl Engine {
 
     fn on_register_response(&mut self, i: usize, response: &Response) {
         let (n, account) = (i + 1, self.lines[i].account.number.clone());
-        let event = match self.lines[i].reg.on_response(Instant::now(), response) {
+        let event = match self.lines[i].reg.on_response(self.clock.now, response) {
             None => return,
             Some(Outcome::Send(r)) => return self.send_register(i, Some(r)),
             Some(Outcome::Registered { expires }) => Event::Registered {

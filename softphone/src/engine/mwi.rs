@@ -126,7 +126,7 @@ impl Engine {
                     mwi.dialog = Dialog::from_uac(&request, response);
                 }
                 mwi.refresh_at =
-                    (granted > 0).then(|| Instant::now() + Duration::from_millis(granted * 800));
+                    (granted > 0).then(|| self.clock.now + Duration::from_millis(granted * 800));
             }
             // The server no longer knows the subscription: start a new one.
             481 => {
@@ -195,7 +195,7 @@ impl Engine {
         if terminated && in_dialog.is_some() {
             // Subscribe again in a while (not at once: the server may be going down).
             self.lines[i].mwi.dialog = None;
-            self.lines[i].mwi.refresh_at = Some(Instant::now() + Duration::from_secs(30));
+            self.lines[i].mwi.refresh_at = Some(self.clock.now + Duration::from_secs(30));
         }
         match summary(&request.body) {
             Ok((new, old)) => {
