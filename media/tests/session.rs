@@ -99,7 +99,8 @@ fn opus_over_rtp_without_loss() {
     let s = b.stats();
     assert_eq!(s.lost, 0);
     assert!(s.mos > 4.2, "{s:?}");
-    let (_, figures) = media::rtp::parse_report(&b.rtcp_report(std::time::Instant::now()).unwrap()).unwrap();
+    let (_, figures) =
+        media::rtp::parse_report(&b.rtcp_report(std::time::Instant::now()).unwrap()).unwrap();
     assert_eq!(figures.cumulative_lost, 0);
 }
 
