@@ -45,9 +45,8 @@ pub fn contact_addr(contact: &str) -> Option<SocketAddr> {
 
 /// Where the REGISTER came from, as stored (`udp:1.2.3.4:5060`).
 pub fn source_peer(source: &str) -> Option<Peer> {
-    let (t, addr) = source.split_once(':')?;
-    let transport = TransportKind::from_via(t)?;
-    Some(Peer::new(transport, addr.parse().ok()?))
+    let transport = TransportKind::from_via(source.split_once(':')?.0)?;
+    Some(Peer::new(transport, stations::db::source_addr(source)?))
 }
 
 /// Is this binding's phone behind NAT?

@@ -282,9 +282,7 @@ impl Office {
             }
             db.registrations().unwrap_or_default().iter().any(|r| {
                 r.expires_at > now
-                    && r.source
-                        .split_once(':')
-                        .and_then(|(_, addr)| addr.parse::<std::net::SocketAddr>().ok())
+                    && stations::db::source_addr(&r.source)
                         .is_some_and(|a| a.ip().to_string() == asker.address)
             })
         };

@@ -122,6 +122,12 @@ pub struct Registration {
     pub instance: String,
 }
 
+/// Where a registration's REGISTER came from: its stored `source` without the transport
+/// (`udp:1.2.3.4:5060` → 1.2.3.4:5060, `tcp:[fd00::5]:5060` → [fd00::5]:5060).
+pub fn source_addr(source: &str) -> Option<std::net::SocketAddr> {
+    source.split_once(':')?.1.parse().ok()
+}
+
 /// A row of the access log: the latest of `count` like refusals, the first at `first_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessRow {

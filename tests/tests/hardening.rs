@@ -204,19 +204,47 @@ fn flood(o: &Office, kind: &str, to: &str, seconds: u32, pps: u32, sources: &[St
         .unwrap()
 }
 
-/// What `flood` printed: packets sent and the rate it kept.
-fn flood_figures(child: Child) -> (u64, f64) {
-    let out = child.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).to_string();
-    let words: Vec<&str> = said.split_whitespace().collect();
-    let sent = words.get(1).and_then(|n| n.parse().ok());
-    let rate = words
-        .get(5)
-        .and_then(|r| r.trim_end_matches("/s").parse().ok());
-    match (sent, rate) {
-        (Some(s), Some(r)) => (s, r),
-        _ => panic!("flood said {said:?}"),
+/// What `flood` printed (`sent N received M rate R/s`): packets sent, replies received, the
+/// rate it kept, and the line itself.
+struct FloodSaid {
+    sent: u64,
+    received: u64,
+    rate: f64,
+    line: String,
+}
+
+fn flood_said(stdout: &[u8]) -> FloodSaid {
+    let line = String::from_utf8_lossy(stdout).trim().to_string();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let number = |i: usize| {
+        words
+            .get(i)
+            .and_then(|w| w.trim_end_matches("/s").parse().ok())
+    };
+    match (number(1), number(3), number(5)) {
+        (Some(sent), Some(received), Some(rate)) => FloodSaid {
+            sent: sent as u64,
+            received: received as u64,
+            rate,
+            line,
+        },
+        _ => panic!("flood said {line:?}"),
     }
+}
+
+/// What a `flood` started by [`flood`] printed, once it stopped.
+fn flood_figures(child: Child) -> FloodSaid {
+    flood_said(&child.wait_with_output().unwrap().stdout)
+}
+
+/// Asserts SIPp's run completed all `count` registrations (`what` says which).
+fn assert_registered(out: &Output, count: u32, what: &str) {
+    assert_eq!(
+        sipp_successes(out),
+        count,
+        "{what}:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// Stations 203–212 registering from the phone host p203 with SIPp, `count` REGISTER
@@ -284,7 +312,7 @@ fn a_sip_flood_from_fifty_addresses_leaves_every_registration_answered() {
     let started = Instant::now();
     let legit = sipp_registrations(&o, 40, 4);
     let during = started.elapsed();
-    let (sent, rate) = flood_figures(attack);
+    let FloodSaid { sent, rate, .. } = flood_figures(attack);
     let answered = sipp_successes(&legit);
     let peak = proc_status(pid, "VmHWM");
     println!(
@@ -300,12 +328,7 @@ fn a_sip_flood_from_fifty_addresses_leaves_every_registration_answered() {
         during < Duration::from_secs(20),
         "the registrations ran during the flood"
     );
-    assert_eq!(
-        answered,
-        40,
-        "every registration answered:\n{}",
-        String::from_utf8_lossy(&legit.stdout)
-    );
+    assert_registered(&legit, 40, "every registration answered");
     assert!(peak < 512 * 1024, "memory bounded: {} MB", peak / 1024);
     // The office's own phones are still registered and call each other.
     o.call("201", "202", "202");
@@ -358,7 +381,7 @@ fn a_tftp_flood_leaves_sip_http_and_admin_answering() {
         admin_ok += u32::from(admin == "200");
     }
     let legit = sipp_registrations(&o, 10, 5);
-    let (sent, rate) = flood_figures(attack);
+    let FloodSaid { sent, rate, .. } = flood_figures(attack);
     let answered = sipp_successes(&legit);
     println!(
         "TFTP flood: {sent} read requests from 100 addresses at {rate:.0}/s; HTTP answered \
@@ -368,12 +391,7 @@ fn a_tftp_flood_leaves_sip_http_and_admin_answering() {
     assert!(rate > 3_000.0, "the flood was real: {rate:.0}/s");
     assert_eq!(http_ok, rounds, "provisioning HTTP answered throughout");
     assert_eq!(admin_ok, rounds, "admin answered throughout");
-    assert_eq!(
-        answered,
-        10,
-        "SIP answered:\n{}",
-        String::from_utf8_lossy(&legit.stdout)
-    );
+    assert_registered(&legit, 10, "SIP answered");
     assert!(files < 1024, "open files bounded: {files}");
     assert!(threads < 48, "threads bounded: {threads}");
     // Finding 10: the 5,000 made-up phones fill no table without end. At most the 1,000
@@ -552,22 +570,13 @@ fn five_thousand_header_lines_cost_nothing_and_phones_register() {
         .spawn()
         .unwrap();
     let legit = sipp_registrations(&o, 10, 2);
-    let out = attack.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let said = flood_figures(attack);
     let used = cpu_ticks(pid) - cpu;
-    let words: Vec<u64> = said
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    println!("big headers: {said}; pbx-lite used {used} ticks of CPU meanwhile");
-    assert!(words[0] >= 45, "the attack was real: {said}");
-    assert!(words[1] >= words[0] / 2, "refused with 400: {said}");
-    assert_eq!(
-        sipp_successes(&legit),
-        10,
-        "{}",
-        String::from_utf8_lossy(&legit.stdout)
-    );
+    let line = &said.line;
+    println!("big headers: {line}; pbx-lite used {used} ticks of CPU meanwhile");
+    assert!(said.sent >= 45, "the attack was real: {line}");
+    assert!(said.received >= said.sent / 2, "refused with 400: {line}");
+    assert_registered(&legit, 10, "the phones registered meanwhile");
     // 50 such datagrams took 7 s of CPU before; now the registrations are most of it.
     assert!(used < 200, "{used} ticks");
 }
@@ -593,12 +602,7 @@ fn forged_wrong_passwords_do_not_lock_a_phone_out() {
     );
     assert_eq!(statuses, vec!["forged"; 8], "the attack ran");
     let legit = sipp_registrations(&o, 10, 5);
-    assert_eq!(
-        sipp_successes(&legit),
-        10,
-        "203 and the rest register at once:\n{}",
-        String::from_utf8_lossy(&legit.stdout)
-    );
+    assert_registered(&legit, 10, "203 and the rest register at once");
 }
 
 /// Finding 7: guesses spread over eight addresses, each staying under the per-address limit
@@ -613,7 +617,7 @@ fn guesses_spread_over_addresses_do_not_crack_a_station() {
     let o = office(lan(), &[]);
     // Station 203's phone registers from p203 first: its address is trusted.
     let first = sipp_registrations(&o, 1, 1);
-    assert_eq!(sipp_successes(&first), 1);
+    assert_registered(&first, 1, "203's phone");
     let statuses = guess(&o, "u203", "203", &wrong_passwords(30), &botnet(8), None);
     assert!(!statuses.contains(&"200".to_string()), "{statuses:?}");
     let right = guess(
@@ -630,12 +634,7 @@ fn guesses_spread_over_addresses_do_not_crack_a_station() {
         "the right password from a new address is refused"
     );
     let again = sipp_registrations(&o, 1, 1);
-    assert_eq!(
-        sipp_successes(&again),
-        1,
-        "the phone still registers:\n{}",
-        String::from_utf8_lossy(&again.stdout)
-    );
+    assert_registered(&again, 1, "the phone still registers");
 }
 
 /// Finding 8: nobody off the phones learns the office's names and numbers or which
@@ -690,13 +689,9 @@ fn a_forged_request_gets_one_answer_back() {
             .args([kind, to, seconds, "0.01", "192.168.77.66"])
             .output()
             .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout).to_string();
-        let n: Vec<u64> = said
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        assert_eq!(n[0], 1, "one request: {said}");
-        n[1]
+        let said = flood_said(&out.stdout);
+        assert_eq!(said.sent, 1, "one request: {}", said.line);
+        said.received
     };
     assert_eq!(received("invite", "192.168.77.1:5060", "10"), 1, "one 407");
     assert_eq!(
