@@ -123,7 +123,7 @@ pub struct Registration {
 }
 
 /// Where a registration's REGISTER came from: its stored `source` without the transport
-/// (`udp:1.2.3.4:5060` → 1.2.3.4:5060, `tcp:[fd00::5]:5060` → [fd00::5]:5060).
+/// (`udp:1.2.3.4:5060` → `1.2.3.4:5060`, `tcp:[fd00::5]:5060` → `[fd00::5]:5060`).
 pub fn source_addr(source: &str) -> Option<std::net::SocketAddr> {
     source.split_once(':')?.1.parse().ok()
 }
