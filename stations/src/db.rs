@@ -619,18 +619,22 @@ impl Db {
         file: &str,
         now: i64,
     ) -> Result<(), StationError> {
-        self.conn.execute(
+        // The note and the pruning are one transaction: a writer on another connection
+        // (the PBX's) cannot leave the list one over its cap between them.
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
             "INSERT INTO unknown_phones (mac, first_seen, last_seen, address, file, count)
              VALUES (?1, ?2, ?2, ?3, ?4, 1)
              ON CONFLICT(mac) DO UPDATE SET last_seen = ?2, address = ?3, file = ?4, count = count + 1",
             params![mac.lower(), now, address, file],
         )?;
         // Random MACs must not grow the list without end.
-        self.conn.execute(
+        tx.execute(
             "DELETE FROM unknown_phones WHERE mac IN (SELECT mac FROM unknown_phones
              ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
             [UNKNOWN_PHONES],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
