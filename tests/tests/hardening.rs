@@ -336,12 +336,12 @@ fn a_sip_flood_from_fifty_addresses_leaves_every_registration_answered() {
     o.phones.clear();
 }
 
-/// The HTTP status `curl` on `host` gets for `url` within 3 s ("000" for none).
+/// The HTTP status `curl` on `host` gets for `url` within 10 s ("000" for none).
 fn http_status(o: &Office, host: &str, url: &str, extra: &[&str]) -> String {
     let out = o
         .net
         .command(host, "curl")
-        .args(["-s", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}"])
         .args(extra)
         .arg(url)
         .output()
