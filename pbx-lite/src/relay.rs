@@ -13,12 +13,13 @@ use media::dtmf::EventReceiver;
 use media::g711::{Law, alaw_decode, alaw_encode, ulaw_decode, ulaw_encode};
 use media::mixer::Mixer;
 use media::rtp::RtpPacket;
+use sip::clock::Clock;
+use sip::transport::{DatagramSocket, MemNet};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -31,6 +32,8 @@ pub struct PortRange {
     lo: u16,
     hi: u16,
     next: AtomicU16,
+    /// Bind on this in-memory network instead of the system's (tests on virtual time).
+    net: Option<MemNet>,
 }
 
 impl PortRange {
@@ -40,11 +43,19 @@ impl PortRange {
             lo,
             hi: hi.max(lo + 2),
             next: AtomicU16::new(lo),
+            net: None,
         }
     }
 
+    /// The same range on an in-memory network (tests on virtual time).
+    pub fn on(mut self, net: Option<MemNet>) -> Self {
+        self.net = net;
+        self
+    }
+
     /// Binds an RTP/RTCP socket pair on `ip`, trying the range until a pair is free.
-    pub async fn bind_pair(&self, ip: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    pub async fn bind_pair(&self, ip: IpAddr) -> std::io::Result<(DatagramSocket, DatagramSocket)> {
+        let net = self.net.as_ref();
         let span = (self.hi - self.lo) / 2;
         for _ in 0..span.max(1) {
             let mut p = self.next.fetch_add(2, Ordering::Relaxed);
@@ -52,8 +63,8 @@ impl PortRange {
                 self.next.store(self.lo + 2, Ordering::Relaxed);
                 p = self.lo;
             }
-            if let Ok(rtp) = UdpSocket::bind((ip, p)).await
-                && let Ok(rtcp) = UdpSocket::bind((ip, p + 1)).await
+            if let Ok(rtp) = DatagramSocket::bind((ip, p).into(), net).await
+                && let Ok(rtcp) = DatagramSocket::bind((ip, p + 1).into(), net).await
             {
                 return Ok((rtp, rtcp));
             }
@@ -158,8 +169,8 @@ pub enum Route {
 /// The parts of a port its own task and other ports' tasks share.
 pub struct Shared {
     id: u64,
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
+    rtp: DatagramSocket,
+    rtcp: DatagramSocket,
     remote: Mutex<Remote>,
     /// The phone's real RTP and RTCP sources, once seen.
     latched: Mutex<[Latch; 2]>,
@@ -257,7 +268,7 @@ impl MediaPort {
             rtcp,
             remote: Mutex::new(Remote::default()),
             latched: Mutex::new([Latch::default(); 2]),
-            started: Instant::now(),
+            started: Clock::now().now,
             last_rtp: AtomicU64::new(0),
             out: Mutex::new((rand::random(), rand::random(), rand::random())),
         });
@@ -299,9 +310,9 @@ impl MediaPort {
     /// How long the phone has sent no RTP (counted from the port's opening until its first).
     pub fn idle(&self) -> Duration {
         let last = self.shared.last_rtp.load(Ordering::Relaxed);
-        self.shared
-            .started
-            .elapsed()
+        Clock::now()
+            .now
+            .saturating_duration_since(self.shared.started)
             .saturating_sub(Duration::from_millis(last))
     }
 
@@ -395,7 +406,10 @@ async fn receive(shared: Arc<Shared>, route: watch::Receiver<Route>) {
         }
         if !rtcp {
             shared.last_rtp.store(
-                shared.started.elapsed().as_millis() as u64,
+                Clock::now()
+                    .now
+                    .saturating_duration_since(shared.started)
+                    .as_millis() as u64,
                 Ordering::Relaxed,
             );
         }
@@ -590,6 +604,7 @@ fn convert(packet: &mut [u8], from_ulaw: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::UdpSocket;
 
     #[test]
     fn only_the_phone_latches_and_only_its_stream_moves_it() {

@@ -15,7 +15,7 @@ use sip::{Method, Request};
 use stations::{Db, Station};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Station lookups straight from the database.
 pub struct DbDirectory<'a>(pub &'a Db);
@@ -64,6 +64,18 @@ pub async fn run(
     rtp_ports: (u16, u16),
     voicemail: std::path::PathBuf,
 ) -> anyhow::Result<()> {
+    run_on(db, sip, rtp_ports, voicemail, None).await
+}
+
+/// [`run`], with SIP (UDP only) and the relay on `memory` when given: the scenario tests
+/// run the whole PBX so, on tokio's paused clock.
+pub async fn run_on(
+    db: Arc<Mutex<Db>>,
+    sip: SocketAddr,
+    rtp_ports: (u16, u16),
+    voicemail: std::path::PathBuf,
+    memory: Option<sip::transport::MemNet>,
+) -> anyhow::Result<()> {
     let (registrar, t1, rate) = {
         let d = db.lock().unwrap_or_else(|e| e.into_inner());
         let mut r = Registrar::new("office", rand::random(), algorithms(&d));
@@ -84,6 +96,7 @@ pub async fn run(
             udp: Some(sip),
             tcp: Some(sip),
             rate,
+            memory: memory.clone(),
             ..Default::default()
         },
         TimerConfig {
@@ -95,7 +108,7 @@ pub async fn run(
     let bound = ep
         .local_addr(sip::transaction::TransportKind::Udp)
         .unwrap_or(sip);
-    let ports = Arc::new(crate::relay::PortRange::new(rtp_ports.0, rtp_ports.1));
+    let ports = Arc::new(crate::relay::PortRange::new(rtp_ports.0, rtp_ports.1).on(memory));
     crate::features::release_stale_parks(&db, &ep, bound).await;
     let mut calls = Calls::new(
         ep.clone(),
@@ -113,7 +126,7 @@ pub async fn run(
             loop {
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 let mut r = registrar.lock().unwrap_or_else(|e| e.into_inner());
-                r.expire(SystemTime::now());
+                r.expire(Clock::now().wall);
                 persist(&db, &mut r);
             }
         });
@@ -178,7 +191,7 @@ pub async fn run(
                 let d = db.lock().unwrap_or_else(|e| e.into_inner());
                 let mut r = registrar.lock().unwrap_or_else(|e| e.into_inner());
                 let outcome = r.handle(
-                    SystemTime::now(),
+                    Clock::now().wall,
                     &request,
                     peer,
                     &policy(&d),
@@ -206,7 +219,7 @@ pub async fn run(
 /// UDP phone behind NAT (as `nat.check` judges it), so its NAT keeps the way in open.
 fn spawn_keepalives(ep: Arc<Endpoint>, db: Arc<Mutex<Db>>, registrar: Arc<Mutex<Registrar>>) {
     tokio::spawn(async move {
-        let mut last = tokio::time::Instant::now();
+        let mut last = Clock::now().now;
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let every = setting(
@@ -214,14 +227,15 @@ fn spawn_keepalives(ep: Arc<Endpoint>, db: Arc<Mutex<Db>>, registrar: Arc<Mutex<
                 "nat.keepalive_seconds",
                 30u64,
             );
-            if every == 0 || last.elapsed() < Duration::from_secs(every) {
+            let now = Clock::now();
+            if every == 0 || now.now.duration_since(last) < Duration::from_secs(every) {
                 continue;
             }
-            last = tokio::time::Instant::now();
+            last = now.now;
             let bindings = registrar
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .all(SystemTime::now());
+                .all(now.wall);
             let targets: Vec<_> = {
                 let d = db.lock().unwrap_or_else(|e| e.into_inner());
                 bindings

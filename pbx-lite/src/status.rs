@@ -6,9 +6,7 @@ use serde_json::{Value, json};
 use stations::Db;
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    sip::clock::Clock::now().unix()
 }
 
 /// The SIP Phone Status table: one row per station, registered or not.

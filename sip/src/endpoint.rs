@@ -129,7 +129,7 @@ impl Endpoint {
     /// Runs `f` on the layer, then moves out what it produced and re-arms the timer task.
     fn with_layer<T>(&self, f: impl FnOnce(&mut TransactionLayer, Instant) -> T) -> T {
         let mut layer = self.lock();
-        let out = f(&mut layer, Instant::now());
+        let out = f(&mut layer, crate::clock::Clock::now().now);
         self.flush(&mut layer);
         drop(layer);
         self.wake.notify_one();

@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub(super) struct Voicemail;
@@ -124,9 +124,7 @@ fn built_in_greeting() -> Vec<i16> {
 }
 
 fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    sip::clock::Clock::now().unix()
 }
 
 fn lock(db: &Mutex<Db>) -> std::sync::MutexGuard<'_, Db> {
@@ -186,7 +184,7 @@ async fn deposit(
         done.store(true, Ordering::Relaxed);
         return;
     };
-    let (mut kept, started) = (0usize, Instant::now());
+    let (mut kept, started) = (0usize, sip::clock::Clock::now().now);
     let deadline = tokio::time::sleep(max);
     tokio::pin!(deadline);
     loop {
@@ -216,7 +214,11 @@ async fn deposit(
         let _ = lock(&db).add_message(&m);
         tracing::info!(
             "voicemail for {mailbox} from {caller}: {:.1} s kept",
-            started.elapsed().as_secs_f32().min(kept as f32 / 8000.0)
+            sip::clock::Clock::now()
+                .now
+                .duration_since(started)
+                .as_secs_f32()
+                .min(kept as f32 / 8000.0)
         );
     }
     done.store(true, Ordering::Relaxed);

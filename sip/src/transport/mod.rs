@@ -13,8 +13,10 @@
 //! - Sending: [`Transport::send`] to a [`Peer`]: UDP `send_to`, or the stream connection to
 //!   that address — reused whether we opened it or the peer did — opened on demand.
 //!
-//! This is the only place in the crate with sockets.
+//! This is the only place in the crate with sockets. UDP may also run on an in-memory
+//! network ([`MemNet`], [`TransportConfig::memory`]) for tests on virtual time.
 
+mod datagram;
 mod stream;
 
 use crate::message::{MAX_MESSAGE_SIZE, Message};
@@ -26,9 +28,10 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+pub use datagram::{DatagramSocket, MemNet, MemSocket};
 pub use stream::TlsSettings;
 
 /// A message that arrived, and from where.
@@ -51,6 +54,9 @@ pub struct TransportConfig {
     pub limits: StreamLimits,
     /// What one source address may send; `None` is no limit (tests, tools).
     pub rate: Option<MessageRate>,
+    /// Bind UDP on this in-memory network instead of the system's (tests on virtual
+    /// time); TCP and TLS are not opened then.
+    pub memory: Option<MemNet>,
 }
 
 /// Messages received and not yet taken by the endpoint.
@@ -85,7 +91,7 @@ impl Default for StreamLimits {
 
 /// Open sockets and stream connections.
 pub struct Transport {
-    udp: Option<Arc<UdpSocket>>,
+    udp: Option<Arc<DatagramSocket>>,
     tcp_addr: Option<SocketAddr>,
     tls_addr: Option<SocketAddr>,
     connections: Arc<Mutex<HashMap<Peer, mpsc::UnboundedSender<Bytes>>>>,
@@ -104,14 +110,17 @@ impl Transport {
     ) -> io::Result<(Arc<Transport>, mpsc::Receiver<Incoming>)> {
         let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
         let udp = match cfg.udp {
-            Some(a) => Some(Arc::new(UdpSocket::bind(a).await?)),
+            Some(a) => Some(Arc::new(
+                DatagramSocket::bind(a, cfg.memory.as_ref()).await?,
+            )),
             None => None,
         };
-        let tcp = match cfg.tcp {
+        let on_system = cfg.memory.is_none();
+        let tcp = match cfg.tcp.filter(|_| on_system) {
             Some(a) => Some(TcpListener::bind(a).await?),
             None => None,
         };
-        let tls = match &cfg.tls {
+        let tls = match cfg.tls.as_ref().filter(|_| on_system) {
             Some((a, settings)) => Some((TcpListener::bind(a).await?, settings.acceptor()?)),
             None => None,
         };
@@ -213,7 +222,7 @@ impl Transport {
             None => true,
             Some(r) => r
                 .lock()
-                .map(|mut r| r.admit(std::time::Instant::now(), ip))
+                .map(|mut r| r.admit(crate::clock::Clock::now().now, ip))
                 .unwrap_or(true),
         }
     }
@@ -276,7 +285,7 @@ fn closed(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, what.to_string())
 }
 
-async fn udp_loop(sock: Arc<UdpSocket>, transport: std::sync::Weak<Transport>) {
+async fn udp_loop(sock: Arc<DatagramSocket>, transport: std::sync::Weak<Transport>) {
     let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
     loop {
         let (n, from) = match sock.recv_from(&mut buf).await {

@@ -1,0 +1,702 @@
+//! The whole PBX on virtual time: `pbx_lite::server::run_on` over an in-memory network
+//! ([`MemNet`]) in a runtime whose clock is paused, with phones made of the SIP core — an
+//! [`Endpoint`] each, speaking at the level of SIP messages — that play a tone as RTP and keep
+//! what they hear. No socket is opened and nothing leaves the process; a minute of hold
+//! recall passes in milliseconds, because tokio moves the clock on whenever every task waits.
+//!
+//! A test is a script: phones dial, answer, hold and hang up, and wait (on events, with a
+//! timeout on virtual time) until their state shows what the PBX did.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use media::g711::{ulaw_decode, ulaw_encode};
+use media::rtp::RtpPacket;
+use pbx_lite::relay::Remote;
+use sip::auth::DigestClient;
+use sip::dialog::Dialog;
+use sip::endpoint::Endpoint;
+use sip::transaction::{Peer, TimerConfig, TransportKind, TsxEvent, TsxKey};
+use sip::transport::{DatagramSocket, MemNet, TransportConfig};
+use sip::types::Name;
+use sip::{Method, Request, Response, build};
+use stations::{Db, Station};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where the PBX listens on the in-memory network.
+pub(crate) const PBX: &str = "10.0.0.1:5060";
+/// The hold music the offices play (Hz).
+pub(crate) const MUSIC: f32 = 800.0;
+/// How long a wait may take on virtual time before the test fails.
+const PATIENCE: Duration = Duration::from_secs(900);
+
+fn pbx() -> SocketAddr {
+    PBX.parse().unwrap()
+}
+
+/// The PBX, running on `net`, with its database open beside the test.
+pub(crate) struct Office {
+    pub(crate) net: MemNet,
+    pub(crate) db: Arc<Mutex<Db>>,
+    pub(crate) dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Office {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Office {
+    /// The PBX with a station per number (user id = number, password `pw-NUMBER`), hold
+    /// music an 800 Hz tone, and `settings`.
+    pub(crate) async fn start(numbers: &[&str], settings: &[(&str, &str)]) -> Office {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("office.db")).unwrap();
+        for n in numbers {
+            let mut s = Station::new(n, n, &password(n), db.min_password()).unwrap();
+            s.set("name", &format!("Station {n}")).unwrap();
+            db.add(&s).unwrap();
+        }
+        let music = dir.path().join("music.wav");
+        e2e::audio::tone(&music, MUSIC);
+        db.set_setting("hold.music", music.to_str().unwrap())
+            .unwrap();
+        for (k, v) in settings {
+            db.set_setting(k, v).unwrap();
+        }
+        let db = Arc::new(Mutex::new(db));
+        let net = MemNet::new();
+        let task = tokio::spawn({
+            let (db, net, vm) = (db.clone(), net.clone(), dir.path().join("voicemail"));
+            async move {
+                if let Err(e) =
+                    pbx_lite::server::run_on(db, pbx(), (10000, 10999), vm, Some(net)).await
+                {
+                    panic!("the PBX stopped: {e:#}");
+                }
+            }
+        });
+        // The PBX binds on its first steps; a datagram sent before would be lost.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        Office { net, db, dir, task }
+    }
+
+    pub(crate) fn set(&self, key: &str, value: &str) {
+        self.db().set_setting(key, value).unwrap();
+    }
+
+    pub(crate) fn station(&self, number: &str, field: &str, value: &str) {
+        let db = self.db();
+        let mut s = db.get(number).unwrap();
+        s.set(field, value).unwrap();
+        db.update(number, &s).unwrap();
+    }
+
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Db> {
+        self.db.lock().unwrap()
+    }
+
+    /// Station `number`'s phone, registered; it plays `freq` Hz on its calls.
+    pub(crate) async fn phone(&self, number: &str, freq: f32) -> Phone {
+        let mut p = Phone::start(&self.net, number, freq).await;
+        p.register().await;
+        p
+    }
+}
+
+pub(crate) fn password(number: &str) -> String {
+    format!("pw-{number}-secret")
+}
+
+/// A call as one phone sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub(crate) dialog: Dialog,
+    /// The CSeq of the INVITE that set it up (the ACK's).
+    invite_seq: u32,
+}
+
+impl Call {
+    pub(crate) fn id(&self) -> &str {
+        &self.dialog.id.call_id
+    }
+}
+
+/// An INVITE this phone sent and is waiting on.
+pub(crate) struct Dialing {
+    key: TsxKey,
+    invite: Request,
+}
+
+/// What a phone has seen, shared between the test and the task that answers the PBX.
+#[derive(Default)]
+pub(crate) struct Seen {
+    /// Out-of-dialog INVITEs ringing here (answered 180), oldest first.
+    pub(crate) ringing: VecDeque<(TsxKey, Request)>,
+    /// Answers to this phone's requests, by transaction.
+    responses: HashMap<TsxKey, Vec<Response>>,
+    /// Every request the PBX sent, in order (in-dialog ones are answered as a phone would).
+    pub(crate) received: Vec<Request>,
+    /// Calls up, by Call-ID.
+    pub(crate) calls: HashMap<String, Call>,
+    /// Calls the PBX hung up (BYE) or cancelled, by Call-ID.
+    pub(crate) ended: Vec<String>,
+}
+
+impl Seen {
+    /// Every request received and answer to this phone's requests, for failure messages.
+    pub(crate) fn summary(&self) -> String {
+        let requests: Vec<String> = self.received.iter().map(|r| r.method.to_string()).collect();
+        let answers: Vec<String> = self
+            .responses
+            .values()
+            .flatten()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.status,
+                    r.cseq().map(|c| c.method.to_string()).unwrap_or_default()
+                )
+            })
+            .collect();
+        format!("requests {requests:?}, answers {answers:?}")
+    }
+
+    /// Requests of `method` the PBX sent here so far.
+    pub(crate) fn got(&self, method: Method) -> Vec<&Request> {
+        self.received
+            .iter()
+            .filter(|r| r.method == method)
+            .collect()
+    }
+}
+
+/// What answers for a phone: its endpoint, where it is, and its media.
+#[derive(Clone)]
+struct Answerer {
+    number: String,
+    addr: SocketAddr,
+    ep: Arc<Endpoint>,
+    media: Arc<Media>,
+}
+
+impl Answerer {
+    fn reply(
+        &self,
+        key: &TsxKey,
+        request: &Request,
+        status: u16,
+        reason: &str,
+        sdp: Option<String>,
+    ) {
+        let mut r = request.make_response(status, reason);
+        if request.to_tag().is_none() {
+            r.set_to_tag(&format!("t{}", self.number));
+        }
+        r.headers.insert(
+            Name::CONTACT,
+            format!("<sip:{}@{}>", self.number, self.addr),
+        );
+        if let Some(sdp) = sdp {
+            r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+            r.body = sdp.into();
+        }
+        let _ = self.ep.send_response(key, &r);
+    }
+
+    /// Handles one event as a phone would, noting it in `seen`.
+    fn handle(&self, event: TsxEvent, seen: &mut Seen) {
+        match event {
+            TsxEvent::Request { key, request, .. } => self.on_request(key, request, seen),
+            TsxEvent::Response { key, response } => {
+                seen.responses.entry(key).or_default().push(response)
+            }
+            TsxEvent::Cancelled { invite, .. } => {
+                if let Some(i) = seen.ringing.iter().position(|(k, _)| *k == invite) {
+                    let (k, r) = seen.ringing.remove(i).unwrap();
+                    self.reply(&k, &r, 487, "Request Terminated", None);
+                    seen.ended.push(call_id(&r));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_request(&self, key: TsxKey, request: Request, seen: &mut Seen) {
+        seen.received.push(request.clone());
+        let id = call_id(&request);
+        match request.method {
+            Method::Ack => {}
+            Method::Invite if request.to_tag().is_none() => {
+                self.reply(&key, &request, 180, "Ringing", None);
+                seen.ringing.push_back((key, request));
+            }
+            Method::Invite => {
+                // A re-INVITE (the PBX moving the media): follow it, answer with ours.
+                self.media.follow(&request.body);
+                if let Some(c) = seen.calls.get_mut(&id) {
+                    let _ = c.dialog.handle_request(&request);
+                }
+                self.reply(&key, &request, 200, "OK", Some(self.media.sdp("sendrecv")));
+            }
+            Method::Bye => {
+                seen.calls.remove(&id);
+                seen.ended.push(id);
+                self.reply(&key, &request, 200, "OK", None);
+            }
+            _ => self.reply(&key, &request, 200, "OK", None),
+        }
+    }
+}
+
+/// A phone: a SIP endpoint at 10.0.1.x:5060 and RTP at 10.0.1.x:4000. A task answers the
+/// PBX at once (180 to a new INVITE, 200 to re-INVITEs, BYE, OPTIONS, NOTIFY), as a phone
+/// does while its user does nothing; the test acts through the methods.
+pub(crate) struct Phone {
+    pub(crate) number: String,
+    pub(crate) addr: SocketAddr,
+    me: Answerer,
+    auth: DigestClient,
+    seen: Arc<Mutex<Seen>>,
+    changed: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Phone {
+    pub(crate) async fn start(net: &MemNet, number: &str, freq: f32) -> Phone {
+        let ip = host_of(number);
+        let (ep, mut events) = Endpoint::start(
+            TransportConfig {
+                udp: Some((ip, 5060).into()),
+                memory: Some(net.clone()),
+                ..Default::default()
+            },
+            TimerConfig::default(),
+        )
+        .await
+        .unwrap();
+        let me = Answerer {
+            number: number.to_string(),
+            addr: (ip, 5060).into(),
+            ep,
+            media: Arc::new(Media::start(net, (ip, 4000).into(), freq).await),
+        };
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn({
+            let (me, seen, changed) = (me.clone(), seen.clone(), changed.clone());
+            async move {
+                while let Some(e) = events.recv().await {
+                    me.handle(e, &mut seen.lock().unwrap());
+                    changed.notify_waiters();
+                }
+            }
+        });
+        Phone {
+            number: number.to_string(),
+            addr: me.addr,
+            auth: DigestClient::new(number, &password(number)),
+            me,
+            seen,
+            changed,
+            task,
+        }
+    }
+
+    fn peer() -> Peer {
+        Peer::new(TransportKind::Udp, pbx())
+    }
+
+    fn aor(&self) -> String {
+        format!("sip:{}@{PBX}", self.number)
+    }
+
+    fn via(&self) -> String {
+        build::via_value(TransportKind::Udp, self.addr, &build::new_branch())
+    }
+
+    /// What the phone has seen so far.
+    pub(crate) fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap()
+    }
+
+    /// Waits until `done` holds of what the phone has seen, failing after [`PATIENCE`] of
+    /// virtual time.
+    pub(crate) async fn until(&self, what: &str, done: impl Fn(&Seen) -> bool) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if done(&self.seen()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                panic!(
+                    "{}: {what} did not happen within {PATIENCE:?}; it saw {}",
+                    self.number,
+                    self.seen().summary()
+                );
+            }
+        }
+    }
+
+    /// The final answer to the request sent as `key` (provisional ones are skipped).
+    async fn final_response(&self, key: &TsxKey) -> Response {
+        let mut answer = None;
+        self.until("an answer", |s| {
+            s.responses
+                .get(key)
+                .is_some_and(|rs| rs.iter().any(|r| r.status >= 200))
+        })
+        .await;
+        if let Some(rs) = self.seen().responses.get(key) {
+            answer = rs.iter().find(|r| r.status >= 200).cloned();
+        }
+        answer.unwrap()
+    }
+
+    /// Sends `request`, answering one digest challenge; returns the final answer.
+    async fn send(&mut self, mut request: Request) -> Response {
+        let key = self
+            .me
+            .ep
+            .send_request(request.clone(), Self::peer())
+            .unwrap();
+        let mut r = self.final_response(&key).await;
+        if matches!(r.status, 401 | 407) {
+            assert!(
+                self.auth.authorize(&mut request, &r),
+                "{}: no challenge I can answer",
+                self.number
+            );
+            renumber(&mut request, self.via());
+            let key = self.me.ep.send_request(request, Self::peer()).unwrap();
+            r = self.final_response(&key).await;
+        }
+        r
+    }
+
+    pub(crate) async fn register(&mut self) {
+        let mut r = build::request(
+            Method::Register,
+            &format!("sip:{PBX}"),
+            &self.aor(),
+            &self.aor(),
+            TransportKind::Udp,
+            self.addr,
+        )
+        .unwrap();
+        r.headers.insert(Name::EXPIRES, "3600");
+        let answer = self.send(r).await;
+        assert_eq!(
+            answer.status, 200,
+            "{} registers: {}",
+            self.number, answer.reason
+        );
+    }
+
+    /// Dials `number` and waits for the PBX's first answer (a digest challenge is answered);
+    /// [`Phone::outcome`] waits for the final one.
+    pub(crate) async fn dial(&mut self, number: &str) -> Dialing {
+        let mut r = build::request(
+            Method::Invite,
+            &format!("sip:{number}@{PBX}"),
+            &self.aor(),
+            &format!("sip:{number}@{PBX}"),
+            TransportKind::Udp,
+            self.addr,
+        )
+        .unwrap();
+        r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        r.body = self.me.media.sdp("sendrecv").into();
+        let mut key = self.me.ep.send_request(r.clone(), Self::peer()).unwrap();
+        let first = self.first_response(&key).await;
+        if matches!(first.status, 401 | 407) {
+            assert!(self.auth.authorize(&mut r, &first));
+            renumber(&mut r, self.via());
+            key = self.me.ep.send_request(r.clone(), Self::peer()).unwrap();
+            self.first_response(&key).await;
+        }
+        Dialing { key, invite: r }
+    }
+
+    async fn first_response(&self, key: &TsxKey) -> Response {
+        self.until("an answer", |s| s.responses.contains_key(key))
+            .await;
+        self.seen().responses[key][0].clone()
+    }
+
+    /// The final answer to a dialled call: the call when answered (ACKed), the status
+    /// otherwise.
+    pub(crate) async fn outcome(&mut self, d: Dialing) -> Result<Call, u16> {
+        let r = self.final_response(&d.key).await;
+        if r.status >= 300 {
+            return Err(r.status);
+        }
+        let dialog = Dialog::from_uac(&d.invite, &r).unwrap();
+        self.me.media.follow(&r.body);
+        let call = Call {
+            dialog,
+            invite_seq: d.invite.cseq().unwrap().seq,
+        };
+        self.ack(&call);
+        self.seen()
+            .calls
+            .insert(call.id().to_string(), call.clone());
+        Ok(call)
+    }
+
+    /// Dials and waits for the answer, which must be a call.
+    pub(crate) async fn call(&mut self, number: &str) -> Call {
+        let d = self.dial(number).await;
+        self.outcome(d)
+            .await
+            .unwrap_or_else(|s| panic!("{} dials {number}: {s}", self.number))
+    }
+
+    /// Dials a feature code and returns the PBX's answer, which must not be a call (the
+    /// manual's codes are answered `480` whatever the outcome).
+    pub(crate) async fn code(&mut self, code: &str) -> u16 {
+        let d = self.dial(code).await;
+        match self.outcome(d).await {
+            Ok(c) => panic!("{} dialled {code} and got a call {}", self.number, c.id()),
+            Err(s) => s,
+        }
+    }
+
+    fn ack(&self, call: &Call) {
+        let ack = call.dialog.ack(call.invite_seq, &self.via());
+        self.me
+            .ep
+            .send_stateless(Self::peer(), &sip::message::Message::Request(ack));
+    }
+
+    /// Waits for a call to ring here and answers it.
+    pub(crate) async fn answer(&mut self) -> Call {
+        self.until("a call rings", |s| !s.ringing.is_empty()).await;
+        let (key, invite) = self.seen().ringing.pop_front().unwrap();
+        self.me.media.follow(&invite.body);
+        let sdp = self.me.media.sdp("sendrecv");
+        self.me.reply(&key, &invite, 200, "OK", Some(sdp));
+        let mut dialog = Dialog::from_uas(&invite, &format!("t{}", self.number)).unwrap();
+        dialog.confirmed = true;
+        let call = Call {
+            dialog,
+            invite_seq: 0,
+        };
+        self.seen()
+            .calls
+            .insert(call.id().to_string(), call.clone());
+        call
+    }
+
+    /// The call as it stands now (its dialog moves with each request).
+    fn current(&self, call: &Call) -> Call {
+        self.seen()
+            .calls
+            .get(call.id())
+            .cloned()
+            .unwrap_or_else(|| call.clone())
+    }
+
+    /// Sends an in-dialog request on `call` and waits for its final answer.
+    pub(crate) async fn in_dialog(
+        &mut self,
+        call: &Call,
+        method: Method,
+        sdp: Option<String>,
+    ) -> Response {
+        let mut c = self.current(call);
+        let mut r = c.dialog.request(method.clone(), &self.via());
+        r.headers.insert(
+            Name::CONTACT,
+            format!("<sip:{}@{}>", self.number, self.addr),
+        );
+        if let Some(sdp) = sdp {
+            r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+            r.body = sdp.into();
+        }
+        c.invite_seq = c.dialog.local_seq;
+        if let Some(stored) = self.seen().calls.get_mut(call.id()) {
+            stored.dialog = c.dialog.clone();
+        }
+        let answer = self.send(r).await;
+        if method == Method::Invite && answer.status < 300 {
+            self.me.media.follow(&answer.body);
+            // A challenged re-INVITE went again with the next CSeq.
+            c.invite_seq = answer.cseq().map_or(c.invite_seq, |s| s.seq);
+            c.dialog.local_seq = c.invite_seq;
+            self.ack(&c);
+            if let Some(stored) = self.seen().calls.get_mut(call.id()) {
+                *stored = c;
+            }
+        }
+        answer
+    }
+
+    /// Puts `call` on hold (re-INVITE with `a=sendonly`).
+    pub(crate) async fn hold(&mut self, call: &Call) {
+        let sdp = self.me.media.sdp("sendonly");
+        let r = self.in_dialog(call, Method::Invite, Some(sdp)).await;
+        assert_eq!(r.status, 200, "{} holds", self.number);
+    }
+
+    pub(crate) async fn resume(&mut self, call: &Call) {
+        let sdp = self.me.media.sdp("sendrecv");
+        let r = self.in_dialog(call, Method::Invite, Some(sdp)).await;
+        assert_eq!(r.status, 200, "{} resumes", self.number);
+    }
+
+    pub(crate) async fn hang_up(&mut self, call: &Call) {
+        let r = self.in_dialog(call, Method::Bye, None).await;
+        assert_eq!(r.status, 200, "{} hangs up", self.number);
+        self.seen().calls.remove(call.id());
+    }
+
+    /// Waits until the PBX has ended `call` (BYE, or CANCEL while it rang).
+    pub(crate) async fn until_ended(&self, call_id: &str) {
+        let id = call_id.to_string();
+        self.until(&format!("the end of {id}"), move |s| s.ended.contains(&id))
+            .await;
+    }
+
+    /// What the phone has heard, as 8 kHz samples in order of arrival.
+    pub(crate) fn heard(&self) -> Vec<i16> {
+        self.me.media.heard.lock().unwrap().clone()
+    }
+
+    /// Forgets what was heard so far.
+    pub(crate) fn clear_heard(&self) {
+        self.me.media.heard.lock().unwrap().clear();
+    }
+}
+
+/// Lets `seconds` of virtual time pass; every phone answers the PBX meanwhile.
+pub(crate) async fn pass(seconds: f32) {
+    tokio::time::sleep(Duration::from_secs_f32(seconds)).await;
+}
+
+/// Station NNN's phone is at 10.0.1.(NNN mod 250 + 1) (10.0.2.… past 249).
+fn host_of(number: &str) -> std::net::IpAddr {
+    let n: u32 = number.parse().unwrap_or(0);
+    std::net::Ipv4Addr::new(10, 0, 1 + (n / 250) as u8, (n % 250) as u8 + 1).into()
+}
+
+fn call_id(r: &Request) -> String {
+    r.headers
+        .get_raw(&Name::CALL_ID)
+        .next()
+        .map(|c| c.to_string())
+        .unwrap_or_default()
+}
+
+/// Next CSeq, new branch: the same request sent again with credentials.
+fn renumber(r: &mut Request, via: String) {
+    let cseq = r.cseq().unwrap();
+    r.headers.remove(&Name::CSEQ);
+    r.headers
+        .insert(Name::CSEQ, format!("{} {}", cseq.seq + 1, r.method));
+    r.headers.remove(&Name::VIA);
+    r.headers.insert(Name::VIA, via);
+}
+
+/// A phone's audio: a tone sent as PCMU every 20 ms to wherever the last SDP said, and
+/// everything received decoded in order of arrival.
+struct Media {
+    local: SocketAddr,
+    remote: Arc<Mutex<Option<SocketAddr>>>,
+    heard: Arc<Mutex<Vec<i16>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Media {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Media {
+    async fn start(net: &MemNet, local: SocketAddr, freq: f32) -> Media {
+        let sock = Arc::new(DatagramSocket::bind(local, Some(net)).await.unwrap());
+        let remote: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+        let heard: Arc<Mutex<Vec<i16>>> = Arc::default();
+        let send = tokio::spawn({
+            let (sock, remote) = (sock.clone(), remote.clone());
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(20));
+                let mut p = RtpPacket {
+                    ssrc: u32::from(local.ip().to_string().len() as u8) << 8 | 0x5a,
+                    ..Default::default()
+                };
+                let mut phase = 0f32;
+                loop {
+                    tick.tick().await;
+                    let Some(to) = *remote.lock().unwrap() else {
+                        continue;
+                    };
+                    p.payload = (0..160)
+                        .map(|_| {
+                            phase += std::f32::consts::TAU * freq / 8000.0;
+                            ulaw_encode((phase.sin() * 8000.0) as i16)
+                        })
+                        .collect();
+                    let _ = sock.send_to(&p.to_bytes(), to).await;
+                    p.seq = p.seq.wrapping_add(1);
+                    p.timestamp = p.timestamp.wrapping_add(160);
+                }
+            }
+        });
+        let receive = tokio::spawn({
+            let heard = heard.clone();
+            async move {
+                let mut buf = [0u8; 2048];
+                while let Ok((n, _)) = sock.recv_from(&mut buf).await {
+                    if let Ok(p) = RtpPacket::parse(&buf[..n])
+                        && p.payload_type == 0
+                    {
+                        heard
+                            .lock()
+                            .unwrap()
+                            .extend(p.payload.iter().map(|b| ulaw_decode(*b)));
+                    }
+                }
+            }
+        });
+        Media {
+            local,
+            remote,
+            heard,
+            tasks: vec![send, receive],
+        }
+    }
+
+    /// Sends to where `sdp` says (nowhere for hold's `c=0.0.0.0` or no SDP).
+    fn follow(&self, sdp: &[u8]) {
+        if sdp.is_empty() {
+            return;
+        }
+        *self.remote.lock().unwrap() = Remote::of(sdp).addr.filter(|a| !a.ip().is_unspecified());
+    }
+
+    fn sdp(&self, direction: &str) -> String {
+        let ip = self.local.ip();
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na={direction}\r\n",
+            self.local.port()
+        )
+    }
+}
