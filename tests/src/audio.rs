@@ -6,6 +6,11 @@ use std::path::Path;
 
 /// Writes 30 s of a pure tone at `freq` (8 kHz mono, 16-bit) to `path`.
 pub fn tone(path: &Path, freq: f32) {
+    tone_for(path, freq, 30);
+}
+
+/// Writes `seconds` of a pure tone at `freq` (8 kHz mono, 16-bit) to `path`.
+pub fn tone_for(path: &Path, freq: f32, seconds: u32) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
@@ -13,7 +18,7 @@ pub fn tone(path: &Path, freq: f32) {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).expect("a tone file");
-    for n in 0..8000 * 30 {
+    for n in 0..8000 * seconds {
         let s = (2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin() * 12000.0;
         w.write_sample(s as i16).expect("a tone sample");
     }

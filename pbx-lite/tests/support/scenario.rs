@@ -61,7 +61,8 @@ impl Office {
             db.add(&s).unwrap();
         }
         let music = dir.path().join("music.wav");
-        e2e::audio::tone(&music, MUSIC);
+        // Short, as each hold reads the whole file.
+        e2e::audio::tone_for(&music, MUSIC, 1);
         db.set_setting("hold.music", music.to_str().unwrap())
             .unwrap();
         for (k, v) in settings {
@@ -417,6 +418,10 @@ impl Phone {
             self.addr,
         )
         .unwrap();
+        let from = r.headers.get_raw(&Name::FROM).next().unwrap().to_string();
+        r.headers.remove(&Name::FROM);
+        r.headers
+            .insert(Name::FROM, format!("\"Station {}\" {from}", self.number));
         r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
         r.body = self.me.media.sdp("sendrecv").into();
         let mut key = self.me.ep.send_request(r.clone(), Self::peer()).unwrap();
@@ -516,8 +521,22 @@ impl Phone {
         method: Method,
         sdp: Option<String>,
     ) -> Response {
+        self.in_dialog_with(call, method, sdp, &[]).await
+    }
+
+    /// [`Phone::in_dialog`] with more headers.
+    pub(crate) async fn in_dialog_with(
+        &mut self,
+        call: &Call,
+        method: Method,
+        sdp: Option<String>,
+        headers: &[(Name, String)],
+    ) -> Response {
         let mut c = self.current(call);
         let mut r = c.dialog.request(method.clone(), &self.via());
+        for (name, value) in headers {
+            r.headers.insert(name.clone(), value.clone());
+        }
         r.headers.insert(
             Name::CONTACT,
             format!("<sip:{}@{}>", self.number, self.addr),
@@ -542,6 +561,20 @@ impl Phone {
             }
         }
         answer
+    }
+
+    /// Transfers `call` to `target` with REFER; the answer (202) comes back.
+    pub(crate) async fn refer(&mut self, call: &Call, target: &str) -> Response {
+        let refer_to = (Name::REFER_TO, format!("<{target}>"));
+        self.in_dialog_with(call, Method::Refer, None, &[refer_to])
+            .await
+    }
+
+    /// Hangs up a call still ringing (CANCEL) and waits for the INVITE's `487`.
+    pub(crate) async fn cancel(&mut self, d: Dialing) {
+        self.me.ep.cancel(&d.key).unwrap();
+        let r = self.final_response(&d.key).await;
+        assert_eq!(r.status, 487, "{} cancels", self.number);
     }
 
     /// Puts `call` on hold (re-INVITE with `a=sendonly`).
@@ -640,18 +673,21 @@ impl Media {
                     ssrc: u32::from(local.ip().to_string().len() as u8) << 8 | 0x5a,
                     ..Default::default()
                 };
-                let mut phase = 0f32;
+                // One second of the tone, whole cycles for whole-Hz tones, sent in turn.
+                let second: Vec<u8> = (0..8000)
+                    .map(|i| {
+                        let t = i as f32 / 8000.0;
+                        ulaw_encode(((std::f32::consts::TAU * freq * t).sin() * 8000.0) as i16)
+                    })
+                    .collect();
+                let mut frames = second.chunks(160).cycle();
                 loop {
                     tick.tick().await;
+                    let frame = frames.next().unwrap_or_default();
                     let Some(to) = *remote.lock().unwrap() else {
                         continue;
                     };
-                    p.payload = (0..160)
-                        .map(|_| {
-                            phase += std::f32::consts::TAU * freq / 8000.0;
-                            ulaw_encode((phase.sin() * 8000.0) as i16)
-                        })
-                        .collect();
+                    p.payload = frame.to_vec();
                     let _ = sock.send_to(&p.to_bytes(), to).await;
                     p.seq = p.seq.wrapping_add(1);
                     p.timestamp = p.timestamp.wrapping_add(160);
