@@ -257,7 +257,7 @@ async fn a_blind_transfer_rings_on_and_connects_when_answered() {
 #[tokio::test(start_paused = true)]
 async fn an_unanswered_blind_transfer_recalls_the_transferor() {
     let o = Office::start(&["201", "202", "203"], &[("transfer.recall_seconds", "20")]).await;
-    let (mut a, mut b, mut c) = (
+    let (mut a, mut b, c) = (
         o.phone("201", 440.0).await,
         o.phone("202", 600.0).await,
         o.phone("203", 1000.0).await,
@@ -308,7 +308,7 @@ async fn pick_up(code: &str) {
     let o = Office::start(&["201", "202", "203"], &[]).await;
     o.station("202", "pickup_group", "1");
     o.station("203", "pickup_group", "1");
-    let (mut a, mut b, mut c) = (
+    let (mut a, b, mut c) = (
         o.phone("201", 440.0).await,
         o.phone("202", 600.0).await,
         o.phone("203", 1000.0).await,
@@ -333,4 +333,325 @@ async fn directed_pickup_answers_the_ringing_station() {
 #[tokio::test(start_paused = true)]
 async fn my_group_pickup_answers_a_call_ringing_in_the_group() {
     pick_up("55").await;
+}
+
+/// The Diversion header of the last new INVITE that reached `p`.
+fn diversion(p: &Phone) -> String {
+    let s = p.seen();
+    let invite = s
+        .got(Method::Invite)
+        .into_iter()
+        .rev()
+        .find(|r| r.to_tag().is_none());
+    invite
+        .and_then(|r| {
+            r.headers
+                .get_raw(&sip::headers::diversion_name())
+                .next()
+                .map(|d| d.to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(start_paused = true)]
+async fn dnd_on_refuses_calls_and_off_lets_them_ring_again() {
+    let o = Office::start(&["201", "202"], &[]).await;
+    let (mut a, mut b) = (o.phone("201", 440.0).await, o.phone("202", 600.0).await);
+    assert_eq!(a.code("401").await, 480);
+    assert!(o.db().station_state("201").unwrap().dnd);
+    let d = b.dial("201").await;
+    assert_eq!(b.outcome(d).await.unwrap_err(), 486);
+    assert_eq!(rung(&a), 0);
+    assert_eq!(a.code("400").await, 480);
+    assert!(!o.db().station_state("201").unwrap().dnd);
+    connect(&mut b, &mut a).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn forward_all_rings_the_target_with_diversion_and_clear_ends_it() {
+    let o = Office::start(&["201", "202", "203"], &[]).await;
+    let (mut a, mut b, mut c) = (
+        o.phone("201", 440.0).await,
+        o.phone("202", 600.0).await,
+        o.phone("203", 1000.0).await,
+    );
+    assert_eq!(a.code("601203").await, 480);
+    let d = b.dial("201").await;
+    c.answer().await;
+    b.outcome(d).await.unwrap();
+    assert_eq!(rung(&a), 0);
+    let div = diversion(&c);
+    assert!(
+        div.contains("sip:201@") && div.contains("reason=unconditional"),
+        "{div}"
+    );
+    assert_eq!(a.code("600").await, 480);
+    connect(&mut b, &mut a).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forward_loop_rings_the_end_of_the_chain() {
+    let o = Office::start(&["201", "202", "203", "204"], &[]).await;
+    let mut p: Vec<Phone> = Vec::new();
+    for (n, f) in [
+        ("201", 440.0),
+        ("202", 600.0),
+        ("203", 1000.0),
+        ("204", 1200.0),
+    ] {
+        p.push(o.phone(n, f).await);
+    }
+    // 201 → 203 → 204 → 201: a call to 201 ends at 204, the last station not yet tried.
+    assert_eq!(p[0].code("601203").await, 480);
+    assert_eq!(p[2].code("601204").await, 480);
+    assert_eq!(p[3].code("601201").await, 480);
+    let d = p[1].dial("201").await;
+    p[3].answer().await;
+    p[1].outcome(d).await.unwrap();
+    assert!(
+        diversion(&p[3]).contains("sip:201@"),
+        "{}",
+        diversion(&p[3])
+    );
+    assert_eq!((rung(&p[0]), rung(&p[2])), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn forward_busy_rings_the_named_station_while_in_a_call() {
+    let o = Office::start(&["201", "202", "203", "204"], &[]).await;
+    let (mut a, mut b, mut c, mut d) = (
+        o.phone("201", 440.0).await,
+        o.phone("202", 600.0).await,
+        o.phone("203", 1000.0).await,
+        o.phone("204", 1200.0).await,
+    );
+    assert_eq!(a.code("602203").await, 480);
+    connect(&mut d, &mut a).await;
+    let dialing = b.dial("201").await;
+    c.answer().await;
+    b.outcome(dialing).await.unwrap();
+    assert!(
+        diversion(&c).contains("reason=user-busy"),
+        "{}",
+        diversion(&c)
+    );
+    assert_eq!(rung(&a), 1, "only 204's call rang 201");
+}
+
+#[tokio::test(start_paused = true)]
+async fn forward_no_answer_cancels_and_rings_the_next_station() {
+    let o = Office::start(
+        &["201", "202", "203"],
+        &[("forward.noanswer_seconds", "15")],
+    )
+    .await;
+    let (mut a, mut b, mut c) = (
+        o.phone("201", 440.0).await,
+        o.phone("202", 600.0).await,
+        o.phone("203", 1000.0).await,
+    );
+    assert_eq!(a.code("603203").await, 480);
+    let dialing = b.dial("201").await;
+    let rang_at = tokio::time::Instant::now();
+    c.answer().await;
+    let waited = rang_at.elapsed().as_secs_f32();
+    assert!(
+        (14.0..=17.0).contains(&waited),
+        "forwarded after {waited} s"
+    );
+    b.outcome(dialing).await.unwrap();
+    a.until("201's ringing is cancelled", |s| {
+        s.ringing.is_empty() && !s.ended.is_empty()
+    })
+    .await;
+    assert!(
+        diversion(&c).contains("reason=no-answer"),
+        "{}",
+        diversion(&c)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn forward_unreachable_rings_the_named_station() {
+    let o = Office::start(&["201", "202", "203"], &[]).await;
+    o.station("201", "cf_unreachable", "203");
+    // 201 never registers.
+    let (mut b, mut c) = (o.phone("202", 600.0).await, o.phone("203", 1000.0).await);
+    let d = b.dial("201").await;
+    c.answer().await;
+    b.outcome(d).await.unwrap();
+    o.station("201", "cf_unreachable", "");
+    let d = b.dial("201").await;
+    assert_eq!(b.outcome(d).await.unwrap_err(), 480);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ring_group_rings_in_batches_with_stagger_and_cancels_the_losers() {
+    let o = Office::start(
+        &["201", "202", "203", "204"],
+        &[("ringgroup.batch", "2"), ("ringgroup.stagger_ms", "2000")],
+    )
+    .await;
+    o.db()
+        .set_ring_group("300", &["202".into(), "204".into(), "203".into()])
+        .unwrap();
+    let (mut a, b, mut c, d) = (
+        o.phone("201", 440.0).await,
+        o.phone("202", 600.0).await,
+        o.phone("203", 1000.0).await,
+        o.phone("204", 1200.0).await,
+    );
+    let dialing = a.dial("300").await;
+    let t0 = tokio::time::Instant::now();
+    b.until("202 rings", |s| !s.ringing.is_empty()).await;
+    d.until("204 rings", |s| !s.ringing.is_empty()).await;
+    assert!(t0.elapsed() < std::time::Duration::from_millis(100));
+    assert_eq!(rung(&c), 0, "203 is in the second batch");
+    c.answer().await;
+    let waited = t0.elapsed().as_secs_f32();
+    assert!(
+        (1.9..=2.2).contains(&waited),
+        "the second batch rang after {waited} s"
+    );
+    a.outcome(dialing).await.unwrap();
+    for loser in [&b, &d] {
+        loser.until("the CANCEL", |s| s.ringing.is_empty()).await;
+    }
+    // One at a time: 202 answers at once, so 203 never rings.
+    o.set("ringgroup.batch", "1");
+    o.db()
+        .set_ring_group("301", &["202".into(), "203".into()])
+        .unwrap();
+    let (mut a2, mut b) = (a, b);
+    let dialing = a2.dial("301").await;
+    b.answer().await;
+    a2.outcome(dialing).await.unwrap();
+    pass(5.0).await;
+    assert_eq!(rung(&c), 1, "203 rang although 202 had answered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_waiting_rings_a_busy_station_only_when_it_is_on() {
+    let o = Office::start(&["201", "202", "203"], &[]).await;
+    let (mut a, mut b, mut c) = (
+        o.phone("201", 440.0).await,
+        o.phone("202", 600.0).await,
+        o.phone("203", 1000.0).await,
+    );
+    connect(&mut a, &mut b).await;
+    let d = c.dial("202").await;
+    assert_eq!(c.outcome(d).await.unwrap_err(), 486);
+    o.station("202", "call_waiting", "yes");
+    let d = c.dial("202").await;
+    b.answer().await;
+    c.outcome(d).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conference_via_46_lets_each_hear_the_others_and_goes_on_when_one_leaves() {
+    let o = Office::start(&["201", "202", "203"], &[]).await;
+    let (mut a, mut b, mut c) = (
+        o.phone("201", 440.0).await,
+        o.phone("202", 600.0).await,
+        o.phone("203", 1000.0).await,
+    );
+    // 201 calls 202, holds, dials 46: 202 waits in the conference.
+    let (first, at_b) = connect(&mut a, &mut b).await;
+    pass(1.0).await;
+    a.hold(&first).await;
+    assert_eq!(a.code("46").await, 480);
+    // 201 calls 203, holds, 46 adds it; a second 46 ends the adding.
+    let (second, at_c) = connect(&mut a, &mut c).await;
+    a.until_ended(first.id()).await; // its first leg is released
+    pass(1.0).await;
+    a.hold(&second).await;
+    assert_eq!(a.code("46").await, 480);
+    assert_eq!(a.code("46").await, 480);
+    a.resume(&second).await; // the owner's final resume joins it
+    b.clear_heard();
+    c.clear_heard();
+    pass(3.0).await;
+    let freqs = [440.0, 600.0, 1000.0];
+    for (me, p) in [(1, &b), (2, &c)] {
+        let shares: Vec<f32> = freqs
+            .iter()
+            .map(|f| media::analysis::tone_share(&p.heard(), *f, 8000))
+            .collect();
+        for (j, share) in shares.iter().enumerate() {
+            if j == me {
+                assert!(*share < 0.05, "{} hears itself: {shares:?}", p.number);
+            } else {
+                assert!(
+                    *share > 0.2,
+                    "{} does not hear {}: {shares:?}",
+                    p.number,
+                    freqs[j]
+                );
+            }
+        }
+    }
+    b.hang_up(&at_b).await; // one member leaves: the other two go on
+    c.clear_heard();
+    pass(2.0).await;
+    heard(&c, &[440.0]);
+    c.hang_up(&at_c).await; // the last two: 201 is released too
+    a.until_ended(second.id()).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn voicemail_on_no_answer_takes_a_message_lights_the_lamp_and_plays_it() {
+    let o = Office::start(&["201", "202"], &[("forward.noanswer_seconds", "10")]).await;
+    o.station("202", "voicemail", "202");
+    let (mut a, mut b) = (o.phone("201", 440.0).await, o.phone("202", 600.0).await);
+    assert!(b.subscribe_mwi().await.status < 300);
+    b.until("the lamp is out", |s| s.lamp() == ["0/0"]).await;
+    // 202 does not answer: after 10 s voicemail does, and records 201's tone.
+    let call = a.call("202").await;
+    pass(4.0).await;
+    a.hang_up(&call).await;
+    b.until("the lamp lights", |s| {
+        s.lamp().last().is_some_and(|l| l == "1/0")
+    })
+    .await;
+    let m = o.db().messages("202").unwrap();
+    assert_eq!(m.len(), 1);
+    let kept: Vec<i16> = hound::WavReader::open(&m[0].path)
+        .unwrap()
+        .into_samples()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        heard_in_order(&kept, &[440.0]),
+        "kept {:?}",
+        timeline(&kept)
+    );
+    // 202 dials 50: the message plays; 7 deletes it and the lamp goes out.
+    let vm = b.call("50").await;
+    pass(4.0).await;
+    b.press('7');
+    b.until_ended(vm.id()).await;
+    heard(&b, &[440.0]);
+    assert!(o.db().messages("202").unwrap().is_empty());
+    b.until("the lamp goes out", |s| {
+        s.lamp().last().is_some_and(|l| l == "0/0")
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn voicemail_answers_a_busy_station() {
+    let o = Office::start(&["201", "202", "203"], &[]).await;
+    o.station("202", "voicemail", "202");
+    let (mut a, mut b, mut c) = (
+        o.phone("201", 440.0).await,
+        o.phone("202", 600.0).await,
+        o.phone("203", 1000.0).await,
+    );
+    connect(&mut c, &mut b).await;
+    let call = a.call("202").await; // busy: voicemail answers at once
+    pass(3.0).await;
+    a.hang_up(&call).await;
+    pass(1.0).await;
+    assert_eq!(o.db().messages("202").unwrap().len(), 1);
+    assert_eq!(rung(&b), 1, "only 203's call rang 202");
 }

@@ -139,8 +139,10 @@ pub(crate) struct Seen {
     pub(crate) ringing: VecDeque<(TsxKey, Request)>,
     /// Answers to this phone's requests, by transaction.
     responses: HashMap<TsxKey, Vec<Response>>,
-    /// Every request the PBX sent, in order (in-dialog ones are answered as a phone would).
+    /// Every request the PBX sent, in order (in-dialog ones are answered as a phone would),
+    /// with when it came.
     pub(crate) received: Vec<Request>,
+    pub(crate) received_at: Vec<tokio::time::Instant>,
     /// Calls up, by Call-ID.
     pub(crate) calls: HashMap<String, Call>,
     /// Calls the PBX hung up (BYE) or cancelled, by Call-ID.
@@ -148,6 +150,19 @@ pub(crate) struct Seen {
 }
 
 impl Seen {
+    /// The `Voice-Message` counts (`new/old`) of every message-summary NOTIFY so far.
+    pub(crate) fn lamp(&self) -> Vec<String> {
+        self.got(Method::Notify)
+            .iter()
+            .filter_map(|n| {
+                let body = String::from_utf8_lossy(&n.body).to_string();
+                body.lines()
+                    .find_map(|l| l.strip_prefix("Voice-Message: "))
+                    .map(|v| v.split_whitespace().next().unwrap_or_default().to_string())
+            })
+            .collect()
+    }
+
     /// Every request received and answer to this phone's requests, for failure messages.
     pub(crate) fn summary(&self) -> String {
         let requests: Vec<String> = self.received.iter().map(|r| r.method.to_string()).collect();
@@ -228,6 +243,7 @@ impl Answerer {
 
     fn on_request(&self, key: TsxKey, request: Request, seen: &mut Seen) {
         seen.received.push(request.clone());
+        seen.received_at.push(tokio::time::Instant::now());
         let id = call_id(&request);
         match request.method {
             Method::Ack => {}
@@ -603,6 +619,29 @@ impl Phone {
             .await;
     }
 
+    /// Presses a key on the call (RFC 4733 telephone-events).
+    pub(crate) fn press(&self, digit: char) {
+        let _ = self.me.media.digits.send(digit);
+    }
+
+    /// Subscribes to its mailbox's message summary (RFC 3842); NOTIFYs follow.
+    pub(crate) async fn subscribe_mwi(&mut self) -> Response {
+        let mut r = build::request(
+            Method::Subscribe,
+            &self.aor(),
+            &self.aor(),
+            &self.aor(),
+            TransportKind::Udp,
+            self.addr,
+        )
+        .unwrap();
+        r.headers.insert(Name::EVENT, "message-summary");
+        r.headers
+            .insert(Name::ACCEPT, "application/simple-message-summary");
+        r.headers.insert(Name::EXPIRES, "3600");
+        self.send(r).await
+    }
+
     /// What the phone has heard, as 8 kHz samples in order of arrival.
     pub(crate) fn heard(&self) -> Vec<i16> {
         self.me.media.heard.lock().unwrap().clone()
@@ -647,6 +686,7 @@ fn renumber(r: &mut Request, via: String) {
 /// everything received decoded in order of arrival.
 struct Media {
     local: SocketAddr,
+    digits: tokio::sync::mpsc::UnboundedSender<char>,
     remote: Arc<Mutex<Option<SocketAddr>>>,
     heard: Arc<Mutex<Vec<i16>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -665,6 +705,7 @@ impl Media {
         let sock = Arc::new(DatagramSocket::bind(local, Some(net)).await.unwrap());
         let remote: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
         let heard: Arc<Mutex<Vec<i16>>> = Arc::default();
+        let (digits, mut pressed) = tokio::sync::mpsc::unbounded_channel::<char>();
         let send = tokio::spawn({
             let (sock, remote) = (sock.clone(), remote.clone());
             async move {
@@ -687,6 +728,21 @@ impl Media {
                     let Some(to) = *remote.lock().unwrap() else {
                         continue;
                     };
+                    if let Ok(d) = pressed.try_recv() {
+                        // RFC 4733 events in place of this frame's voice.
+                        for (marker, e) in media::dtmf::key_press(d, 100, 20, 8000).unwrap() {
+                            let ev = RtpPacket {
+                                marker,
+                                payload_type: 101,
+                                payload: e.to_bytes().to_vec(),
+                                ..p.clone()
+                            };
+                            let _ = sock.send_to(&ev.to_bytes(), to).await;
+                            p.seq = p.seq.wrapping_add(1);
+                        }
+                        p.timestamp = p.timestamp.wrapping_add(800);
+                        continue;
+                    }
                     p.payload = frame.to_vec();
                     let _ = sock.send_to(&p.to_bytes(), to).await;
                     p.seq = p.seq.wrapping_add(1);
@@ -712,6 +768,7 @@ impl Media {
         });
         Media {
             local,
+            digits,
             remote,
             heard,
             tasks: vec![send, receive],
