@@ -9,8 +9,14 @@ mod support;
 use std::time::Duration;
 use support::office::{MUSIC, Office, heard_in_order, timeline};
 
+/// A fixed wait: only where a test shows that something does *not* happen.
 fn pause(seconds: f32) {
     std::thread::sleep(Duration::from_secs_f32(seconds));
+}
+
+/// Waits until `number` has heard `freqs` in order on its current call.
+fn heard(o: &Office, number: &str, freqs: &[f32]) {
+    o.phone(number).wait_heard(freqs);
 }
 
 /// 201 calls 202 and both answer.
@@ -30,14 +36,20 @@ fn hold_and_resume(relay: &str, tone_source: &str) -> Vec<i16> {
         &format!("tone_source={tone_source}"),
     ]);
     call_202(&o);
-    pause(2.0);
+    heard(&o, "202", &[440.0]);
     o.phone("201").send("/hold");
-    pause(3.0);
+    let held = [440.0, MUSIC];
+    if tone_source == "system" {
+        heard(&o, "202", &held);
+    } else {
+        pause(3.0); // the phone plays its own tone: no music must come
+    }
     o.phone("201").send("/resume");
-    pause(2.5);
+    if tone_source == "system" {
+        heard(&o, "202", &[440.0, MUSIC, 440.0]);
+    }
     o.phone("201").send("/hangup");
     o.wait_log("202", "terminated", 1);
-    pause(0.5);
     o.phone("202").recordings().remove(0)
 }
 
@@ -84,9 +96,9 @@ fn office3(answer_203: &str) -> Office {
 /// 201 talks to 202, holds, and parks it with 11 (answered 480).
 fn park_202(o: &Office) {
     call_202(o);
-    pause(1.5);
+    heard(o, "202", &[440.0]);
     o.phone("201").send("/hold");
-    pause(0.5);
+    heard(o, "202", &[440.0, MUSIC]);
     o.phone("201").send("/dial 11");
     o.wait_log("201", "480 Temporarily Unavailable", 1);
     o.wait_log("201", "terminated", 1); // its held call is released
@@ -99,13 +111,13 @@ fn park_then_retrieve_from_another_station() {
     }
     let o = office3("auto");
     park_202(&o);
-    pause(2.0);
+    heard(&o, "202", &[440.0, MUSIC]);
     o.phone("203").send("/dial 12201");
     o.wait_log("203", "Call established", 1);
-    pause(2.5);
+    heard(&o, "202", &[440.0, MUSIC, 1000.0]);
+    heard(&o, "203", &[600.0]);
     o.phone("203").send("/hangup");
     o.wait_log("202", "terminated", 1);
-    pause(0.5);
     let (b, c) = (
         o.phone("202").recordings().remove(0),
         o.phone("203").recordings().remove(0),
@@ -128,10 +140,9 @@ fn unretrieved_park_recalls_the_parking_station() {
     o.set("park.recall_seconds", "5");
     park_202(&o);
     o.wait_log("201", "Call established", 2); // it rings again and answers
-    pause(2.5);
+    heard(&o, "202", &[440.0, MUSIC, 440.0]);
     o.phone("201").send("/hangup");
     o.wait_log("202", "terminated", 1);
-    pause(0.5);
     let b = o.phone("202").recordings().remove(0);
     assert!(
         heard_in_order(&b, &[440.0, MUSIC, 440.0]),
@@ -162,19 +173,19 @@ fn a_restart_releases_a_parked_call_with_a_log_line() {
 /// 201 talks to 202, holds it, and calls 203 (answered when `answer` is "auto").
 fn consult_203(o: &Office) {
     call_202(o);
-    pause(1.5);
+    heard(o, "202", &[440.0]);
     o.phone("201").send("/hold");
-    pause(1.5);
+    heard(o, "202", &[440.0, MUSIC]);
     o.phone("201").send("/dial 203");
     o.wait_log("203", "ing call", 1); // "Incoming call", or "answering call" when automatic
 }
 
-/// 202's and 203's recordings after 202 hangs up.
-fn end_and_record(o: &Office, talk: f32) -> (Vec<i16>, Vec<i16>) {
-    pause(talk);
+/// 202's and 203's recordings after 202 has heard `then` (after 440 Hz and the music) and
+/// hung up.
+fn end_and_record(o: &Office, then: f32) -> (Vec<i16>, Vec<i16>) {
+    heard(o, "202", &[440.0, MUSIC, then]);
     o.phone("202").send("/hangup");
     o.wait_log("202", "terminated", 1);
-    pause(0.5);
     (
         o.phone("202").recordings().remove(0),
         o.phone("203").recordings().pop().unwrap_or_default(),
@@ -189,10 +200,11 @@ fn consultation_transfer_joins_the_other_two() {
     let o = office3("auto");
     consult_203(&o);
     o.wait_log("201", "Call established", 2);
-    pause(2.0);
+    heard(&o, "203", &[440.0]);
     o.phone("201").send("/hangup"); // the consultation call: the transfer completes
     o.wait_log("201", "terminated", 2); // both of 201's calls end: it is idle
-    let (b, c) = end_and_record(&o, 2.5);
+    heard(&o, "203", &[440.0, 600.0]);
+    let (b, c) = end_and_record(&o, 1000.0);
     assert!(
         heard_in_order(&b, &[440.0, MUSIC, 1000.0]),
         "202 heard {:?}",
@@ -214,12 +226,11 @@ fn consulted_party_hangs_up_and_the_held_call_resumes() {
     let o = office3("auto");
     consult_203(&o);
     o.wait_log("201", "Call established", 2);
-    pause(1.5);
+    heard(&o, "203", &[440.0]);
     o.phone("203").send("/hangup");
     o.wait_log("201", "terminated", 1);
-    pause(0.5);
     o.phone("201").send("/resume");
-    let (b, _) = end_and_record(&o, 2.5);
+    let (b, _) = end_and_record(&o, 440.0);
     assert!(
         heard_in_order(&b, &[440.0, MUSIC, 440.0]),
         "202 heard {:?}",
@@ -236,10 +247,10 @@ fn blind_transfer_rings_on_and_connects_when_answered() {
     consult_203(&o);
     o.phone("201").send("/hangup"); // while 203 rings: a blind transfer
     o.wait_log("201", "terminated", 1); // its held call is released: it is idle
-    pause(1.5);
     o.phone("203").send("/accept");
     o.wait_log("203", "Call established", 1);
-    let (b, c) = end_and_record(&o, 2.5);
+    heard(&o, "203", &[600.0]);
+    let (b, c) = end_and_record(&o, 1000.0);
     assert!(
         heard_in_order(&b, &[440.0, MUSIC, 1000.0]),
         "202 heard {:?}",
@@ -259,7 +270,7 @@ fn unanswered_blind_transfer_recalls_the_transferor() {
     o.phone("201").send("/hangup");
     o.wait_log("201", "Call established", 2); // the recall rings 201 and it answers
     assert!(o.phone("203").count("Call established") == 0);
-    let (b, _) = end_and_record(&o, 2.5);
+    let (b, _) = end_and_record(&o, 440.0);
     assert!(
         heard_in_order(&b, &[440.0, MUSIC, 440.0]),
         "202 heard {:?}",
@@ -274,11 +285,18 @@ fn refer_transfers_blind() {
     }
     let o = office3("auto");
     call_202(&o);
-    pause(1.5);
+    heard(&o, "202", &[440.0]);
     o.phone("201").send("/transfer 203");
     o.wait_log("203", "Call established", 1);
     o.wait_log("201", "terminated", 1);
-    let (b, c) = end_and_record(&o, 2.5);
+    heard(&o, "202", &[440.0, 1000.0]);
+    heard(&o, "203", &[600.0]);
+    o.phone("202").send("/hangup");
+    o.wait_log("202", "terminated", 1);
+    let (b, c) = (
+        o.phone("202").recordings().remove(0),
+        o.phone("203").recordings().pop().unwrap_or_default(),
+    );
     assert!(
         heard_in_order(&b, &[440.0, 1000.0]),
         "202 heard {:?}",
@@ -302,10 +320,10 @@ fn pick_up(code: &str) {
     o.phone("203").send(&format!("/dial {code}"));
     o.wait_log("203", "Call established", 1);
     o.wait_log("201", "Call established", 1);
-    pause(2.5);
+    heard(&o, "201", &[1000.0]);
+    heard(&o, "203", &[440.0]);
     o.phone("203").send("/hangup");
     o.wait_log("201", "terminated", 1);
-    pause(0.5);
     let (a, c) = (
         o.phone("201").recordings().remove(0),
         o.phone("203").recordings().remove(0),
@@ -343,7 +361,20 @@ fn my_group_pickup_answers_a_call_ringing_in_the_group() {
 fn code_46(o: &Office, n: usize) {
     o.phone("201").send("/dial 46");
     o.wait_log("201", "480 Temporarily Unavailable", n);
-    pause(1.0);
+}
+
+/// The share of each of `freqs` in the last `seconds` of what `number` hears now.
+fn shares_now(o: &Office, number: &str, seconds: usize, freqs: &[f32]) -> Vec<f32> {
+    let rec = o.phone(number).recordings().pop().unwrap_or_default();
+    support::office::shares_at_end(&rec, seconds, freqs)
+}
+
+/// Does each member hear the others (over a fifth each) and not itself (under 5 %)?
+fn hears_the_others(shares: &[f32], me: usize) -> bool {
+    shares
+        .iter()
+        .enumerate()
+        .all(|(j, s)| if j == me { *s < 0.05 } else { *s > 0.2 })
 }
 
 #[test]
@@ -354,52 +385,42 @@ fn conference_via_46_each_hears_the_other_two() {
     let o = office3("auto");
     // Figure 1: 201 calls 202, holds, dials 46 — 202 waits in the conference.
     call_202(&o);
-    pause(1.0);
+    heard(&o, "202", &[440.0]);
     o.phone("201").send("/hold");
-    pause(1.0);
+    heard(&o, "202", &[440.0, MUSIC]);
     code_46(&o, 1);
     // Figure 2: 201 calls 203, holds, 46 adds it; a second 46 ends the adding.
     o.phone("201").send("/hold");
-    pause(1.0);
+    pause(1.0); // baresip takes its next command once the hold is done
     o.phone("201").send("/dial 203");
     o.wait_log("203", "Call established", 1);
     o.wait_log("201", "terminated", 1); // its first leg is released
-    pause(1.0);
+    heard(&o, "203", &[440.0]);
     o.phone("201").send("/hold");
-    pause(1.0);
+    heard(&o, "203", &[440.0, MUSIC]);
     code_46(&o, 2);
     code_46(&o, 3);
     o.phone("201").send("/resume"); // the owner's final resume
-    pause(4.0);
+    // 202 and 203 each come to hear the other two and not themselves; that both hear 201
+    // shows the owner's final resume joined it. (baresip 1.0 stops recording on a phone
+    // once it holds, so the owner's own ears are not recorded.)
+    let freqs = [440.0, 600.0, 1000.0];
+    support::office::wait_for(
+        "each member to hear the other two",
+        Duration::from_secs(20),
+        || {
+            [(1, "202"), (2, "203")]
+                .iter()
+                .all(|(i, n)| hears_the_others(&shares_now(&o, n, 2, &freqs), *i))
+        },
+    );
     o.phone("202").send("/hangup"); // one member leaves: the other two go on
-    pause(2.5);
+    o.wait_log("202", "terminated", 1);
+    support::office::wait_for("203 to hear 201 alone", Duration::from_secs(20), || {
+        shares_now(&o, "203", 1, &freqs)[0] > 0.6
+    });
     o.phone("203").send("/hangup"); // the last two: 201 is released too
     o.wait_log("201", "terminated", 2);
-    pause(0.5);
-    // 202 and 203 each hear the other two and not themselves; that both hear 201 shows the
-    // owner's final resume joined it. (baresip 1.0 stops recording on a phone once it
-    // holds, so the owner's own ears are not recorded.)
-    let freqs = [440.0, 600.0, 1000.0];
-    let heard = |n: &str| o.phone(n).recordings().pop().unwrap_or_default();
-    for (i, n) in [(1, "202"), (2, "203")] {
-        let mut rec = heard(n);
-        if n == "203" {
-            rec.truncate(rec.len().saturating_sub(8000 * 3)); // before 202 left
-        }
-        let shares = support::office::shares_at_end(&rec, 2, &freqs);
-        eprintln!("{n} hears {shares:?} of {freqs:?}");
-        for (j, s) in shares.iter().enumerate() {
-            if i == j {
-                assert!(*s < 0.05, "{n} hears itself: {shares:?}");
-            } else {
-                assert!(*s > 0.2, "{n} does not hear {}: {shares:?}", freqs[j]);
-            }
-        }
-    }
-    // After 202 left, 201 and 203 still heard each other.
-    let c = heard("203");
-    let tail = support::office::shares_at_end(&c, 1, &freqs);
-    assert!(tail[0] > 0.6, "203 after 202 left: {tail:?}");
 }
 
 #[test]
@@ -410,14 +431,13 @@ fn hold_recall_rings_the_holding_station_again() {
     let o = Office::start("never", &[("201", 440.0, "auto"), ("202", 600.0, "auto")]);
     o.set("hold.recall_seconds", "5");
     call_202(&o);
-    pause(1.5);
+    heard(&o, "202", &[440.0]);
     o.phone("201").send("/hold");
     o.wait_log("201", "terminated", 1); // the held call comes back as a new one...
     o.wait_log("201", "Call established", 2); // ...which 201 answers
-    pause(2.5);
+    heard(&o, "202", &[440.0, MUSIC, 440.0]);
     o.phone("201").send("/hangup");
     o.wait_log("202", "terminated", 1);
-    pause(0.5);
     let b = o.phone("202").recordings().remove(0);
     assert!(
         heard_in_order(&b, &[440.0, MUSIC, 440.0]),
@@ -437,6 +457,21 @@ fn caller_name_and_number_reach_the_called_phone() {
     o.phone("201").send("/hangup");
 }
 
+/// Waits until the voicemail message being recorded in `dir` holds a second of `freq`.
+fn wait_recorded(dir: &std::path::Path, freq: f32) {
+    support::office::wait_for(
+        "the message to be recorded",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .any(|e| heard_in_order(&support::office::samples_so_far(&e.path()), &[freq]))
+            })
+        },
+    );
+}
+
 fn messages(o: &Office, number: &str) -> (u64, u64) {
     let v: serde_json::Value =
         serde_json::from_slice(&o.cli(&["status", "--json"]).stdout).unwrap();
@@ -454,7 +489,8 @@ fn messages(o: &Office, number: &str) -> (u64, u64) {
 }
 
 /// SIPp subscribing to message-summary as `number` (with digest auth), then answering
-/// NOTIFYs whose Voice-Message must be each of `counts` in turn.
+/// NOTIFYs whose Voice-Message must be each of `counts` in turn; the i-th leaves a file
+/// `lamp-i` in the office's folder.
 fn mwi_subscriber(o: &Office, number: &str, counts: &[&str]) -> std::process::Child {
     let subscribe = |cseq: u32, auth: &str| {
         format!(
@@ -469,7 +505,7 @@ fn mwi_subscriber(o: &Office, number: &str, counts: &[&str]) -> std::process::Ch
     x += "<recv response=\"200\"/>\n";
     for (i, c) in counts.iter().enumerate() {
         x += &format!(
-            "<recv request=\"NOTIFY\" timeout=\"40000\"><action><ereg regexp=\"Voice-Message: {c}\" search_in=\"body\" check_it=\"true\" assign_to=\"n{i}\"/></action></recv>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nX-Seen: [$n{i}]\nContent-Length: 0\n\n]]></send>\n"
+            "<recv request=\"NOTIFY\" timeout=\"40000\"><action><ereg regexp=\"Voice-Message: {c}\" search_in=\"body\" check_it=\"true\" assign_to=\"n{i}\"/><exec command=\"touch lamp-{i}\"/></action></recv>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nX-Seen: [$n{i}]\nContent-Length: 0\n\n]]></send>\n"
         );
     }
     x += "</scenario>\n";
@@ -510,12 +546,12 @@ fn voicemail_takes_a_message_lights_mwi_keeps_it_over_a_restart_and_plays_it() {
     // 202 does not answer: voicemail does, and records 201's tone.
     o.phone("201").send("/dial 202");
     o.wait_log("201", "Call established", 1);
-    pause(4.5);
+    let dir = o.dir.path().join("office.db.voicemail/202");
+    wait_recorded(&dir, 440.0);
     o.phone("201").send("/hangup");
     support::office::wait_for("the message", Duration::from_secs(10), || {
         messages(&o, "202") == (1, 0)
     });
-    let dir = o.dir.path().join("office.db.voicemail/202");
     let file = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -538,13 +574,15 @@ fn voicemail_takes_a_message_lights_mwi_keeps_it_over_a_restart_and_plays_it() {
         timeline(&kept)
     );
     // A restart keeps the message and tells the phone again.
-    pause(1.5);
+    support::office::wait_for("the lamp to light", Duration::from_secs(10), || {
+        o.dir.path().join("lamp-1").exists()
+    });
     o.restart_pbx();
     assert_eq!(messages(&o, "202"), (1, 0));
     // 202 dials the voicemail code: a beep, then the message; 7 deletes it.
     o.phone("202").send("/dial 50");
     o.wait_log("202", "Call established", 1);
-    pause(3.5);
+    heard(&o, "202", &[440.0]);
     o.phone("202").send("7");
     o.wait_log("202", "terminated", 1); // the end tone, then the PBX hangs up
     assert_eq!(messages(&o, "202"), (0, 0));
@@ -638,7 +676,7 @@ fn unsolicited_mwi_reaches_a_phone_that_never_subscribed() {
     let mut phone = unsolicited_mwi_phone(&o, "203", "Messages-Waiting: yes.*Voice-Message: 1/0");
     o.phone("201").send("/dial 204");
     o.wait_log("201", "Call established", 1);
-    pause(3.5);
+    wait_recorded(&o.dir.path().join("office.db.voicemail/203"), 440.0);
     o.phone("201").send("/hangup");
     support::office::wait_for("the NOTIFY", Duration::from_secs(10), || {
         phone.0.try_wait().unwrap().is_some()
@@ -831,10 +869,10 @@ fn refer_with_replaces_joins_the_two_far_ends() {
     // Both lines end well only if the REFER with Replaces was honoured.
     sipp_ok(&o, "line 2", &mut line2);
     sipp_ok(&o, "line 1", &mut line1);
-    pause(2.5);
+    heard(&o, "202", &[1000.0]);
+    heard(&o, "203", &[600.0]);
     o.hang_up("202");
     o.wait_log("203", "terminated", 1);
-    pause(0.5);
     let (b, c) = (
         o.phone("202").recordings().remove(0),
         o.phone("203").recordings().remove(0),

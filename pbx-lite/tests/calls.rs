@@ -16,8 +16,7 @@ use support::office::{Kill, tone, wait_for};
 fn recorded(b: &Baresip) -> Vec<i16> {
     b.decoded_files()
         .first()
-        .and_then(|f| hound::WavReader::open(f).ok())
-        .map(|r| r.into_samples().filter_map(Result::ok).collect())
+        .map(|f| e2e::audio::samples_so_far(f))
         .unwrap_or_default()
 }
 
@@ -121,13 +120,12 @@ impl Office {
         wait_for("the call", Duration::from_secs(10), || {
             self.a.log().contains("Call established") && self.b.log().contains("Call established")
         });
-        std::thread::sleep(Duration::from_secs(3));
+        wait_for("2.5 s of audio each way", Duration::from_secs(10), || {
+            recorded(&self.a).len() > 20000 && recorded(&self.b).len() > 20000
+        });
         self.a.command("/hangup\n").unwrap();
         wait_for("both back to idle", Duration::from_secs(10), || {
             self.a.log().contains("terminated") && self.b.log().contains("terminated")
-        });
-        wait_for("recordings", Duration::from_secs(5), || {
-            recorded(&self.a).len() > 16000 && recorded(&self.b).len() > 16000
         });
         let measure = |phone: &Baresip| {
             let heard = recorded(phone);

@@ -10,7 +10,6 @@ mod support;
 use e2e::baresip::Baresip;
 use media::analysis::dominant_frequency;
 use std::io::Write;
-use std::time::Duration;
 use support::{Pbx, expect, samples, sine, tone, wait_for};
 
 /// pbx-lite with the softphone as 201 (playing 440 Hz, recording into `heard`) and
@@ -96,11 +95,12 @@ fn calls_both_ways_with_two_way_audio() {
         .find_map(|_| expect(rx, "quality")["rtt_ms"].as_f64())
         .expect("no round trip in 20 s of quality reports");
     assert!((0.0..50.0).contains(&rtt), "round trip {rtt} ms");
-    std::thread::sleep(Duration::from_secs(1));
+    support::wait_until("2.5 s of audio each way", || {
+        support::newest_samples(&t.heard).len() > 20000 && support::baresip_now(&t.b).len() > 20000
+    });
     writeln!(t.stdin, "hangup").unwrap();
     expect(rx, "ended");
     wait_for("baresip to hang up", || t.b.log().contains("terminated"));
-    std::thread::sleep(Duration::from_millis(300));
     let got = support::newest_samples(&t.heard);
     assert!(
         got.len() > 16000,
@@ -119,7 +119,9 @@ fn calls_both_ways_with_two_way_audio() {
     assert_eq!(inc["from"], "202");
     writeln!(t.stdin, "answer").unwrap();
     expect(rx, "established");
-    std::thread::sleep(Duration::from_secs(1));
+    support::wait_heard("the softphone", &[600.0], || {
+        support::newest_samples(&t.heard)
+    });
     t.b.command("/hangup\n").unwrap();
     assert_eq!(expect(rx, "ended")["reason"], "the other side hung up");
 
@@ -158,13 +160,17 @@ fn hold_resume_and_dtmf() {
     let mut t = Setup::start();
     t.send("dial 202");
     expect(&t.rx, "established");
-    std::thread::sleep(Duration::from_secs(2));
+    support::wait_heard("202", &[440.0], || support::baresip_now(&t.b));
     t.send("hold");
     expect(&t.rx, "held");
-    std::thread::sleep(Duration::from_secs(3));
+    support::wait_until("202 to hear the hold music", || {
+        music_and_back(&support::baresip_now(&t.b)).0
+    });
     t.send("resume");
     expect(&t.rx, "resumed");
-    std::thread::sleep(Duration::from_secs(2));
+    support::wait_until("202 to hear 440 Hz again", || {
+        music_and_back(&support::baresip_now(&t.b)).1
+    });
     t.send("dtmf 5#");
     wait_for("baresip to hear the digits", || {
         let log = t.b.log();
@@ -173,24 +179,33 @@ fn hold_resume_and_dtmf() {
     t.send("hangup");
     expect(&t.rx, "ended");
     wait_for("baresip to hang up", || t.b.log().contains("terminated"));
-    std::thread::sleep(Duration::from_millis(300));
     // 202 heard 201's 440 Hz, then the PBX's hold music, then 440 Hz again.
     let got = samples(t.b.decoded_files().first().unwrap());
+    assert_eq!(
+        music_and_back(&got),
+        (true, true),
+        "202 heard {:?}",
+        e2e::audio::timeline(&got)
+    );
+}
+
+/// Did `got` (half-second windows) have 440 Hz, then something else (the hold music), and
+/// then 440 Hz again: (music came, 440 came back)?
+fn music_and_back(got: &[i16]) -> (bool, bool) {
     let windows: Vec<f32> = got
         .chunks_exact(4000)
         .map(|c| dominant_frequency(c, 8000))
         .collect();
     let is440 = |f: &f32| (f - 440.0).abs() < 8.0;
-    let first = windows.iter().position(is440).unwrap_or(usize::MAX);
+    let Some(first) = windows.iter().position(is440) else {
+        return (false, false);
+    };
     let music = windows
         .iter()
         .skip(first)
         .position(|f| !is440(f) && *f > 100.0);
     let back = music.and_then(|m| windows.iter().skip(first + m).position(is440));
-    assert!(
-        first < windows.len() && music.is_some() && back.is_some(),
-        "202 heard {windows:?}"
-    );
+    (music.is_some(), back.is_some())
 }
 
 #[test]
@@ -201,11 +216,13 @@ fn opus_call_with_baresip() {
     let mut t = Setup::start_with(true);
     t.send("dial 202");
     expect(&t.rx, "established");
-    std::thread::sleep(Duration::from_secs(3));
+    support::wait_until("3 s of Opus each way", || {
+        support::newest_samples(&t.heard).len() > 3 * 48000
+            && support::baresip_now(&t.b).len() > 3 * 48000
+    });
     t.send("hangup");
     expect(&t.rx, "ended");
     wait_for("baresip to hang up", || t.b.log().contains("terminated"));
-    std::thread::sleep(Duration::from_millis(300));
     let file = std::fs::read_dir(&t.heard)
         .unwrap()
         .next()

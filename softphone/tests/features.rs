@@ -105,7 +105,7 @@ fn park_retrieve_dnd_and_forward_by_command() {
     // Park: 201 talks to 202, then `park` holds and dials 11.
     writeln!(a_in, "dial 202").unwrap();
     expect(a_rx, "established");
-    std::thread::sleep(Duration::from_secs(1));
+    support::wait_heard("202", &[440.0], || support::baresip_now(&b));
     writeln!(a_in, "park").unwrap();
     let hold = expect(a_rx, "feature");
     assert_eq!(
@@ -118,11 +118,12 @@ fn park_retrieve_dnd_and_forward_by_command() {
     // Retrieve from 203: it talks to 202.
     writeln!(c_in, "retrieve 201").unwrap();
     expect(c_rx, "established");
-    std::thread::sleep(Duration::from_secs(3));
+    support::wait_until("2 s of 202 at 203", || {
+        support::newest_samples(c_rec).len() > 16000
+    });
     writeln!(c_in, "hangup").unwrap();
     expect(c_rx, "ended");
     wait_for("baresip to hang up", || b.log().contains("terminated"));
-    std::thread::sleep(Duration::from_millis(300));
     let file = std::fs::read_dir(c_rec)
         .unwrap()
         .next()
@@ -178,10 +179,9 @@ fn blind_and_attended_transfer_by_refer() {
     expect(c_rx, "established");
     expect(a_rx, "transferred");
     expect(a_rx, "ended");
-    std::thread::sleep(Duration::from_secs(2));
+    support::wait_heard("203", &[600.0], || support::newest_samples(c_rec));
     writeln!(c_in, "hangup").unwrap();
     expect(c_rx, "ended");
-    std::thread::sleep(Duration::from_millis(500));
     let f = newest_heard(c_rec);
     assert!(
         (f - 600.0).abs() < 5.0,
@@ -190,30 +190,35 @@ fn blind_and_attended_transfer_by_refer() {
 
     // Attended: 201 calls 202, holds it, calls 203, then joins them (REFER with Replaces).
     let (first, second) = two_calls_one_held(a_rx, a_in, c_rx, c_in);
-    std::thread::sleep(Duration::from_secs(1));
+    support::wait_heard("203", &[440.0], || support::newest_samples(c_rec));
     writeln!(a_in, "transfer call {second} {first}").unwrap();
     expect(a_rx, "transferred");
-    // Long enough that baresip's recording of the new call holds 1.5 s even when a loaded
-    // machine starts it late (with 2 s, a full `scripts/check` once left it shorter).
-    std::thread::sleep(Duration::from_secs(4));
+    // Until baresip's recording of the new call ends with 1.5 s of 203.
+    support::wait_until("202 to hear 203", || {
+        ends_with_203(&support::baresip_now(&b))
+    });
     b.command("/hangup\n").unwrap();
     expect(c_rx, "ended");
-    std::thread::sleep(Duration::from_millis(500));
     let f = newest_heard(c_rec);
     assert!(
         (f - 600.0).abs() < 5.0 || (f - 440.0).abs() < 5.0,
         "203 heard {f} Hz"
     );
-    // baresip writes its recording out when the call is over: wait for it. How much of the
-    // call its newest file holds varies from run to run, but it ends with the 4 s after the
-    // transfer, so its last 1.5 s must be 203.
     let heard = baresip_heard(&b, 12000);
-    let tail = &heard[heard.len().saturating_sub(12000)..heard.len().saturating_sub(2000)];
-    let f = dominant_frequency(tail, 8000);
     assert!(
-        (f - 1000.0).abs() < 5.0,
-        "202 heard {f} Hz at the end of the attended transfer"
+        ends_with_203(&heard),
+        "202 heard {:?} at the end of the attended transfer",
+        e2e::audio::timeline(&heard)
     );
+}
+
+/// Do the 1.25 s before the last quarter second of `heard` hold 203's 1000 Hz?
+fn ends_with_203(heard: &[i16]) -> bool {
+    if heard.len() < 14000 {
+        return false;
+    }
+    let tail = &heard[heard.len() - 12000..heard.len() - 2000];
+    (dominant_frequency(tail, 8000) - 1000.0).abs() < 5.0
 }
 
 #[test]
@@ -240,7 +245,14 @@ fn message_waiting_follows_voicemail() {
     b.command("/dial 201\n").unwrap();
     expect(a_rx, "incoming");
     assert_eq!(expect(a_rx, "ended")["status"], 487);
-    std::thread::sleep(Duration::from_secs(4));
+    let mailbox = pbx.db.with_extension("db.voicemail").join("201");
+    support::wait_until("a message of a second", || {
+        std::fs::read_dir(&mailbox).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| support::samples(&e.path()).len() > 8000)
+        })
+    });
     b.command("/hangup\n").unwrap();
     let lit = expect(a_rx, "mwi");
     assert_eq!(
@@ -269,6 +281,17 @@ fn shares(heard: &[i16]) -> Vec<f32> {
         .collect()
 }
 
+/// Does each recording `(me, heard)` hold the other two and not itself (with [`shares`])?
+fn hear_each_other(members: &[(usize, Vec<i16>)]) -> bool {
+    members.iter().all(|(me, heard)| {
+        heard.len() > 24000
+            && shares(heard)
+                .iter()
+                .enumerate()
+                .all(|(i, s)| if i == *me { *s < 0.1 } else { *s > 0.25 })
+    })
+}
+
 /// Each member hears the other two and not itself: `me` is 0 (201), 1 (202) or 2 (203).
 fn hears_the_other_two(who: &str, me: usize, s: &[f32]) {
     for (i, share) in s.iter().enumerate() {
@@ -292,7 +315,7 @@ fn conference_of_three_via_46() {
     // 201 calls 202 and adds it: hold, 46 (480).
     writeln!(a_in, "dial 202").unwrap();
     expect(a_rx, "established");
-    std::thread::sleep(Duration::from_millis(500));
+    support::wait_heard("202", &[440.0], || support::baresip_now(&b));
     writeln!(a_in, "conference add").unwrap();
     done(a_rx, "conference");
     // Then calls 203, which answers, and adds it too.
@@ -301,13 +324,19 @@ fn conference_of_three_via_46() {
     writeln!(c_in, "answer").unwrap();
     expect(c_rx, "established");
     expect(a_rx, "established");
-    std::thread::sleep(Duration::from_millis(500));
+    support::wait_heard("203", &[440.0], || support::newest_samples(c_rec));
     writeln!(a_in, "conference add").unwrap();
     done(a_rx, "conference");
     // The second 46 in a row ends the adding; the owner's resume joins the conference.
     writeln!(a_in, "conference end").unwrap();
     done(a_rx, "conference");
-    std::thread::sleep(Duration::from_secs(4));
+    support::wait_until("each to hear the other two", || {
+        hear_each_other(&[
+            (0, support::newest_samples(a_rec)),
+            (2, support::newest_samples(c_rec)),
+            (1, support::baresip_now(&b)),
+        ])
+    });
     // Everyone hangs up at once, so each recording ends with the three of them.
     writeln!(a_in, "hangup").unwrap();
     writeln!(c_in, "hangup").unwrap();
@@ -409,7 +438,12 @@ fn local_three_way_is_mixed_in_the_phone() {
     writeln!(a_in, "join").unwrap();
     expect(a_rx, "joined");
     expect(a_rx, "resumed");
-    std::thread::sleep(Duration::from_secs(4));
+    support::wait_until("each to hear the other two", || {
+        hear_each_other(&[
+            (2, support::newest_samples(c_rec)),
+            (1, support::baresip_now(&b)),
+        ])
+    });
     // The other two hang up at once, so each recording ends with the three of them.
     writeln!(c_in, "hangup").unwrap();
     b.command("/hangup\n").unwrap();

@@ -9,7 +9,6 @@ mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 use support::{Kill, cli, events, expect, free_port, pbx_lite};
 
 fn softphone(args: &[&str]) -> std::process::Child {
@@ -112,7 +111,9 @@ fn the_profile_is_fetched_kept_sealed_and_used() {
 
     // The provisioner is down: the kept copy is used.
     drop(pbx);
-    std::thread::sleep(Duration::from_millis(200));
+    support::wait_for("the provisioner to be gone", || {
+        std::net::TcpStream::connect(("127.0.0.1", http)).is_err()
+    });
     let mut phone = fetching();
     let rx = events(&mut phone.0);
     assert_eq!(expect(&rx, "ready")["lines"], 1);

@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 #[allow(unused_imports)] // each test binary uses some of them
-pub(crate) use e2e::audio::{heard_in_order, timeline, tone};
+pub(crate) use e2e::audio::{heard_in_order, samples_so_far, timeline, tone};
 use e2e::baresip::Baresip;
 use media::analysis::tone_share;
 use std::path::PathBuf;
@@ -41,18 +41,31 @@ impl Phone {
         self.b.log().matches(text).count()
     }
 
-    /// What the phone heard on each call, in the order of the calls.
+    /// What the phone heard on each call, in the order of the calls (as far as written:
+    /// a recording still open is read too).
     pub(crate) fn recordings(&self) -> Vec<Vec<i16>> {
         let mut files: Vec<PathBuf> = self.b.decoded_files();
         files.sort();
-        files
-            .iter()
-            .map(|f| {
-                hound::WavReader::open(f)
-                    .map(|r| r.into_samples().filter_map(Result::ok).collect())
-                    .unwrap_or_default()
-            })
-            .collect()
+        files.iter().map(|f| samples_so_far(f)).collect()
+    }
+
+    /// Waits until the phone's current call has brought it `freqs` in order, a second each
+    /// (see [`heard_in_order`]): the event a call test waits on before its next step.
+    pub(crate) fn wait_heard(&self, freqs: &[f32]) {
+        let t0 = Instant::now();
+        loop {
+            let now = self.b.latest_decoded().map(|f| samples_so_far(&f));
+            if now.as_ref().is_some_and(|h| heard_in_order(h, freqs)) {
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{} did not hear {freqs:?}: it heard {:?}",
+                self.number,
+                now.map(|h| timeline(&h))
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

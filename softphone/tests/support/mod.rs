@@ -200,11 +200,34 @@ pub(crate) fn baresip_station(
     b
 }
 
-/// The samples of a WAV file (none when it cannot be read yet).
+/// The samples of a WAV file as far as written (a recording still open is read too).
 pub(crate) fn samples(path: &Path) -> Vec<i16> {
-    hound::WavReader::open(path)
-        .map(|r| r.into_samples().filter_map(Result::ok).collect())
-        .unwrap_or_default()
+    e2e::audio::samples_so_far(path)
+}
+
+/// Waits until `heard()` holds `freqs` in order, a second each (8 kHz): the event a call
+/// test waits on before its next step.
+pub(crate) fn wait_heard(who: &str, freqs: &[f32], heard: impl Fn() -> Vec<i16>) {
+    wait_until(&format!("{who} to hear {freqs:?}"), || {
+        e2e::audio::heard_in_order(&heard(), freqs)
+    });
+}
+
+/// Waits until `ok` holds of what `heard()` returns (up to 20 s: audio takes its time).
+pub(crate) fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !ok() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// baresip's newest decode recording, as far as written.
+pub(crate) fn baresip_now(b: &e2e::baresip::Baresip) -> Vec<i16> {
+    b.latest_decoded().map(|f| samples(&f)).unwrap_or_default()
 }
 
 /// The samples of the newest recording in `dir` (by modification time).
