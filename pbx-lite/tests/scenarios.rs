@@ -4,11 +4,8 @@
 //! milliseconds however many minutes of calls it plays.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/scenario.rs"]
-mod scenario;
-
 use e2e::audio::{heard_in_order, timeline};
-use scenario::{Call, MUSIC, Office, Phone, pass};
+use e2e::scenario::{Call, MUSIC, Office, Phone, pass};
 use sip::Method;
 use sip::types::Name;
 

@@ -218,7 +218,7 @@ impl Dialog {
             }
             self.remote_seq = Some(seq);
         }
-        if matches!(request.method, Method::Invite | Method::Update)
+        if is_target_refresh(&request.method)
             && let Some(target) = contact_target(&request.headers)
         {
             self.remote_target = target;
@@ -235,11 +235,20 @@ impl Dialog {
         self.confirmed = true;
         let refresh = response
             .cseq()
-            .is_some_and(|c| matches!(c.method, Method::Invite | Method::Update));
+            .is_some_and(|c| is_target_refresh(&c.method));
         if refresh && let Some(target) = contact_target(&response.headers) {
             self.remote_target = target;
         }
     }
+}
+
+/// Requests whose Contact moves the dialog's remote target: INVITE and UPDATE (RFC 3261
+/// §12.2, RFC 3311), SUBSCRIBE and NOTIFY (RFC 6665 §4.1.2.1, §4.2.2).
+fn is_target_refresh(method: &Method) -> bool {
+    matches!(
+        method,
+        Method::Invite | Method::Update | Method::Subscribe | Method::Notify
+    )
 }
 
 /// A random initial CSeq below 2^31 (§8.1.1.5), small enough to leave room to count up.

@@ -4,7 +4,9 @@
 //! peers (baresip) in `tests/`; the helpers here start and stop those peers (`baresip`), build
 //! virtual office networks from network namespaces (`netns`), run the office in one
 //! (`office`), tell who heard whom (`audio`), stop every peer with its children
-//! (`process`), and give every suite its skip switch and free ports (`kit`).
+//! (`process`), and give every suite its skip switch and free ports (`kit`). `scenario` runs
+//! the whole PBX in-process on an in-memory network with tokio's clock paused, with phones
+//! made of the SIP core, for the call-flow tests on virtual time.
 
 pub mod audio;
 pub mod baresip;
@@ -12,3 +14,4 @@ pub mod kit;
 pub mod netns;
 pub mod office;
 pub mod process;
+pub mod scenario;

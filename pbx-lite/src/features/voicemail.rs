@@ -541,7 +541,13 @@ impl Calls {
             .map(|c| c.to_string())
             .unwrap_or_default();
         let id = format!("{call_id};{tag}");
-        self.subscriptions.retain(|s| s.id() != id);
+        // A refresh goes on in the subscription's dialog (its CSeq, its target); a new
+        // SUBSCRIBE starts one.
+        let refreshed = self
+            .subscriptions
+            .iter()
+            .position(|s| s.id() == id)
+            .map(|i| self.subscriptions.remove(i).dialog);
         let _ = self.db().delete_subscription(&id);
         let mut ok = request.make_response(200, "OK");
         ok.set_to_tag(&tag);
@@ -550,7 +556,11 @@ impl Calls {
         ok.headers
             .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
         let _ = self.ep.send_response(&key, &ok);
-        let Some(mut dialog) = Dialog::from_uas(&request, &tag) else {
+        let dialog = match refreshed {
+            Some(mut d) => d.handle_request(&request).is_ok().then_some(d),
+            None => Dialog::from_uas(&request, &tag),
+        };
+        let Some(mut dialog) = dialog else {
             return;
         };
         let counts = self

@@ -25,7 +25,12 @@ pub struct MemNet {
 struct Sockets {
     bound: HashMap<SocketAddr, Inbox>,
     next_port: u16,
+    /// Every datagram sent, when [`MemNet::record`] asked for it.
+    log: Option<Vec<Datagram>>,
 }
+
+/// A datagram that crossed a [`MemNet`]: from, to, bytes.
+pub type Datagram = (SocketAddr, SocketAddr, Bytes);
 
 impl std::fmt::Debug for MemNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,9 +68,24 @@ impl MemNet {
         })
     }
 
+    /// Keeps every datagram sent from now on, for [`MemNet::recorded`].
+    pub fn record(&self) {
+        self.lock().log.get_or_insert_with(Vec::new);
+    }
+
+    /// The datagrams sent since [`MemNet::record`], in order.
+    pub fn recorded(&self) -> Vec<Datagram> {
+        self.lock().log.clone().unwrap_or_default()
+    }
+
     fn deliver(&self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
-        if let Some(tx) = self.lock().bound.get(&to) {
-            let _ = tx.send((Bytes::copy_from_slice(data), from));
+        let data = Bytes::copy_from_slice(data);
+        let mut s = self.lock();
+        if let Some(log) = s.log.as_mut() {
+            log.push((from, to, data.clone()));
+        }
+        if let Some(tx) = s.bound.get(&to) {
+            let _ = tx.send((data, from));
         }
     }
 

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-pub use datagram::{DatagramSocket, MemNet, MemSocket};
+pub use datagram::{Datagram, DatagramSocket, MemNet, MemSocket};
 pub use stream::TlsSettings;
 
 /// A message that arrived, and from where.

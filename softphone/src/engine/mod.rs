@@ -326,13 +326,26 @@ struct Engine {
 pub async fn run(
     config: Config,
     listen: SocketAddr,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<Event>,
+) -> anyhow::Result<()> {
+    run_on(config, listen, commands, events, None).await
+}
+
+/// [`run`], with SIP (UDP only) on `memory` when given: the scenario tests run the engine so,
+/// beside the PBX, on tokio's paused clock.
+pub async fn run_on(
+    config: Config,
+    listen: SocketAddr,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<Event>,
+    memory: Option<sip::transport::MemNet>,
 ) -> anyhow::Result<()> {
     let (ep, mut tsx) = Endpoint::start(
         TransportConfig {
             udp: Some(listen),
             tcp: Some(listen),
+            memory,
             ..Default::default()
         },
         TimerConfig::default(),

@@ -92,7 +92,9 @@ impl Engine {
         let via = build::via_value(peer.transport, self.local, &build::new_branch());
         match self.lines[i].mwi.dialog.as_mut() {
             Some(d) => {
-                let r = d.request(Method::Subscribe, &via);
+                let mut r = d.request(Method::Subscribe, &via);
+                let contact = format!("<sip:{}@{}>", self.lines[i].account.number, self.local);
+                r.headers.insert(Name::CONTACT, contact);
                 self.send_subscribe(i, r, peer);
             }
             None => self.subscribe_mwi(i),

@@ -6,7 +6,9 @@
 //!
 //! A test is a script: phones dial, answer, hold and hang up, and wait (on events, with a
 //! timeout on virtual time) until their state shows what the PBX did.
-#![allow(dead_code, clippy::unwrap_used)]
+
+// A kit for tests: what it cannot do is the test's failure, so it unwraps.
+#![allow(clippy::unwrap_used)]
 
 use media::g711::{ulaw_decode, ulaw_encode};
 use media::rtp::RtpPacket;
@@ -25,9 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Where the PBX listens on the in-memory network.
-pub(crate) const PBX: &str = "10.0.0.1:5060";
+pub const PBX: &str = "10.0.0.1:5060";
 /// The hold music the offices play (Hz).
-pub(crate) const MUSIC: f32 = 800.0;
+pub const MUSIC: f32 = 800.0;
 /// How long a wait may take on virtual time before the test fails.
 const PATIENCE: Duration = Duration::from_secs(900);
 
@@ -36,10 +38,10 @@ fn pbx() -> SocketAddr {
 }
 
 /// The PBX, running on `net`, with its database open beside the test.
-pub(crate) struct Office {
-    pub(crate) net: MemNet,
-    pub(crate) db: Arc<Mutex<Db>>,
-    pub(crate) dir: tempfile::TempDir,
+pub struct Office {
+    pub net: MemNet,
+    pub db: Arc<Mutex<Db>>,
+    pub dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -52,7 +54,7 @@ impl Drop for Office {
 impl Office {
     /// The PBX with a station per number (user id = number, password `pw-NUMBER`), hold
     /// music an 800 Hz tone, and `settings`.
-    pub(crate) async fn start(numbers: &[&str], settings: &[(&str, &str)]) -> Office {
+    pub async fn start(numbers: &[&str], settings: &[(&str, &str)]) -> Office {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("office.db")).unwrap();
         for n in numbers {
@@ -62,7 +64,7 @@ impl Office {
         }
         let music = dir.path().join("music.wav");
         // Short, as each hold reads the whole file.
-        e2e::audio::tone_for(&music, MUSIC, 1);
+        crate::audio::tone_for(&music, MUSIC, 1);
         db.set_setting("hold.music", music.to_str().unwrap())
             .unwrap();
         for (k, v) in settings {
@@ -85,73 +87,73 @@ impl Office {
         Office { net, db, dir, task }
     }
 
-    pub(crate) fn set(&self, key: &str, value: &str) {
+    pub fn set(&self, key: &str, value: &str) {
         self.db().set_setting(key, value).unwrap();
     }
 
-    pub(crate) fn station(&self, number: &str, field: &str, value: &str) {
+    pub fn station(&self, number: &str, field: &str, value: &str) {
         let db = self.db();
         let mut s = db.get(number).unwrap();
         s.set(field, value).unwrap();
         db.update(number, &s).unwrap();
     }
 
-    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Db> {
+    pub fn db(&self) -> std::sync::MutexGuard<'_, Db> {
         self.db.lock().unwrap()
     }
 
     /// Station `number`'s phone, registered; it plays `freq` Hz on its calls.
-    pub(crate) async fn phone(&self, number: &str, freq: f32) -> Phone {
+    pub async fn phone(&self, number: &str, freq: f32) -> Phone {
         let mut p = Phone::start(&self.net, number, freq).await;
         p.register().await;
         p
     }
 }
 
-pub(crate) fn password(number: &str) -> String {
+pub fn password(number: &str) -> String {
     format!("pw-{number}-secret")
 }
 
 /// A call as one phone sees it.
 #[derive(Debug, Clone)]
-pub(crate) struct Call {
-    pub(crate) dialog: Dialog,
+pub struct Call {
+    pub dialog: Dialog,
     /// The CSeq of the INVITE that set it up (the ACK's).
     invite_seq: u32,
 }
 
 impl Call {
-    pub(crate) fn id(&self) -> &str {
+    pub fn id(&self) -> &str {
         &self.dialog.id.call_id
     }
 }
 
 /// An INVITE this phone sent and is waiting on.
-pub(crate) struct Dialing {
+pub struct Dialing {
     key: TsxKey,
     invite: Request,
 }
 
 /// What a phone has seen, shared between the test and the task that answers the PBX.
 #[derive(Default)]
-pub(crate) struct Seen {
+pub struct Seen {
     /// Out-of-dialog INVITEs ringing here (answered 180), oldest first.
-    pub(crate) ringing: VecDeque<(TsxKey, Request)>,
+    pub ringing: VecDeque<(TsxKey, Request)>,
     /// Answers to this phone's requests, by transaction.
     responses: HashMap<TsxKey, Vec<Response>>,
     /// Every request the PBX sent, in order (in-dialog ones are answered as a phone would),
     /// with when it came.
-    pub(crate) received: Vec<Request>,
-    pub(crate) received_at: Vec<tokio::time::Instant>,
+    pub received: Vec<Request>,
+    pub received_at: Vec<tokio::time::Instant>,
     /// Calls up, by Call-ID.
-    pub(crate) calls: HashMap<String, Call>,
+    pub calls: HashMap<String, Call>,
     /// Calls the PBX hung up (BYE) or cancelled, by Call-ID.
-    pub(crate) ended: Vec<String>,
+    pub ended: Vec<String>,
 }
 
 impl Seen {
     /// The `Voice-Message` counts (`new/old`) of every message-summary NOTIFY so far.
-    pub(crate) fn lamp(&self) -> Vec<String> {
+    pub fn lamp(&self) -> Vec<String> {
         self.got(Method::Notify)
             .iter()
             .filter_map(|n| {
@@ -164,7 +166,7 @@ impl Seen {
     }
 
     /// Every request received and answer to this phone's requests, for failure messages.
-    pub(crate) fn summary(&self) -> String {
+    pub fn summary(&self) -> String {
         let requests: Vec<String> = self.received.iter().map(|r| r.method.to_string()).collect();
         let answers: Vec<String> = self
             .responses
@@ -182,7 +184,7 @@ impl Seen {
     }
 
     /// Requests of `method` the PBX sent here so far.
-    pub(crate) fn got(&self, method: Method) -> Vec<&Request> {
+    pub fn got(&self, method: Method) -> Vec<&Request> {
         self.received
             .iter()
             .filter(|r| r.method == method)
@@ -272,9 +274,9 @@ impl Answerer {
 /// A phone: a SIP endpoint at 10.0.1.x:5060 and RTP at 10.0.1.x:4000. A task answers the
 /// PBX at once (180 to a new INVITE, 200 to re-INVITEs, BYE, OPTIONS, NOTIFY), as a phone
 /// does while its user does nothing; the test acts through the methods.
-pub(crate) struct Phone {
-    pub(crate) number: String,
-    pub(crate) addr: SocketAddr,
+pub struct Phone {
+    pub number: String,
+    pub addr: SocketAddr,
     me: Answerer,
     auth: DigestClient,
     seen: Arc<Mutex<Seen>>,
@@ -289,7 +291,7 @@ impl Drop for Phone {
 }
 
 impl Phone {
-    pub(crate) async fn start(net: &MemNet, number: &str, freq: f32) -> Phone {
+    pub async fn start(net: &MemNet, number: &str, freq: f32) -> Phone {
         let ip = host_of(number);
         let (ep, mut events) = Endpoint::start(
             TransportConfig {
@@ -342,13 +344,13 @@ impl Phone {
     }
 
     /// What the phone has seen so far.
-    pub(crate) fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+    pub fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.seen.lock().unwrap()
     }
 
     /// Waits until `done` holds of what the phone has seen, failing after [`PATIENCE`] of
     /// virtual time.
-    pub(crate) async fn until(&self, what: &str, done: impl Fn(&Seen) -> bool) {
+    pub async fn until(&self, what: &str, done: impl Fn(&Seen) -> bool) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let changed = self.changed.notified();
@@ -403,7 +405,7 @@ impl Phone {
         r
     }
 
-    pub(crate) async fn register(&mut self) {
+    pub async fn register(&mut self) {
         let mut r = build::request(
             Method::Register,
             &format!("sip:{PBX}"),
@@ -424,7 +426,7 @@ impl Phone {
 
     /// Dials `number` and waits for the PBX's first answer (a digest challenge is answered);
     /// [`Phone::outcome`] waits for the final one.
-    pub(crate) async fn dial(&mut self, number: &str) -> Dialing {
+    pub async fn dial(&mut self, number: &str) -> Dialing {
         let mut r = build::request(
             Method::Invite,
             &format!("sip:{number}@{PBX}"),
@@ -459,7 +461,7 @@ impl Phone {
 
     /// The final answer to a dialled call: the call when answered (ACKed), the status
     /// otherwise.
-    pub(crate) async fn outcome(&mut self, d: Dialing) -> Result<Call, u16> {
+    pub async fn outcome(&mut self, d: Dialing) -> Result<Call, u16> {
         let r = self.final_response(&d.key).await;
         if r.status >= 300 {
             return Err(r.status);
@@ -478,7 +480,7 @@ impl Phone {
     }
 
     /// Dials and waits for the answer, which must be a call.
-    pub(crate) async fn call(&mut self, number: &str) -> Call {
+    pub async fn call(&mut self, number: &str) -> Call {
         let d = self.dial(number).await;
         self.outcome(d)
             .await
@@ -487,7 +489,7 @@ impl Phone {
 
     /// Dials a feature code and returns the PBX's answer, which must not be a call (the
     /// manual's codes are answered `480` whatever the outcome).
-    pub(crate) async fn code(&mut self, code: &str) -> u16 {
+    pub async fn code(&mut self, code: &str) -> u16 {
         let d = self.dial(code).await;
         match self.outcome(d).await {
             Ok(c) => panic!("{} dialled {code} and got a call {}", self.number, c.id()),
@@ -503,7 +505,7 @@ impl Phone {
     }
 
     /// Waits for a call to ring here and answers it.
-    pub(crate) async fn answer(&mut self) -> Call {
+    pub async fn answer(&mut self) -> Call {
         self.until("a call rings", |s| !s.ringing.is_empty()).await;
         let (key, invite) = self.seen().ringing.pop_front().unwrap();
         self.me.media.follow(&invite.body);
@@ -531,7 +533,7 @@ impl Phone {
     }
 
     /// Sends an in-dialog request on `call` and waits for its final answer.
-    pub(crate) async fn in_dialog(
+    pub async fn in_dialog(
         &mut self,
         call: &Call,
         method: Method,
@@ -541,7 +543,7 @@ impl Phone {
     }
 
     /// [`Phone::in_dialog`] with more headers.
-    pub(crate) async fn in_dialog_with(
+    pub async fn in_dialog_with(
         &mut self,
         call: &Call,
         method: Method,
@@ -580,52 +582,52 @@ impl Phone {
     }
 
     /// Transfers `call` to `target` with REFER; the answer (202) comes back.
-    pub(crate) async fn refer(&mut self, call: &Call, target: &str) -> Response {
+    pub async fn refer(&mut self, call: &Call, target: &str) -> Response {
         let refer_to = (Name::REFER_TO, format!("<{target}>"));
         self.in_dialog_with(call, Method::Refer, None, &[refer_to])
             .await
     }
 
     /// Hangs up a call still ringing (CANCEL) and waits for the INVITE's `487`.
-    pub(crate) async fn cancel(&mut self, d: Dialing) {
+    pub async fn cancel(&mut self, d: Dialing) {
         self.me.ep.cancel(&d.key).unwrap();
         let r = self.final_response(&d.key).await;
         assert_eq!(r.status, 487, "{} cancels", self.number);
     }
 
     /// Puts `call` on hold (re-INVITE with `a=sendonly`).
-    pub(crate) async fn hold(&mut self, call: &Call) {
+    pub async fn hold(&mut self, call: &Call) {
         let sdp = self.me.media.sdp("sendonly");
         let r = self.in_dialog(call, Method::Invite, Some(sdp)).await;
         assert_eq!(r.status, 200, "{} holds", self.number);
     }
 
-    pub(crate) async fn resume(&mut self, call: &Call) {
+    pub async fn resume(&mut self, call: &Call) {
         let sdp = self.me.media.sdp("sendrecv");
         let r = self.in_dialog(call, Method::Invite, Some(sdp)).await;
         assert_eq!(r.status, 200, "{} resumes", self.number);
     }
 
-    pub(crate) async fn hang_up(&mut self, call: &Call) {
+    pub async fn hang_up(&mut self, call: &Call) {
         let r = self.in_dialog(call, Method::Bye, None).await;
         assert_eq!(r.status, 200, "{} hangs up", self.number);
         self.seen().calls.remove(call.id());
     }
 
     /// Waits until the PBX has ended `call` (BYE, or CANCEL while it rang).
-    pub(crate) async fn until_ended(&self, call_id: &str) {
+    pub async fn until_ended(&self, call_id: &str) {
         let id = call_id.to_string();
         self.until(&format!("the end of {id}"), move |s| s.ended.contains(&id))
             .await;
     }
 
     /// Presses a key on the call (RFC 4733 telephone-events).
-    pub(crate) fn press(&self, digit: char) {
+    pub fn press(&self, digit: char) {
         let _ = self.me.media.digits.send(digit);
     }
 
     /// Subscribes to its mailbox's message summary (RFC 3842); NOTIFYs follow.
-    pub(crate) async fn subscribe_mwi(&mut self) -> Response {
+    pub async fn subscribe_mwi(&mut self) -> Response {
         let mut r = build::request(
             Method::Subscribe,
             &self.aor(),
@@ -643,18 +645,18 @@ impl Phone {
     }
 
     /// What the phone has heard, as 8 kHz samples in order of arrival.
-    pub(crate) fn heard(&self) -> Vec<i16> {
+    pub fn heard(&self) -> Vec<i16> {
         self.me.media.heard.lock().unwrap().clone()
     }
 
     /// Forgets what was heard so far.
-    pub(crate) fn clear_heard(&self) {
+    pub fn clear_heard(&self) {
         self.me.media.heard.lock().unwrap().clear();
     }
 }
 
 /// Lets `seconds` of virtual time pass; every phone answers the PBX meanwhile.
-pub(crate) async fn pass(seconds: f32) {
+pub async fn pass(seconds: f32) {
     tokio::time::sleep(Duration::from_secs_f32(seconds)).await;
 }
 
