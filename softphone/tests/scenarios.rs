@@ -83,7 +83,7 @@ fn pbx_server() -> String {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_registration_is_refreshed_before_it_lapses_for_hours() {
+async fn the_registration_is_refreshed_before_it_lapses() {
     let o = Office::start(&["201"], &[]).await;
     let mut p = Phone::start(
         &o.net,
