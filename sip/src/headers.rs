@@ -113,6 +113,27 @@ pub fn tag(value: &str) -> Option<String> {
     })
 }
 
+/// The event package a SUBSCRIBE or NOTIFY names (`Event`, or its compact form `o`),
+/// lower-cased and without parameters: `message-summary`, `refer`, ….
+pub fn event_package(headers: &ezk_sip_types::Headers) -> Option<String> {
+    headers
+        .get_raw(&Name::from("Event"))
+        .next()
+        .or_else(|| headers.get_raw(&Name::from("o")).next())
+        .map(|e| {
+            let e = e.split(';').next().unwrap_or_default();
+            e.trim().to_ascii_lowercase()
+        })
+}
+
+/// Does the `Subscription-State` say the subscription is over (RFC 6665 §8.2.3)?
+pub fn subscription_terminated(headers: &ezk_sip_types::Headers) -> bool {
+    headers
+        .get_raw(&Name::from("Subscription-State"))
+        .next()
+        .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"))
+}
+
 /// `Diversion` header name (RFC 5806).
 pub fn diversion_name() -> Name {
     Name::from("Diversion")
@@ -245,6 +266,27 @@ impl ReferTo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_package_and_subscription_state_whatever_their_spelling() {
+        let headers = |lines: &[(&str, &str)]| {
+            let mut h = ezk_sip_types::Headers::new();
+            for (n, v) in lines {
+                h.insert(Name::from(*n), v.to_string());
+            }
+            h
+        };
+        let h = headers(&[
+            ("Event", " Message-Summary ;id=4"),
+            ("Subscription-State", "Terminated;reason=timeout"),
+        ]);
+        assert_eq!(event_package(&h).as_deref(), Some("message-summary"));
+        assert!(subscription_terminated(&h));
+        let h = headers(&[("o", "refer"), ("Subscription-State", "active;expires=60")]);
+        assert_eq!(event_package(&h).as_deref(), Some("refer"));
+        assert!(!subscription_terminated(&h));
+        assert_eq!(event_package(&headers(&[])), None);
+    }
 
     #[test]
     fn cseq_round_trip_and_limits() {

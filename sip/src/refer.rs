@@ -41,12 +41,7 @@ pub fn sipfrag_status(body: &[u8]) -> Option<u16> {
 /// Is this NOTIFY about a REFER (`Event: refer`, or its compact form `o`, with or without
 /// an `id` parameter)?
 pub fn is_refer_event(request: &Request) -> bool {
-    request
-        .headers
-        .get_raw(&Name::from("Event"))
-        .next()
-        .or_else(|| request.headers.get_raw(&Name::from("o")).next())
-        .is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("refer"))
+    crate::headers::event_package(&request.headers).as_deref() == Some("refer")
 }
 
 #[cfg(test)]

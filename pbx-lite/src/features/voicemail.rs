@@ -502,12 +502,7 @@ impl Calls {
     /// SUBSCRIBE to message-summary (new or a refresh): the subscriber must be the station,
     /// as for INVITEs; the answer is followed by a NOTIFY with the current counts.
     pub async fn on_subscribe(&mut self, key: TsxKey, request: Request, peer: Peer) {
-        let event = request
-            .headers
-            .get_raw(&Name::from("Event"))
-            .next()
-            .map(|e| e.trim().to_ascii_lowercase())
-            .unwrap_or_default();
+        let event = sip::headers::event_package(&request.headers).unwrap_or_default();
         let tag = request
             .to_tag()
             .map(|t| t.to_string())
@@ -517,7 +512,7 @@ impl Calls {
             r.set_to_tag(&tag);
             let _ = c.ep.send_response(&key, &r);
         };
-        if !event.starts_with("message-summary") {
+        if event != "message-summary" {
             return reply(self, 489, "Bad Event");
         }
         let station = request.header_user(Name::FROM).unwrap_or_default();

@@ -167,13 +167,7 @@ impl Engine {
     /// A NOTIFY outside the calls: in a line's subscription, or unsolicited to a line.
     /// Answers it and reports the counts; false when it is none of the lines'.
     pub(super) fn on_mwi_notify(&mut self, key: &TsxKey, request: &Request) -> bool {
-        let event = request
-            .headers
-            .get_raw(&Name::from("Event"))
-            .next()
-            .map(|e| e.trim().to_ascii_lowercase())
-            .unwrap_or_default();
-        if !event.starts_with("message-summary") {
+        if sip::headers::event_package(&request.headers).as_deref() != Some("message-summary") {
             return false;
         }
         let in_dialog = sip::dialog::DialogId::of_request(request).and_then(|id| {
@@ -189,11 +183,7 @@ impl Engine {
         }) else {
             return false;
         };
-        let terminated = request
-            .headers
-            .get_raw(&Name::from("Subscription-State"))
-            .next()
-            .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
+        let terminated = sip::headers::subscription_terminated(&request.headers);
         if terminated && in_dialog.is_some() {
             // Subscribe again in a while (not at once: the server may be going down).
             self.lines[i].mwi.dialog = None;

@@ -110,11 +110,7 @@ impl Engine {
     pub(super) fn on_notify(&mut self, i: usize, key: TsxKey, request: Request) {
         let id = self.calls[i].id;
         if !sip::refer::is_refer_event(&request) {
-            let event = request
-                .headers
-                .get_raw(&Name::from("Event"))
-                .next()
-                .map(|e| e.trim().to_ascii_lowercase());
+            let event = sip::headers::event_package(&request.headers);
             let _ = self
                 .ep
                 .send_response(&key, &request.make_response(489, "Bad Event"));
