@@ -9,7 +9,7 @@
 
 use crate::engine::{Command, Event, Feature, TransferTarget};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 /// Reads one command line.
 pub fn parse(line: &str) -> Result<Command, String> {
@@ -123,7 +123,20 @@ pub fn parse(line: &str) -> Result<Command, String> {
     }
 }
 
-/// Feeds commands from `input` to the engine; a bad line becomes an `error` event.
+/// One command line for the engine; a bad one becomes an `error` event. False once the
+/// engine is gone.
+pub fn take(
+    line: &str,
+    commands: &mpsc::UnboundedSender<Command>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> bool {
+    match parse(line) {
+        Ok(c) => commands.send(c).is_ok(),
+        Err(message) => events.send(Event::Error { message }).is_ok(),
+    }
+}
+
+/// Feeds command lines from `input` (stdin) to the engine.
 pub async fn read_commands(
     input: impl tokio::io::AsyncRead + Unpin,
     commands: mpsc::UnboundedSender<Command>,
@@ -131,33 +144,19 @@ pub async fn read_commands(
 ) {
     let mut lines = BufReader::new(input).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match parse(&line) {
-            Ok(c) => {
-                if commands.send(c).is_err() {
-                    return;
-                }
-            }
-            Err(message) => {
-                let _ = events.send(Event::Error { message });
-            }
+        if !line.trim().is_empty() && !take(&line, &commands, &events) {
+            return;
         }
     }
 }
 
 /// Writes each event as one JSON line to stdout and to every control connection.
-pub async fn write_events(
-    mut events: mpsc::UnboundedReceiver<Event>,
-    fan: broadcast::Sender<String>,
-) {
+pub async fn write_events(mut events: mpsc::UnboundedReceiver<Event>, fan: crate::control::Fan) {
     let mut out = tokio::io::stdout();
     while let Some(e) = events.recv().await {
-        let Ok(mut line) = serde_json::to_string(&e) else {
+        let Some(line) = crate::control::line_of(&e) else {
             continue;
         };
-        line.push('\n');
         let _ = out.write_all(line.as_bytes()).await;
         let _ = out.flush().await;
         let _ = fan.send(line);

@@ -16,6 +16,7 @@
 pub mod call;
 pub mod config;
 pub mod contacts;
+pub mod control;
 pub mod engine;
 pub mod gui;
 pub mod headless;

@@ -9,7 +9,7 @@ use softphone::engine;
 use softphone::headless;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 #[derive(Parser)]
 #[command(name = "softphone", about = "The office softphone")]
@@ -77,31 +77,18 @@ fn run(cli: Cli) -> Result<()> {
     let result = rt.block_on(async move {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let (fan, _) = broadcast::channel::<String>(256);
+        let fan = softphone::control::fan();
         tokio::spawn(headless::read_commands(
             tokio::io::stdin(),
             cmd_tx.clone(),
             ev_tx.clone(),
         ));
         if let Some(addr) = cli.control {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("--control {addr}"))?;
-            let (cmd_tx, ev_tx, fan) = (cmd_tx.clone(), ev_tx.clone(), fan.clone());
-            tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    let (read, mut write) = stream.into_split();
-                    tokio::spawn(headless::read_commands(read, cmd_tx.clone(), ev_tx.clone()));
-                    let mut sub = fan.subscribe();
-                    tokio::spawn(async move {
-                        use tokio::io::AsyncWriteExt;
-                        while let Ok(line) = sub.recv().await {
-                            if write.write_all(line.as_bytes()).await.is_err() {
-                                return;
-                            }
-                        }
-                    });
-                }
+            let listener =
+                std::net::TcpListener::bind(addr).with_context(|| format!("--control {addr}"))?;
+            let (cmd_tx, ev_tx) = (cmd_tx.clone(), ev_tx.clone());
+            softphone::control::serve(listener, fan.clone(), move |line| {
+                headless::take(line, &cmd_tx, &ev_tx);
             });
         }
         let writer = tokio::spawn(headless::write_events(ev_rx, fan));

@@ -2,18 +2,19 @@
 //! commands go down its channel and events come back through a channel that wakes the
 //! window, so the UI thread never waits on the network. [`model`] is what the window shows,
 //! apart from any widget; [`phone`] draws it. With `--control ADDR` the window also takes
-//! the headless commands (and `screenshot FILE.png`) on a loopback TCP socket, which is how
-//! `scripts/screenshots` puts it into the states the README shows.
+//! the headless commands (and `screenshot FILE.png`) on a loopback TCP socket and answers
+//! with the events ([`crate::control`], the headless one), which is how `scripts/screenshots`
+//! puts it into the states the README shows.
 
 pub mod model;
 pub mod phone;
 pub mod settings;
 
 use crate::config::Config;
+use crate::control;
 use crate::engine::{self, Command, Event};
 use crate::headless;
 use eframe::egui;
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -72,46 +73,18 @@ fn save_png(path: &std::path::Path, image: &egui::ColorImage) -> Result<(), Stri
 }
 
 /// Prints an event as one JSON line on stdout, as headless mode does.
-fn print_event(e: &Event) {
-    if let Ok(line) = serde_json::to_string(e) {
-        println!("{line}");
-    }
-}
-
-/// Reads control lines from loopback TCP connections: commands for the phone, screenshots
-/// for the window.
-fn control(
-    listener: std::net::TcpListener,
-    commands: mpsc::Sender<Command>,
-    shots: mpsc::Sender<PathBuf>,
-    ctx: egui::Context,
-) {
-    for stream in listener.incoming().map_while(Result::ok) {
-        let (commands, shots, ctx) = (commands.clone(), shots.clone(), ctx.clone());
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stream)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(path) = line.trim().strip_prefix("screenshot ") {
-                    let _ = shots.send(PathBuf::from(path.trim()));
-                } else if !line.trim().is_empty() {
-                    match headless::parse(&line) {
-                        Ok(c) => {
-                            let _ = commands.send(c);
-                        }
-                        Err(message) => print_event(&Event::Error { message }),
-                    }
-                }
-                ctx.request_repaint();
-            }
-        });
+/// Shows an event on stdout and to every control connection.
+fn publish(fan: &control::Fan, e: &Event) {
+    if let Some(line) = control::line_of(e) {
+        print!("{line}");
+        let _ = fan.send(line);
     }
 }
 
 struct App {
     phone: phone::Phone,
     shots: mpsc::Receiver<PathBuf>,
+    fan: control::Fan,
     /// A call was ringing at the last frame.
     ringing: bool,
 }
@@ -119,13 +92,18 @@ struct App {
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         for path in self.shots.try_iter() {
+            let fan = self.fan.clone();
             ui.ctx()
                 .request_screenshot(move |image| match save_png(&path, &image) {
-                    Ok(()) => println!(
-                        "{{\"event\":\"screenshot\",\"path\":{:?}}}",
-                        path.display().to_string()
-                    ),
-                    Err(message) => print_event(&Event::Error { message }),
+                    Ok(()) => {
+                        let line = format!(
+                            "{{\"event\":\"screenshot\",\"path\":{:?}}}\n",
+                            path.display().to_string()
+                        );
+                        print!("{line}");
+                        let _ = fan.send(line);
+                    }
+                    Err(message) => publish(&fan, &Event::Error { message }),
                 });
         }
         self.phone.show(ui);
@@ -177,15 +155,29 @@ pub fn run_window(
         options,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
+            let fan = control::fan();
+            let out = fan.clone();
             let (commands, events, _engine) = spawn_engine(config, listen, move |e| {
-                print_event(e);
+                publish(&out, e);
                 ctx.request_repaint();
             })?;
             let (shot_tx, shots) = mpsc::channel();
             let (remote_tx, remote) = mpsc::channel();
             if let Some(l) = listener {
-                let ctx = cc.egui_ctx.clone();
-                std::thread::spawn(move || control(l, remote_tx, shot_tx, ctx));
+                let (ctx, out) = (cc.egui_ctx.clone(), fan.clone());
+                control::serve(l, fan.clone(), move |line| {
+                    if let Some(path) = line.trim().strip_prefix("screenshot ") {
+                        let _ = shot_tx.send(PathBuf::from(path.trim()));
+                    } else {
+                        match headless::parse(line) {
+                            Ok(c) => {
+                                let _ = remote_tx.send(c);
+                            }
+                            Err(message) => publish(&out, &Event::Error { message }),
+                        }
+                    }
+                    ctx.request_repaint();
+                });
             }
             let phone = phone::Phone::new(model::Model::new(&numbers), commands, events, voicemail)
                 .with_remote(remote)
@@ -193,6 +185,7 @@ pub fn run_window(
             Ok(Box::new(App {
                 phone,
                 shots,
+                fan,
                 ringing: false,
             }))
         }),
