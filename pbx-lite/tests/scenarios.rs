@@ -55,6 +55,15 @@ async fn hold_recall_rings_the_holding_station_again() {
     );
 }
 
+/// The phones of 201, 202 and 203, playing 440, 600 and 1000 Hz.
+async fn three(o: &Office) -> (Phone, Phone, Phone) {
+    (
+        o.phone("201", 440.0).await,
+        o.phone("202", 600.0).await,
+        o.phone("203", 1000.0).await,
+    )
+}
+
 /// 201 calls 202, which answers; both calls as each sees them.
 async fn connect(a: &mut Phone, b: &mut Phone) -> (Call, Call) {
     let dialing = a.dial(&b.number.clone()).await;
@@ -155,11 +164,7 @@ async fn park_202(a: &mut Phone, b: &mut Phone) -> Call {
 #[tokio::test(start_paused = true)]
 async fn park_then_retrieve_from_another_station() {
     let o = Office::start(&["201", "202", "203"], &[]).await;
-    let (mut a, mut b, mut c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, mut b, mut c) = three(&o).await;
     park_202(&mut a, &mut b).await;
     pass(2.0).await;
     let retrieved = c.call("12201").await;
@@ -195,11 +200,7 @@ async fn consult(a: &mut Phone, b: &mut Phone, c: &mut Phone) -> (Call, Call) {
 #[tokio::test(start_paused = true)]
 async fn consultation_transfer_joins_the_other_two() {
     let o = Office::start(&["201", "202", "203"], &[]).await;
-    let (mut a, mut b, mut c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, mut b, mut c) = three(&o).await;
     let (first, second) = consult(&mut a, &mut b, &mut c).await;
     pass(1.5).await;
     b.clear_heard();
@@ -214,11 +215,7 @@ async fn consultation_transfer_joins_the_other_two() {
 #[tokio::test(start_paused = true)]
 async fn the_consulted_party_hangs_up_and_the_held_call_resumes() {
     let o = Office::start(&["201", "202", "203"], &[]).await;
-    let (mut a, mut b, mut c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, mut b, mut c) = three(&o).await;
     let (first, second) = consult(&mut a, &mut b, &mut c).await;
     pass(2.0).await;
     let at_c = c.seen().calls.values().next().unwrap().clone();
@@ -232,11 +229,7 @@ async fn the_consulted_party_hangs_up_and_the_held_call_resumes() {
 #[tokio::test(start_paused = true)]
 async fn a_blind_transfer_rings_on_and_connects_when_answered() {
     let o = Office::start(&["201", "202", "203"], &[]).await;
-    let (mut a, mut b, mut c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, mut b, mut c) = three(&o).await;
     let (first, _) = connect(&mut a, &mut b).await;
     a.hold(&first).await;
     let dialing = a.dial("203").await; // 203 rings...
@@ -254,11 +247,7 @@ async fn a_blind_transfer_rings_on_and_connects_when_answered() {
 #[tokio::test(start_paused = true)]
 async fn an_unanswered_blind_transfer_recalls_the_transferor() {
     let o = Office::start(&["201", "202", "203"], &[("transfer.recall_seconds", "20")]).await;
-    let (mut a, mut b, c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, mut b, c) = three(&o).await;
     let (first, _) = connect(&mut a, &mut b).await;
     a.hold(&first).await;
     let dialing = a.dial("203").await;
@@ -279,11 +268,7 @@ async fn an_unanswered_blind_transfer_recalls_the_transferor() {
 #[tokio::test(start_paused = true)]
 async fn refer_transfers_blind() {
     let o = Office::start(&["201", "202", "203"], &[]).await;
-    let (mut a, mut b, mut c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, mut b, mut c) = three(&o).await;
     let (first, _) = connect(&mut a, &mut b).await;
     let r = a.refer(&first, "sip:203@10.0.0.1:5060").await;
     assert_eq!(r.status, 202);
@@ -305,11 +290,7 @@ async fn pick_up(code: &str) {
     let o = Office::start(&["201", "202", "203"], &[]).await;
     o.station("202", "pickup_group", "1");
     o.station("203", "pickup_group", "1");
-    let (mut a, b, mut c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, b, mut c) = three(&o).await;
     let dialing = a.dial("202").await;
     b.until("202 rings", |s| !s.ringing.is_empty()).await;
     let picked = c.call(code).await;
@@ -367,11 +348,7 @@ async fn dnd_on_refuses_calls_and_off_lets_them_ring_again() {
 #[tokio::test(start_paused = true)]
 async fn forward_all_rings_the_target_with_diversion_and_clear_ends_it() {
     let o = Office::start(&["201", "202", "203"], &[]).await;
-    let (mut a, mut b, mut c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, mut b, mut c) = three(&o).await;
     assert_eq!(a.code("601203").await, 480);
     let d = b.dial("201").await;
     c.answer().await;
@@ -442,11 +419,7 @@ async fn forward_no_answer_cancels_and_rings_the_next_station() {
         &[("forward.noanswer_seconds", "15")],
     )
     .await;
-    let (mut a, mut b, mut c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, mut b, mut c) = three(&o).await;
     assert_eq!(a.code("603203").await, 480);
     let dialing = b.dial("201").await;
     let rang_at = tokio::time::Instant::now();
@@ -530,11 +503,7 @@ async fn a_ring_group_rings_in_batches_with_stagger_and_cancels_the_losers() {
 #[tokio::test(start_paused = true)]
 async fn call_waiting_rings_a_busy_station_only_when_it_is_on() {
     let o = Office::start(&["201", "202", "203"], &[]).await;
-    let (mut a, mut b, mut c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, mut b, mut c) = three(&o).await;
     connect(&mut a, &mut b).await;
     let d = c.dial("202").await;
     assert_eq!(c.outcome(d).await.unwrap_err(), 486);
@@ -547,11 +516,7 @@ async fn call_waiting_rings_a_busy_station_only_when_it_is_on() {
 #[tokio::test(start_paused = true)]
 async fn a_conference_via_46_lets_each_hear_the_others_and_goes_on_when_one_leaves() {
     let o = Office::start(&["201", "202", "203"], &[]).await;
-    let (mut a, mut b, mut c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, mut b, mut c) = three(&o).await;
     // 201 calls 202, holds, dials 46: 202 waits in the conference.
     let (first, at_b) = connect(&mut a, &mut b).await;
     pass(1.0).await;
@@ -612,11 +577,7 @@ async fn voicemail_on_no_answer_takes_a_message_lights_the_lamp_and_plays_it() {
     .await;
     let m = o.db().messages("202").unwrap();
     assert_eq!(m.len(), 1);
-    let kept: Vec<i16> = hound::WavReader::open(&m[0].path)
-        .unwrap()
-        .into_samples()
-        .map(Result::unwrap)
-        .collect();
+    let kept = e2e::audio::samples_so_far(std::path::Path::new(&m[0].path));
     assert!(
         heard_in_order(&kept, &[440.0]),
         "kept {:?}",
@@ -639,11 +600,7 @@ async fn voicemail_on_no_answer_takes_a_message_lights_the_lamp_and_plays_it() {
 async fn voicemail_answers_a_busy_station() {
     let o = Office::start(&["201", "202", "203"], &[]).await;
     o.station("202", "voicemail", "202");
-    let (mut a, mut b, mut c) = (
-        o.phone("201", 440.0).await,
-        o.phone("202", 600.0).await,
-        o.phone("203", 1000.0).await,
-    );
+    let (mut a, mut b, mut c) = three(&o).await;
     connect(&mut c, &mut b).await;
     let call = a.call("202").await; // busy: voicemail answers at once
     pass(3.0).await;

@@ -36,6 +36,24 @@ pub fn via_value(transport: TransportKind, local: SocketAddr, branch: &str) -> S
     )
 }
 
+/// Gives the request's From the display name `name`, as a quoted string (RFC 3261 §25.1);
+/// an empty name leaves it as it is.
+pub fn set_display_name(request: &mut Request, name: &str) {
+    if name.is_empty() {
+        return;
+    }
+    let from = request
+        .headers
+        .remove(&Name::FROM)
+        .and_then(|v| v.into_iter().next())
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
+    request
+        .headers
+        .insert(Name::FROM, format!("\"{quoted}\" {from}"));
+}
+
 /// An out-of-dialog request from `from` to `to` (both URIs, e.g. `sip:201@127.0.0.1`), sent
 /// from `local`: Via with a new branch, From with a new tag, To, Call-ID, CSeq 1,
 /// Max-Forwards 70 and a Contact at `local`.
@@ -70,4 +88,36 @@ pub fn request(
         format!("<sip:{user}{local}{transport_param}>"),
     );
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_display_name_is_quoted_and_escaped() {
+        let local: SocketAddr = "10.0.0.5:5060".parse().unwrap_or_else(|_| unreachable!());
+        let mut r = request(
+            Method::Invite,
+            "sip:202@10.0.0.1",
+            "sip:201@10.0.0.1",
+            "sip:202@10.0.0.1",
+            TransportKind::Udp,
+            local,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        set_display_name(&mut r, "");
+        let plain = r.headers.get_raw(&Name::FROM).next().map(|v| v.to_string());
+        assert!(
+            plain.as_deref().is_some_and(|f| f.starts_with("<sip:201@")),
+            "{plain:?}"
+        );
+        set_display_name(&mut r, r#"Sales "East" \ 2"#);
+        let from = r.headers.get_raw(&Name::FROM).next().map(|v| v.to_string());
+        assert!(
+            from.as_deref()
+                .is_some_and(|f| f.starts_with(r#""Sales \"East\" \\ 2" <sip:201@"#)),
+            "{from:?}"
+        );
+    }
 }

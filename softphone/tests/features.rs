@@ -245,14 +245,7 @@ fn message_waiting_follows_voicemail() {
     b.command("/dial 201\n").unwrap();
     expect(a_rx, "incoming");
     assert_eq!(expect(a_rx, "ended")["status"], 487);
-    let mailbox = pbx.db.with_extension("db.voicemail").join("201");
-    support::wait_until("a message of a second", || {
-        std::fs::read_dir(&mailbox).is_ok_and(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .any(|e| support::samples(&e.path()).len() > 8000)
-        })
-    });
+    support::wait_message(&pbx.db, "201");
     b.command("/hangup\n").unwrap();
     let lit = expect(a_rx, "mwi");
     assert_eq!(

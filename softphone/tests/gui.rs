@@ -237,14 +237,7 @@ fn conference_park_dnd_and_the_message_lamp_on_screen() {
     send(&mut c, "dial 201");
     until(&mut h, "203, incoming");
     gone(&mut h, "203, incoming");
-    let mailbox = pbx.db.with_extension("db.voicemail").join("201");
-    support::wait_until("a message of a second", || {
-        std::fs::read_dir(&mailbox).is_ok_and(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .any(|e| support::samples(&e.path()).len() > 8000)
-        })
-    });
+    support::wait_message(&pbx.db, "201");
     send(&mut c, "hangup");
     until(&mut h, "Message lamp on: 1 new");
 }

@@ -198,15 +198,7 @@ impl Calls {
             here.sip,
         )
         .ok()?;
-        if !display.is_empty() {
-            let v = invite
-                .headers
-                .remove(&Name::FROM)
-                .and_then(|v| v.into_iter().next())
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            invite.headers.insert(Name::FROM, format!("{display} {v}"));
-        }
+        build::set_display_name(&mut invite, display);
         if let Some((by, reason)) = diverted {
             invite.headers.insert(
                 sip::headers::diversion_name(),

@@ -240,8 +240,8 @@ impl Leg {
         }
     }
 
-    /// Who the phone is, as a From value for the legs the PBX rings for it: (display name
-    /// with quotes, or empty; number).
+    /// Who the phone is, as a From value for the legs the PBX rings for it: (display name,
+    /// or empty; number).
     pub(crate) fn caller_id(&self) -> (String, String) {
         let display = if self.uas {
             self.invite
@@ -249,7 +249,7 @@ impl Leg {
                 .get_raw(&Name::FROM)
                 .next()
                 .map(|f| f.split('<').next().unwrap_or_default().trim().to_string())
-                .filter(|d| d.starts_with('"'))
+                .and_then(|d| Some(unquote(d.strip_prefix('"')?.strip_suffix('"')?)))
                 .unwrap_or_default()
         } else {
             String::new()
@@ -330,6 +330,20 @@ pub(crate) fn built_in_music() -> Vec<i16> {
             let s = (2.0 * std::f32::consts::PI * f * t).sin() * 6000.0 * envelope;
             out.push(s as i16);
         }
+    }
+    out
+}
+
+/// A quoted string's content (RFC 3261 §25.1: a backslash stands for the character after it).
+fn unquote(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' {
+            chars.next().unwrap_or(c)
+        } else {
+            c
+        });
     }
     out
 }

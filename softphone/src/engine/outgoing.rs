@@ -55,17 +55,7 @@ impl Engine {
         for (name, value) in headers {
             invite.headers.insert(name, value);
         }
-        if !display.is_empty() {
-            let v = invite
-                .headers
-                .remove(&Name::FROM)
-                .and_then(|v| v.into_iter().next())
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            invite
-                .headers
-                .insert(Name::FROM, format!("\"{}\" {v}", display.replace('"', "")));
-        }
+        build::set_display_name(&mut invite, &display);
         let Some((rtp, rtcp, caps)) = self.open_rtp(line - 1).await else {
             self.emit(Event::Error {
                 message: "dial: no RTP port".into(),

@@ -213,16 +213,21 @@ pub(crate) fn wait_heard(who: &str, freqs: &[f32], heard: impl Fn() -> Vec<i16>)
     });
 }
 
-/// Waits until `ok` holds of what `heard()` returns (up to 20 s: audio takes its time).
-pub(crate) fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let t0 = std::time::Instant::now();
-    while !ok() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Polls `ok` every 100 ms for up to 20 s (audio takes its time).
+pub(crate) fn wait_until(what: &str, ok: impl FnMut() -> bool) {
+    wait_within(what, Duration::from_secs(20), ok);
+}
+
+/// Waits until the mailbox's folder beside `db` holds a message of a second or more.
+pub(crate) fn wait_message(db: &Path, mailbox: &str) {
+    let dir = db.with_extension("db.voicemail").join(mailbox);
+    wait_until("a message of a second", || {
+        std::fs::read_dir(&dir).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| samples(&e.path()).len() > 8000)
+        })
+    });
 }
 
 /// baresip's newest decode recording, as far as written.
@@ -251,13 +256,14 @@ pub(crate) fn add_station(db: &Path, n: &str, extra: &[&str]) {
 }
 
 /// Polls `ok` every 100 ms for up to 10 s.
-pub(crate) fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, ok: impl FnMut() -> bool) {
+    wait_within(what, Duration::from_secs(10), ok);
+}
+
+fn wait_within(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let t0 = std::time::Instant::now();
     while !ok() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -104,15 +104,25 @@ impl Answerer {
         if request.to_tag().is_none() {
             r.set_to_tag(&format!("t{}", self.number));
         }
-        r.headers.insert(
+        self.me_in(&mut r.headers, &mut r.body, sdp);
+        let _ = self.ep.send_response(key, &r);
+    }
+
+    /// Puts the phone's Contact, and `sdp` as the body, in a message it sends.
+    fn me_in(
+        &self,
+        headers: &mut sip::types::Headers,
+        body: &mut bytes::Bytes,
+        sdp: Option<String>,
+    ) {
+        headers.insert(
             Name::CONTACT,
             format!("<sip:{}@{}>", self.number, self.addr),
         );
         if let Some(sdp) = sdp {
-            r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
-            r.body = sdp.into();
+            headers.insert(Name::CONTENT_TYPE, "application/sdp");
+            *body = sdp.into();
         }
-        let _ = self.ep.send_response(key, &r);
     }
 
     /// Handles one event as a phone would, noting it in `seen`.
@@ -326,10 +336,7 @@ impl Phone {
             self.addr,
         )
         .unwrap();
-        let from = r.headers.get_raw(&Name::FROM).next().unwrap().to_string();
-        r.headers.remove(&Name::FROM);
-        r.headers
-            .insert(Name::FROM, format!("\"Station {}\" {from}", self.number));
+        build::set_display_name(&mut r, &format!("Station {}", self.number));
         r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
         r.body = self.me.media.sdp("sendrecv").into();
         let mut key = self.me.ep.send_request(r.clone(), Self::peer()).unwrap();
@@ -445,14 +452,7 @@ impl Phone {
         for (name, value) in headers {
             r.headers.insert(name.clone(), value.clone());
         }
-        r.headers.insert(
-            Name::CONTACT,
-            format!("<sip:{}@{}>", self.number, self.addr),
-        );
-        if let Some(sdp) = sdp {
-            r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
-            r.body = sdp.into();
-        }
+        self.me.me_in(&mut r.headers, &mut r.body, sdp);
         c.invite_seq = c.dialog.local_seq;
         if let Some(stored) = self.seen().calls.get_mut(call.id()) {
             stored.dialog = c.dialog.clone();
