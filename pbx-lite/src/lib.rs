@@ -25,3 +25,4 @@ pub mod relay;
 pub mod sdp;
 pub mod server;
 pub mod status;
+pub mod tls;

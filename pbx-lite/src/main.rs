@@ -32,6 +32,12 @@ enum Cmd {
     Serve {
         #[arg(long, default_value = "0.0.0.0:5060")]
         sip: SocketAddr,
+        /// SIP over TLS (the certificate: tls.certificate, or the office CA's in DB.tls/).
+        #[arg(long, default_value = "0.0.0.0:5061")]
+        tls: SocketAddr,
+        /// Do not listen for SIP over TLS.
+        #[arg(long)]
+        no_tls: bool,
         #[arg(long, default_value = "0.0.0.0:80")]
         http: SocketAddr,
         #[arg(long, default_value = "0.0.0.0:69")]
@@ -219,6 +225,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Serve {
             sip,
+            tls,
+            no_tls,
             http,
             tftp,
             no_provisioning,
@@ -233,6 +241,11 @@ fn run(cli: Cli) -> Result<()> {
                     format!("--rtp-ports {rtp_ports:?}: expected LO-HI, e.g. 10000-20000")
                 })?;
             provisioner::log_to_stderr();
+            let tls = if no_tls {
+                None
+            } else {
+                Some((tls, tls_identity(&cli.db, sip, tls)?))
+            };
             let rt = provisioner::runtime()?;
             rt.block_on(async {
                 let db = Arc::new(Mutex::new(Db::open(&cli.db)?));
@@ -264,7 +277,10 @@ fn run(cli: Cli) -> Result<()> {
                     provisioner::listener::HttpLimits::default(),
                 ));
                 tracing::info!(
-                    "SIP on {sip}, admin on http://{admin} (token in {}){}",
+                    "SIP on {sip}{}, admin on http://{admin} (token in {}){}",
+                    tls.as_ref()
+                        .map(|(a, _)| format!(", SIP over TLS on {a}"))
+                        .unwrap_or_default(),
                     token.display(),
                     if no_provisioning {
                         String::new()
@@ -275,6 +291,7 @@ fn run(cli: Cli) -> Result<()> {
                 pbx_lite::server::run(
                     db,
                     sip,
+                    tls,
                     (lo, hi),
                     pbx_lite::features::voicemail_dir_of(&cli.db),
                 )
@@ -283,6 +300,50 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The PBX's TLS identity: the administrator's files (settings), or the office CA's
+/// certificate for the names phones may reach it by — `pbx.host`, the public address, the
+/// host's name, the addresses it listens on (when not every address), and loopback.
+fn tls_identity(
+    db: &std::path::Path,
+    sip: SocketAddr,
+    tls: SocketAddr,
+) -> Result<sip::transport::TlsSettings> {
+    let d = Db::open(db)?;
+    let setting = |k: &str| d.setting(k).unwrap_or_default();
+    let mut names: Vec<String> = [setting("pbx.host"), setting("nat.public_address")]
+        .into_iter()
+        .chain(
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string()),
+        )
+        .chain(
+            [sip.ip(), tls.ip()]
+                .into_iter()
+                .filter(|ip| !ip.is_unspecified())
+                .map(|ip| ip.to_string()),
+        )
+        .chain([
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ])
+        .filter(|n| !n.is_empty())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    let today = sip::clock::Clock::now().unix().div_euclid(86_400);
+    let id = pbx_lite::tls::identity(
+        &setting("tls.certificate"),
+        &setting("tls.private_key"),
+        &pbx_lite::tls::dir_of(db),
+        &names,
+        today,
+    )?;
+    sip::transport::TlsSettings::server(&id.chain_pem, &id.key_pem)
+        .context("the TLS certificate and key")
 }
 
 fn main() -> std::process::ExitCode {

@@ -58,13 +58,15 @@ fn algorithms(db: &Db) -> Vec<DigestAlgorithm> {
 
 /// Runs the PBX's SIP side on `sip` (UDP and TCP) until the task is dropped.
 /// Voicemail messages are kept under `voicemail`.
+/// With `tls`, SIP over TLS listens there too, with that identity.
 pub async fn run(
     db: Arc<Mutex<Db>>,
     sip: SocketAddr,
+    tls: Option<(SocketAddr, sip::transport::TlsSettings)>,
     rtp_ports: (u16, u16),
     voicemail: std::path::PathBuf,
 ) -> anyhow::Result<()> {
-    run_on(db, sip, rtp_ports, voicemail, None).await
+    run_with(db, sip, tls, rtp_ports, voicemail, None).await
 }
 
 /// [`run`], with SIP (UDP only) and the relay on `memory` when given: the scenario tests
@@ -72,6 +74,17 @@ pub async fn run(
 pub async fn run_on(
     db: Arc<Mutex<Db>>,
     sip: SocketAddr,
+    rtp_ports: (u16, u16),
+    voicemail: std::path::PathBuf,
+    memory: Option<sip::transport::MemNet>,
+) -> anyhow::Result<()> {
+    run_with(db, sip, None, rtp_ports, voicemail, memory).await
+}
+
+async fn run_with(
+    db: Arc<Mutex<Db>>,
+    sip: SocketAddr,
+    tls: Option<(SocketAddr, sip::transport::TlsSettings)>,
     rtp_ports: (u16, u16),
     voicemail: std::path::PathBuf,
     memory: Option<sip::transport::MemNet>,
@@ -95,6 +108,7 @@ pub async fn run_on(
         TransportConfig {
             udp: Some(sip),
             tcp: Some(sip),
+            tls,
             rate,
             memory: memory.clone(),
             ..Default::default()

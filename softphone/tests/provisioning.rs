@@ -44,7 +44,7 @@ fn the_profile_is_fetched_kept_sealed_and_used() {
             .args(["serve", "--sip", &format!("127.0.0.1:{sip}")])
             .args(["--http", &format!("127.0.0.1:{http}")])
             .args(["--tftp", &format!("127.0.0.1:{tftp}")])
-            .args(["--admin", "127.0.0.1:0"])
+            .args(["--admin", "127.0.0.1:0", "--tls", "127.0.0.1:0"])
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),

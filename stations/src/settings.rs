@@ -245,6 +245,18 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "how long a call rings before Call Forward No Answer (603/604) sends it on",
     ),
     (
+        "tls.certificate",
+        "",
+        Kind::Path,
+        "PEM certificate chain the PBX shows on its TLS port; empty = a certificate from the office's own CA (DB.tls/)",
+    ),
+    (
+        "tls.private_key",
+        "",
+        Kind::Path,
+        "PEM private key of tls.certificate (set both or neither)",
+    ),
+    (
         "hold.music",
         "",
         Kind::Path,

@@ -3,6 +3,7 @@
 
 pub(crate) mod office;
 
+#[allow(unused_imports)] // each test binary uses some of them
 pub(crate) use e2e::kit::{free_port, skip_peers as skip};
 
 /// The pbx-lite binary under test.
@@ -30,7 +31,7 @@ pub(crate) fn log_of(db: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// Starts `pbx-lite --db DB serve` with SIP on 127.0.0.1:`port`, no provisioning, and
-/// `extra` flags (`--admin 127.0.0.1:0` unless they name one), its log in [`log_of`]`(db)`;
+/// `extra` flags (`--admin 127.0.0.1:0` and `--tls 127.0.0.1:0` unless they name them), its log in [`log_of`]`(db)`;
 /// returns once it listens.
 pub(crate) fn serve(db: &std::path::Path, port: u16, extra: &[&str]) -> std::process::Child {
     let mut c = std::process::Command::new(PBX);
@@ -42,6 +43,9 @@ pub(crate) fn serve(db: &std::path::Path, port: u16, extra: &[&str]) -> std::pro
     ]);
     if !extra.contains(&"--admin") {
         c.args(["--admin", "127.0.0.1:0"]);
+    }
+    if !extra.contains(&"--tls") {
+        c.args(["--tls", "127.0.0.1:0"]);
     }
     let log = std::fs::OpenOptions::new()
         .create(true)

@@ -98,7 +98,7 @@ impl Pbx {
                     &format!("127.0.0.1:{port}"),
                     "--no-provisioning",
                 ])
-                .args(["--admin", "127.0.0.1:0"])
+                .args(["--admin", "127.0.0.1:0", "--tls", "127.0.0.1:0"])
                 .stderr(std::fs::File::create(dir.path().join("pbx.log")).unwrap())
                 .spawn()
                 .unwrap(),
