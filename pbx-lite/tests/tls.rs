@@ -135,3 +135,82 @@ async fn a_phone_trusting_the_office_ca_registers_over_tls() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// A real phone over TLS: baresip trusting only the office's `ca.pem` registers on the TLS
+/// port and calls a baresip on UDP through the relay; each hears the other.
+#[test]
+fn baresip_over_tls_calls_a_phone_on_udp() {
+    if support::skip() {
+        return;
+    }
+    use e2e::audio::{heard_in_order, samples_so_far, timeline, tone};
+    use e2e::baresip::Baresip;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("office.db");
+    for n in ["201", "202"] {
+        support::cli(
+            &db,
+            &[
+                "station",
+                "add",
+                "--number",
+                n,
+                "--user-id",
+                &format!("u{n}"),
+                "--password",
+                &format!("Pw-{n}-secret"),
+            ],
+        );
+    }
+    support::cli(&db, &["settings", "set", "media.relay", "always"]);
+    let (sip, tls) = (support::free_port(), support::free_port());
+    let _pbx = e2e::process::Kill(support::serve(
+        &db,
+        sip,
+        &["--tls", &format!("127.0.0.1:{tls}")],
+    ));
+    let ca = dir.path().join("office.db.tls/ca.pem");
+    let (wav_a, wav_b) = (dir.path().join("440.wav"), dir.path().join("600.wav"));
+    tone(&wav_a, 440.0);
+    tone(&wav_b, 600.0);
+    let a = Baresip::start_full(
+        &wav_a,
+        |_| format!("<sip:201@127.0.0.1:{tls};transport=tls>;auth_user=u201;auth_pass=Pw-201-secret;answermode=auto;audio_codecs=PCMU;regint=600"),
+        &format!("sip_cafile {}\n", ca.display()),
+    )
+    .unwrap();
+    let b = Baresip::start_with(&wav_b, |_| {
+        format!("<sip:202@127.0.0.1:{sip}>;auth_user=u202;auth_pass=Pw-202-secret;answermode=auto;audio_codecs=PCMU;regint=600")
+    })
+    .unwrap();
+    let registered = || {
+        let v: serde_json::Value =
+            serde_json::from_slice(&support::cli(&db, &["status", "--json"]).stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["registered"] == true)
+    };
+    support::office::wait_for("both registered", Duration::from_secs(15), registered);
+    a.command("/dial 202\n").unwrap();
+    let heard = |p: &Baresip| {
+        p.latest_decoded()
+            .map(|f| samples_so_far(&f))
+            .unwrap_or_default()
+    };
+    support::office::wait_for("two-way audio", Duration::from_secs(20), || {
+        heard_in_order(&heard(&a), &[600.0]) && heard_in_order(&heard(&b), &[440.0])
+    });
+    a.command("/hangup\n").unwrap();
+    let (ha, hb) = (heard(&a), heard(&b));
+    assert!(
+        heard_in_order(&ha, &[600.0]),
+        "201 (TLS) heard {:?}",
+        timeline(&ha)
+    );
+    assert!(
+        heard_in_order(&hb, &[440.0]),
+        "202 (UDP) heard {:?}",
+        timeline(&hb)
+    );
+}

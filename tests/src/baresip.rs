@@ -64,7 +64,8 @@ impl Baresip {
         )
     }
 
-    fn start_full(
+    /// [`Baresip::start_with`], with `extra` lines in its configuration (e.g. `sip_cafile`).
+    pub fn start_full(
         source: &Path,
         account: impl Fn(u16) -> String,
         extra: &str,
