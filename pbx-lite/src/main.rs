@@ -64,12 +64,27 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The office CA: certificates for phones (mutual TLS).
+    #[command(subcommand)]
+    Tls(TlsCmd),
     /// Refused accesses: time, address, caller, reason.
     AccessLog {
         #[arg(long)]
         json: bool,
         #[arg(long, default_value_t = 100)]
         tail: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCmd {
+    /// Issues a client certificate from the office CA (DB.tls/) for a phone: NAME.pem and
+    /// NAME.key (0600) in --out.
+    ClientCert {
+        /// The certificate's common name: the station number, say.
+        name: String,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
     },
 }
 
@@ -197,6 +212,24 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Settings(c) => stations::cli::run_settings(&Db::open(&cli.db)?, c, &mut out)?,
         Cmd::Status { json } => status(&Db::open(&cli.db)?, json, &mut out)?,
         Cmd::Group(c) => group(&Db::open(&cli.db)?, c, &mut out)?,
+        Cmd::Tls(TlsCmd::ClientCert { name, out: dir }) => {
+            anyhow::ensure!(
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+                "client-cert: the name {name:?} must be letters, digits, '.', '_' or '-'"
+            );
+            let today = sip::clock::Clock::now().unix().div_euclid(86_400);
+            let id = pbx_lite::tls::client_identity(&pbx_lite::tls::dir_of(&cli.db), &name, today)?;
+            let (cert, key) = (
+                dir.join(format!("{name}.pem")),
+                dir.join(format!("{name}.key")),
+            );
+            std::fs::write(&cert, &id.chain_pem).with_context(|| cert.display().to_string())?;
+            pbx_lite::tls::write_private(&key, &id.key_pem)?;
+            writeln!(out, "{}\n{}", cert.display(), key.display())?;
+        }
         Cmd::AccessLog { json, tail } => {
             let rows = pbx_lite::status::access(&Db::open(&cli.db)?, tail)?;
             if json {
@@ -342,7 +375,29 @@ fn tls_identity(
         &names,
         today,
     )?;
-    sip::transport::TlsSettings::server(&id.chain_pem, &id.key_pem)
+    let clients = match (
+        setting("tls.mutual").as_str(),
+        setting("tls.verify_client").as_str(),
+    ) {
+        ("yes", "any") => sip::transport::ClientCerts::Any,
+        ("yes", _) => {
+            let mut roots =
+                std::fs::read(pbx_lite::tls::dir_of(db).join("ca.pem")).unwrap_or_default();
+            let extra = setting("tls.client_ca");
+            if !extra.is_empty() {
+                roots.extend(
+                    std::fs::read(&extra).with_context(|| format!("tls.client_ca {extra}"))?,
+                );
+            }
+            anyhow::ensure!(
+                !roots.is_empty(),
+                "tls.mutual: no roots to check client certificates against (set tls.client_ca)"
+            );
+            sip::transport::ClientCerts::Known(roots)
+        }
+        _ => sip::transport::ClientCerts::None,
+    };
+    sip::transport::TlsSettings::server_with(&id.chain_pem, &id.key_pem, &clients)
         .context("the TLS certificate and key")
 }
 

@@ -1,6 +1,7 @@
 //! The little SDP (RFC 4566) the PBX needs: where a phone's audio goes, which payload types it
 //! offers, whether it holds, and the PBX's own offers and answers when media is anchored in
-//! its relay (one audio stream, G.711 both laws and RFC 4733 events).
+//! its relay (one audio stream, G.711 both laws and RFC 4733 events, and SDES `a=crypto`
+//! keys when the leg is SRTP).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -111,6 +112,22 @@ pub fn event_payload(body: &[u8]) -> Option<u8> {
     })
 }
 
+/// Does the audio m= line ask for the secure profile (RTP/SAVP, RFC 3711)?
+pub fn secure_profile(body: &[u8]) -> bool {
+    lines(body).any(|l| {
+        l.strip_prefix("m=audio ")
+            .and_then(|r| r.split_whitespace().nth(1))
+            .is_some_and(|proto| proto.eq_ignore_ascii_case("RTP/SAVP"))
+    })
+}
+
+/// The values of the body's `a=crypto` lines (RFC 4568), in order.
+pub fn crypto(body: &[u8]) -> Vec<String> {
+    lines(body)
+        .filter_map(|l| l.strip_prefix("a=crypto:").map(str::to_string))
+        .collect()
+}
+
 /// The G.711 payload type a phone chose (its first of 0 and 8), μ-law when it names neither.
 pub fn g711(body: &[u8]) -> u8 {
     payloads(body)
@@ -119,61 +136,11 @@ pub fn g711(body: &[u8]) -> u8 {
         .unwrap_or(0)
 }
 
-/// Rewrites an SDP body so media goes to `ip:port` (the relay), keeping holds: a `c=` of
-/// 0.0.0.0 stays as it is, and `a=rtcp` lines go (RTCP is on port + 1).
-pub fn rewrite(body: &[u8], ip: IpAddr, port: u16) -> Vec<u8> {
-    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let mut out = String::with_capacity(body.len());
-    for line in lines(body) {
-        if line.is_empty() || line.starts_with("a=rtcp:") {
-            continue;
-        }
-        let l = if let Some(rest) = line.strip_prefix("c=IN ") {
-            if rest.ends_with(" 0.0.0.0") {
-                line
-            } else {
-                format!("c=IN {fam} {ip}")
-            }
-        } else if let Some(rest) = line.strip_prefix("m=audio ") {
-            let tail = rest.split_once(' ').map_or("", |(_, t)| t);
-            format!("m=audio {port} {tail}")
-        } else {
-            line
-        };
-        out.push_str(&l);
-        out.push_str("\r\n");
-    }
-    out.into_bytes()
-}
-
-/// Adds the other G.711 law to an offer that has exactly one of them, so the callee can
-/// choose either and the relay transcodes.
-pub fn offer_both_laws(body: &[u8]) -> Vec<u8> {
-    let pts = payloads(body);
-    let add = match (pts.contains(&0), pts.contains(&8)) {
-        (true, false) => 8,
-        (false, true) => 0,
-        _ => return body.to_vec(),
-    };
-    let mut out = String::new();
-    for line in lines(body) {
-        if line.starts_with("m=audio ") {
-            out.push_str(&format!("{line} {add}\r\n"));
-            out.push_str(&format!(
-                "a=rtpmap:{add} {}/8000\r\n",
-                if add == 0 { "PCMU" } else { "PCMA" }
-            ));
-        } else {
-            out.push_str(&line);
-            out.push_str("\r\n");
-        }
-    }
-    out.into_bytes()
-}
-
 /// The PBX's own SDP for a phone whose media it anchors: `session`/`version` for the o=
 /// line (the version goes up with each new body on a dialog), audio at `ip:port`, the G.711
-/// `law` agreed (an answer) or both laws (an offer, `None`), and telephone-event on `event`.
+/// `law` agreed (an answer) or both laws (an offer, `None`), telephone-event on `event`, and
+/// for SRTP the keys and whether the m= line says RTP/SAVP (an offer may carry keys on
+/// RTP/AVP, for phones that take SRTP when offered).
 pub fn ours(
     ip: IpAddr,
     port: u16,
@@ -181,6 +148,7 @@ pub fn ours(
     direction: Direction,
     law: Option<u8>,
     event: Option<u8>,
+    (savp, keys): (bool, &[media::srtp::Crypto]),
 ) -> Vec<u8> {
     let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
     let laws = match law {
@@ -190,9 +158,13 @@ pub fn ours(
     let mut pts: Vec<String> = laws.iter().map(u8::to_string).collect();
     pts.extend(event.map(|e| e.to_string()));
     let mut s = format!(
-        "v=0\r\no=pbx-lite {session} {version} IN {fam} {ip}\r\ns=pbx-lite\r\nc=IN {fam} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\n",
+        "v=0\r\no=pbx-lite {session} {version} IN {fam} {ip}\r\ns=pbx-lite\r\nc=IN {fam} {ip}\r\nt=0 0\r\nm=audio {port} {} {}\r\n",
+        if savp { "RTP/SAVP" } else { "RTP/AVP" },
         pts.join(" ")
     );
+    for k in keys {
+        s.push_str(&format!("a=crypto:{}\r\n", k.to_sdp()));
+    }
     for l in laws {
         s.push_str(&format!(
             "a=rtpmap:{l} {}/8000\r\n",
@@ -217,27 +189,29 @@ mod tests {
     const OFFER: &[u8] = b"v=0\r\no=- 1 1 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp:4001\r\n";
 
     #[test]
-    fn rewriting_and_reading() {
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let r = rewrite(OFFER, ip, 20000);
-        let t = String::from_utf8(r.clone()).unwrap();
-        assert!(
-            t.contains("c=IN IP4 127.0.0.1\r\n")
-                && t.contains("m=audio 20000 RTP/AVP 8 101\r\n")
-                && !t.contains("a=rtcp")
-        );
-        assert_eq!(address(&r), Some("127.0.0.1:20000".parse().unwrap()));
-        let hold = rewrite(b"c=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n", ip, 20000);
-        assert!(String::from_utf8(hold.clone()).unwrap().contains("0.0.0.0"));
-        assert!(is_hold(&hold) && !is_hold(OFFER) && !is_hold(b""));
-        assert_eq!(payloads(&offer_both_laws(OFFER)), vec![8, 101, 0]);
+    fn reading() {
+        assert_eq!(address(OFFER), Some("192.0.2.5:4000".parse().unwrap()));
+        let hold = b"c=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        assert!(is_hold(hold) && !is_hold(OFFER) && !is_hold(b""));
         assert_eq!((g711(OFFER), event_payload(OFFER)), (8, Some(101)));
+        let secure = b"m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n";
+        assert!(secure_profile(secure) && !secure_profile(OFFER));
+        assert_eq!(crypto(secure), vec!["1 AES_CM_128_HMAC_SHA1_80 inline:x"]);
+        assert!(crypto(OFFER).is_empty());
     }
 
     #[test]
     fn our_offers_and_answers() {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let offer = ours(ip, 30000, (7, 1), Direction::SendOnly, None, Some(101));
+        let offer = ours(
+            ip,
+            30000,
+            (7, 1),
+            Direction::SendOnly,
+            None,
+            Some(101),
+            (false, &[]),
+        );
         assert_eq!(payloads(&offer), vec![0, 8, 101]);
         assert_eq!(direction(&offer), Direction::SendOnly);
         assert_eq!(address(&offer), Some("127.0.0.1:30000".parse().unwrap()));
@@ -248,6 +222,7 @@ mod tests {
             direction(OFFER).answer(),
             Some(g711(OFFER)),
             event_payload(OFFER),
+            (false, &[]),
         );
         assert_eq!(payloads(&answer), vec![8, 101]);
         assert!(

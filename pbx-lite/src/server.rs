@@ -158,6 +158,7 @@ async fn run_with(
             },
             _ = second.tick() => {
                 calls.set_clock(Clock::now());
+                log_tls_refusals(&db, &ep);
                 calls.tick().await;
                 continue;
             }
@@ -349,6 +350,24 @@ fn ok_with_allow(request: &Request) -> sip::Response {
         "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY, SUBSCRIBE",
     );
     r
+}
+
+/// TLS handshakes the transport refused (no or a foreign client certificate, plaintext on
+/// the TLS port, a handshake never finished) go to the access log.
+fn log_tls_refusals(db: &Arc<Mutex<Db>>, ep: &Endpoint) {
+    let refused = ep.transport().take_tls_refusals();
+    if refused.is_empty() {
+        return;
+    }
+    let d = db.lock().unwrap_or_else(|e| e.into_inner());
+    for (from, why) in refused {
+        let _ = d.log_access(&stations::db::Access {
+            at: Clock::now().unix(),
+            address: from.ip().to_string(),
+            caller: String::new(),
+            reason: why,
+        });
+    }
 }
 
 /// Writes changed registrations and refusals to the database.

@@ -71,7 +71,6 @@ fn ca_params(today: i64) -> anyhow::Result<CertificateParams> {
 }
 
 fn office_identity(dir: &Path, names: &[String], today: i64) -> anyhow::Result<Identity> {
-    private_dir(dir)?;
     let file = |n: &str| dir.join(n);
     let wanted = names.join("\n");
     let kept = std::fs::read_to_string(file("names")).ok();
@@ -83,18 +82,7 @@ fn office_identity(dir: &Path, names: &[String], today: i64) -> anyhow::Result<I
     {
         return Ok(Identity { chain_pem, key_pem });
     }
-    // The CA: kept, or made now.
-    let ca_key = match std::fs::read_to_string(file("ca.key")) {
-        Ok(pem) => KeyPair::from_pem(&pem).context("ca.key")?,
-        Err(_) => {
-            let key = KeyPair::generate()?;
-            let cert = ca_params(today)?.self_signed(&key)?;
-            write_private(&file("ca.key"), key.serialize_pem().as_bytes())?;
-            std::fs::write(file("ca.pem"), cert.pem())?;
-            key
-        }
-    };
-    let issuer = ca_params(today)?.self_signed(&ca_key)?;
+    let (ca_key, issuer) = office_ca(dir, today)?;
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(names.to_vec())?;
     params.distinguished_name.push(
@@ -120,6 +108,41 @@ fn office_identity(dir: &Path, names: &[String], today: i64) -> anyhow::Result<I
     })
 }
 
+/// The office CA's key and its certificate, made now when there is none yet.
+fn office_ca(dir: &Path, today: i64) -> anyhow::Result<(KeyPair, rcgen::Certificate)> {
+    private_dir(dir)?;
+    let file = |n: &str| dir.join(n);
+    let ca_key = match std::fs::read_to_string(file("ca.key")) {
+        Ok(pem) => KeyPair::from_pem(&pem).context("ca.key")?,
+        Err(_) => {
+            let key = KeyPair::generate()?;
+            let cert = ca_params(today)?.self_signed(&key)?;
+            write_private(&file("ca.key"), key.serialize_pem().as_bytes())?;
+            std::fs::write(file("ca.pem"), cert.pem())?;
+            key
+        }
+    };
+    let issuer = ca_params(today)?.self_signed(&ca_key)?;
+    Ok((ca_key, issuer))
+}
+
+/// A client certificate from the office CA for a phone (mutual TLS, `tls.mutual`), its
+/// common name `name` (the station, say). `today` is days since 1970-01-01.
+pub fn client_identity(dir: &Path, name: &str, today: i64) -> anyhow::Result<Identity> {
+    let (ca_key, issuer) = office_ca(dir, today)?;
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    validity(&mut params, today - 1, today + SERVER_DAYS);
+    let cert = params.signed_by(&key, &issuer, &ca_key)?;
+    Ok(Identity {
+        chain_pem: cert.pem().into_bytes(),
+        key_pem: key.serialize_pem().into_bytes(),
+    })
+}
+
 fn private_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
@@ -127,7 +150,8 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes a file only its owner may read (0600): a private key.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

@@ -829,16 +829,7 @@ fn refer_with_replaces_joins_the_two_far_ends() {
         return;
     }
     let o = Office::start("never", &[("202", 600.0, "auto"), ("203", 1000.0, "auto")]);
-    o.cli(&[
-        "station",
-        "add",
-        "--number",
-        "201",
-        "--user-id",
-        "u201",
-        "--password",
-        "Pw-201-secret",
-    ]);
+    support::add_station(&o.db(), "201");
     let dir = o.dir.path();
     // Line 1: 201 calls 202, notes the PBX's tag, and waits for the PBX to release it.
     let keep = format!(

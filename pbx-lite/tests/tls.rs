@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::office::{MUSIC, Office, shares_at_end, wait_for};
+
 use sip::auth::DigestClient;
 use sip::endpoint::Endpoint;
 use sip::transaction::{Peer, TimerConfig, TransportKind, TsxEvent};
@@ -32,24 +34,56 @@ async fn final_status(
     }
 }
 
-/// A phone on TLS that trusts `roots`, as `name` names the PBX.
-async fn phone(
-    roots: &[u8],
-    name: &str,
-) -> (
+type Phone = (
     std::sync::Arc<Endpoint>,
     tokio::sync::mpsc::UnboundedReceiver<TsxEvent>,
-) {
+);
+
+/// A phone on TLS that trusts `roots`, as `name` names the PBX.
+async fn phone(roots: &[u8], name: &str) -> Phone {
+    phone_with(roots, name, None).await
+}
+
+/// [`phone`] showing a client certificate `(PEM chain, PEM key)`; its requests time out
+/// after 64 × 50 ms.
+async fn phone_with(roots: &[u8], name: &str, identity: Option<(&[u8], &[u8])>) -> Phone {
     Endpoint::start(
         TransportConfig {
-            tls_client: Some(TlsSettings::client(roots, name).unwrap()),
+            tls_client: Some(TlsSettings::client_with(roots, name, identity).unwrap()),
             udp: Some("127.0.0.1:0".parse().unwrap()),
             ..Default::default()
         },
-        TimerConfig::default(),
+        TimerConfig {
+            t1: Duration::from_millis(50),
+            ..TimerConfig::default()
+        },
     )
     .await
     .unwrap()
+}
+
+/// Registers 201 over TLS at `to`, answering the challenge; the final status.
+async fn register_201(phone: &mut Phone, to: std::net::SocketAddr) -> u16 {
+    let (ep, events) = phone;
+    let peer = Peer::new(TransportKind::Tls, to);
+    let first = register(ep, to);
+    ep.send_request(first.clone(), peer).unwrap();
+    let challenge = final_status(events).await;
+    if challenge.status != 401 {
+        return challenge.status;
+    }
+    let mut again = first;
+    assert!(DigestClient::new("u201", "Pw-201-secret").authorize(&mut again, &challenge));
+    again.headers.remove(&Name::CSEQ);
+    again.headers.insert(Name::CSEQ, "2 REGISTER");
+    again.headers.remove(&Name::VIA);
+    let local = ep.local_addr(TransportKind::Udp).unwrap();
+    again.headers.insert(
+        Name::VIA,
+        build::via_value(TransportKind::Tls, local, &build::new_branch()),
+    );
+    ep.send_request(again, peer).unwrap();
+    final_status(events).await.status
 }
 
 fn register(ep: &Endpoint, to: std::net::SocketAddr) -> sip::Request {
@@ -71,19 +105,7 @@ fn register(ep: &Endpoint, to: std::net::SocketAddr) -> sip::Request {
 async fn a_phone_trusting_the_office_ca_registers_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("office.db");
-    support::cli(
-        &db,
-        &[
-            "station",
-            "add",
-            "--number",
-            "201",
-            "--user-id",
-            "u201",
-            "--password",
-            "Pw-201-secret",
-        ],
-    );
+    support::add_station(&db, "201");
     let (sip, tls) = (support::free_port(), support::free_port());
     let tls_addr: std::net::SocketAddr = format!("127.0.0.1:{tls}").parse().unwrap();
     let _pbx = e2e::process::Kill(support::serve(&db, sip, &["--tls", &tls_addr.to_string()]));
@@ -91,23 +113,8 @@ async fn a_phone_trusting_the_office_ca_registers_over_tls() {
     let to = Peer::new(TransportKind::Tls, tls_addr);
 
     // Trusting ca.pem alone, by the PBX's address: 401, then 200 with the digest.
-    let (ep, mut events) = phone(&ca, "127.0.0.1").await;
-    let first = register(&ep, tls_addr);
-    ep.send_request(first.clone(), to).unwrap();
-    let challenge = final_status(&mut events).await;
-    assert_eq!(challenge.status, 401);
-    let mut again = first;
-    assert!(DigestClient::new("u201", "Pw-201-secret").authorize(&mut again, &challenge));
-    again.headers.remove(&Name::CSEQ);
-    again.headers.insert(Name::CSEQ, "2 REGISTER");
-    again.headers.remove(&Name::VIA);
-    let local = ep.local_addr(TransportKind::Udp).unwrap();
-    again.headers.insert(
-        Name::VIA,
-        build::via_value(TransportKind::Tls, local, &build::new_branch()),
-    );
-    ep.send_request(again, to).unwrap();
-    assert_eq!(final_status(&mut events).await.status, 200);
+    let mut ours = phone(&ca, "127.0.0.1").await;
+    assert_eq!(register_201(&mut ours, tls_addr).await, 200);
     let status = String::from_utf8(support::cli(&db, &["status", "--json"]).stdout).unwrap();
     assert!(status.contains("\"registered\":true"), "{status}");
 
@@ -136,81 +143,142 @@ async fn a_phone_trusting_the_office_ca_registers_over_tls() {
     );
 }
 
-/// A real phone over TLS: baresip trusting only the office's `ca.pem` registers on the TLS
-/// port and calls a baresip on UDP through the relay; each hears the other.
+/// Must-show 4: with `tls.mutual`, a phone without a client certificate cannot connect, nor
+/// (with `tls.verify_client=known`, the default) one whose certificate comes from another
+/// CA; a certificate the office CA issued (`pbx-lite tls client-cert`) registers. Both
+/// refusals are in the access log. With `verify_client=any` the other CA's is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_takes_only_the_client_certificates_it_should() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("office.db");
+    support::add_station(&db, "201");
+    support::cli(&db, &["settings", "set", "tls.mutual", "yes"]);
+    let (sip, tls) = (support::free_port(), support::free_port());
+    let tls_addr: std::net::SocketAddr = format!("127.0.0.1:{tls}").parse().unwrap();
+    let serve = || e2e::process::Kill(support::serve(&db, sip, &["--tls", &tls_addr.to_string()]));
+    let pbx = serve();
+    let ca = std::fs::read(dir.path().join("office.db.tls/ca.pem")).unwrap();
+    let issued = support::cli(
+        &db,
+        &[
+            "tls",
+            "client-cert",
+            "201",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    assert!(issued.status.success(), "{issued:?}");
+    let (cert, key) = (
+        std::fs::read(dir.path().join("201.pem")).unwrap(),
+        std::fs::read(dir.path().join("201.key")).unwrap(),
+    );
+    let foreign = rcgen::generate_simple_self_signed(vec!["phone.elsewhere".into()]).unwrap();
+    let (foreign_cert, foreign_key) = (
+        foreign.cert.pem().into_bytes(),
+        foreign.key_pair.serialize_pem().into_bytes(),
+    );
+
+    let mut bare = phone(&ca, "127.0.0.1").await;
+    let status = register_201(&mut bare, tls_addr).await;
+    assert!(status == 408 || status == 503, "no certificate: {status}");
+    let mut stranger = phone_with(&ca, "127.0.0.1", Some((&foreign_cert, &foreign_key))).await;
+    let status = register_201(&mut stranger, tls_addr).await;
+    assert!(
+        status == 408 || status == 503,
+        "another CA's certificate: {status}"
+    );
+    let mut known = phone_with(&ca, "127.0.0.1", Some((&cert, &key))).await;
+    assert_eq!(register_201(&mut known, tls_addr).await, 200);
+    let log = || String::from_utf8(support::cli(&db, &["access-log"]).stdout).unwrap();
+    support::office::wait_for(
+        "both refusals in the access log",
+        Duration::from_secs(5),
+        || log().matches("TLS handshake failed").count() >= 2,
+    );
+    let log = log();
+    assert!(
+        log.contains("NoCertificatesPresented") || log.contains("no certificate"),
+        "{log}"
+    );
+    assert!(log.contains("UnknownIssuer"), "{log}");
+
+    // "Validate Any TLS Certificate": the other CA's certificate is taken.
+    drop(pbx);
+    support::cli(&db, &["settings", "set", "tls.verify_client", "any"]);
+    let _pbx = serve();
+    let mut stranger = phone_with(&ca, "127.0.0.1", Some((&foreign_cert, &foreign_key))).await;
+    assert_eq!(register_201(&mut stranger, tls_addr).await, 200);
+}
+
+/// Must-show 1: a real phone on TLS with SRTP mandatory (baresip trusting only the office's
+/// `ca.pem`, `mediaenc=srtp-mand`) calls a baresip on plain UDP/RTP; the relay decrypts one
+/// leg and encrypts the other, and each phone hears the other.
 #[test]
-fn baresip_over_tls_calls_a_phone_on_udp() {
+fn an_srtp_phone_on_tls_calls_a_plain_phone_on_udp() {
     if support::skip() {
         return;
     }
-    use e2e::audio::{heard_in_order, samples_so_far, timeline, tone};
-    use e2e::baresip::Baresip;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("office.db");
-    for n in ["201", "202"] {
-        support::cli(
-            &db,
-            &[
-                "station",
-                "add",
-                "--number",
-                n,
-                "--user-id",
-                &format!("u{n}"),
-                "--password",
-                &format!("Pw-{n}-secret"),
-            ],
-        );
+    let o = Office::start_secure(
+        "never",
+        &[("201", 440.0, "auto"), ("202", 600.0, "auto")],
+        &["201"],
+    );
+    o.phone("201").send("/dial 202");
+    o.phone("201").wait_heard(&[600.0]);
+    o.phone("202").wait_heard(&[440.0]);
+    assert!(
+        o.pbx_log().contains("201 (SRTP) connected to 202 (RTP)"),
+        "{}",
+        o.pbx_log()
+    );
+    o.hang_up("201");
+}
+
+/// Must-show 1: two SRTP phones on TLS; hold and resume, then a blind transfer to a third
+/// (201 hangs up while 203 rings), keep two-way audio — the PBX keys each leg itself and
+/// keeps the keys across the re-INVITEs.
+#[test]
+fn srtp_phones_keep_audio_through_hold_and_a_blind_transfer() {
+    if support::skip() {
+        return;
     }
-    support::cli(&db, &["settings", "set", "media.relay", "always"]);
-    let (sip, tls) = (support::free_port(), support::free_port());
-    let _pbx = e2e::process::Kill(support::serve(
-        &db,
-        sip,
-        &["--tls", &format!("127.0.0.1:{tls}")],
-    ));
-    let ca = dir.path().join("office.db.tls/ca.pem");
-    let (wav_a, wav_b) = (dir.path().join("440.wav"), dir.path().join("600.wav"));
-    tone(&wav_a, 440.0);
-    tone(&wav_b, 600.0);
-    let a = Baresip::start_full(
-        &wav_a,
-        |_| format!("<sip:201@127.0.0.1:{tls};transport=tls>;auth_user=u201;auth_pass=Pw-201-secret;answermode=auto;audio_codecs=PCMU;regint=600"),
-        &format!("sip_cafile {}\n", ca.display()),
-    )
-    .unwrap();
-    let b = Baresip::start_with(&wav_b, |_| {
-        format!("<sip:202@127.0.0.1:{sip}>;auth_user=u202;auth_pass=Pw-202-secret;answermode=auto;audio_codecs=PCMU;regint=600")
-    })
-    .unwrap();
-    let registered = || {
-        let v: serde_json::Value =
-            serde_json::from_slice(&support::cli(&db, &["status", "--json"]).stdout).unwrap();
-        v.as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["registered"] == true)
-    };
-    support::office::wait_for("both registered", Duration::from_secs(15), registered);
-    a.command("/dial 202\n").unwrap();
-    let heard = |p: &Baresip| {
-        p.latest_decoded()
-            .map(|f| samples_so_far(&f))
-            .unwrap_or_default()
-    };
-    support::office::wait_for("two-way audio", Duration::from_secs(20), || {
-        heard_in_order(&heard(&a), &[600.0]) && heard_in_order(&heard(&b), &[440.0])
-    });
-    a.command("/hangup\n").unwrap();
-    let (ha, hb) = (heard(&a), heard(&b));
-    assert!(
-        heard_in_order(&ha, &[600.0]),
-        "201 (TLS) heard {:?}",
-        timeline(&ha)
+    let o = Office::start_secure(
+        "never",
+        &[
+            ("201", 440.0, "auto"),
+            ("202", 600.0, "auto"),
+            ("203", 1000.0, "manual"),
+        ],
+        &["201", "202", "203"],
     );
-    assert!(
-        heard_in_order(&hb, &[440.0]),
-        "202 (UDP) heard {:?}",
-        timeline(&hb)
+    o.phone("201").send("/dial 202");
+    o.phone("202").wait_heard(&[440.0]);
+    o.phone("201").wait_heard(&[600.0]);
+    assert!(o.pbx_log().contains("201 (SRTP) connected to 202 (SRTP)"));
+    o.phone("201").send("/hold");
+    o.phone("202").wait_heard(&[440.0, MUSIC]);
+    o.phone("201").send("/resume");
+    o.phone("202").wait_heard(&[440.0, MUSIC, 440.0]);
+    // 201 hears 202 again (the same tone as before the hold: its last second tells).
+    wait_for(
+        "201 to hear 202 after resuming",
+        Duration::from_secs(10),
+        || {
+            let heard = o.phone("201").recordings().pop().unwrap_or_default();
+            shares_at_end(&heard, 1, &[600.0])[0] > 0.5
+        },
     );
+    o.phone("201").send("/hold");
+    o.phone("201").send("/dial 203");
+    o.wait_log("203", "Incoming call", 1);
+    o.phone("201").send("/hangup"); // while 203 rings: a blind transfer
+    o.wait_log("201", "terminated", 1);
+    o.phone("203").send("/accept");
+    o.wait_log("203", "Call established", 1);
+    o.phone("203").wait_heard(&[600.0]);
+    o.phone("202").wait_heard(&[440.0, MUSIC, 440.0, 1000.0]);
+    let log = o.pbx_log();
+    assert!(log.contains("202 (SRTP) connected to 203 (SRTP)"), "{log}");
+    o.hang_up("202");
 }

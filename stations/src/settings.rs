@@ -257,6 +257,30 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "PEM private key of tls.certificate (set both or neither)",
     ),
     (
+        "tls.mutual",
+        "no",
+        Kind::OneOf(&["yes", "no"]),
+        "SIP Mutual TLS: a phone must show a client certificate to connect on the TLS port",
+    ),
+    (
+        "tls.verify_client",
+        "known",
+        Kind::OneOf(&["known", "any"]),
+        "with tls.mutual: known = the certificate must come from the office CA or tls.client_ca; any = any certificate (Validate Any TLS Certificate)",
+    ),
+    (
+        "tls.client_ca",
+        "",
+        Kind::Path,
+        "PEM roots besides the office CA that phones' client certificates may come from",
+    ),
+    (
+        "srtp.plain_signalling",
+        "no",
+        Kind::OneOf(&["yes", "no"]),
+        "send SRTP keys (a=crypto) to phones on plain UDP/TCP SIP too; no = only over TLS, where nobody on the way can read them",
+    ),
+    (
         "hold.music",
         "",
         Kind::Path,

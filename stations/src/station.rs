@@ -132,6 +132,9 @@ pub struct Station {
     /// A second call rings this station while it is in a call (off by default, as in
     /// OfficeServ), instead of getting busy.
     pub call_waiting: bool,
+    /// SRTP for this station's calls (OfficeServ "sRTP"): `off`, `optional` (the phone's
+    /// offer decides) or `mandatory` (a call without it is refused).
+    pub srtp: String,
 }
 
 /// Field names, in CSV/export order. The first six are the required CSV header.
@@ -153,6 +156,7 @@ pub const FIELDS: &[&str] = &[
     "nat_check",
     "use_whitelist",
     "call_waiting",
+    "srtp",
 ];
 
 /// Passwords no office should use, whatever their length.
@@ -258,6 +262,7 @@ impl Station {
             nat_check: "ip".into(),
             use_whitelist: true,
             call_waiting: false,
+            srtp: "optional".into(),
         }
     }
 
@@ -336,6 +341,7 @@ impl Station {
             "nat_check" => self.nat_check = one_of("nat_check", v, &["ip", "ip-port"])?,
             "use_whitelist" => self.use_whitelist = yes_no("use_whitelist", v)?,
             "call_waiting" => self.call_waiting = yes_no("call_waiting", v)?,
+            "srtp" => self.srtp = one_of("srtp", v, &["off", "optional", "mandatory"])?,
             other => {
                 return Err(StationError::invalid(
                     "field",
@@ -368,6 +374,7 @@ impl Station {
             "nat_check" => self.nat_check.clone(),
             "use_whitelist" => if self.use_whitelist { "yes" } else { "no" }.into(),
             "call_waiting" => if self.call_waiting { "yes" } else { "no" }.into(),
+            "srtp" => self.srtp.clone(),
             _ => String::new(),
         }
     }
@@ -442,6 +449,7 @@ mod tests {
             ("nat_check", "ip-port"),
             ("use_whitelist", "no"),
             ("call_waiting", "yes"),
+            ("srtp", "Mandatory"),
         ] {
             s.set(f, v).unwrap();
         }

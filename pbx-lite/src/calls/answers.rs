@@ -136,6 +136,16 @@ impl Calls {
                 c.answer(&ep, body);
             }
         }
+        if let (Some(a), Some(b)) = (self.legs.get(&from), self.legs.get(&id)) {
+            let srtp = |l: &Leg| if l.encrypted() { "SRTP" } else { "RTP" };
+            tracing::info!(
+                "{} ({}) connected to {} ({})",
+                a.station,
+                srtp(a),
+                b.station,
+                srtp(b)
+            );
+        }
         let stale = self.legs.get(&from).map(|c| c.station.clone());
         if let Some(owner) = stale {
             self.close_stale_owner_legs(&owner, from);

@@ -133,6 +133,15 @@ impl Calls {
             let _ = o;
             return self.pass_on(id, key, request);
         }
+        if !request.body.is_empty()
+            && let crate::srtp::Verdict::Refuse(why) = leg.srtp.on_offer(&request.body)
+        {
+            tracing::info!("{}'s re-INVITE: 488, {why}", leg.station);
+            let _ = self
+                .ep
+                .send_response(&key, &request.make_response(488, "Not Acceptable Here"));
+            return;
+        }
         if leg.media.is_none() {
             let Some(port) = self.open_port().await else {
                 let _ = self.ep.send_response(

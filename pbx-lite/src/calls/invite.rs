@@ -31,7 +31,7 @@ impl Calls {
         }
         let id = self.new_leg_id();
         let at = (peer, self.here(&peer));
-        let leg = Leg::answering(
+        let mut leg = Leg::answering(
             id,
             &caller,
             at,
@@ -40,6 +40,13 @@ impl Calls {
             &tag,
             self.clock.now,
         );
+        leg.srtp = self.srtp_policy(&caller, &peer);
+        if !request.body.is_empty()
+            && let srtp::Verdict::Refuse(why) = leg.srtp.on_offer(&request.body)
+        {
+            tracing::info!("{caller} calling {callee}: 488, {why}");
+            return self.reply(&key, &request, 488, "Not Acceptable Here", &tag);
+        }
         if self.db().get(&callee).is_err() {
             return self.dial_code(leg, &caller, &callee, peer).await;
         }
@@ -100,8 +107,7 @@ impl Calls {
         let Some((binding, b_peer)) = self.reach(station) else {
             return self.reply_to_invite(&leg, 480, "Temporarily Unavailable");
         };
-        let body = leg.invite.body.clone();
-        if !body.is_empty() && self.relay_wanted(&body, &leg.peer, &b_peer) {
+        if !leg.remote_sdp.is_empty() && self.relay_wanted(&leg, station, &b_peer) {
             match self.open_port().await {
                 Some(p) => leg.anchor_with(p),
                 None => {
@@ -213,6 +219,7 @@ impl Calls {
         };
         let id = self.new_leg_id();
         let mut leg = Leg::calling(id, callee, (peer, here), invite, from, self.clock.now);
+        leg.srtp = self.srtp_policy(callee, &peer);
         match port {
             Some(p) => {
                 leg.anchor_with(p);

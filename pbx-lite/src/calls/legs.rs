@@ -4,6 +4,8 @@
 use crate::address::Advertised;
 use crate::relay::{MediaPort, Remote};
 use crate::sdp::{self, Direction};
+use crate::srtp::{LegKeys, Policy, Verdict};
+use media::srtp::Crypto;
 use sip::dialog::{Dialog, DialogId};
 use sip::endpoint::Endpoint;
 use sip::transaction::{Peer, TsxKey};
@@ -59,6 +61,13 @@ pub(crate) struct Leg {
     pub(crate) media: Option<MediaPort>,
     /// The law (0 or 8) agreed with the phone, once the PBX answered or was answered.
     law: Option<u8>,
+    /// What decides this leg's SRTP, the PBX's keys for it, and the keys in force
+    /// `(the PBX's, the phone's)` once agreed.
+    pub(crate) srtp: Policy,
+    keys: LegKeys,
+    srtp_keys: Option<(Crypto, Crypto)>,
+    /// The PBX made the last offer: the phone's next SDP is its answer.
+    awaiting_answer: bool,
     sdp_session: u64,
     sdp_version: u64,
     pub(crate) partner: Partner,
@@ -101,6 +110,10 @@ impl Leg {
             held_since: None,
             media: None,
             law: None,
+            srtp: Policy::default(),
+            keys: LegKeys::default(),
+            srtp_keys: None,
+            awaiting_answer: false,
             sdp_session: rand::random::<u32>().into(),
             sdp_version: 0,
             partner: Partner::None,
@@ -157,14 +170,27 @@ impl Leg {
         }
     }
 
-    /// The phone's SDP changed: its media address, and the law it sends.
+    /// The phone's SDP changed: its media address, and the law it sends; when it answers
+    /// an offer of the PBX's, the SRTP keys it accepted.
     pub(crate) fn set_remote(&mut self, body: Vec<u8>, now: Instant) {
         self.set_holds(sdp::is_hold(&body), now);
+        if std::mem::take(&mut self.awaiting_answer) && self.media.is_some() {
+            self.srtp_keys = self.keys.accepted(&body);
+            if self.srtp_keys.is_none() && self.srtp.offers() == Some(true) {
+                tracing::warn!("{} answered an RTP/SAVP offer without SRTP", self.station);
+            }
+        }
         self.remote_sdp = body;
         self.point_media();
     }
 
-    /// Points the relay port (if any) at what the phone's SDP says.
+    /// Is the leg's media encrypted (SRTP agreed)?
+    pub(crate) fn encrypted(&self) -> bool {
+        self.srtp_keys.is_some()
+    }
+
+    /// Points the relay port (if any) at what the phone's SDP says, with the SRTP keys
+    /// agreed.
     fn point_media(&self) {
         let mut r = self.remote_of(&self.remote_sdp);
         if let Some(law) = self.law {
@@ -172,6 +198,13 @@ impl Leg {
         }
         if let Some(m) = &self.media {
             m.set_remote(r);
+            self.key_port(m);
+        }
+    }
+
+    fn key_port(&self, port: &MediaPort) {
+        if let Err(e) = port.set_srtp(self.srtp_keys.clone()) {
+            tracing::warn!("SRTP for {}: {e}", self.station);
         }
     }
 
@@ -195,7 +228,7 @@ impl Leg {
 
     /// The PBX's next SDP for this anchored phone: an answer to `offer`, or an offer.
     pub(crate) fn our_sdp(&mut self, direction: Direction, offer: Option<&[u8]>) -> Vec<u8> {
-        let Some(port) = &self.media else {
+        let Some(port) = self.media.as_ref().map(MediaPort::port) else {
             return Vec::new();
         };
         self.sdp_version += 1;
@@ -206,20 +239,47 @@ impl Leg {
                 _ => sdp::g711(o),
             }
         });
+        let sdes = match offer {
+            // An offer the policy refuses was answered 488 before this.
+            Some(o) => match self.srtp.on_offer(o) {
+                Verdict::Srtp { theirs, savp } => {
+                    let ours = self.keys.answer(&theirs);
+                    self.srtp_keys = Some((ours.clone(), theirs));
+                    (savp, vec![ours])
+                }
+                Verdict::Plain | Verdict::Refuse(_) => {
+                    self.srtp_keys = None;
+                    (false, Vec::new())
+                }
+            },
+            None => {
+                self.awaiting_answer = true;
+                match self.srtp.offers() {
+                    Some(savp) => (savp, self.keys.offer()),
+                    None => (false, Vec::new()),
+                }
+            }
+        };
         if let Some(l) = law {
             self.law = Some(l);
             let mut r = self.remote_of(offer.unwrap_or_default());
             r.pt = l;
-            port.set_remote(r);
+            if let Some(m) = &self.media {
+                m.set_remote(r);
+            }
+        }
+        if let Some(m) = &self.media {
+            self.key_port(m);
         }
         let event = offer.map_or(Some(101), sdp::event_payload);
         sdp::ours(
             self.here.media,
-            port.port(),
+            port,
             (self.sdp_session, self.sdp_version),
             direction,
             law,
             event,
+            (sdes.0, &sdes.1),
         )
     }
 

@@ -27,11 +27,12 @@ use crate::nat::{self, NatCheck};
 use crate::registrar::Registrar;
 use crate::relay::{MediaPort, PortRange, Room};
 use crate::sdp::{self, Direction};
+use crate::srtp;
 pub(crate) use legs::{Leg, LegId, Partner};
 use route::Route;
 pub(crate) use saved::SavedDialog;
 use sip::endpoint::Endpoint;
-use sip::transaction::{Peer, TsxKey};
+use sip::transaction::{Peer, TransportKind, TsxKey};
 use sip::types::Name;
 use sip::{Method, Request, Response, build};
 use stations::Db;
@@ -209,11 +210,19 @@ impl Calls {
         Some((b, peer))
     }
 
-    /// Anchor this call's media in the relay? `media.relay`: always, never, or auto —
-    /// direct only when the caller's media, the caller's own address and the callee's phone
-    /// are all on the private networks (a phone behind a NAT names a private address in its
-    /// SDP, but its packets come from the NAT's public one).
-    pub(crate) fn relay_wanted(&self, offer: &[u8], caller: &Peer, callee: &Peer) -> bool {
+    /// Anchor the media of the call from `leg` to `callee` (reached at `at`) in the relay?
+    /// Always when SRTP may be involved (the PBX keys each leg itself). Otherwise
+    /// `media.relay`: always, never, or auto — direct only when the caller's media, the
+    /// caller's own address and the callee's phone are all on the private networks (a phone
+    /// behind a NAT names a private address in its SDP, but its packets come from the NAT's
+    /// public one).
+    pub(crate) fn relay_wanted(&self, leg: &Leg, callee: &str, at: &Peer) -> bool {
+        let offer = &leg.remote_sdp;
+        if !matches!(leg.srtp.on_offer(offer), srtp::Verdict::Plain)
+            || self.srtp_policy(callee, at).may_encrypt()
+        {
+            return true;
+        }
         let mode = self.db().setting("media.relay").unwrap_or_default();
         let addressing = Addressing::from_db(&self.db());
         let inside = |ip| addressing.in_private_networks(ip);
@@ -222,9 +231,22 @@ impl Calls {
             "never" => false,
             _ => {
                 !(sdp::address(offer).is_some_and(|a| inside(a.ip()))
-                    && inside(caller.addr.ip())
-                    && inside(callee.addr.ip()))
+                    && inside(leg.peer.addr.ip())
+                    && inside(at.addr.ip()))
             }
+        }
+    }
+
+    /// What decides SRTP with `station`'s phone at `peer`: the station's `srtp`, and whether
+    /// keys may go to it (its signalling is TLS, or `srtp.plain_signalling` is yes).
+    pub(crate) fn srtp_policy(&self, station: &str, peer: &Peer) -> srtp::Policy {
+        let db = self.db();
+        srtp::Policy {
+            mode: db
+                .get(station)
+                .map_or(srtp::Mode::Optional, |s| srtp::Mode::parse(&s.srtp)),
+            keys_may_travel: peer.transport == TransportKind::Tls
+                || db.setting("srtp.plain_signalling").unwrap_or_default() == "yes",
         }
     }
 

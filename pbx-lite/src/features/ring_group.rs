@@ -20,11 +20,14 @@ impl Calls {
             .filter(|m| !self.db().station_state(m).is_ok_and(|st| st.dnd))
             .filter(|m| self.reach(m).is_some())
             .collect();
-        let Some(first) = candidates.first().and_then(|m| self.reach(m)) else {
+        let Some((first, at)) = candidates
+            .first()
+            .and_then(|m| Some((m.clone(), self.reach(m)?.1)))
+        else {
             self.reply_to_invite(&leg, 480, "Temporarily Unavailable");
             return Ok(());
         };
-        if !leg.remote_sdp.is_empty() && self.relay_wanted(&leg.remote_sdp, &leg.peer, &first.1) {
+        if !leg.remote_sdp.is_empty() && self.relay_wanted(&leg, &first, &at) {
             match self.open_port().await {
                 Some(p) => leg.anchor_with(p),
                 None => {

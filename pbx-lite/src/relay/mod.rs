@@ -8,6 +8,11 @@
 //! only a packet from an address the phone signalled (its SDP or its SIP source) is taken,
 //! and a port moves only for a packet of the same stream (SSRC); see [`Latch`]. Anything
 //! else sprayed at a port is dropped, so nobody else can take or inject a call's audio.
+//!
+//! A port keyed for SRTP ([`MediaPort::set_srtp`]) decrypts what its phone sends before
+//! anything else (a packet with a wrong tag is dropped and counted) and encrypts what goes
+//! to its phone; each phone has its own keys with the PBX, so an SRTP phone can talk to a
+//! plain-RTP one, and no phone's key ever reaches another.
 
 mod room;
 
@@ -16,6 +21,7 @@ pub use room::Room;
 use media::dtmf::EventReceiver;
 use media::g711::{Law, alaw_decode, alaw_encode, ulaw_decode, ulaw_encode};
 use media::rtp::RtpPacket;
+use media::srtp::{Crypto, SrtpSession};
 use sip::clock::Clock;
 use sip::transport::{DatagramSocket, MemNet};
 use std::net::{IpAddr, SocketAddr};
@@ -181,6 +187,10 @@ pub struct Shared {
     last_rtp: AtomicU64,
     /// Sequence and timestamp of what the PBX itself sends (players and rooms).
     out: Mutex<(u32, u16, u32)>,
+    /// SRTP with the phone: the keys (the PBX's, the phone's) and their session.
+    srtp: Mutex<Option<((Crypto, Crypto), SrtpSession)>>,
+    /// SRTP/SRTCP packets from the phone's address that failed authentication.
+    srtp_dropped: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -213,9 +223,53 @@ impl Shared {
         })
     }
 
+    /// Sends an RTP (or RTCP) packet to the phone, encrypted when the port is keyed.
+    fn send(&self, packet: &[u8], rtcp: bool) {
+        let Some(dest) = self.dest(rtcp) else { return };
+        let socket = if rtcp { &self.rtcp } else { &self.rtp };
+        match &mut *lock(&self.srtp) {
+            None => {
+                let _ = socket.try_send_to(packet, dest);
+            }
+            Some((_, session)) => {
+                let protected = if rtcp {
+                    session.protect_rtcp(packet)
+                } else {
+                    session.protect(packet)
+                };
+                if let Ok(p) = protected {
+                    let _ = socket.try_send_to(&p, dest);
+                }
+            }
+        }
+    }
+
+    /// What the phone sent, decrypted when the port is keyed; None for a packet that does
+    /// not authenticate (counted).
+    fn open<'a>(&self, packet: &'a mut [u8], rtcp: bool) -> Option<std::borrow::Cow<'a, [u8]>> {
+        let mut srtp = lock(&self.srtp);
+        let Some((_, session)) = &mut *srtp else {
+            return Some(std::borrow::Cow::Borrowed(packet));
+        };
+        let plain = if rtcp {
+            session.unprotect_rtcp(packet)
+        } else {
+            session.unprotect(packet)
+        };
+        match plain {
+            Ok(p) => Some(std::borrow::Cow::Owned(p)),
+            Err(_) => {
+                self.srtp_dropped.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
     /// Sends one frame of audio the PBX made (a player or a room) to the phone.
     fn send_pcm(&self, pcm: &[i16]) {
-        let Some(dest) = self.dest(false) else { return };
+        if self.dest(false).is_none() {
+            return;
+        }
         let law = if self.remote().pt == 8 {
             Law::A
         } else {
@@ -236,7 +290,7 @@ impl Shared {
                 ..Default::default()
             }
         };
-        let _ = self.rtp.try_send_to(&packet.to_bytes(), dest);
+        self.send(&packet.to_bytes(), false);
     }
 }
 
@@ -273,6 +327,8 @@ impl MediaPort {
             started: Clock::now().now,
             last_rtp: AtomicU64::new(0),
             out: Mutex::new((rand::random(), rand::random(), rand::random())),
+            srtp: Mutex::new(None),
+            srtp_dropped: AtomicU64::new(0),
         });
         let (route, rx) = watch::channel(Route::Drop);
         let task = tokio::spawn(receive(shared.clone(), rx));
@@ -307,6 +363,34 @@ impl MediaPort {
             *lock(&self.shared.latched) = [Latch::default(); 2];
         }
         *remote = r;
+    }
+
+    /// SRTP with the phone: `(the PBX's keys, the phone's)`, or None for plain RTP. The
+    /// same keys again keep the session (and its rollover counters): a re-INVITE that keeps
+    /// the keys keeps the audio.
+    pub fn set_srtp(&self, keys: Option<(Crypto, Crypto)>) -> Result<(), media::srtp::SrtpError> {
+        let mut srtp = lock(&self.shared.srtp);
+        if srtp.as_ref().map(|(k, _)| k) == keys.as_ref() {
+            return Ok(());
+        }
+        *srtp = match keys {
+            Some((ours, theirs)) => {
+                let session = SrtpSession::new(&ours, &theirs)?;
+                Some(((ours, theirs), session))
+            }
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// Is the port keyed for SRTP?
+    pub fn encrypted(&self) -> bool {
+        lock(&self.shared.srtp).is_some()
+    }
+
+    /// How many SRTP/SRTCP packets from the phone failed authentication and were dropped.
+    pub fn srtp_dropped(&self) -> u64 {
+        self.shared.srtp_dropped.load(Ordering::Relaxed)
     }
 
     /// How long the phone has sent no RTP (counted from the port's opening until its first).
@@ -415,21 +499,21 @@ async fn receive(shared: Arc<Shared>, route: watch::Receiver<Route>) {
                 Ordering::Relaxed,
             );
         }
-        let packet = &mut bufs[usize::from(rtcp)][..n];
+        let Some(mut packet) = shared.open(&mut bufs[usize::from(rtcp)][..n], rtcp) else {
+            continue; // a wrong SRTP tag, or a replay
+        };
         match &*route.borrow() {
             Route::Drop => {}
             Route::Forward(other) => {
-                let Some(dest) = other.dest(rtcp) else {
-                    continue;
-                };
                 if rtcp {
                     // No phone's address (in its CNAME) reaches the other side.
-                    media::rtp::hide_cnames(packet);
-                    let _ = other.rtcp.try_send_to(packet, dest);
+                    media::rtp::hide_cnames(packet.to_mut());
+                    other.send(&packet, true);
                     continue;
                 }
                 let (mine, theirs) = (shared.remote(), other.remote());
                 if packet.len() > 12 {
+                    let packet = packet.to_mut();
                     let pt = packet[1] & 0x7F;
                     match (pt, theirs.pt) {
                         (0, 8) => convert(packet, true),
@@ -442,13 +526,13 @@ async fn receive(shared: Arc<Shared>, route: watch::Receiver<Route>) {
                         packet[1] = (packet[1] & 0x80) | t;
                     }
                 }
-                let _ = other.rtp.try_send_to(packet, dest);
+                other.send(&packet, false);
             }
             Route::Feed(tx) => {
                 if rtcp {
                     continue;
                 }
-                let Ok(p) = RtpPacket::parse(packet) else {
+                let Ok(p) = RtpPacket::parse(&packet) else {
                     continue;
                 };
                 let heard = if Some(p.payload_type) == shared.remote().event_pt {

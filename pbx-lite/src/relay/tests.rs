@@ -206,3 +206,70 @@ async fn a_member_sending_too_fast_is_still_heard() {
     }
     assert!(loudest > 2500, "b heard {loudest}");
 }
+
+/// Must-show 5 of issue #17, and the relay's half of the SRTP work: phone A on SRTP, phone
+/// B on plain RTP. Each hears the other across the 16-bit sequence wrap (the rollover
+/// counter), the same keys given again (a re-INVITE) keep the session, and a packet with a
+/// wrong tag or a replay is dropped and counted, never forwarded.
+#[tokio::test]
+async fn an_srtp_leg_talks_to_a_plain_leg_across_the_sequence_wrap() {
+    use media::srtp::Suite;
+    let range = PortRange::new(41600, 41700);
+    let ip: IpAddr = "127.0.0.1".parse().unwrap();
+    let (mut a, mut b) = (
+        MediaPort::open(&range, ip).await.unwrap(),
+        MediaPort::open(&range, ip).await.unwrap(),
+    );
+    let ((pa, ra), (pb, rb)) = (phone().await, phone().await);
+    a.set_remote(ra);
+    b.set_remote(rb);
+    let (pbx_key, phone_key) = (
+        Crypto::generate(1, Suite::AesCm128HmacSha1_80),
+        Crypto::generate(1, Suite::AesCm128HmacSha1_80),
+    );
+    a.set_srtp(Some((pbx_key.clone(), phone_key.clone())))
+        .unwrap();
+    assert!(a.encrypted() && !b.encrypted());
+    let mut phone_a = SrtpSession::new(&phone_key, &pbx_key).unwrap();
+    bridge(&mut a, &mut b);
+    let mut last_good = Vec::new();
+    for (i, seq) in (65530..=65535).chain(0..10u16).enumerate() {
+        let level = 100 * (i as i16 + 1);
+        let wire = phone_a.protect(&voice(level, 0, seq)).unwrap();
+        pa.send_to(&wire, (ip, a.port())).await.unwrap();
+        let got = recv(&pb).await;
+        assert_eq!(got.seq, seq, "B gets A's packet in the clear");
+        assert!((ulaw_decode(got.payload[0]) - level).abs() <= level / 16 + 8);
+        pb.send_to(&voice(level, 0, seq), (ip, b.port()))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        let n = tokio::time::timeout(Duration::from_secs(2), pa.recv(&mut buf))
+            .await
+            .expect("A gets B's packet")
+            .unwrap();
+        assert_ne!(&buf[12..n - 10], &voice(level, 0, seq)[12..], "encrypted");
+        let plain = RtpPacket::parse(&phone_a.unprotect(&buf[..n]).unwrap()).unwrap();
+        assert_eq!(plain.seq, seq);
+        if seq == 2 {
+            // A re-INVITE that keeps the keys: the session (and its rollover) goes on.
+            a.set_srtp(Some((pbx_key.clone(), phone_key.clone())))
+                .unwrap();
+        }
+        last_good = wire;
+    }
+    // A forged tag, and a replay of the last packet: dropped and counted.
+    let mut forged = phone_a.protect(&voice(5000, 0, 10)).unwrap();
+    let end = forged.len() - 1;
+    forged[end] ^= 0x01;
+    pa.send_to(&forged, (ip, a.port())).await.unwrap();
+    pa.send_to(&last_good, (ip, a.port())).await.unwrap();
+    let good = phone_a.protect(&voice(3000, 0, 11)).unwrap();
+    pa.send_to(&good, (ip, a.port())).await.unwrap();
+    assert_eq!(
+        recv(&pb).await.seq,
+        11,
+        "only the good packet comes through"
+    );
+    assert_eq!(a.srtp_dropped(), 2);
+}

@@ -26,6 +26,24 @@ pub(crate) fn cli(db: &std::path::Path, args: &[&str]) -> std::process::Output {
 }
 
 /// Where [`serve`] writes what the PBX logs (every run appends).
+/// Adds station `number` with user ID `u<number>` and password `Pw-<number>-secret`.
+pub(crate) fn add_station(db: &std::path::Path, number: &str) {
+    let out = cli(
+        db,
+        &[
+            "station",
+            "add",
+            "--number",
+            number,
+            "--user-id",
+            &format!("u{number}"),
+            "--password",
+            &format!("Pw-{number}-secret"),
+        ],
+    );
+    assert!(out.status.success(), "station add {number}: {out:?}");
+}
+
 pub(crate) fn log_of(db: &std::path::Path) -> std::path::PathBuf {
     db.with_extension("log")
 }

@@ -81,6 +81,8 @@ pub(crate) fn shares_at_end(samples: &[i16], seconds: usize, freqs: &[f32]) -> V
 pub(crate) struct Office {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) port: u16,
+    /// The SIP over TLS port.
+    pub(crate) tls: u16,
     pub(crate) rtp_lo: u16,
     pbx: Option<Kill>,
     pub(crate) phones: Vec<Phone>,
@@ -104,10 +106,11 @@ impl Office {
 
     fn start_pbx(&mut self) {
         let rtp = format!("{}-{}", self.rtp_lo, self.rtp_lo + 39);
+        let tls = format!("127.0.0.1:{}", self.tls);
         self.pbx = Some(Kill(super::serve(
             &self.db(),
             self.port,
-            &["--rtp-ports", &rtp],
+            &["--rtp-ports", &rtp, "--tls", &tls],
         )));
     }
 
@@ -124,26 +127,31 @@ impl Office {
 
     /// Stations `(number, tone Hz, answer mode)` with a baresip each, `media.relay = relay`.
     pub(crate) fn start(relay: &str, stations: &[(&str, f32, &str)]) -> Office {
+        Office::start_secure(relay, stations, &[])
+    }
+
+    /// [`Office::start`], the stations in `secure` with `srtp=mandatory` and their baresip
+    /// on TLS (trusting only the office's `ca.pem`) with SRTP mandatory.
+    pub(crate) fn start_secure(
+        relay: &str,
+        stations: &[(&str, f32, &str)],
+        secure: &[&str],
+    ) -> Office {
         let dir = tempfile::tempdir().unwrap();
         let port = super::free_port();
         let mut o = Office {
             rtp_lo: 30000 + (port % 500) * 40,
             dir,
             port,
+            tls: super::free_port(),
             pbx: None,
             phones: Vec::new(),
         };
         for (n, _, _) in stations {
-            o.cli(&[
-                "station",
-                "add",
-                "--number",
-                n,
-                "--user-id",
-                &format!("u{n}"),
-                "--password",
-                &format!("Pw-{n}-secret"),
-            ]);
+            super::add_station(&o.db(), n);
+        }
+        for n in secure {
+            o.cli(&["station", "set", n, "srtp=mandatory"]);
         }
         o.set("media.relay", relay);
         // Timer F (64 × T1) is how long a probe of a vanished phone takes to fail.
@@ -156,10 +164,24 @@ impl Office {
             let wav = o.dir.path().join(format!("tone{n}.wav"));
             tone(&wav, *freq);
             let (number, answer) = (n.to_string(), answer.to_string());
-            let b = Baresip::start_with(&wav, move |_| {
-                let n = &number;
-                format!("\"Station {n}\" <sip:{n}@127.0.0.1:{port}>;auth_user=u{n};auth_pass=Pw-{n}-secret;answermode={answer};audio_codecs=PCMU;regint=600")
-            })
+            let (at, params, extra) = if secure.contains(n) {
+                let ca = o.dir.path().join("office.db.tls/ca.pem");
+                (
+                    format!("127.0.0.1:{};transport=tls", o.tls),
+                    ";mediaenc=srtp-mand",
+                    format!("sip_cafile {}\n", ca.display()),
+                )
+            } else {
+                (format!("127.0.0.1:{port}"), "", String::new())
+            };
+            let b = Baresip::start_full(
+                &wav,
+                move |_| {
+                    let n = &number;
+                    format!("\"Station {n}\" <sip:{n}@{at}>;auth_user=u{n};auth_pass=Pw-{n}-secret;answermode={answer};audio_codecs=PCMU;regint=600{params}")
+                },
+                &extra,
+            )
             .unwrap();
             o.phones.push(Phone {
                 number: n.to_string(),

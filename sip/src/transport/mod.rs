@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 pub use datagram::{Datagram, DatagramSocket, MemNet, MemSocket};
-pub use stream::TlsSettings;
+pub use stream::{ClientCerts, TlsSettings};
 
 /// A message that arrived, and from where.
 #[derive(Debug)]
@@ -58,6 +58,9 @@ pub struct TransportConfig {
     /// time); TCP and TLS are not opened then.
     pub memory: Option<MemNet>,
 }
+
+/// Refused TLS handshakes kept until taken (a flood keeps only the newest).
+pub const REFUSALS_KEPT: usize = 256;
 
 /// Messages received and not yet taken by the endpoint.
 pub const INCOMING_QUEUE: usize = 4096;
@@ -99,6 +102,8 @@ pub struct Transport {
     rate: Option<Mutex<RateLimiter>>,
     /// Datagrams dropped because the queue was full.
     full: std::sync::atomic::AtomicU64,
+    /// TLS handshakes that failed or timed out, with why (the newest [`REFUSALS_KEPT`]).
+    tls_refused: Mutex<std::collections::VecDeque<(SocketAddr, String)>>,
     tls_client: Option<TlsSettings>,
     limits: StreamLimits,
 }
@@ -132,6 +137,7 @@ impl Transport {
             incoming: tx,
             rate: cfg.rate.map(|r| Mutex::new(RateLimiter::new(r))),
             full: Default::default(),
+            tls_refused: Default::default(),
             tls_client: cfg.tls_client,
             limits: cfg.limits,
         });
@@ -243,6 +249,24 @@ impl Transport {
             .and_then(|r| r.lock().ok().map(|r| r.dropped()))
             .unwrap_or(0);
         over + self.full.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The TLS handshakes refused since the last call: who, and why (a bad or missing
+    /// client certificate, plaintext on the TLS port, a handshake that never finished).
+    pub fn take_tls_refusals(&self) -> Vec<(SocketAddr, String)> {
+        self.tls_refused
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn tls_refused(&self, from: SocketAddr, why: String) {
+        if let Ok(mut q) = self.tls_refused.lock() {
+            if q.len() >= REFUSALS_KEPT {
+                q.pop_front();
+            }
+            q.push_back((from, why));
+        }
     }
 
     /// Number of open stream connections (for tests of connection reuse).

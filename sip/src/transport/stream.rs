@@ -31,19 +31,114 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
 }
 
+/// Which client certificates a TLS server asks for (mutual TLS; OfficeServ "SIP Mutual TLS
+/// Enable" and "SIP Validate Any TLS Certificate").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ClientCerts {
+    /// None asked for.
+    #[default]
+    None,
+    /// One is required; any is taken (the client still proves it holds its key).
+    Any,
+    /// One is required, and it must chain to one of these PEM roots.
+    Known(Vec<u8>),
+}
+
+fn roots(pem: &[u8]) -> io::Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        roots.add(cert.map_err(invalid)?).map_err(invalid)?;
+    }
+    Ok(roots)
+}
+
+/// A client verifier that takes any certificate, checking only the handshake signature
+/// made with its key ([`ClientCerts::Any`]).
+#[derive(Debug)]
+struct AnyClientCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 impl TlsSettings {
     /// A server identity from a PEM certificate chain and PEM private key.
     pub fn server(cert_chain_pem: &[u8], key_pem: &[u8]) -> io::Result<Self> {
+        Self::server_with(cert_chain_pem, key_pem, &ClientCerts::None)
+    }
+
+    /// [`TlsSettings::server`], asking clients for the certificates `clients` says. TLS 1.2
+    /// and 1.3 only, whatever the setting.
+    pub fn server_with(
+        cert_chain_pem: &[u8],
+        key_pem: &[u8],
+        clients: &ClientCerts,
+    ) -> io::Result<Self> {
         let certs = CertificateDer::pem_slice_iter(cert_chain_pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid)?;
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(invalid)?;
-        let config = ServerConfig::builder_with_provider(provider())
+        let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(invalid)?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
             .map_err(invalid)?;
+        let builder = match clients {
+            ClientCerts::None => builder.with_no_client_auth(),
+            ClientCerts::Any => {
+                builder.with_client_cert_verifier(Arc::new(AnyClientCert(provider())))
+            }
+            ClientCerts::Known(pem) => builder.with_client_cert_verifier(
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots(pem)?),
+                    provider(),
+                )
+                .build()
+                .map_err(invalid)?,
+            ),
+        };
+        let config = builder.with_single_cert(certs, key).map_err(invalid)?;
         Ok(TlsSettings {
             server: Some(Arc::new(config)),
             client: None,
@@ -52,15 +147,30 @@ impl TlsSettings {
 
     /// A client that trusts the PEM roots and expects the server to be `server_name`.
     pub fn client(roots_pem: &[u8], server_name: &str) -> io::Result<Self> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(roots_pem) {
-            roots.add(cert.map_err(invalid)?).map_err(invalid)?;
-        }
-        let config = ClientConfig::builder_with_provider(provider())
+        Self::client_with(roots_pem, server_name, None)
+    }
+
+    /// [`TlsSettings::client`] presenting a client certificate: `(PEM chain, PEM key)`.
+    pub fn client_with(
+        roots_pem: &[u8],
+        server_name: &str,
+        identity: Option<(&[u8], &[u8])>,
+    ) -> io::Result<Self> {
+        let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(invalid)?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots(roots_pem)?);
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some((chain, key)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_slice_iter(chain)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(invalid)?,
+                    PrivateKeyDer::from_pem_slice(key).map_err(invalid)?,
+                )
+                .map_err(invalid)?,
+        };
         let name = ServerName::try_from(server_name.to_string()).map_err(invalid)?;
         Ok(TlsSettings {
             server: None,
@@ -109,9 +219,16 @@ pub(super) async fn accept_loop(
                     start(tcp, Peer::new(TransportKind::Tcp, remote), transport);
                 }
                 Some(acceptor) => {
-                    let handshake = tokio::time::timeout(partial, acceptor.accept(tcp)).await;
-                    if let Ok(Ok(stream)) = handshake {
-                        start(stream, Peer::new(TransportKind::Tls, remote), transport);
+                    let why = match tokio::time::timeout(partial, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            start(stream, Peer::new(TransportKind::Tls, remote), transport);
+                            return;
+                        }
+                        Ok(Err(e)) => format!("TLS handshake failed: {e}"),
+                        Err(_) => "TLS handshake not finished in time".to_string(),
+                    };
+                    if let Some(t) = transport.upgrade() {
+                        t.tls_refused(remote, why);
                     }
                 }
             }

@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE access_log ADD COLUMN first_at INTEGER NOT NULL DEFAULT 0;
      UPDATE access_log SET first_at = at;
      CREATE INDEX access_log_key ON access_log (address, caller, reason, at);",
+    "ALTER TABLE stations ADD COLUMN srtp TEXT NOT NULL DEFAULT 'optional';",
 ];
 
 /// The open database and its sealing key.
