@@ -4,7 +4,8 @@
 //!
 //! ## Brief overview
 //! - [`rtp`]: RTP packets, sequence extension, RFC 3550 loss/jitter statistics and RTCP
-//!   reports; [`srtp`]: SRTP with SDES keys (webrtc-srtp).
+//!   reports; [`srtp`]: SRTP with SDES keys (webrtc-srtp); [`sdes`]: which legs are SRTP,
+//!   and with which keys (the PBX's and the softphone's one decision).
 //! - [`session`]: one call leg's media — codec, SRTP, jitter buffer, DTMF, statistics and
 //!   a MOS estimate — pure and told the time.
 //! - [`g711`]: μ-law and A-law; [`codec`]: G.711 and Opus behind one interface, with loss
@@ -23,6 +24,7 @@ pub mod jitter;
 pub mod mixer;
 pub mod resample;
 pub mod rtp;
+pub mod sdes;
 pub mod session;
 pub mod srtp;
 pub mod tones;

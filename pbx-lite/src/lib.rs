@@ -11,8 +11,8 @@
 //!   the public one behind the office's NAT router).
 //! - [`nat`]: NAT Check — which phones are behind NAT, where to reach them.
 //! - [`relay`]: the media relay — a port per phone, forwarding (latching, RTCP, μ/A-law
-//!   transcoding, SRTP per leg), players for hold music, mixing rooms; [`sdp`]: the SDP it
-//!   needs; [`srtp`]: which legs are SRTP and with which keys.
+//!   transcoding, SRTP per leg keyed as `media::sdes` decides), players for hold music,
+//!   mixing rooms; [`sdp`]: the SDP it needs.
 //! - [`status`]: the status table and access log as JSON rows; [`admin`] serves them over HTTP.
 //! - [`server`]: the SIP driver (endpoint, registrar, persistence, access log).
 
@@ -25,6 +25,5 @@ pub mod registrar;
 pub mod relay;
 pub mod sdp;
 pub mod server;
-pub mod srtp;
 pub mod status;
 pub mod tls;

@@ -112,22 +112,6 @@ pub fn event_payload(body: &[u8]) -> Option<u8> {
     })
 }
 
-/// Does the audio m= line ask for the secure profile (RTP/SAVP, RFC 3711)?
-pub fn secure_profile(body: &[u8]) -> bool {
-    lines(body).any(|l| {
-        l.strip_prefix("m=audio ")
-            .and_then(|r| r.split_whitespace().nth(1))
-            .is_some_and(|proto| proto.eq_ignore_ascii_case("RTP/SAVP"))
-    })
-}
-
-/// The values of the body's `a=crypto` lines (RFC 4568), in order.
-pub fn crypto(body: &[u8]) -> Vec<String> {
-    lines(body)
-        .filter_map(|l| l.strip_prefix("a=crypto:").map(str::to_string))
-        .collect()
-}
-
 /// The G.711 payload type a phone chose (its first of 0 and 8), μ-law when it names neither.
 pub fn g711(body: &[u8]) -> u8 {
     payloads(body)
@@ -194,10 +178,6 @@ mod tests {
         let hold = b"c=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n";
         assert!(is_hold(hold) && !is_hold(OFFER) && !is_hold(b""));
         assert_eq!((g711(OFFER), event_payload(OFFER)), (8, Some(101)));
-        let secure = b"m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n";
-        assert!(secure_profile(secure) && !secure_profile(OFFER));
-        assert_eq!(crypto(secure), vec!["1 AES_CM_128_HMAC_SHA1_80 inline:x"]);
-        assert!(crypto(OFFER).is_empty());
     }
 
     #[test]

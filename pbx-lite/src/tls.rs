@@ -10,7 +10,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// How long the office CA and a server certificate are good for (days). Phones reject
 /// server certificates of more than 825 days (the CA/Browser rule many firmwares follow).
@@ -24,12 +24,7 @@ pub struct Identity {
     pub key_pem: Vec<u8>,
 }
 
-/// Where the office's TLS files are kept for the database at `db`.
-pub fn dir_of(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".tls");
-    PathBuf::from(name)
-}
+pub use stations::secret::tls_dir as dir_of;
 
 /// The administrator's files when both are named, else the office's own identity for
 /// `names` (made or reused in `dir`). `today` is days since 1970-01-01.

@@ -86,6 +86,12 @@ pub struct Server {
     pub port: u16,
     /// Base URL of the HTTP server (`http://host:port`).
     pub http: String,
+    /// The PBX's SIP over TLS port (`pbx.tls_port`).
+    pub tls_port: u16,
+    /// The office CA (PEM) a phone on TLS trusts, and its SHA-256 (hex) to pin it by; empty
+    /// before the PBX first made it.
+    pub ca: String,
+    pub ca_sha256: String,
 }
 
 /// Everything a render needs.
@@ -421,6 +427,9 @@ mod tests {
             host: "h".into(),
             port: 5060,
             http: "http://h".into(),
+            tls_port: 5061,
+            ca: String::new(),
+            ca_sha256: String::new(),
         };
         let input = Input {
             settings: &settings,

@@ -50,6 +50,8 @@ fn office() -> (Vec<Station>, BTreeMap<String, String>) {
         ("205", "u205", "Sales & Support", "", "xlite", "1"),
         ("206", "u206", "Home Office", "", "softphone", "1"),
     ];
+    // TLS and SRTP for the two that can take them from a profile.
+    let secure = ["205", "206"];
     let stations = rows
         .iter()
         .map(|(n, u, name, mac, model, line)| {
@@ -61,6 +63,9 @@ fn office() -> (Vec<Station>, BTreeMap<String, String>) {
                 ("line", *line),
             ] {
                 s.set(f, v).unwrap();
+            }
+            if secure.contains(n) {
+                s.set("srtp", "mandatory").unwrap();
             }
             s.check(8).unwrap();
             s
@@ -90,6 +95,10 @@ fn render_all() -> Vec<(String, String, Vec<u8>)> {
         host: "192.0.2.10".into(),
         port: 5060,
         http: "http://192.0.2.10:8080".into(),
+        tls_port: 5061,
+        // A real (self-signed, key thrown away) CA, so the softphone's profile parses.
+        ca: include_str!("fixtures/office-ca.pem").into(),
+        ca_sha256: "9a37553f5a409ac13c55e1be13fc35acdccd907f3e55fee34b92ec0f63107161".into(),
     };
     let mut out = Vec::new();
     for name in p.names(&stations) {

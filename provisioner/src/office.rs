@@ -107,7 +107,8 @@ impl Office {
         Ok(db.settings()?.into_iter().collect())
     }
 
-    /// The PBX and HTTP addresses phones are given.
+    /// The PBX and HTTP addresses phones are given (without the office CA: see
+    /// [`Office::with_ca`]).
     pub fn server(settings: &BTreeMap<String, String>, local_host: &str) -> Server {
         let get = |k: &str| settings.get(k).cloned().unwrap_or_default();
         let host = match get("pbx.host").as_str() {
@@ -129,7 +130,25 @@ impl Office {
             host,
             port: get("pbx.port").parse().unwrap_or(5060),
             http,
+            tls_port: get("pbx.tls_port").parse().unwrap_or(5061),
+            ca: String::new(),
+            ca_sha256: String::new(),
         }
+    }
+
+    /// `server` with the office CA the PBX made beside the database at `db` (`DB.tls/ca.pem`)
+    /// and its fingerprint, for profiles of phones on TLS; as it was without one yet.
+    pub fn with_ca(mut server: Server, db: &Path) -> Server {
+        let ca = std::fs::read_to_string(stations::secret::tls_dir(db).join("ca.pem"))
+            .unwrap_or_default();
+        if let Some(print) = sip::transport::fingerprints(ca.as_bytes())
+            .ok()
+            .and_then(|f| f.into_iter().next())
+        {
+            server.ca = ca;
+            server.ca_sha256 = print;
+        }
+        server
     }
 
     /// Renders `name` for `asker` in `year`, logs the request, and remembers unknown phones.
@@ -144,7 +163,8 @@ impl Office {
                 settings,
                 starts,
             }) => {
-                let server = Self::server(&settings, &asker.local_host);
+                let db_path = self.db().path().to_path_buf();
+                let server = Self::with_ca(Self::server(&settings, &asker.local_host), &db_path);
                 let input = Input {
                     settings: &settings,
                     server: &server,

@@ -244,7 +244,9 @@ pub fn answer(offer: &SessionDescription, local: &Local) -> Result<(String, Nego
                 let _ = write!(body, "a=fmtp:{pt} {f}\r\n");
             }
         }
-        if secure {
+        // Keys answer keys: on RTP/SAVP, or on RTP/AVP offered with a=crypto (SRTP when
+        // both can, as the PBX offers it to phones under an optional policy).
+        if secure || !m.crypto.is_empty() {
             for line in &local.crypto {
                 let _ = write!(body, "a=crypto:{line}\r\n");
             }

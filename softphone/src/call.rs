@@ -6,7 +6,9 @@
 use media::codec::OpusConfig;
 use media::device::{Input, Output};
 use media::g711::Law;
+use media::sdes::{Keys, Mode, Policy, Verdict};
 use media::session::{MediaSession, Payload, SessionConfig};
+use media::srtp::Crypto;
 use sip::Request;
 use sip::dialog::Dialog;
 use sip::sdp::{self, Codec, Direction, Local, Negotiated};
@@ -95,6 +97,11 @@ pub struct Call {
     pub acked: Option<tokio::sync::oneshot::Sender<()>>,
     /// The audio's sample rate, once it runs (8000 for G.711, 48000 for Opus).
     pub rate: u32,
+    /// What decides the call's SRTP (the line's `srtp` and transport), our keys for it,
+    /// and the keys agreed `(ours, theirs)`.
+    pub srtp: Policy,
+    pub keys: Keys,
+    srtp_keys: Option<(Crypto, Crypto)>,
     /// The media task's control (dropping it ends the task).
     media: Option<mpsc::UnboundedSender<MediaControl>>,
 }
@@ -139,8 +146,43 @@ impl Call {
             late_offer: false,
             acked: None,
             rate: 0,
+            srtp: Policy::default(),
+            keys: Keys::default(),
+            srtp_keys: None,
             media: None,
         }
+    }
+
+    /// Takes an SDP offer's SRTP as the policy says: our answer's key (under the offerer's
+    /// tag), or none; Err with why for an offer to refuse (488).
+    pub fn srtp_offer(&mut self, offer: &[u8]) -> Result<(), &'static str> {
+        match self.srtp.on_offer(offer) {
+            Verdict::Refuse(why) => return Err(why),
+            Verdict::Srtp { theirs, .. } => {
+                let ours = self.keys.answer(&theirs);
+                self.local.crypto = vec![ours.to_sdp()];
+                self.srtp_keys = Some((ours, theirs));
+            }
+            Verdict::Plain => {
+                self.local.crypto.clear();
+                self.srtp_keys = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the SDP answer to our offer, and the SRTP key it took when ours carried keys.
+    pub fn take_answer(&mut self, body: &[u8]) -> Option<Negotiated> {
+        let agreed = sdp::take_answer(&sdp::parse(body).ok()?, &self.local).ok()?;
+        if !self.local.crypto.is_empty() {
+            self.srtp_keys = self.keys.accepted(body);
+        }
+        Some(agreed)
+    }
+
+    /// Is the call's audio encrypted (SRTP agreed)?
+    pub fn encrypted(&self) -> bool {
+        self.srtp_keys.is_some()
     }
 
     /// Starts the audio once the SDP is agreed: `source` plays into the call (looped),
@@ -158,6 +200,9 @@ impl Call {
         let Some((pt, codec)) = agreed.codecs.first() else {
             return;
         };
+        if self.srtp.mode == Mode::Mandatory && self.srtp_keys.is_none() {
+            return report(MediaReport::Unencrypted);
+        }
         let (payload, rate) = if codec.name.eq_ignore_ascii_case("opus") {
             let o = OpusConfig::default();
             (Payload::Opus(o), o.rate)
@@ -170,7 +215,7 @@ impl Call {
             payload,
             payload_type: *pt,
             telephone_event: agreed.telephone_event,
-            srtp: None,
+            srtp: self.srtp_keys.clone(),
             ssrc: rand::random(),
         }) else {
             return;
@@ -182,6 +227,9 @@ impl Call {
             .map(|d| d.join(format!("call-{}-{}.wav", self.id, std::process::id())))
             .and_then(|p: PathBuf| media::wav::WavSink::create(&p, rate).ok())
             .map_or(Output::Null { rate }, |s| Output::File(s, rate));
+        if let Some((ours, _)) = &self.srtp_keys {
+            report(MediaReport::Encrypted(ours.suite.name()));
+        }
         let (control, controlled) = mpsc::unbounded_channel();
         self.media = Some(control);
         self.rate = rate;
@@ -237,11 +285,6 @@ pub fn local_caps(addr: std::net::IpAddr, port: u16, codecs: &[String]) -> Local
     }
 }
 
-/// Reads an SDP body as the answer to our offer.
-pub fn take_answer(body: &[u8], local: &Local) -> Option<Negotiated> {
-    sdp::take_answer(&sdp::parse(body).ok()?, local).ok()
-}
-
 /// Answers an SDP offer: our SDP body and what was agreed.
 pub fn answer_offer(body: &[u8], local: &Local) -> Result<(String, Negotiated), sdp::SdpError> {
     sdp::answer(&sdp::parse(body)?, local)
@@ -271,6 +314,10 @@ pub enum MediaReport {
     Quality(media::session::CallStats),
     /// A digit the other side sent as RFC 4733 events.
     Dtmf(char),
+    /// The audio runs encrypted with this SRTP suite.
+    Encrypted(&'static str),
+    /// SRTP is mandatory but the other side agreed no key: no audio goes in the clear.
+    Unencrypted,
 }
 
 /// Waits for an RTCP packet, or forever without an RTCP socket.

@@ -49,8 +49,15 @@ pub struct Account {
     /// Its port (the `port` when 0).
     #[serde(default)]
     pub backup_port: u16,
+    /// `udp`, `tcp` or `tls` (SIP over TLS to the server's port, trusting the system's
+    /// roots and the configuration's `tls_ca`).
     #[serde(default = "default_transport")]
     pub transport: String,
+    /// SRTP (SDES): `off`; `optional` (default: taken when the other side offers keys, over
+    /// TLS only); `mandatory` (our offers are RTP/SAVP, and a call without SRTP is refused
+    /// with 488).
+    #[serde(default = "default_srtp")]
+    pub srtp: String,
     #[serde(default = "default_expiry")]
     pub registration_expiry: u32,
     /// `rfc2833` (RFC 4733 events) or `info`.
@@ -81,6 +88,9 @@ fn default_port() -> u16 {
 }
 fn default_transport() -> String {
     "udp".into()
+}
+fn default_srtp() -> String {
+    "optional".into()
 }
 fn default_expiry() -> u32 {
     600
@@ -154,6 +164,14 @@ pub struct Config {
     /// Where the provisioner serves this phone's profile (kept for the settings form).
     #[serde(default)]
     pub provisioning_url: String,
+    /// The office CA (PEM) that TLS servers may chain to, besides the system's roots: the
+    /// provisioned profile carries it.
+    #[serde(default)]
+    pub tls_ca: String,
+    /// The SHA-256 of that CA certificate (hex, colons allowed): when given, `tls_ca` is
+    /// trusted only if it matches.
+    #[serde(default)]
+    pub tls_ca_sha256: String,
     /// Names to call (`[[contact]]`: `name`, `number`).
     #[serde(rename = "contact", default)]
     pub contacts: Vec<crate::contacts::Contact>,
@@ -233,8 +251,18 @@ impl Config {
                 return Err(bad("port", "must be 1 to 65535"));
             }
             a.transport = a.transport.to_ascii_lowercase();
-            if !matches!(a.transport.as_str(), "udp" | "tcp") {
-                return Err(bad("transport", "must be udp or tcp"));
+            if !matches!(a.transport.as_str(), "udp" | "tcp" | "tls") {
+                return Err(bad("transport", "must be udp, tcp or tls"));
+            }
+            a.srtp = a.srtp.to_ascii_lowercase();
+            if !matches!(a.srtp.as_str(), "off" | "optional" | "mandatory") {
+                return Err(bad("srtp", "must be off, optional or mandatory"));
+            }
+            if a.srtp == "mandatory" && a.transport != "tls" {
+                return Err(bad(
+                    "srtp",
+                    "mandatory needs transport = \"tls\" (keys sent in the clear protect nothing)",
+                ));
             }
             if !(30..=86400).contains(&a.registration_expiry) {
                 return Err(bad("registration_expiry", "must be 30 to 86400 seconds"));
@@ -263,7 +291,44 @@ impl Config {
                 *c = known.to_string();
             }
         }
+        c.check_tls_ca(path)?;
         Ok(c)
+    }
+
+    /// `tls_ca` must be PEM certificates, and the first must match `tls_ca_sha256` when
+    /// that is given: a CA that does not match its pin is refused, never trusted.
+    fn check_tls_ca(&self, path: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Parse {
+            path: path.to_string(),
+            message,
+        };
+        if self.tls_ca.trim().is_empty() {
+            return if self.tls_ca_sha256.is_empty() {
+                Ok(())
+            } else {
+                Err(bad("tls_ca_sha256: there is no tls_ca to check".into()))
+            };
+        }
+        let prints = sip::transport::fingerprints(self.tls_ca.as_bytes())
+            .ok()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| bad("tls_ca: not a PEM certificate".into()))?;
+        let pin = self.tls_ca_sha256.replace(':', "").to_ascii_lowercase();
+        if !pin.is_empty() && prints[0] != pin {
+            return Err(bad(format!(
+                "tls_ca_sha256: the CA's fingerprint is {}, not the one pinned: it is not trusted",
+                prints[0]
+            )));
+        }
+        Ok(())
+    }
+
+    /// What a TLS server's certificate may chain to: the system's roots and `tls_ca`.
+    pub fn tls_roots(&self) -> Vec<u8> {
+        let mut roots = sip::transport::system_roots();
+        roots.push(b'\n');
+        roots.extend_from_slice(self.tls_ca.as_bytes());
+        roots
     }
 }
 
@@ -379,6 +444,25 @@ park = "71"
         let c = Config::parse(text, "softphone-206.toml").unwrap();
         assert_eq!(c.accounts[0].number, "206");
         assert_eq!(c.features.conference, "46");
+        // Station 206 is srtp=mandatory: TLS, SRTP, and the office CA with its pin.
+        let a = &c.accounts[0];
+        assert_eq!(
+            (a.transport.as_str(), a.srtp.as_str(), a.port),
+            ("tls", "mandatory", 5061)
+        );
+        assert!(c.tls_ca.contains("BEGIN CERTIFICATE") && !c.tls_ca_sha256.is_empty());
+        // The same CA with another pin is refused.
+        let e = Config::parse(&text.replace("9a37", "0000"), "p.toml").unwrap_err();
+        assert!(e.to_string().contains("tls_ca_sha256"), "{e}");
+        let e = Config::parse(
+            &GOOD.replace("[[account]]", "tls_ca = \"x\"\n[[account]]"),
+            "p.toml",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("tls_ca: not a PEM certificate"),
+            "{e}"
+        );
     }
 
     #[test]

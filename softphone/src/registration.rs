@@ -77,10 +77,10 @@ impl Registration {
         local: SocketAddr,
         expiry: u32,
     ) -> Registration {
-        let transport_param = if transport == TransportKind::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
+        let transport_param = match transport {
+            TransportKind::Tcp => ";transport=tcp",
+            TransportKind::Tls => ";transport=tls",
+            _ => "",
         };
         Registration {
             aor: format!("sip:{number}@{server}"),

@@ -8,28 +8,16 @@
 mod support;
 
 use e2e::baresip::Baresip;
-use media::analysis::{dominant_frequency, tone_share};
+use media::analysis::dominant_frequency;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
-use support::{Pbx, expect, registered, tone, wait_for};
+use support::{
+    Pbx, expect, expect_done as done, hear_each_other, hears_the_other_two, registered, shares,
+    tone, wait_for,
+};
 
-/// Waits for `feature_done` and says whether the feature went as expected.
-fn done(rx: &std::sync::mpsc::Receiver<serde_json::Value>, name: &str) {
-    let d = expect(rx, "feature_done");
-    assert_eq!(
-        (d["name"].as_str(), d["ok"].as_bool()),
-        (Some(name), Some(true)),
-        "{d}"
-    );
-}
-
-type Phone = (
-    support::Kill,
-    std::sync::mpsc::Receiver<serde_json::Value>,
-    std::process::ChildStdin,
-    std::path::PathBuf,
-);
+type Phone = support::TonePhone;
 
 /// pbx-lite; softphones 201 (440 Hz) and 203 (1000 Hz), each recording what it hears; and
 /// baresip 202 (600 Hz), answering by itself.
@@ -38,19 +26,12 @@ fn office() -> (Pbx, Vec<Phone>, Baresip) {
     let dir = pbx.dir.path().to_path_buf();
     let mut phones = Vec::new();
     for (n, f) in [("201", 440.0), ("203", 1000.0)] {
-        let wav = dir.join(format!("tone{n}.wav"));
-        tone(&wav, f);
-        let rec = dir.join(format!("heard{n}"));
-        std::fs::create_dir_all(&rec).unwrap();
-        let config = format!(
-            "{}\n[audio]\nsource = \"{}\"\nrecord_dir = \"{}\"\n",
-            pbx.account(n, &format!("Pw-{n}-secret")),
-            wav.display(),
-            rec.display()
-        );
-        let (p, rx, stdin) = support::softphone(&dir, n, &config);
-        expect(&rx, "registered");
-        phones.push((p, rx, stdin, rec));
+        phones.push(support::tone_phone(
+            &pbx,
+            n,
+            f,
+            &pbx.account(n, &format!("Pw-{n}-secret")),
+        ));
     }
     let b_wav = dir.join("tone202.wav");
     tone(&b_wav, 600.0);
@@ -262,38 +243,6 @@ fn newest_recording(dir: &Path) -> Vec<i16> {
         heard.len() > 24000
     });
     heard
-}
-
-/// The share of 440, 600 and 1000 Hz (201, 202, 203) in the 2 s before the last half second.
-fn shares(heard: &[i16]) -> Vec<f32> {
-    let end = heard.len() - 4000;
-    let window = &heard[end - 16000..end];
-    [440.0, 600.0, 1000.0]
-        .iter()
-        .map(|f| tone_share(window, *f, 8000))
-        .collect()
-}
-
-/// Does each recording `(me, heard)` hold the other two and not itself (with [`shares`])?
-fn hear_each_other(members: &[(usize, Vec<i16>)]) -> bool {
-    members.iter().all(|(me, heard)| {
-        heard.len() > 24000
-            && shares(heard)
-                .iter()
-                .enumerate()
-                .all(|(i, s)| if i == *me { *s < 0.1 } else { *s > 0.25 })
-    })
-}
-
-/// Each member hears the other two and not itself: `me` is 0 (201), 1 (202) or 2 (203).
-fn hears_the_other_two(who: &str, me: usize, s: &[f32]) {
-    for (i, share) in s.iter().enumerate() {
-        if i == me {
-            assert!(*share < 0.1, "{who} hears itself: {s:?}");
-        } else {
-            assert!(*share > 0.25, "{who} does not hear member {i}: {s:?}");
-        }
-    }
 }
 
 #[test]

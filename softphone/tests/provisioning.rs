@@ -23,6 +23,79 @@ fn softphone(args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// `pbx-lite serve` with SIP, HTTP provisioning, TFTP and TLS on these loopback ports,
+/// once its HTTP answers.
+fn serve(db: &std::path::Path, sip: u16, http: u16, tftp: u16, tls: u16) -> Kill {
+    let pbx = Kill(
+        Command::new(pbx_lite())
+            .arg("--db")
+            .arg(db)
+            .args(["serve", "--sip", &format!("127.0.0.1:{sip}")])
+            .args(["--http", &format!("127.0.0.1:{http}")])
+            .args(["--tftp", &format!("127.0.0.1:{tftp}")])
+            .args([
+                "--admin",
+                "127.0.0.1:0",
+                "--tls",
+                &format!("127.0.0.1:{tls}"),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    support::wait_for("pbx-lite", || {
+        std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
+    });
+    pbx
+}
+
+/// How a phone gets TLS and SRTP (issue #17): station 201 is `srtp=mandatory`; its profile
+/// names the TLS port and carries the office CA with its fingerprint, and the softphone
+/// that fetches it registers over TLS trusting that CA and nothing it was not given.
+#[test]
+fn a_secure_station_gets_tls_srtp_and_the_office_ca_from_its_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("office.db");
+    support::add_station(&db, "201", &[]);
+    cli(&db, &["station", "set", "201", "srtp=mandatory"]);
+    let (sip, http, tftp, tls) = (free_port(), free_port(), free_port(), free_port());
+    for (k, v) in [
+        ("pbx.host", "127.0.0.1".to_string()),
+        ("pbx.port", sip.to_string()),
+        ("pbx.tls_port", tls.to_string()),
+        ("provisioning.http_port", http.to_string()),
+    ] {
+        cli(&db, &["settings", "set", k, &v]);
+    }
+    let _pbx = serve(&db, sip, http, tftp, tls);
+    let kept = dir.path().join("phone.toml");
+    let mut phone = Kill(softphone(&[
+        "--config",
+        kept.to_str().unwrap(),
+        "--config-url",
+        &format!("http://127.0.0.1:{http}/softphone-201.toml"),
+        "--auth",
+        "u201:Pw-201-secret",
+    ]));
+    let rx = events(&mut phone.0);
+    assert_eq!(expect(&rx, "registered")["account"], "201");
+    let text = std::fs::read_to_string(&kept).unwrap();
+    let ca = std::fs::read_to_string(dir.path().join("office.db.tls/ca.pem")).unwrap();
+    let pin = sip::transport::fingerprints(ca.as_bytes())
+        .unwrap()
+        .remove(0);
+    for want in [
+        "transport = \"tls\"".to_string(),
+        "srtp = \"mandatory\"".to_string(),
+        format!("port = {tls}"),
+        pin,
+    ] {
+        assert!(text.contains(&want), "{want} not in\n{text}");
+    }
+    let status = cli(&db, &["status", "--json"]);
+    assert!(status.contains("\"transport\":\"TLS\""), "{status}");
+}
+
 #[test]
 fn the_profile_is_fetched_kept_sealed_and_used() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,21 +110,7 @@ fn the_profile_is_fetched_kept_sealed_and_used() {
     ] {
         cli(&db, &["settings", "set", k, &v]);
     }
-    let pbx = Kill(
-        Command::new(pbx_lite())
-            .arg("--db")
-            .arg(&db)
-            .args(["serve", "--sip", &format!("127.0.0.1:{sip}")])
-            .args(["--http", &format!("127.0.0.1:{http}")])
-            .args(["--tftp", &format!("127.0.0.1:{tftp}")])
-            .args(["--admin", "127.0.0.1:0", "--tls", "127.0.0.1:0"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    support::wait_for("pbx-lite", || {
-        std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
-    });
+    let pbx = serve(&db, sip, http, tftp, free_port());
     let url = format!("http://127.0.0.1:{http}/softphone-201.toml");
     let kept = dir.path().join("phone.toml");
     let kept_s = kept.to_str().unwrap();

@@ -24,6 +24,14 @@ pub fn key_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The folder of the office's TLS files beside a database: `office.db` → `office.db.tls/`
+/// (the office CA `ca.pem` phones trust, the PBX's certificate and the keys).
+pub fn tls_dir(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".tls");
+    PathBuf::from(p)
+}
+
 impl Sealer {
     /// Loads the key file.
     pub fn load(path: &Path) -> Result<Self, StationError> {

@@ -42,7 +42,13 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "pbx.transport",
         "udp",
         Kind::OneOf(&["udp", "tcp", "tls"]),
-        "SIP transport phones use",
+        "SIP transport phones use (a station with srtp=mandatory gets tls whatever this says)",
+    ),
+    (
+        "pbx.tls_port",
+        "5061",
+        Kind::Int(1, 65535),
+        "SIP over TLS port of the PBX, as phone profiles name it (serve --tls)",
     ),
     (
         "registration.expiry",

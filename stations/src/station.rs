@@ -405,6 +405,19 @@ impl Station {
                 ),
             ));
         }
+        if self.srtp == "mandatory"
+            && (matches!(self.model, Model::Cisco7940 | Model::Cisco7960)
+                || self.model.family() == "audiocodes-4xxhd")
+        {
+            return Err(StationError::invalid(
+                "srtp",
+                "mandatory",
+                format!(
+                    "is beyond a {}: its profile cannot turn SRTP on (use optional: the PBX encrypts the other legs)",
+                    self.model.name()
+                ),
+            ));
+        }
         if self.mac.is_none() && matches!(self.model, Model::Cisco7940 | Model::Cisco7960) {
             return Err(StationError::invalid(
                 "mac",
@@ -473,11 +486,27 @@ mod tests {
             ("dtmf", "inband", "dtmf"),
             ("line", "0", "line"),
             ("color", "red", "field"),
+            ("srtp", "always", "srtp"),
         ] {
             let e = s.set(f, v).unwrap_err().to_string();
             assert!(e.starts_with(want), "{e}");
             assert!(e.contains(v) || e.contains(f), "{e}");
         }
+        // A phone whose profile cannot turn SRTP on may not have it mandatory.
+        for (model, mac) in [
+            ("cisco-7960", "001122aabb01"),
+            ("audiocodes-420hd", "00908f000004"),
+        ] {
+            let mut s = st();
+            for (f, v) in [("model", model), ("mac", mac), ("srtp", "mandatory")] {
+                s.set(f, v).unwrap();
+            }
+            let e = s.check(8).unwrap_err().to_string();
+            assert!(e.starts_with("srtp") && e.contains("optional"), "{e}");
+        }
+        let mut s = st();
+        s.set("srtp", "mandatory").unwrap();
+        assert!(s.check(8).is_ok(), "a softphone can");
     }
 
     #[test]

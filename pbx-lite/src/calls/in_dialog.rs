@@ -134,7 +134,7 @@ impl Calls {
             return self.pass_on(id, key, request);
         }
         if !request.body.is_empty()
-            && let crate::srtp::Verdict::Refuse(why) = leg.srtp.on_offer(&request.body)
+            && let ::media::sdes::Verdict::Refuse(why) = leg.srtp.on_offer(&request.body)
         {
             tracing::info!("{}'s re-INVITE: 488, {why}", leg.station);
             let _ = self

@@ -42,7 +42,7 @@ impl Calls {
         );
         leg.srtp = self.srtp_policy(&caller, &peer);
         if !request.body.is_empty()
-            && let srtp::Verdict::Refuse(why) = leg.srtp.on_offer(&request.body)
+            && let sdes::Verdict::Refuse(why) = leg.srtp.on_offer(&request.body)
         {
             tracing::info!("{caller} calling {callee}: 488, {why}");
             return self.reply(&key, &request, 488, "Not Acceptable Here", &tag);

@@ -4,7 +4,7 @@
 use crate::address::Advertised;
 use crate::relay::{MediaPort, Remote};
 use crate::sdp::{self, Direction};
-use crate::srtp::{LegKeys, Policy, Verdict};
+use media::sdes::{Keys, Policy, Verdict};
 use media::srtp::Crypto;
 use sip::dialog::{Dialog, DialogId};
 use sip::endpoint::Endpoint;
@@ -64,7 +64,7 @@ pub(crate) struct Leg {
     /// What decides this leg's SRTP, the PBX's keys for it, and the keys in force
     /// `(the PBX's, the phone's)` once agreed.
     pub(crate) srtp: Policy,
-    keys: LegKeys,
+    keys: Keys,
     srtp_keys: Option<(Crypto, Crypto)>,
     /// The PBX made the last offer: the phone's next SDP is its answer.
     awaiting_answer: bool,
@@ -111,7 +111,7 @@ impl Leg {
             media: None,
             law: None,
             srtp: Policy::default(),
-            keys: LegKeys::default(),
+            keys: Keys::default(),
             srtp_keys: None,
             awaiting_answer: false,
             sdp_session: rand::random::<u32>().into(),

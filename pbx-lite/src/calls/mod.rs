@@ -27,7 +27,7 @@ use crate::nat::{self, NatCheck};
 use crate::registrar::Registrar;
 use crate::relay::{MediaPort, PortRange, Room};
 use crate::sdp::{self, Direction};
-use crate::srtp;
+use ::media::sdes;
 pub(crate) use legs::{Leg, LegId, Partner};
 use route::Route;
 pub(crate) use saved::SavedDialog;
@@ -218,7 +218,7 @@ impl Calls {
     /// public one).
     pub(crate) fn relay_wanted(&self, leg: &Leg, callee: &str, at: &Peer) -> bool {
         let offer = &leg.remote_sdp;
-        if !matches!(leg.srtp.on_offer(offer), srtp::Verdict::Plain)
+        if !matches!(leg.srtp.on_offer(offer), sdes::Verdict::Plain)
             || self.srtp_policy(callee, at).may_encrypt()
         {
             return true;
@@ -239,12 +239,12 @@ impl Calls {
 
     /// What decides SRTP with `station`'s phone at `peer`: the station's `srtp`, and whether
     /// keys may go to it (its signalling is TLS, or `srtp.plain_signalling` is yes).
-    pub(crate) fn srtp_policy(&self, station: &str, peer: &Peer) -> srtp::Policy {
+    pub(crate) fn srtp_policy(&self, station: &str, peer: &Peer) -> sdes::Policy {
         let db = self.db();
-        srtp::Policy {
+        sdes::Policy {
             mode: db
                 .get(station)
-                .map_or(srtp::Mode::Optional, |s| srtp::Mode::parse(&s.srtp)),
+                .map_or(sdes::Mode::Optional, |s| sdes::Mode::parse(&s.srtp)),
             keys_may_travel: peer.transport == TransportKind::Tls
                 || db.setting("srtp.plain_signalling").unwrap_or_default() == "yes",
         }

@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 pub use datagram::{Datagram, DatagramSocket, MemNet, MemSocket};
-pub use stream::{ClientCerts, TlsSettings};
+pub use stream::{ClientCerts, TlsSettings, fingerprints, system_roots};
 
 /// A message that arrived, and from where.
 #[derive(Debug)]

@@ -44,10 +44,35 @@ pub enum ClientCerts {
     Known(Vec<u8>),
 }
 
+/// The SHA-256 fingerprint (lower-case hex) of each certificate in a PEM bundle: what a
+/// profile pins a CA by.
+pub fn fingerprints(pem: &[u8]) -> io::Result<Vec<String>> {
+    use sha2::Digest;
+    CertificateDer::pem_slice_iter(pem)
+        .map(|c| {
+            c.map(|der| hex::encode(sha2::Sha256::digest(der.as_ref())))
+                .map_err(invalid)
+        })
+        .collect()
+}
+
+/// The system's trusted roots (Debian's bundle), empty where there is none.
+pub fn system_roots() -> Vec<u8> {
+    std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default()
+}
+
+/// The roots of a PEM bundle. A bundle as large as the system's may hold a certificate
+/// webpki cannot use: it is left out, but a bundle of which none is usable is an error.
 fn roots(pem: &[u8]) -> io::Result<rustls::RootCertStore> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        roots.add(cert.map_err(invalid)?).map_err(invalid)?;
+    let (_, unusable) = roots.add_parsable_certificates(certs);
+    if roots.is_empty() {
+        return Err(invalid(format!(
+            "no usable root certificate ({unusable} unusable)"
+        )));
     }
     Ok(roots)
 }
@@ -251,7 +276,10 @@ pub(super) async fn connect(
                 .as_ref()
                 .and_then(|t| t.client.clone())
                 .ok_or_else(|| invalid("no TLS client settings"))?;
-            let stream = TlsConnector::from(config).connect(name, tcp).await?;
+            let stream = TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("TLS with {}: {e}", peer.addr)))?;
             Ok(start(stream, peer, weak))
         }
         _ => Ok(start(tcp, peer, weak)),

@@ -92,6 +92,8 @@ pub struct CallStatus {
     pub party: String,
     pub state: &'static str,
     pub outgoing: bool,
+    /// The audio is SRTP.
+    pub encrypted: bool,
 }
 
 /// What happened, one JSON object per event with an `"event"` field.
@@ -168,6 +170,11 @@ pub enum Event {
     },
     Established {
         call: u32,
+    },
+    /// The call's audio runs on SRTP with this suite.
+    Encrypted {
+        call: u32,
+        suite: &'static str,
     },
     Held {
         call: u32,

@@ -32,7 +32,7 @@ impl Engine {
         if !std::mem::take(&mut c.late_offer) {
             return;
         }
-        match call::take_answer(&ack.body, &c.local) {
+        match c.take_answer(&ack.body) {
             Some(agreed) => c.start_media(
                 &agreed,
                 source.as_deref(),
@@ -107,7 +107,7 @@ impl Engine {
             let ack = d.ack(response.cseq().map_or(0, |s| s.seq), &via);
             self.ep.send_stateless(c.peer, &Message::Request(ack));
         }
-        if let Some(agreed) = call::take_answer(&response.body, &c.local)
+        if let Some(agreed) = c.take_answer(&response.body)
             && let Some(remote) = agreed.remote
         {
             c.media(MediaControl::Remote(remote));
@@ -131,6 +131,17 @@ impl Engine {
         } else {
             Direction::SendRecv
         };
+        if !request.body.is_empty()
+            && let Err(why) = c.srtp_offer(&request.body)
+        {
+            let _ = self
+                .ep
+                .send_response(&key, &request.make_response(488, "Not Acceptable Here"));
+            let id = c.id;
+            return self.emit(Event::Error {
+                message: format!("call {id}: a re-INVITE we cannot take, answered 488: {why}"),
+            });
+        }
         let ours = c.next_local(direction).clone();
         if request.body.is_empty() {
             // A re-INVITE without SDP (a session refresh, say): we offer what we have; the

@@ -18,7 +18,12 @@ impl Engine {
         let (body, agreed) = if c.invite.body.is_empty() {
             (sip::sdp::offer(&c.local), None)
         } else {
-            match call::answer_offer(&c.invite.body, &c.local) {
+            let offer = c.invite.body.clone();
+            match c
+                .srtp_offer(&offer)
+                .map_err(str::to_string)
+                .and_then(|()| call::answer_offer(&offer, &c.local).map_err(|e| e.to_string()))
+            {
                 Ok((body, agreed)) => (body, Some(agreed)),
                 Err(e) => {
                     let c = self.calls.remove(i);
@@ -26,7 +31,7 @@ impl Engine {
                     return self.emit(Event::Ended {
                         call: c.id,
                         status: 488,
-                        reason: e.to_string(),
+                        reason: e,
                     });
                 }
             }
@@ -69,7 +74,7 @@ impl Engine {
             .position(|l| l.account.number == to)
             .unwrap_or(0);
         let tag = build::new_tag();
-        let Some((rtp, rtcp, caps)) = self.open_rtp(line).await else {
+        let Some((rtp, rtcp, mut caps)) = self.open_rtp(line).await else {
             let mut r = request.make_response(503, "Service Unavailable");
             r.set_to_tag(&tag);
             let _ = self.ep.send_response(&key, &r);
@@ -110,6 +115,26 @@ impl Engine {
             }
             _ => false,
         };
+        let (srtp, keys) = self.srtp_for(line, &mut caps);
+        // SRTP the line cannot do, or no SRTP where the line must have it: 488 (Warning 399
+        // says which), before anything rings.
+        if !request.body.is_empty()
+            && let media::sdes::Verdict::Refuse(why) = srtp.on_offer(&request.body)
+        {
+            let mut r = request.make_response(488, "Not Acceptable Here");
+            r.set_to_tag(&tag);
+            r.headers.insert(
+                Name::from("Warning"),
+                format!("399 {} \"{why}\"", self.local.ip()),
+            );
+            let _ = self.ep.send_response(&key, &r);
+            return self.emit(Event::Refused {
+                line: line + 1,
+                from,
+                status: 488,
+                reason: why.to_string(),
+            });
+        }
         // An offer we cannot take is refused before anything rings: 400 for SDP that does
         // not parse, 488 (with Warning 305) when no codec is in common (RFC 3261 §13.3.1.1).
         if !request.body.is_empty()
@@ -155,6 +180,7 @@ impl Engine {
             (rtp, rtcp, caps),
         );
         c.tag = tag;
+        (c.srtp, c.keys) = (srtp, keys);
         self.calls.push(c);
         self.emit(Event::Incoming {
             call: id,

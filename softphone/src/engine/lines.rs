@@ -43,10 +43,10 @@ impl Engine {
 
     pub(super) async fn open_lines(&mut self, config: &Config) {
         for (i, a) in config.accounts.iter().enumerate() {
-            let transport = if a.transport == "tcp" {
-                TransportKind::Tcp
-            } else {
-                TransportKind::Udp
+            let transport = match a.transport.as_str() {
+                "tcp" => TransportKind::Tcp,
+                "tls" => TransportKind::Tls,
+                _ => TransportKind::Udp,
             };
             let local = self.ep.local_addr(transport).unwrap_or(self.local);
             let Some(addr) = tokio::net::lookup_host((a.server.as_str(), a.port))

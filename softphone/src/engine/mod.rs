@@ -90,10 +90,25 @@ pub async fn run_on(
     events: mpsc::UnboundedSender<Event>,
     memory: Option<sip::transport::MemNet>,
 ) -> anyhow::Result<()> {
+    // SIP over TLS: the server's certificate must chain to the system's roots or the office
+    // CA, under the name the (first TLS) account gives the server. No fallback to plaintext.
+    let tls_client = match config.accounts.iter().find(|a| a.transport == "tls") {
+        Some(a) => match sip::transport::TlsSettings::client(&config.tls_roots(), &a.server) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let _ = events.send(Event::Error {
+                    message: format!("TLS to {}: {e}", a.server),
+                });
+                None
+            }
+        },
+        None => None,
+    };
     let (ep, mut tsx) = Endpoint::start(
         TransportConfig {
             udp: Some(listen),
             tcp: Some(listen),
+            tls_client,
             memory,
             ..Default::default()
         },
@@ -186,6 +201,18 @@ fn reporter(events: &mpsc::UnboundedSender<Event>, call: u32) -> call::Reporter 
     Box::new(move |r| {
         let s = match r {
             call::MediaReport::Quality(s) => s,
+            call::MediaReport::Encrypted(suite) => {
+                let _ = events.send(Event::Encrypted { call, suite });
+                return;
+            }
+            call::MediaReport::Unencrypted => {
+                let _ = events.send(Event::Error {
+                    message: format!(
+                        "call {call}: SRTP is mandatory but the other side agreed no key: no audio is sent in the clear"
+                    ),
+                });
+                return;
+            }
             call::MediaReport::Dtmf(digit) => {
                 let _ = events.send(Event::DtmfReceived {
                     call,
@@ -489,8 +516,31 @@ impl Engine {
                     CallState::Established => "established",
                 },
                 outgoing: c.outgoing,
+                encrypted: c.encrypted(),
             })
             .collect()
+    }
+
+    /// What decides SRTP on line `i` (its `srtp`, and whether its signalling is TLS), and
+    /// new keys for a call on it, which `caps` offers when the line's offers carry keys
+    /// (`srtp = "mandatory"`: RTP/SAVP).
+    fn srtp_for(
+        &self,
+        i: usize,
+        caps: &mut sip::sdp::Local,
+    ) -> (media::sdes::Policy, media::sdes::Keys) {
+        let policy = self
+            .lines
+            .get(i)
+            .map_or_else(Default::default, |l| media::sdes::Policy {
+                mode: media::sdes::Mode::parse(&l.account.srtp),
+                keys_may_travel: l.account.transport == "tls",
+            });
+        let keys = media::sdes::Keys::default();
+        if policy.offers() == Some(true) {
+            caps.crypto = keys.offer().iter().map(|k| k.to_sdp()).collect();
+        }
+        (policy, keys)
     }
 
     /// Hangs up every call and unregisters the registered lines (waiting at most two

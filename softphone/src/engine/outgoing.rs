@@ -56,12 +56,13 @@ impl Engine {
             invite.headers.insert(name, value);
         }
         build::set_display_name(&mut invite, &display);
-        let Some((rtp, rtcp, caps)) = self.open_rtp(line - 1).await else {
+        let Some((rtp, rtcp, mut caps)) = self.open_rtp(line - 1).await else {
             self.emit(Event::Error {
                 message: "dial: no RTP port".into(),
             });
             return None;
         };
+        let (srtp, keys) = self.srtp_for(line - 1, &mut caps);
         invite.headers.insert(Name::CONTENT_TYPE, "application/sdp");
         invite.body = sip::sdp::offer(&caps).into_bytes().into();
         let Ok(key) = self.ep.send_request(invite.clone(), peer) else {
@@ -72,7 +73,7 @@ impl Engine {
         };
         let id = self.next_call;
         self.next_call += 1;
-        self.calls.push(Call::new(
+        let mut c = Call::new(
             id,
             line - 1,
             true,
@@ -81,7 +82,9 @@ impl Engine {
             key,
             peer,
             (rtp, rtcp, caps),
-        ));
+        );
+        (c.srtp, c.keys) = (srtp, keys);
+        self.calls.push(c);
         self.emit(Event::Calling {
             call: id,
             line,
@@ -134,7 +137,7 @@ impl Engine {
                 // Early media: its SDP is the answer; the 200 confirms it (or moves it).
                 if !response.body.is_empty()
                     && !c.has_media()
-                    && let Some(agreed) = call::take_answer(&response.body, &c.local)
+                    && let Some(agreed) = c.take_answer(&response.body)
                 {
                     c.start_media(
                         &agreed,
@@ -161,7 +164,7 @@ impl Engine {
                 }
                 c.state = CallState::Established;
                 let id = c.id;
-                let usable = match call::take_answer(&response.body, &c.local) {
+                let usable = match c.take_answer(&response.body) {
                     Some(agreed) if c.has_media() => {
                         if let Some(remote) = agreed.remote {
                             c.media(MediaControl::Remote(remote));

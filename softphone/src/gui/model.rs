@@ -71,6 +71,8 @@ pub struct CallView {
     pub joined: bool,
     /// The callee's early audio is playing (183 with SDP).
     pub early_media: bool,
+    /// The audio is SRTP, with this suite.
+    pub encrypted: Option<&'static str>,
     /// Receive quality, oldest first (the last [`QUALITY_KEPT`] reports).
     pub quality: Vec<Quality>,
 }
@@ -236,6 +238,11 @@ impl Model {
             Event::EarlyMedia { call } => {
                 if let Some(c) = self.call_mut(*call) {
                     c.early_media = true;
+                }
+            }
+            Event::Encrypted { call, suite } => {
+                if let Some(c) = self.call_mut(*call) {
+                    c.encrypted = Some(suite);
                 }
             }
             Event::Established { call } => {
@@ -427,6 +434,7 @@ impl Model {
             since: None,
             ring: String::new(),
             early_media: false,
+            encrypted: None,
             joined: false,
             quality: Vec::new(),
         });

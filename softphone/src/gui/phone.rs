@@ -288,6 +288,9 @@ impl Phone {
                 ui.ctx()
                     .request_repaint_after(std::time::Duration::from_secs(1));
             }
+            if c.encrypted.is_some() {
+                text.push_str(", encrypted (SRTP)");
+            }
             if c.muted {
                 text.push_str(", muted");
             }

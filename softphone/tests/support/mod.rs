@@ -76,6 +76,8 @@ pub(crate) struct Pbx {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) db: PathBuf,
     pub(crate) port: u16,
+    /// Its SIP over TLS port (the office CA is in `office.db.tls/ca.pem`).
+    pub(crate) tls: u16,
     _child: Kill,
 }
 
@@ -87,7 +89,7 @@ impl Pbx {
             add_station(&db, n, &[]);
         }
         cli(&db, &["settings", "set", "media.relay", "never"]);
-        let port = free_port();
+        let (port, tls) = (free_port(), free_port());
         let child = Kill(
             Command::new(pbx_lite())
                 .arg("--db")
@@ -98,7 +100,12 @@ impl Pbx {
                     &format!("127.0.0.1:{port}"),
                     "--no-provisioning",
                 ])
-                .args(["--admin", "127.0.0.1:0", "--tls", "127.0.0.1:0"])
+                .args([
+                    "--admin",
+                    "127.0.0.1:0",
+                    "--tls",
+                    &format!("127.0.0.1:{tls}"),
+                ])
                 .stderr(std::fs::File::create(dir.path().join("pbx.log")).unwrap())
                 .spawn()
                 .unwrap(),
@@ -115,8 +122,22 @@ impl Pbx {
             dir,
             db,
             port,
+            tls,
             _child: child,
         }
+    }
+
+    /// An `[[account]]` for station `number` on this PBX's TLS port with SRTP mandatory, and
+    /// the office CA the profile would carry, pinned by its fingerprint.
+    pub(crate) fn secure_account(&self, number: &str) -> String {
+        let ca = std::fs::read_to_string(self.dir.path().join("office.db.tls/ca.pem")).unwrap();
+        let pin = sip::transport::fingerprints(ca.as_bytes())
+            .unwrap()
+            .remove(0);
+        format!(
+            "tls_ca = '''\n{ca}'''\ntls_ca_sha256 = \"{pin}\"\n[[account]]\nnumber = \"{number}\"\nuser_id = \"u{number}\"\npassword = \"Pw-{number}-secret\"\nserver = \"127.0.0.1\"\nport = {}\ntransport = \"tls\"\nsrtp = \"mandatory\"\n",
+            self.tls
+        )
     }
 
     /// An `[[account]]` for station `number` on this PBX.
@@ -266,4 +287,78 @@ fn wait_within(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
         assert!(t0.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The share of 440, 600 and 1000 Hz (201, 202, 203) in the 2 s before the last half second.
+pub(crate) fn shares(heard: &[i16]) -> Vec<f32> {
+    let end = heard.len() - 4000;
+    let window = &heard[end - 16000..end];
+    [440.0, 600.0, 1000.0]
+        .iter()
+        .map(|f| media::analysis::tone_share(window, *f, 8000))
+        .collect()
+}
+
+/// Does each recording `(me, heard)` hold the other two and not itself (with [`shares`])?
+pub(crate) fn hear_each_other(members: &[(usize, Vec<i16>)]) -> bool {
+    members.iter().all(|(me, heard)| {
+        heard.len() > 24000
+            && shares(heard)
+                .iter()
+                .enumerate()
+                .all(|(i, s)| if i == *me { *s < 0.1 } else { *s > 0.25 })
+    })
+}
+
+/// Each member hears the other two and not itself: `me` is 0 (201), 1 (202) or 2 (203).
+pub(crate) fn hears_the_other_two(who: &str, me: usize, s: &[f32]) {
+    for (i, share) in s.iter().enumerate() {
+        if i == me {
+            assert!(*share < 0.1, "{who} hears itself: {s:?}");
+        } else {
+            assert!(*share > 0.25, "{who} does not hear member {i}: {s:?}");
+        }
+    }
+}
+
+/// The share of `freq` in the last second of `samples` (8 kHz).
+pub(crate) fn shares_at_end(samples: &[i16], freq: f32) -> f32 {
+    let tail = &samples[samples.len().saturating_sub(8000)..];
+    media::analysis::tone_share(tail, freq, 8000)
+}
+
+/// Waits for `feature_done` and says whether the feature went as expected.
+pub(crate) fn expect_done(rx: &mpsc::Receiver<serde_json::Value>, name: &str) {
+    let d = expect(rx, "feature_done");
+    assert_eq!(
+        (d["name"].as_str(), d["ok"].as_bool()),
+        (Some(name), Some(true)),
+        "{d}"
+    );
+}
+
+/// A headless softphone on the PBX: its process, events, stdin, and where it records.
+pub(crate) type TonePhone = (
+    Kill,
+    mpsc::Receiver<serde_json::Value>,
+    std::process::ChildStdin,
+    PathBuf,
+);
+
+/// A headless softphone for station `n` with the `[[account]]` `account`, playing a `freq`
+/// Hz tone and recording what it hears (one WAV a call), once registered.
+pub(crate) fn tone_phone(pbx: &Pbx, n: &str, freq: f32, account: &str) -> TonePhone {
+    let dir = pbx.dir.path();
+    let wav = dir.join(format!("tone{n}.wav"));
+    tone(&wav, freq);
+    let rec = dir.join(format!("heard{n}"));
+    std::fs::create_dir_all(&rec).unwrap();
+    let config = format!(
+        "{account}\n[audio]\nsource = \"{}\"\nrecord_dir = \"{}\"\n",
+        wav.display(),
+        rec.display()
+    );
+    let (p, rx, stdin) = softphone(dir, n, &config);
+    expect(&rx, "registered");
+    (p, rx, stdin, rec)
 }

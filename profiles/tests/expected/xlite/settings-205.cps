@@ -8,9 +8,11 @@
       <setting name="username" value="205"/>
       <setting name="authorization_username" value="u205"/>
       <setting name="password" value="Pw-205-secret"/>
-      <setting name="domain" value="192.0.2.10:5060"/>
+      <setting name="domain" value="192.0.2.10:5061"/>
       <setting name="reregister_in_seconds" value="600"/>
-      <setting name="transport" value="udp"/>
+      <setting name="transport" value="tls"/>
+      <setting name="security_outgoing_tls" value="1"/>
+      <setting name="security_outgoing_srtp" value="1"/>
       <setting name="subscribe_to_message_waiting" value="1"/>
       <setting name="voicemail_url" value="50"/>
     </section>

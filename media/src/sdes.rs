@@ -1,27 +1,50 @@
-//! Which SRTP a call leg gets (SDES, RFC 4568), decided from the station's `srtp` setting,
-//! whether keys may travel on the leg's signalling, and the phone's SDP. Pure: the relay
-//! ([`crate::relay::MediaPort::set_srtp`]) does the encryption.
+//! SDES negotiation (RFC 4568): whether a call leg is SRTP, decided from a setting
+//! ([`Mode`]), whether keys may travel on the leg's signalling, and the other side's SDP;
+//! and the master keys one side keeps for a leg ([`Keys`]). Pure: [`crate::srtp`] does the
+//! encryption. The PBX (each leg it anchors) and the softphone (each call) both decide so.
 //!
-//! The PBX keys every leg itself ([`LegKeys`]): a phone's key is never handed to another
-//! phone, and the keys of a leg stay the same for the whole call, so hold, resume, transfer
-//! and conference re-INVITEs keep the SRTP sessions (and their rollover counters) going.
+//! A leg keeps its keys for the whole call, so hold, resume, transfer and conference
+//! re-INVITEs keep the SRTP sessions (and their rollover counters) going.
 
-use crate::sdp;
-use media::srtp::{Crypto, Suite};
+use crate::srtp::{Crypto, Suite};
 
-/// A station's `srtp` setting (OfficeServ "sRTP").
+fn lines(body: &[u8]) -> impl Iterator<Item = &str> {
+    std::str::from_utf8(body)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+}
+
+/// Does the audio m= line of an SDP body ask for the secure profile (RTP/SAVP, RFC 3711)?
+pub fn secure_profile(body: &[u8]) -> bool {
+    lines(body).any(|l| {
+        l.strip_prefix("m=audio ")
+            .and_then(|r| r.split_whitespace().nth(1))
+            .is_some_and(|proto| proto.eq_ignore_ascii_case("RTP/SAVP"))
+    })
+}
+
+/// The values of an SDP body's `a=crypto` lines, in order.
+pub fn crypto_lines(body: &[u8]) -> Vec<String> {
+    lines(body)
+        .filter_map(|l| l.strip_prefix("a=crypto:").map(str::to_string))
+        .collect()
+}
+
+/// An `srtp` setting: the PBX's per station (OfficeServ "sRTP"), the softphone's per account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     Off,
-    /// The phone's offer decides; the PBX offers keys on RTP/AVP when it makes the offer.
+    /// The other side's offer decides; our offers carry keys on RTP/AVP (the PBX's) or
+    /// none (the softphone's).
     #[default]
     Optional,
-    /// A call without SRTP is refused; the PBX's offers say RTP/SAVP.
+    /// A call without SRTP is refused; our offers say RTP/SAVP.
     Mandatory,
 }
 
 impl Mode {
-    /// From the station field (`off`, `optional`, `mandatory`); anything else is optional.
+    /// From the setting's text (`off`, `optional`, `mandatory`); anything else is optional.
     pub fn parse(s: &str) -> Mode {
         match s {
             "off" => Mode::Off,
@@ -35,27 +58,27 @@ impl Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Policy {
     pub mode: Mode,
-    /// May `a=crypto` go to this phone: its signalling is TLS, or the `srtp.plain_signalling`
-    /// setting allows keys on plain SIP. Keys sent in the clear protect nothing.
+    /// May `a=crypto` go on this leg's signalling: it is TLS, or a setting allows keys on
+    /// plain SIP (the PBX's `srtp.plain_signalling`). Keys sent in the clear protect nothing.
     pub keys_may_travel: bool,
 }
 
-/// The outcome of a phone's offer.
+/// The outcome of an offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Plain RTP.
     Plain,
-    /// SRTP with the phone's key `theirs`; answer on RTP/SAVP when `savp`.
+    /// SRTP with the offerer's key `theirs`; answer on RTP/SAVP when `savp`.
     Srtp { theirs: Crypto, savp: bool },
     /// 488 Not Acceptable Here, with why.
     Refuse(&'static str),
 }
 
 impl Policy {
-    /// What to make of a phone's offer `body`.
+    /// What to make of an SDP offer `body`.
     pub fn on_offer(&self, body: &[u8]) -> Verdict {
-        let savp = sdp::secure_profile(body);
-        let lines = sdp::crypto(body);
+        let savp = secure_profile(body);
+        let lines = crypto_lines(body);
         let usable = lines.iter().find_map(|l| Crypto::parse(l).ok());
         if !lines.is_empty() && usable.is_none() {
             return Verdict::Refuse("no a=crypto line the PBX can use");
@@ -77,7 +100,7 @@ impl Policy {
         }
     }
 
-    /// Does the PBX put keys in its own offers to this phone, and on RTP/SAVP?
+    /// Do our offers on this leg carry keys (the PBX's policy), and on RTP/SAVP?
     pub fn offers(&self) -> Option<bool> {
         match self.mode {
             _ if !self.keys_may_travel => None,
@@ -87,35 +110,35 @@ impl Policy {
         }
     }
 
-    /// Could a call with this phone need SRTP (so its media must go through the relay)?
+    /// Could a call on this leg need SRTP (for the PBX: its media must go through the relay)?
     pub fn may_encrypt(&self) -> bool {
         self.offers().is_some()
     }
 }
 
-/// The PBX's master keys for one leg: one per suite, made when the leg is, kept all call.
+/// Our master keys for one leg: one per suite, made when the leg is, kept all call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LegKeys {
+pub struct Keys {
     sha1_80: Crypto,
     sha1_32: Crypto,
 }
 
-impl Default for LegKeys {
+impl Default for Keys {
     fn default() -> Self {
-        LegKeys {
+        Keys {
             sha1_80: Crypto::generate(1, Suite::AesCm128HmacSha1_80),
             sha1_32: Crypto::generate(2, Suite::AesCm128HmacSha1_32),
         }
     }
 }
 
-impl LegKeys {
-    /// What the PBX offers: both suites, the stronger first (tags 1 and 2).
+impl Keys {
+    /// What we offer: both suites, the stronger first (tags 1 and 2).
     pub fn offer(&self) -> Vec<Crypto> {
         vec![self.sha1_80.clone(), self.sha1_32.clone()]
     }
 
-    /// The PBX's key answering the phone's `theirs`: the same suite, under its tag.
+    /// Our key answering the offerer's `theirs`: the same suite, under its tag.
     pub fn answer(&self, theirs: &Crypto) -> Crypto {
         let ours = match theirs.suite {
             Suite::AesCm128HmacSha1_80 => &self.sha1_80,
@@ -127,10 +150,10 @@ impl LegKeys {
         }
     }
 
-    /// The phone's answer to an offer of ours: `(our key, theirs)` for the line whose tag
-    /// and suite it accepted, or None when it took none.
+    /// The answer to an offer of ours: `(our key, theirs)` for the line whose tag and suite
+    /// it accepted, or None when it took none.
     pub fn accepted(&self, answer: &[u8]) -> Option<(Crypto, Crypto)> {
-        sdp::crypto(answer)
+        crypto_lines(answer)
             .iter()
             .filter_map(|l| Crypto::parse(l).ok())
             .find_map(|theirs| {
@@ -150,6 +173,17 @@ mod tests {
             s.push_str(&format!("a=crypto:{c}\r\n"));
         }
         s.into_bytes()
+    }
+
+    #[test]
+    fn reading_the_profile_and_the_keys() {
+        let secure = b"m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n";
+        assert!(secure_profile(secure) && !secure_profile(b"m=audio 4000 RTP/AVP 0\r\n"));
+        assert_eq!(
+            crypto_lines(secure),
+            vec!["1 AES_CM_128_HMAC_SHA1_80 inline:x"]
+        );
+        assert!(crypto_lines(b"m=audio 4000 RTP/AVP 0\r\n").is_empty());
     }
 
     #[test]
@@ -220,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_leg_keeps_its_keys_and_answers_under_the_phones_tag() {
-        let keys = LegKeys::default();
+        let keys = Keys::default();
         let theirs = Crypto::generate(7, Suite::AesCm128HmacSha1_32);
         let ours = keys.answer(&theirs);
         assert_eq!((ours.tag, ours.suite), (7, Suite::AesCm128HmacSha1_32));
