@@ -211,14 +211,18 @@ async fn mutual_tls_takes_only_the_client_certificates_it_should() {
     assert_eq!(register_201(&mut stranger, tls_addr).await, 200);
 }
 
-/// Must-show 1: a real phone on TLS with SRTP mandatory (baresip trusting only the office's
-/// `ca.pem`, `mediaenc=srtp-mand`) calls a baresip on plain UDP/RTP; the relay decrypts one
-/// leg and encrypts the other, and each phone hears the other.
+/// Must-show 1 and 3: a real phone on TLS with SRTP mandatory (baresip trusting only the
+/// office's `ca.pem`, `mediaenc=srtp-mand`) calls a baresip on plain UDP/RTP; the relay
+/// decrypts one leg and encrypts the other, and each phone hears the other. A capture of the
+/// whole call: the TLS connection carries nothing readable as SIP, and of the four RTP
+/// directions through the relay exactly two (the plain phone's) sound like the tones, while
+/// no payload of the other two equals any of theirs.
 #[test]
 fn an_srtp_phone_on_tls_calls_a_plain_phone_on_udp() {
     if support::skip() {
         return;
     }
+    let capture = e2e::capture::Capture::start("lo", "tcp or udp");
     let o = Office::start_secure(
         "never",
         &[("201", 440.0, "auto"), ("202", 600.0, "auto")],
@@ -232,7 +236,68 @@ fn an_srtp_phone_on_tls_calls_a_plain_phone_on_udp() {
         "{}",
         o.pbx_log()
     );
+    let packets = capture.stop();
     o.hang_up("201");
+
+    let tls: Vec<_> = packets
+        .iter()
+        .filter(|p| p.tcp && (p.to.port() == o.tls || p.from.port() == o.tls))
+        .collect();
+    let bytes: usize = tls.iter().map(|p| p.payload.len()).sum();
+    assert!(
+        bytes > 2000,
+        "the capture saw {bytes} bytes on the TLS port"
+    );
+    for p in &tls {
+        let text = String::from_utf8_lossy(&p.payload);
+        assert!(
+            !text.contains("SIP/2.0") && !text.contains("sip:"),
+            "readable SIP on the TLS port: {text}"
+        );
+    }
+    let relay = o.rtp_lo..o.rtp_lo + 40;
+    let mut directions: std::collections::HashMap<_, Vec<Vec<u8>>> = Default::default();
+    for p in packets.iter().filter(|p| !p.tcp) {
+        let rtp = p.payload.len() >= 172
+            && p.payload[0] >> 6 == 2
+            && !(200..=204).contains(&p.payload[1]);
+        if rtp && (relay.contains(&p.from.port()) || relay.contains(&p.to.port())) {
+            directions
+                .entry((p.from, p.to))
+                .or_default()
+                .push(p.payload[12..172].to_vec());
+        }
+    }
+    let sounds_like_a_tone = |payloads: &[Vec<u8>]| {
+        let mut pcm = Vec::new();
+        for pl in payloads {
+            let mut frame = Vec::new();
+            media::g711::Law::Mu.decode(pl, &mut frame);
+            pcm.extend(frame);
+        }
+        [440.0, 600.0]
+            .iter()
+            .any(|f| media::analysis::tone_share(&pcm, *f, 8000) > 0.5)
+    };
+    let (plain, secret): (Vec<_>, Vec<_>) = directions
+        .iter()
+        .filter(|(_, p)| p.len() >= 50)
+        .partition(|(_, p)| sounds_like_a_tone(p));
+    assert_eq!(
+        (plain.len(), secret.len()),
+        (2, 2),
+        "plain {:?}, encrypted {:?}",
+        plain.iter().map(|(d, p)| (d, p.len())).collect::<Vec<_>>(),
+        secret.iter().map(|(d, p)| (d, p.len())).collect::<Vec<_>>()
+    );
+    let clear: std::collections::HashSet<&Vec<u8>> =
+        plain.iter().flat_map(|(_, p)| p.iter()).collect();
+    for (d, payloads) in &secret {
+        assert!(
+            payloads.iter().all(|p| !clear.contains(p)),
+            "{d:?} carries a payload the plain leg carries too"
+        );
+    }
 }
 
 /// Must-show 1: two SRTP phones on TLS; hold and resume, then a blind transfer to a third

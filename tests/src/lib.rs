@@ -6,10 +6,12 @@
 //! (`office`), tell who heard whom (`audio`), stop every peer with its children
 //! (`process`), and give every suite its skip switch and free ports (`kit`). `scenario` runs
 //! the whole PBX in-process on an in-memory network with tokio's clock paused, with phones
-//! made of the SIP core, for the call-flow tests on virtual time.
+//! made of the SIP core, for the call-flow tests on virtual time. `capture` reads what
+//! tcpdump saw, for the wire checks (nothing readable on an encrypted leg).
 
 pub mod audio;
 pub mod baresip;
+pub mod capture;
 pub mod kit;
 pub mod netns;
 pub mod office;
