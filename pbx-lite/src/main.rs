@@ -220,8 +220,8 @@ fn run(cli: Cli) -> Result<()> {
                         .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
                 "client-cert: the name {name:?} must be letters, digits, '.', '_' or '-'"
             );
-            let today = sip::clock::Clock::now().unix().div_euclid(86_400);
-            let id = pbx_lite::tls::client_identity(&pbx_lite::tls::dir_of(&cli.db), &name, today)?;
+            let id =
+                pbx_lite::tls::client_identity(&pbx_lite::tls::dir_of(&cli.db), &name, today())?;
             let (cert, key) = (
                 dir.join(format!("{name}.pem")),
                 dir.join(format!("{name}.key")),
@@ -367,13 +367,12 @@ fn tls_identity(
         .collect();
     let mut seen = std::collections::HashSet::new();
     names.retain(|n| seen.insert(n.clone()));
-    let today = sip::clock::Clock::now().unix().div_euclid(86_400);
     let id = pbx_lite::tls::identity(
         &setting("tls.certificate"),
         &setting("tls.private_key"),
         &pbx_lite::tls::dir_of(db),
         &names,
-        today,
+        today(),
     )?;
     let clients = match (
         setting("tls.mutual").as_str(),
@@ -399,6 +398,11 @@ fn tls_identity(
     };
     sip::transport::TlsSettings::server_with(&id.chain_pem, &id.key_pem, &clients)
         .context("the TLS certificate and key")
+}
+
+/// Today, in days since 1970-01-01 (certificates' validity).
+fn today() -> i64 {
+    sip::clock::Clock::now().unix().div_euclid(86_400)
 }
 
 fn main() -> std::process::ExitCode {

@@ -157,8 +157,9 @@ async fn run_with(
                 None => break,
             },
             _ = second.tick() => {
-                calls.set_clock(Clock::now());
-                log_tls_refusals(&db, &ep);
+                let clock = Clock::now();
+                calls.set_clock(clock);
+                log_tls_refusals(&db, &ep, clock.unix());
                 calls.tick().await;
                 continue;
             }
@@ -354,7 +355,7 @@ fn ok_with_allow(request: &Request) -> sip::Response {
 
 /// TLS handshakes the transport refused (no or a foreign client certificate, plaintext on
 /// the TLS port, a handshake never finished) go to the access log.
-fn log_tls_refusals(db: &Arc<Mutex<Db>>, ep: &Endpoint) {
+fn log_tls_refusals(db: &Arc<Mutex<Db>>, ep: &Endpoint, now: i64) {
     let refused = ep.transport().take_tls_refusals();
     if refused.is_empty() {
         return;
@@ -362,7 +363,7 @@ fn log_tls_refusals(db: &Arc<Mutex<Db>>, ep: &Endpoint) {
     let d = db.lock().unwrap_or_else(|e| e.into_inner());
     for (from, why) in refused {
         let _ = d.log_access(&stations::db::Access {
-            at: Clock::now().unix(),
+            at: now,
             address: from.ip().to_string(),
             caller: String::new(),
             reason: why,
