@@ -609,3 +609,35 @@ async fn voicemail_answers_a_busy_station() {
     assert_eq!(o.db().messages("202").unwrap().len(), 1);
     assert_eq!(rung(&b), 1, "only 203's call rang 202");
 }
+
+/// SRTP offers the PBX must not take are answered 488 (issue #17): an
+/// `a=crypto` that does not parse; a plain offer from a station with `srtp=mandatory`; and
+/// keys offered over plain SIP (they would only go back in the clear).
+#[tokio::test(start_paused = true)]
+async fn srtp_offers_the_pbx_cannot_take_are_refused_488() {
+    let o = Office::start(&["201", "202"], &[]).await;
+    let (mut a, _b) = (o.phone("201", 440.0).await, o.phone("202", 600.0).await);
+    let offer = |proto: &str, crypto: &str| {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 {proto} 0\r\n{crypto}a=sendrecv\r\n"
+        )
+    };
+    let good = media::srtp::Crypto::generate(1, media::srtp::Suite::AesCm128HmacSha1_80);
+    let keys = format!("a=crypto:{}\r\n", good.to_sdp());
+    for (sdp, why) in [
+        (
+            offer(
+                "RTP/SAVP",
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:not*base64\r\n",
+            ),
+            "an a=crypto that does not parse",
+        ),
+        (offer("RTP/SAVP", &keys), "keys over plain SIP"),
+    ] {
+        let d = a.dial_offering("202", sdp).await;
+        assert_eq!(a.outcome(d).await.err(), Some(488), "{why}");
+    }
+    o.station("201", "srtp", "mandatory");
+    let d = a.dial_offering("202", offer("RTP/AVP", "")).await;
+    assert_eq!(a.outcome(d).await.err(), Some(488), "plain, and mandatory");
+}

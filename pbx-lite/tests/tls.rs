@@ -143,6 +143,33 @@ async fn a_phone_trusting_the_office_ca_registers_over_tls() {
     );
 }
 
+/// A flood of TLS handshakes that never finish — 600 connections from 60 addresses that
+/// send nothing — does not stall the PBX: a phone registers over TLS in the middle of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_flood_does_not_stall_the_pbx() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("office.db");
+    support::add_station(&db, "201");
+    let (sip, tls) = (support::free_port(), support::free_port());
+    let tls_addr: std::net::SocketAddr = format!("127.0.0.1:{tls}").parse().unwrap();
+    let _pbx = e2e::process::Kill(support::serve(&db, sip, &["--tls", &tls_addr.to_string()]));
+    let mut idle = Vec::new();
+    for host in 2..62u8 {
+        for _ in 0..10 {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind(std::net::SocketAddr::from(([127, 0, 0, host], 0)))
+                .unwrap();
+            idle.push(s.connect(tls_addr).await.unwrap());
+        }
+    }
+    let ca = std::fs::read(dir.path().join("office.db.tls/ca.pem")).unwrap();
+    let mut phone = phone(&ca, "127.0.0.1").await;
+    let t0 = std::time::Instant::now();
+    assert_eq!(register_201(&mut phone, tls_addr).await, 200);
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    drop(idle);
+}
+
 /// Must-show 4: with `tls.mutual`, a phone without a client certificate cannot connect, nor
 /// (with `tls.verify_client=known`, the default) one whose certificate comes from another
 /// CA; a certificate the office CA issued (`pbx-lite tls client-cert`) registers. Both

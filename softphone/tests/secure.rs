@@ -146,3 +146,18 @@ fn a_ca_that_does_not_match_its_pin_is_refused() {
         "{err}"
     );
 }
+
+/// A server certificate the phone does not trust (its configuration lacks the office CA, so
+/// only the system's roots count) is a registration failure naming the certificate: no
+/// fallback to plaintext.
+#[test]
+fn an_untrusted_certificate_fails_the_registration_clearly() {
+    let pbx = Pbx::start(&["201"]);
+    let account = pbx.secure_account("201");
+    let without_ca = &account[account.find("[[account]]").unwrap()..];
+    let (_p, rx, _stdin) = support::softphone(pbx.dir.path(), "201", without_ca);
+    let failed = expect(&rx, "registration_failed");
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(reason.contains("certificate"), "{failed}");
+    assert!(!support::registered(&pbx.db, "201"));
+}

@@ -327,6 +327,12 @@ impl Phone {
     /// Dials `number` and waits for the PBX's first answer (a digest challenge is answered);
     /// [`Phone::outcome`] waits for the final one.
     pub async fn dial(&mut self, number: &str) -> Dialing {
+        let sdp = self.me.media.sdp("sendrecv");
+        self.dial_offering(number, sdp).await
+    }
+
+    /// [`Phone::dial`] with `sdp` as the offer.
+    pub async fn dial_offering(&mut self, number: &str, sdp: String) -> Dialing {
         let mut r = build::request(
             Method::Invite,
             &format!("sip:{number}@{PBX}"),
@@ -338,7 +344,7 @@ impl Phone {
         .unwrap();
         build::set_display_name(&mut r, &format!("Station {}", self.number));
         r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
-        r.body = self.me.media.sdp("sendrecv").into();
+        r.body = sdp.into();
         let mut key = self.me.ep.send_request(r.clone(), Self::peer()).unwrap();
         let first = self.first_response(&key).await;
         if matches!(first.status, 401 | 407) {
