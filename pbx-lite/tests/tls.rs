@@ -101,21 +101,31 @@ fn register(ep: &Endpoint, to: std::net::SocketAddr) -> sip::Request {
     r
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_phone_trusting_the_office_ca_registers_over_tls() {
+/// `pbx-lite serve` with station 201, SIP over TLS on a loopback port: its folder (the
+/// database is `office.db`), that address, and the process.
+fn office_on_tls() -> (tempfile::TempDir, std::net::SocketAddr, e2e::process::Kill) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("office.db");
     support::add_station(&db, "201");
     let (sip, tls) = (support::free_port(), support::free_port());
     let tls_addr: std::net::SocketAddr = format!("127.0.0.1:{tls}").parse().unwrap();
-    let _pbx = e2e::process::Kill(support::serve(&db, sip, &["--tls", &tls_addr.to_string()]));
+    let pbx = e2e::process::Kill(support::serve(&db, sip, &["--tls", &tls_addr.to_string()]));
+    (dir, tls_addr, pbx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_trusting_the_office_ca_registers_over_tls() {
+    let (dir, tls_addr, _pbx) = office_on_tls();
     let ca = std::fs::read(dir.path().join("office.db.tls/ca.pem")).unwrap();
     let to = Peer::new(TransportKind::Tls, tls_addr);
 
     // Trusting ca.pem alone, by the PBX's address: 401, then 200 with the digest.
     let mut ours = phone(&ca, "127.0.0.1").await;
     assert_eq!(register_201(&mut ours, tls_addr).await, 200);
-    let status = String::from_utf8(support::cli(&db, &["status", "--json"]).stdout).unwrap();
+    let status = String::from_utf8(
+        support::cli(&dir.path().join("office.db"), &["status", "--json"]).stdout,
+    )
+    .unwrap();
     assert!(status.contains("\"registered\":true"), "{status}");
 
     // A phone that trusts another CA cannot connect: its request fails at once (503).
@@ -147,12 +157,7 @@ async fn a_phone_trusting_the_office_ca_registers_over_tls() {
 /// send nothing — does not stall the PBX: a phone registers over TLS in the middle of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handshake_flood_does_not_stall_the_pbx() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("office.db");
-    support::add_station(&db, "201");
-    let (sip, tls) = (support::free_port(), support::free_port());
-    let tls_addr: std::net::SocketAddr = format!("127.0.0.1:{tls}").parse().unwrap();
-    let _pbx = e2e::process::Kill(support::serve(&db, sip, &["--tls", &tls_addr.to_string()]));
+    let (dir, tls_addr, _pbx) = office_on_tls();
     let mut idle = Vec::new();
     for host in 2..62u8 {
         for _ in 0..10 {
