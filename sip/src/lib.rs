@@ -9,6 +9,8 @@
 //!   forbids; [`ParseError`] says why.
 //! - [`uri`], [`method`], [`headers`]: Request-URIs (sip, sips, tel), exact methods, and the
 //!   typed headers ezk lacks.
+//! - [`registration`]: a client registration (a phone's line, the PBX's trunk) as a pure
+//!   state machine told the time: digest, 423, refresh, backoff, a stop after 403.
 pub mod auth;
 pub mod build;
 pub mod clock;
@@ -20,6 +22,7 @@ pub mod message;
 pub mod method;
 pub mod rate;
 pub mod refer;
+pub mod registration;
 pub mod sdp;
 pub mod sim;
 pub mod throttle;

@@ -5,7 +5,6 @@
 //!
 //! ## Brief overview
 //! - [`config`]: the TOML configuration (the provisioner's native softphone profile).
-//! - [`registration`]: one line's registration, a pure state machine told the time.
 //! - [`call`]: one call — its INVITE, dialog and SDP, and the task carrying its audio.
 //! - [`sequence`]: PBX feature sequences (hold, code, resume) as one action each.
 //! - [`contacts`]: the configuration's contacts and the provisioner's directory.
@@ -20,5 +19,4 @@ pub mod control;
 pub mod engine;
 pub mod gui;
 pub mod headless;
-pub mod registration;
 pub mod sequence;

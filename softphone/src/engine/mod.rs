@@ -15,13 +15,13 @@ mod transfer;
 
 use crate::call::{self, Call, CallState, MediaControl};
 use crate::config::{Account, Audio, Config, Features};
-use crate::registration::{Outcome, Registration, State};
 use crate::sequence::{Fact, Progress, Sequence, Step, Wait};
 pub use api::{CallStatus, Command, Event, Feature, LineStatus};
 pub use history::HistoryEntry;
 use sip::clock::Clock;
 use sip::dialog::{Dialog, DialogId};
 use sip::endpoint::Endpoint;
+use sip::registration::{Outcome, Registration, State};
 use sip::sdp::Direction;
 use sip::transaction::{Peer, TimerConfig, TransportKind, TsxEvent, TsxKey};
 use sip::transport::TransportConfig;
@@ -490,7 +490,9 @@ impl Engine {
                     State::Unregistered => ("unregistered", None),
                     State::Registering => ("registering", None),
                     State::Registered { .. } => ("registered", None),
-                    State::Failed { status, .. } => ("failed", Some(*status)),
+                    State::Failed { status, .. } | State::Stopped { status, .. } => {
+                        ("failed", Some(*status))
+                    }
                 };
                 LineStatus {
                     line: i + 1,

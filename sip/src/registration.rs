@@ -1,18 +1,23 @@
-//! One line's registration (RFC 3261 §10), as a pure state machine told the time: it says
-//! which REGISTER to send, reads the answers — a 401/407 is answered once with digest
-//! credentials (MD5 or SHA-256, whichever the registrar prefers), 423 raises the expiry to
-//! Min-Expires — and says when to refresh (at 80% of the granted time) or, after a failure,
-//! when to try again (after the registrar's Retry-After, RFC 3261 §21.5.4, if it gave one).
+//! One client registration (RFC 3261 §10) — a phone's line, or the PBX's trunk at a provider
+//! — as a pure state machine told the time: it says which REGISTER to send, reads the answers
+//! — a 401/407 is answered once with digest credentials (MD5 or SHA-256, whichever the
+//! registrar prefers), 423 raises the expiry to Min-Expires — and says when to refresh (at 80%
+//! of the granted time) or, after a failure, when to try again: after the registrar's
+//! Retry-After (RFC 3261 §21.5.4) if it gave one, else after 30 s doubling with each failure in
+//! a row up to an hour. A 403 stops it: the credentials are refused, and asking again would
+//! only get the office banned by its provider.
 
-use sip::auth::DigestClient;
-use sip::transaction::TransportKind;
-use sip::types::Name;
-use sip::{Method, Request, Response, build};
+use crate::auth::DigestClient;
+use crate::transaction::TransportKind;
+use crate::types::Name;
+use crate::{Method, Request, Response, build};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// After a failure, the next attempt comes this much later.
+/// After a failure, the next attempt comes this much later; twice as late after each
+/// further failure in a row, up to [`MAX_RETRY`].
 const RETRY: Duration = Duration::from_secs(30);
+const MAX_RETRY: Duration = Duration::from_secs(3600);
 
 /// Where a registration stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +34,11 @@ pub enum State {
         reason: String,
         retry_at: Instant,
     },
+    /// Refused for good (403): nothing more is sent until [`Registration::register`].
+    Stopped {
+        status: u16,
+        reason: String,
+    },
 }
 
 /// What a response meant.
@@ -43,7 +53,7 @@ pub enum Outcome {
     Failed {
         status: u16,
         reason: String,
-        /// Seconds until the next attempt.
+        /// Seconds until the next attempt; 0 when there is none (stopped after a 403).
         retry_in: u32,
     },
 }
@@ -64,6 +74,8 @@ pub struct Registration {
     authorized: bool,
     /// The expiry asked for by the request in flight (0: unregistering).
     asked: u32,
+    /// Failures in a row (the backoff doubles with each).
+    failures: u32,
     state: State,
 }
 
@@ -95,6 +107,7 @@ impl Registration {
             last: None,
             authorized: false,
             asked: expiry,
+            failures: 0,
             state: State::Unregistered,
         }
     }
@@ -160,15 +173,35 @@ impl Registration {
 
     /// The transaction gave up (timeout, transport error).
     pub fn on_timeout(&mut self, now: Instant) -> Outcome {
+        let retry = self.backoff();
         self.fail(
             now,
             408,
             "Request Timeout (no answer from the registrar)",
-            RETRY,
+            retry,
         )
     }
 
+    /// How long after this failure the next attempt comes (30 s, doubling, up to an hour).
+    fn backoff(&self) -> Duration {
+        RETRY
+            .saturating_mul(1u32 << self.failures.min(7))
+            .min(MAX_RETRY)
+    }
+
     fn fail(&mut self, now: Instant, status: u16, reason: &str, retry: Duration) -> Outcome {
+        self.failures += 1;
+        if status == 403 {
+            self.state = State::Stopped {
+                status,
+                reason: reason.to_string(),
+            };
+            return Outcome::Failed {
+                status,
+                reason: reason.to_string(),
+                retry_in: 0,
+            };
+        }
         self.state = State::Failed {
             status,
             reason: reason.to_string(),
@@ -191,6 +224,7 @@ impl Registration {
                     return Some(Outcome::Unregistered);
                 }
                 let expires = granted(response, self.asked);
+                self.failures = 0;
                 let refresh =
                     Duration::from_secs(u64::from(expires) * 4 / 5).max(Duration::from_secs(5));
                 self.state = State::Registered {
@@ -202,11 +236,12 @@ impl Registration {
             401 | 407 if !self.authorized => {
                 let mut r = self.last.clone()?;
                 if !self.credentials.authorize(&mut r, response) {
+                    let retry = self.backoff();
                     return Some(self.fail(
                         now,
                         response.status,
                         "no digest challenge it can answer",
-                        RETRY,
+                        retry,
                     ));
                 }
                 self.cseq += 1;
@@ -230,19 +265,23 @@ impl Registration {
                     .and_then(|v| v.trim().parse().ok())
                     .unwrap_or(self.expiry * 2);
                 if min <= self.asked {
-                    return Some(self.fail(now, 423, "Interval Too Brief", RETRY));
+                    let retry = self.backoff();
+                    return Some(self.fail(now, 423, "Interval Too Brief", retry));
                 }
                 self.expiry = min;
                 self.request(min).map(Outcome::Send)
             }
-            status => Some(self.fail(now, status, &response.reason, retry_after(response))),
+            status => {
+                let retry = retry_after(response).unwrap_or_else(|| self.backoff());
+                Some(self.fail(now, status, &response.reason, retry))
+            }
         }
     }
 }
 
-/// When to try again after a failure: the response's Retry-After (`120`, `120;duration=60`
-/// or `120 (maintenance)`), kept within 1 s to 1 h, else [`RETRY`].
-fn retry_after(response: &Response) -> Duration {
+/// When to try again after a failure, if the response says: its Retry-After (`120`,
+/// `120;duration=60` or `120 (maintenance)`), kept within 1 s to 1 h.
+fn retry_after(response: &Response) -> Option<Duration> {
     response
         .headers
         .get_raw(&Name::from("Retry-After"))
@@ -251,7 +290,7 @@ fn retry_after(response: &Response) -> Duration {
             let digits: String = v.trim().chars().take_while(char::is_ascii_digit).collect();
             digits.parse::<u64>().ok()
         })
-        .map_or(RETRY, |s| Duration::from_secs(s.clamp(1, 3600)))
+        .map(|s| Duration::from_secs(s.clamp(1, 3600)))
 }
 
 /// The expiry the registrar granted: our Contact's `expires`, else the Expires header, else
@@ -276,7 +315,7 @@ fn granted(response: &Response, asked: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sip::auth::{DigestAlgorithm, DigestVerifier, Verdict};
+    use crate::auth::{DigestAlgorithm, DigestVerifier, Verdict};
     use std::time::SystemTime;
 
     fn reg() -> Registration {
@@ -369,6 +408,35 @@ mod tests {
         ));
     }
 
+    /// A provider is not hammered: failures in a row wait 30 s, 60 s, 120 s…, up to an hour,
+    /// and a 403 stops the registration until it is asked to register again.
+    #[test]
+    fn failures_back_off_and_a_403_stops() {
+        let now = Instant::now();
+        let mut r = reg();
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            let sent = r.register().unwrap();
+            r.on_response(now, &sent.make_response(500, "Server Error"));
+            waits.push(r.poll_timeout().unwrap() - now);
+        }
+        let secs: Vec<u64> = waits.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        let sent = r.register().unwrap();
+        let outcome = r.on_response(now, &sent.make_response(403, "Forbidden"));
+        assert!(matches!(
+            outcome,
+            Some(Outcome::Failed {
+                status: 403,
+                retry_in: 0,
+                ..
+            })
+        ));
+        assert_eq!(r.poll_timeout(), None, "no retry after a 403");
+        assert!(r.poll_transmit(now + Duration::from_secs(86_400)).is_none());
+        assert!(matches!(r.state(), State::Stopped { status: 403, .. }));
+    }
+
     #[test]
     fn a_503_retries_after_its_retry_after() {
         let now = Instant::now();
@@ -387,9 +455,9 @@ mod tests {
         ));
         assert_eq!(r.poll_timeout(), Some(now + Duration::from_secs(5)));
         assert!(r.poll_transmit(now + Duration::from_secs(5)).is_some());
-        // Without Retry-After (or with nonsense), the usual wait.
+        // Without Retry-After (or with nonsense), the backoff: the second failure in a row.
         let plain = first.make_response(503, "Service Unavailable");
         r.on_response(now, &plain);
-        assert_eq!(r.poll_timeout(), Some(now + RETRY));
+        assert_eq!(r.poll_timeout(), Some(now + RETRY * 2));
     }
 }
