@@ -13,6 +13,8 @@
 //! - [`relay`]: the media relay — a port per phone, forwarding (latching, RTCP, μ/A-law
 //!   transcoding, SRTP per leg keyed as `media::sdes` decides), players for hold music,
 //!   mixing rooms; [`sdp`]: the SDP it needs.
+//! - [`trunks`]: outside lines — trunk registrations at providers, the office's dialling
+//!   plan ([`trunks::dialing`]); the calls through them are in `calls/trunk.rs`.
 //! - [`status`]: the status table and access log as JSON rows; [`admin`] serves them over HTTP.
 //! - [`server`]: the SIP driver (endpoint, registrar, persistence, access log).
 
@@ -27,3 +29,4 @@ pub mod sdp;
 pub mod server;
 pub mod status;
 pub mod tls;
+pub mod trunks;

@@ -64,6 +64,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Outside lines: trunks at SIP providers.
+    #[command(subcommand)]
+    Trunk(pbx_lite::trunks::cli::TrunkCmd),
+    /// The office's numbers (DIDs) and what each rings.
+    #[command(subcommand)]
+    Did(pbx_lite::trunks::cli::DidCmd),
+    /// Which trunk outside numbers go through, by prefix.
+    #[command(subcommand)]
+    Route(pbx_lite::trunks::cli::RouteCmd),
     /// The office CA: certificates for phones (mutual TLS).
     #[command(subcommand)]
     Tls(TlsCmd),
@@ -154,6 +163,14 @@ fn status(db: &Db, json: bool, out: &mut dyn Write) -> Result<()> {
                 r["user_agent"].as_str().unwrap_or_default()
             )?;
         }
+        for t in db.trunks()? {
+            writeln!(
+                out,
+                "trunk {:<10} {}",
+                t.name,
+                pbx_lite::trunks::cli::state_line(db, &t)
+            )?;
+        }
     }
     Ok(())
 }
@@ -212,6 +229,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Settings(c) => stations::cli::run_settings(&Db::open(&cli.db)?, c, &mut out)?,
         Cmd::Status { json } => status(&Db::open(&cli.db)?, json, &mut out)?,
         Cmd::Group(c) => group(&Db::open(&cli.db)?, c, &mut out)?,
+        Cmd::Trunk(c) => pbx_lite::trunks::cli::run_trunk(&Db::open(&cli.db)?, c, &mut out)?,
+        Cmd::Did(c) => pbx_lite::trunks::cli::run_did(&Db::open(&cli.db)?, c, &mut out)?,
+        Cmd::Route(c) => pbx_lite::trunks::cli::run_route(&Db::open(&cli.db)?, c, &mut out)?,
         Cmd::Tls(TlsCmd::ClientCert { name, out: dir }) => {
             anyhow::ensure!(
                 !name.is_empty()

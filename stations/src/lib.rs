@@ -19,6 +19,7 @@ pub mod secret;
 pub mod settings;
 pub mod station;
 pub mod transfer;
+pub mod trunk;
 
 pub use db::Db;
 pub use error::StationError;

@@ -135,6 +135,42 @@ pub const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "do not disturb (+1 on, +0 off)",
     ),
     (
+        "dial.country_code",
+        "44",
+        Kind::Code,
+        "the office's country code: outside numbers go to trunks in E.164 (+<country><number>)",
+    ),
+    (
+        "dial.national_prefix",
+        "0",
+        Kind::Code,
+        "what a national number is dialled with (0 in most of Europe, 1 in North America)",
+    ),
+    (
+        "dial.international_prefix",
+        "00",
+        Kind::Code,
+        "what an international number is dialled with (00, 011 in North America)",
+    ),
+    (
+        "dial.area_code",
+        "",
+        Kind::Text,
+        "the office's area code, put before a number dialled without prefix (a local call); empty: local numbers are dialled with it",
+    ),
+    (
+        "dial.emergency",
+        "112,999",
+        Kind::Text,
+        "emergency numbers (comma-separated): always allowed, whatever the station's toll restriction, and sent as dialled",
+    ),
+    (
+        "trunk.default_did",
+        "",
+        Kind::Text,
+        "the station (an operator) an incoming call to a number no DID names rings; empty: 404",
+    ),
+    (
         "numberplan.park",
         "11",
         Kind::Code,

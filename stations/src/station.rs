@@ -135,6 +135,11 @@ pub struct Station {
     /// SRTP for this station's calls (OfficeServ "sRTP"): `off`, `optional` (the phone's
     /// offer decides) or `mandatory` (a call without it is refused).
     pub srtp: String,
+    /// The number an outside party sees (E.164, `+` optional); empty: the trunk's.
+    pub caller_id: String,
+    /// Toll restriction: the outside calls the station may make — `internal` (none),
+    /// `local`, `national` or `international`. Emergency numbers are always allowed.
+    pub toll: String,
 }
 
 /// Field names, in CSV/export order. The first six are the required CSV header.
@@ -157,6 +162,8 @@ pub const FIELDS: &[&str] = &[
     "use_whitelist",
     "call_waiting",
     "srtp",
+    "caller_id",
+    "toll",
 ];
 
 /// Passwords no office should use, whatever their length.
@@ -263,6 +270,8 @@ impl Station {
             use_whitelist: true,
             call_waiting: false,
             srtp: "optional".into(),
+            caller_id: String::new(),
+            toll: "national".into(),
         }
     }
 
@@ -342,6 +351,23 @@ impl Station {
             "use_whitelist" => self.use_whitelist = yes_no("use_whitelist", v)?,
             "call_waiting" => self.call_waiting = yes_no("call_waiting", v)?,
             "srtp" => self.srtp = one_of("srtp", v, &["off", "optional", "mandatory"])?,
+            "caller_id" => {
+                if !v.is_empty() && !crate::trunk::number_ok(v) {
+                    return Err(StationError::invalid(
+                        "caller_id",
+                        v,
+                        "must be a number (digits, + first)",
+                    ));
+                }
+                self.caller_id = v.to_string();
+            }
+            "toll" => {
+                self.toll = one_of(
+                    "toll",
+                    v,
+                    &["internal", "local", "national", "international"],
+                )?
+            }
             other => {
                 return Err(StationError::invalid(
                     "field",
@@ -375,6 +401,8 @@ impl Station {
             "use_whitelist" => if self.use_whitelist { "yes" } else { "no" }.into(),
             "call_waiting" => if self.call_waiting { "yes" } else { "no" }.into(),
             "srtp" => self.srtp.clone(),
+            "caller_id" => self.caller_id.clone(),
+            "toll" => self.toll.clone(),
             _ => String::new(),
         }
     }
@@ -463,6 +491,8 @@ mod tests {
             ("use_whitelist", "no"),
             ("call_waiting", "yes"),
             ("srtp", "Mandatory"),
+            ("caller_id", "+4930123456"),
+            ("toll", "local"),
         ] {
             s.set(f, v).unwrap();
         }

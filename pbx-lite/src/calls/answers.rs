@@ -7,6 +7,13 @@ use super::*;
 impl Calls {
     /// A response to one of our client transactions.
     pub async fn on_response(&mut self, key: TsxKey, response: Response) {
+        let now = (self.clock.now, self.clock.unix());
+        if self
+            .trunks
+            .on_response(&key, &response, now, &self.ep, &self.db)
+        {
+            return;
+        }
         if let Some(id) = self
             .legs
             .values()
@@ -51,6 +58,9 @@ impl Calls {
             }
             leg.on_answer(&self.ep, &response, self.clock.now);
             return self.answered(id, from).await;
+        }
+        if matches!(status, 401 | 407) && self.authenticate_to_trunk(id, &response) {
+            return;
         }
         if status >= 300 {
             let busy_station = self.legs.remove(&id).map(|l| l.station);

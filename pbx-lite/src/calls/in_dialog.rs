@@ -126,6 +126,7 @@ impl Calls {
         };
         let direct_pair = leg.media.is_none() && partner.as_ref().is_some_and(|p| p.1);
         let holds = sdp::is_hold(&request.body);
+        let was_holding = leg.holds;
         if direct_pair
             && let Some((o, _, station)) = &partner
             && !(holds && self.system_tone(station))
@@ -168,8 +169,22 @@ impl Calls {
             ok.headers.insert(Name::CONTACT, l.contact());
             l.send_2xx(&ep, &key, ok);
         }
-        if let Some((o, _, _)) = partner {
-            self.anchor(o).await;
+        let trunk_partner = partner
+            .as_ref()
+            .and_then(|(o, _, _)| self.legs.get(o))
+            .is_some_and(|p| p.trunk().is_some() && p.answered);
+        match partner {
+            // A station's hold or resume reaches the provider as a=inactive or a=sendrecv.
+            Some((o, _, _)) if trunk_partner && was_holding != holds => {
+                let direction = if holds {
+                    Direction::Inactive
+                } else {
+                    Direction::SendRecv
+                };
+                self.offer_relay_with(o, direction);
+            }
+            Some((o, _, _)) => self.anchor(o).await,
+            None => {}
         }
         self.settle(id);
     }

@@ -8,9 +8,18 @@ impl Calls {
     /// A new INVITE (no To tag): authenticated, then a feature code or ring group when the
     /// number is no station's, else routed to a station ([`route::route`]).
     pub async fn on_invite(&mut self, key: TsxKey, request: Request, peer: Peer) {
+        if let Some(t) = self.trunks.of_source(peer).cloned() {
+            return self.incoming_from_trunk(key, request, peer, t).await;
+        }
         let tag = build::new_tag();
         let callee = user_of(&request.uri);
         let caller = request.header_user(Name::FROM).unwrap_or_default();
+        let access = self.db().setting("numberplan.trunk").unwrap_or_default();
+        let outside = (!access.is_empty())
+            .then(|| callee.strip_prefix(access.as_str()))
+            .flatten()
+            .filter(|rest| !rest.is_empty() && self.db().get(&callee).is_err())
+            .map(str::to_string);
         if self
             .db()
             .setting("security.invite_auth")
@@ -19,6 +28,16 @@ impl Calls {
             && let Err(mut refusal) = self.authorize(&request, &caller, peer)
         {
             refusal.set_to_tag(&tag);
+            if outside.is_some() && !self.registered_anywhere(peer) {
+                self.refuse_outside(
+                    &peer,
+                    &caller,
+                    format!(
+                        "outside call to {callee} from an address no station registered from: answered {}",
+                        refusal.status
+                    ),
+                );
+            }
             // A challenge goes once, statelessly: a forged source gets one answer, not the
             // INVITE transaction's dozen retransmissions. (A refusal keeps its transaction,
             // so a retransmitted INVITE is not counted as another guess.)
@@ -46,6 +65,11 @@ impl Calls {
         {
             tracing::info!("{caller} calling {callee}: 488, {why}");
             return self.reply(&key, &request, 488, "Not Acceptable Here", &tag);
+        }
+        if let Some(rest) = outside
+            && self.db().ring_group(&callee).ok().flatten().is_none()
+        {
+            return self.outgoing_to_trunk(leg, &caller, &rest).await;
         }
         if self.db().get(&callee).is_err() {
             return self.dial_code(leg, &caller, &callee, peer).await;
@@ -98,7 +122,7 @@ impl Calls {
 
     /// Rings `station` for the caller on `leg` (anchoring the media in the relay when it
     /// must be), `diverted` naming the station first called.
-    async fn ring_station(
+    pub(super) async fn ring_station(
         &mut self,
         mut leg: Leg,
         station: &str,
@@ -167,6 +191,12 @@ impl Calls {
             let _ = db.log_access(&a);
         }
         verdict
+    }
+
+    /// Has any station registered from `peer`'s address?
+    fn registered_anywhere(&self, peer: Peer) -> bool {
+        let registrar = self.registrar.lock().unwrap_or_else(|e| e.into_inner());
+        registrar.has_source(peer.addr.ip())
     }
 
     /// Did this request come from exactly where `station` registered from — address, port
@@ -265,7 +295,7 @@ impl Calls {
 
 /// The office as the routing decision sees it: the database, the registrar and the calls
 /// under way.
-struct Lookup<'a>(&'a Calls);
+pub(super) struct Lookup<'a>(pub(super) &'a Calls);
 
 impl route::Office for Lookup<'_> {
     fn state(&self, number: &str) -> stations::db::StationState {

@@ -17,6 +17,9 @@ use tokio::sync::oneshot;
 
 pub(crate) type LegId = u64;
 
+/// The `station` of a leg to or from a trunk: `trunk:NAME`.
+pub(crate) const TRUNK: &str = "trunk:";
+
 /// What a leg is paired with.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) enum Partner {
@@ -82,6 +85,11 @@ pub(crate) struct Leg {
     pub(crate) service: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Ring group members this caller's call has yet to ring.
     pub(crate) pending: Vec<String>,
+    /// An outside caller's number as the office's users would dial it back (a call from a
+    /// trunk): what the stations it rings are shown.
+    pub(crate) shown: Option<String>,
+    /// Our INVITE to a trunk was answered with our credentials once (401/407).
+    pub(crate) authed: bool,
 }
 
 impl Leg {
@@ -124,6 +132,8 @@ impl Leg {
             recall: None,
             service: None,
             pending: Vec::new(),
+            shown: None,
+            authed: false,
         }
     }
 
@@ -283,6 +293,11 @@ impl Leg {
         )
     }
 
+    /// The trunk this leg goes to or comes from, if it is an outside leg.
+    pub(crate) fn trunk(&self) -> Option<&str> {
+        self.station.strip_prefix(TRUNK)
+    }
+
     /// Is this request in this leg's dialog?
     pub(crate) fn matches(&self, id: &DialogId) -> bool {
         match &self.dialog {
@@ -303,6 +318,9 @@ impl Leg {
     /// Who the phone is, as a From value for the legs the PBX rings for it: (display name,
     /// or empty; number).
     pub(crate) fn caller_id(&self) -> (String, String) {
+        if let Some(number) = &self.shown {
+            return (String::new(), number.clone());
+        }
         let display = if self.uas {
             self.invite
                 .headers

@@ -38,10 +38,16 @@ impl Calls {
     /// Sends anchored leg `id` a re-INVITE offering its relay port, sendrecv; the answer
     /// goes to [`Calls::on_reinvite_answer`].
     pub(crate) fn offer_relay(&mut self, id: LegId) {
+        self.offer_relay_with(id, Direction::SendRecv);
+    }
+
+    /// Sends anchored leg `id` a re-INVITE offering its relay port with `direction` (to a
+    /// trunk: inactive while the station holds, sendrecv when it resumes).
+    pub(crate) fn offer_relay_with(&mut self, id: LegId, direction: Direction) {
         let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
-        let body = leg.our_sdp(Direction::SendRecv, None);
+        let body = leg.our_sdp(direction, None);
         let contact = leg.contact();
         if let Some((mut reinvite, peer)) = leg.in_dialog(Method::Invite) {
             reinvite.body = body.into();
@@ -88,8 +94,11 @@ impl Calls {
                 };
                 if !leg.answered {
                     Hearing::Nothing
-                } else if !other.answered || (other.holds && self.system_tone(&leg.station)) {
-                    // Waiting for a transfer target or a recall to answer, or held.
+                } else if !other.answered
+                    || (other.holds && leg.trunk().is_none() && self.system_tone(&leg.station))
+                {
+                    // Waiting for a transfer target or a recall to answer, or held (a
+                    // provider is told a=inactive instead, and sent nothing).
                     Hearing::Music
                 } else {
                     Hearing::Peer(*o)

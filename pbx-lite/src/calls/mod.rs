@@ -20,6 +20,7 @@ mod legs;
 mod media;
 mod route;
 mod saved;
+mod trunk;
 
 use crate::address::{Addressing, Advertised, uri_host};
 use crate::features::{self, Action};
@@ -91,6 +92,8 @@ pub struct Calls {
     /// driver takes with [`Calls::take_timers`].
     timers: tokio::sync::mpsc::UnboundedSender<LegId>,
     timers_rx: Option<tokio::sync::mpsc::UnboundedReceiver<LegId>>,
+    /// Outside lines: registrations at providers, providers' addresses.
+    pub(crate) trunks: crate::trunks::Trunks,
 }
 
 fn user_of(uri: &sip::Uri) -> String {
@@ -130,6 +133,7 @@ impl Calls {
             features: features::all(),
             timers,
             timers_rx: Some(timers_rx),
+            trunks: Default::default(),
         }
     }
 
@@ -217,6 +221,9 @@ impl Calls {
     /// behind a NAT names a private address in its SDP, but its packets come from the NAT's
     /// public one).
     pub(crate) fn relay_wanted(&self, leg: &Leg, callee: &str, at: &Peer) -> bool {
+        if leg.trunk().is_some() {
+            return true; // every outside call is anchored
+        }
         let offer = &leg.remote_sdp;
         if !matches!(leg.srtp.on_offer(offer), sdes::Verdict::Plain)
             || self.srtp_policy(callee, at).may_encrypt()
@@ -371,6 +378,16 @@ impl Calls {
     /// and anchored calls whose RTP stopped while not on hold (`media.rtp_timeout`) are hung
     /// up, so a vanished phone's call does not linger.
     pub async fn tick(&mut self) {
+        let mut trunks = std::mem::take(&mut self.trunks);
+        let toward = |ip| {
+            self.here(&Peer::new(TransportKind::Udp, SocketAddr::new(ip, 5060)))
+                .sip
+        };
+        trunks
+            .tick(&self.db, &self.ep, toward, self.clock.now)
+            .await;
+        trunks.save_calls(&self.trunk_calls(), &self.db);
+        self.trunks = trunks;
         let probe = self.setting_u64("calls.probe_seconds", 30);
         let rtp_timeout = self.setting_u64("media.rtp_timeout", 60);
         let no_answer = self.setting_u64("forward.noanswer_seconds", 15);

@@ -119,6 +119,14 @@ impl Registrar {
         v
     }
 
+    /// Has any station a binding registered from `ip` (lapsed or not)?
+    pub fn has_source(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.bindings.values().flatten().any(|r| {
+            crate::nat::source_peer(&r.source).is_some_and(|p| p.addr.ip().to_canonical() == ip)
+        })
+    }
+
     /// Drops lapsed bindings.
     pub fn expire(&mut self, now: SystemTime) {
         let t = unix(now);

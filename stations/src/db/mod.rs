@@ -5,6 +5,7 @@
 mod logs;
 mod records;
 mod state;
+mod trunks;
 
 pub use records::*;
 
@@ -54,6 +55,16 @@ const MIGRATIONS: &[&str] = &[
      UPDATE access_log SET first_at = at;
      CREATE INDEX access_log_key ON access_log (address, caller, reason, at);",
     "ALTER TABLE stations ADD COLUMN srtp TEXT NOT NULL DEFAULT 'optional';",
+    "CREATE TABLE trunks (name TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL,
+        transport TEXT NOT NULL, user TEXT NOT NULL, password TEXT NOT NULL,
+        register INTEGER NOT NULL, from_user TEXT NOT NULL, caller_id TEXT NOT NULL,
+        max_calls INTEGER NOT NULL, did_from TEXT NOT NULL);
+     CREATE TABLE dids (number TEXT PRIMARY KEY, target TEXT NOT NULL);
+     CREATE TABLE routes (prefix TEXT PRIMARY KEY, trunk TEXT NOT NULL);
+     CREATE TABLE trunk_state (name TEXT PRIMARY KEY, registered INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL, last_error TEXT NOT NULL, calls INTEGER NOT NULL);
+     ALTER TABLE stations ADD COLUMN caller_id TEXT NOT NULL DEFAULT '';
+     ALTER TABLE stations ADD COLUMN toll TEXT NOT NULL DEFAULT 'national';",
 ];
 
 /// The open database and its sealing key.
