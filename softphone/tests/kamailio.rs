@@ -12,85 +12,26 @@ mod support;
 use e2e::baresip::Baresip;
 use media::analysis::dominant_frequency;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 use support::{Kill, expect, free_port, tone};
 
 /// Kamailio on 127.0.0.1:`port` with subscribers uNNN / Pw-NNN-secret.
 fn kamailio(dir: &Path, port: u16, numbers: &[&str]) -> Kill {
-    let db = dir.join("kamailio.db");
-    for schema in ["standard", "auth_db", "usrloc"] {
-        let sql =
-            std::fs::read(format!("/usr/share/kamailio/db_sqlite/{schema}-create.sql")).unwrap();
-        let mut p = Command::new("sqlite3")
-            .arg(&db)
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        p.stdin.take().unwrap().write_all(&sql).unwrap();
-        assert!(p.wait().unwrap().success());
-    }
-    let users: String = numbers
-        .iter()
-        .map(|n| {
-            format!("INSERT INTO subscriber (username, password) VALUES ('u{n}', 'Pw-{n}-secret');")
-        })
-        .collect();
-    assert!(
-        Command::new("sqlite3")
-            .arg(&db)
-            .arg(users)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let cfg = std::fs::read_to_string(
+    let template = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../pbx-lite/bench/kamailio.cfg"),
     )
-    .unwrap()
-    .replace("LISTEN", &format!("127.0.0.1:{port}"))
-    .replace("DBURL", &format!("sqlite://{}", db.display()))
-    .replace("CHILDREN", "2")
-    .replace("DBMODE", "0");
-    std::fs::write(dir.join("kamailio.cfg"), cfg).unwrap();
-    let run = dir.join("kamrun");
-    std::fs::create_dir_all(&run).unwrap();
-    let k = Kill(
-        Command::new("kamailio")
-            // Its own process group: Kill stops the forked workers too.
-            .process_group(0)
-            .args(["-DD", "-E", "-f"])
-            .arg(dir.join("kamailio.cfg"))
-            .arg("-Y")
-            .arg(&run)
-            .stderr(std::fs::File::create(dir.join("kamailio.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    // Up once it answers anything (an OPTIONS to nobody gets 404).
-    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let me = probe.local_addr().unwrap();
-    let mut buf = [0u8; 2048];
-    for i in 0..50 {
-        let options = format!(
-            "OPTIONS sip:nobody@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe{i}\r\nFrom: <sip:probe@{me}>;tag=p\r\nTo: <sip:nobody@127.0.0.1>\r\nCall-ID: probe{i}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        );
-        probe
-            .send_to(options.as_bytes(), ("127.0.0.1", port))
-            .unwrap();
-        if probe.recv(&mut buf).is_ok() {
-            return k;
-        }
-    }
-    panic!(
-        "kamailio did not start: {}",
-        std::fs::read_to_string(dir.join("kamailio.log")).unwrap_or_default()
-    );
+    .unwrap();
+    let users: Vec<(String, String)> = numbers
+        .iter()
+        .map(|n| (format!("u{n}"), format!("Pw-{n}-secret")))
+        .collect();
+    let users: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect();
+    e2e::kamailio::start(dir, port, &template, &users)
 }
 
 fn recording(dir: &Path) -> Vec<i16> {

@@ -7,11 +7,13 @@
 //! (`process`), and give every suite its skip switch and free ports (`kit`). `scenario` runs
 //! the whole PBX in-process on an in-memory network with tokio's clock paused, with phones
 //! made of the SIP core, for the call-flow tests on virtual time. `capture` reads what
-//! tcpdump saw, for the wire checks (nothing readable on an encrypted leg).
+//! tcpdump saw, for the wire checks (nothing readable on an encrypted leg); `kamailio` starts
+//! Kamailio as a registrar and proxy (a third-party server, or a trunk's provider).
 
 pub mod audio;
 pub mod baresip;
 pub mod capture;
+pub mod kamailio;
 pub mod kit;
 pub mod netns;
 pub mod office;

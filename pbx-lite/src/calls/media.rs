@@ -92,7 +92,8 @@ impl Calls {
                 let Some(other) = self.legs.get(o) else {
                     return Hearing::Nothing;
                 };
-                if !leg.answered {
+                if !leg.answered || (other.holds && leg.trunk().is_some()) {
+                    // A provider whose party is held was told a=inactive: nothing goes.
                     Hearing::Nothing
                 } else if !other.answered
                     || (other.holds && leg.trunk().is_none() && self.system_tone(&leg.station))

@@ -1,0 +1,268 @@
+//! Outside lines through a provider (issue #18), with Kamailio playing the provider
+//! (`tests/provider/kamailio.cfg`: a registrar with digest, a location table, the office's
+//! numbers +4930999… routed to where the trunk registered) and a baresip registered there
+//! as an outside phone (+4930123456, 1000 Hz). Stations are baresips at pbx-lite (201:
+//! 440 Hz, caller ID +4930999100; 202: 600 Hz, the operator; 203: 700 Hz, local calls only).
+//! The dialling plan is Berlin's: country 49, national prefix 0, area 30. A capture of the
+//! provider's port shows what it received.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use e2e::baresip::Baresip;
+use std::time::Duration;
+use support::office::{Office, heard_in_order, samples_so_far, tone, wait_for};
+
+/// `b`'s newest recording as far as written.
+fn newest(b: &Baresip) -> Vec<i16> {
+    b.latest_decoded()
+        .map(|f| samples_so_far(&f))
+        .unwrap_or_default()
+}
+
+/// Packets the relay sent, in a second and a half, of the flows that carry `freq` (the
+/// relay's ports are the office's range; baresip's recording stops after a remote hold).
+fn relayed(o: &Office, freq: f32) -> usize {
+    let range = o.rtp_lo..o.rtp_lo + 40;
+    let capture = e2e::capture::Capture::start(
+        "lo",
+        &format!("udp portrange {}-{}", range.start, range.end - 1),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut flows: std::collections::HashMap<_, Vec<i16>> = Default::default();
+    let mut counts: std::collections::HashMap<_, usize> = Default::default();
+    for p in capture.stop() {
+        if range.contains(&p.from.port()) && p.payload.len() > 12 && !range.contains(&p.to.port()) {
+            media::g711::Law::Mu.decode(&p.payload[12..], flows.entry(p.to).or_default());
+            *counts.entry(p.to).or_default() += 1;
+        }
+    }
+    flows
+        .iter()
+        .filter(|(_, pcm)| media::analysis::tone_share(pcm, freq, 8000) > 0.5)
+        .map(|(to, _)| counts[to])
+        .sum()
+}
+
+fn heard(b: &Baresip, freqs: &[f32]) -> bool {
+    heard_in_order(&newest(b), freqs)
+}
+
+#[test]
+fn outside_lines_through_a_provider() {
+    if support::skip() {
+        return;
+    }
+    let o = Office::start(
+        "never",
+        &[
+            ("201", 440.0, "auto"),
+            ("202", 600.0, "auto"),
+            ("203", 700.0, "auto"),
+        ],
+    );
+    for (k, v) in [
+        ("dial.country_code", "49"),
+        ("dial.national_prefix", "0"),
+        ("dial.international_prefix", "00"),
+        ("dial.area_code", "30"),
+        ("trunk.default_did", "202"),
+    ] {
+        o.set(k, v);
+    }
+    o.cli(&["station", "set", "201", "caller_id=+4930999100"]);
+    o.cli(&["station", "set", "203", "toll=local"]);
+    let provider_dir = o.dir.path().join("provider");
+    std::fs::create_dir_all(&provider_dir).unwrap();
+    let kport = support::free_port();
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/provider/kamailio.cfg"),
+    )
+    .unwrap();
+    let _provider = e2e::kamailio::start(
+        &provider_dir,
+        kport,
+        &template,
+        &[("office", "Trunk-pw-1"), ("out", "Out-pw-1")],
+    );
+    let capture = e2e::capture::Capture::start("lo", &format!("udp port {kport}"));
+    let wav = o.dir.path().join("outside.wav");
+    tone(&wav, 1000.0);
+    let outside = Baresip::start_with(&wav, |_| {
+        format!("<sip:+4930123456@127.0.0.1:{kport}>;auth_user=out;auth_pass=Out-pw-1;answermode=auto;audio_codecs=PCMU;regint=600")
+    })
+    .unwrap();
+    for args in [
+        vec![
+            "trunk",
+            "add",
+            "provider",
+            "--host",
+            &format!("127.0.0.1:{kport}"),
+            "--user",
+            "office",
+            "--password",
+            "Trunk-pw-1",
+            "--register",
+            "--max-calls",
+            "1",
+        ],
+        vec!["route", "add", "+", "--trunk", "provider"],
+        vec!["did", "add", "+4930999100", "--to", "201"],
+    ] {
+        let out = o.cli(&args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    let show = || String::from_utf8(o.cli(&["trunk", "show", "provider"]).stdout).unwrap();
+
+    // 1. The trunk registers at the provider, with digest.
+    wait_for("the trunk registered", Duration::from_secs(15), || {
+        show().contains("registered until")
+    });
+    let status = String::from_utf8(o.cli(&["status"]).stdout).unwrap();
+    assert!(
+        status.contains("trunk provider") && status.contains("registered until"),
+        "{status}"
+    );
+    wait_for(
+        "the outside phone registered",
+        Duration::from_secs(10),
+        || outside.log().contains("200 OK"),
+    );
+
+    // 2. 201 dials 9 and a national number: both hear each other; hold and resume.
+    o.phone("201").send("/dial 9030123456");
+    wait_for("two-way audio out", Duration::from_secs(20), || {
+        heard(&outside, &[440.0])
+            && o.phone("201")
+                .b
+                .latest_decoded()
+                .is_some_and(|f| heard_in_order(&samples_so_far(&f), &[1000.0]))
+    });
+    // Hold reaches the provider as a re-INVITE (a=inactive, checked in the capture below),
+    // and the relay sends it nothing; resume as another, and 201's voice flows again.
+    o.phone("201").send("/hold");
+    wait_for(
+        "the provider's re-INVITE for the hold",
+        Duration::from_secs(10),
+        || outside.log().matches("got re-INVITE").count() >= 1,
+    );
+    assert_eq!(relayed(&o, 440.0), 0, "201's voice went out while it held");
+    o.phone("201").send("/resume");
+    wait_for(
+        "the re-INVITE for the resume",
+        Duration::from_secs(10),
+        || outside.log().matches("got re-INVITE").count() >= 2,
+    );
+    assert!(
+        relayed(&o, 440.0) > 40,
+        "201's voice did not go out after the resume"
+    );
+    // The trunk carries its one call: 202's outside call is refused.
+    o.phone("202").send("/dial 9030123456");
+    o.wait_log("202", "503", 1);
+    o.hang_up("201");
+
+    // 5. A station restricted to local calls dialling an international number.
+    o.phone("203").send("/dial 90044201234567");
+    o.wait_log("203", "403", 1);
+    // An INVITE to 9… from an address where no station registered.
+    let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let me = stranger.local_addr().unwrap();
+    let pbx = format!("127.0.0.1:{}", o.port);
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.9\r\ns=-\r\nc=IN IP4 127.0.0.9\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let invite = format!(
+        "INVITE sip:9004420777000@{pbx} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-fraud-1\r\nFrom: <sip:201@{pbx}>;tag=f\r\nTo: <sip:9004420777000@{pbx}>\r\nCall-ID: fraud-1\r\nCSeq: 1 INVITE\r\nContact: <sip:201@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    stranger.send_to(invite.as_bytes(), &pbx).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = stranger.recv(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("SIP/2.0 407"), "{answer}");
+    let log = String::from_utf8(o.cli(&["access-log"]).stdout).unwrap();
+    for want in [
+        "outside call to +44201234567 refused: international calls are not allowed",
+        "trunk provider carries its 1 calls",
+        "outside call to 9004420777000 from an address no station registered from",
+    ] {
+        assert!(log.contains(want), "{want:?} not in the access log:\n{log}");
+    }
+
+    // 3. The outside phone calls the office's number: it rings 201, showing the caller as
+    // the office dials back; an unknown number rings the operator.
+    let before = (outside.latest_decoded(), o.phone("201").b.latest_decoded());
+    outside.command("/dial +4930999100\n").unwrap();
+    wait_for("two-way audio in", Duration::from_secs(20), || {
+        let (a, b) = (outside.latest_decoded(), o.phone("201").b.latest_decoded());
+        a != before.0
+            && b != before.1
+            && heard(&outside, &[440.0])
+            && b.is_some_and(|f| heard_in_order(&samples_so_far(&f), &[1000.0]))
+    });
+    assert!(
+        o.phone("201").log().contains("030123456"),
+        "{}",
+        o.phone("201").log()
+    );
+    outside.command("/hangup\n").unwrap();
+    o.wait_log("201", "terminated", 2);
+    outside.command("/dial +4930999177\n").unwrap();
+    o.wait_log("202", "Call established", 1);
+    outside.command("/hangup\n").unwrap();
+
+    // What the provider received from the PBX.
+    let packets = capture.stop();
+    let from_pbx: Vec<String> = packets
+        .iter()
+        .filter(|p| p.from.port() == o.port && p.to.port() == kport)
+        .map(|p| String::from_utf8_lossy(&p.payload).to_string())
+        .collect();
+    let invites: Vec<&String> = from_pbx
+        .iter()
+        .filter(|m| m.starts_with("INVITE sip:+4930123456@"))
+        .collect();
+    let first = invites.first().expect("an INVITE to the provider");
+    assert!(
+        first.starts_with(&format!(
+            "INVITE sip:+4930123456@127.0.0.1:{kport};user=phone SIP/2.0"
+        )),
+        "{first}"
+    );
+    let from = first
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("from:"))
+        .unwrap();
+    assert!(
+        from.contains("sip:+4930999100@") && from.contains("user=phone"),
+        "{from}"
+    );
+    let m = first.lines().find(|l| l.starts_with("m=audio")).unwrap();
+    assert!(m.ends_with(" RTP/AVP 0 8 101"), "{m}");
+    assert!(
+        first.contains("a=ptime:20") && first.contains("telephone-event/8000"),
+        "{first}"
+    );
+    let calls: std::collections::BTreeSet<&str> = invites
+        .iter()
+        .filter_map(|m| {
+            m.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("call-id:"))
+        })
+        .collect();
+    assert_eq!(calls.len(), 1, "only 201's call reached the provider");
+    assert!(
+        !from_pbx
+            .iter()
+            .any(|m| m.contains("+44201234567") || m.contains("4420777000")),
+        "a refused call reached the provider"
+    );
+    let holds: Vec<&String> = from_pbx
+        .iter()
+        .filter(|m| m.starts_with("INVITE ") && m.contains("a=inactive"))
+        .collect();
+    assert!(!holds.is_empty(), "no a=inactive toward the provider");
+}
