@@ -641,3 +641,79 @@ async fn srtp_offers_the_pbx_cannot_take_are_refused_488() {
     let d = a.dial_offering("202", offer("RTP/AVP", "")).await;
     assert_eq!(a.outcome(d).await.err(), Some(488), "plain, and mandatory");
 }
+
+/// Must-show 6 of issue #18: a provider answers the trunk's REGISTER 423 with Min-Expires
+/// 3600, then 403. The PBX asks again for 3600 s, then stops: in the next two hours it
+/// sends the provider nothing more, and the trunk's state shows both answers.
+#[tokio::test(start_paused = true)]
+async fn a_trunk_honours_423_and_stops_after_403() {
+    let o = Office::start(&[], &[]).await;
+    let provider =
+        sip::transport::DatagramSocket::bind("198.51.100.7:5060".parse().unwrap(), Some(&o.net))
+            .await
+            .unwrap();
+    let mut t = stations::trunk::Trunk::new("provider", "198.51.100.7").unwrap();
+    for (f, v) in [
+        ("user", "office"),
+        ("password", "Trunk-pw-1"),
+        ("register", "yes"),
+    ] {
+        t.set(f, v).unwrap();
+    }
+    o.db().save_trunk(&t).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut next = async || {
+        let (n, from) = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            provider.recv_from(&mut buf),
+        )
+        .await
+        .expect("a REGISTER")
+        .unwrap();
+        let sip::Message::Request(r) = sip::Message::parse_datagram(&buf[..n]).unwrap() else {
+            panic!("not a request");
+        };
+        (r, from)
+    };
+    let expires = |r: &sip::Request| {
+        r.headers
+            .get_raw(&Name::EXPIRES)
+            .next()
+            .map(|v| v.to_string())
+    };
+    let (first, from) = next().await;
+    assert_eq!(first.method, Method::Register);
+    assert_eq!(expires(&first).as_deref(), Some("600"));
+    let mut brief = first.make_response(423, "Interval Too Brief");
+    brief.headers.insert(Name::MIN_EXPIRES, "3600");
+    provider.send_to(&brief.to_bytes(), from).await.unwrap();
+    let (second, from) = next().await;
+    assert_eq!(
+        expires(&second).as_deref(),
+        Some("3600"),
+        "Min-Expires honoured"
+    );
+    let refused = second.make_response(403, "Forbidden");
+    provider.send_to(&refused.to_bytes(), from).await.unwrap();
+    pass(3.0).await;
+    let state = o.db().trunk_state("provider").unwrap();
+    assert!(!state.registered);
+    assert!(
+        state
+            .last_error
+            .starts_with("423 Interval Too Brief: asked again for 3600 s")
+            && state.last_error.contains("403 Forbidden (stopped"),
+        "{}",
+        state.last_error
+    );
+    // Two hours later (any backoff would have asked again by then): not one more REGISTER.
+    let quiet = tokio::time::timeout(
+        std::time::Duration::from_secs(7200),
+        provider.recv_from(&mut buf),
+    )
+    .await;
+    assert!(
+        quiet.is_err(),
+        "the PBX asked the provider again after its 403"
+    );
+}

@@ -17,6 +17,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+/// The registration time a trunk asks for (a provider's Min-Expires raises it).
+const EXPIRY: u32 = 600;
+
 /// How often a provider's name is looked up again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(300);
 
@@ -96,7 +99,7 @@ impl Trunks {
                     (&t.user, &t.password),
                     transport(&t),
                     local(provider.ip()),
-                    3600,
+                    EXPIRY,
                 ));
                 let first = line.reg.as_mut().and_then(Registration::register);
                 self.send(&t.name, first, ep);
