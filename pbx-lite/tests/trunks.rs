@@ -48,30 +48,22 @@ fn heard(b: &Baresip, freqs: &[f32]) -> bool {
     heard_in_order(&newest(b), freqs)
 }
 
-#[test]
-fn outside_lines_through_a_provider() {
-    if support::skip() {
-        return;
-    }
-    let o = Office::start(
-        "never",
-        &[
-            ("201", 440.0, "auto"),
-            ("202", 600.0, "auto"),
-            ("203", 700.0, "auto"),
-        ],
-    );
+/// The office (`stations` with baresips), Berlin's dialling plan, and the provider: Kamailio
+/// with subscribers `office` (the trunk) and `out`; the trunk `provider` registering there
+/// with `max_calls`, every number routed to it. The provider's process and port.
+fn office_with_provider(
+    stations: &[(&str, f32, &str)],
+    max_calls: &str,
+) -> (Office, support::office::Kill, u16) {
+    let o = Office::start("never", stations);
     for (k, v) in [
         ("dial.country_code", "49"),
         ("dial.national_prefix", "0"),
         ("dial.international_prefix", "00"),
         ("dial.area_code", "30"),
-        ("trunk.default_did", "202"),
     ] {
         o.set(k, v);
     }
-    o.cli(&["station", "set", "201", "caller_id=+4930999100"]);
-    o.cli(&["station", "set", "203", "toll=local"]);
     let provider_dir = o.dir.path().join("provider");
     std::fs::create_dir_all(&provider_dir).unwrap();
     let kport = support::free_port();
@@ -79,19 +71,12 @@ fn outside_lines_through_a_provider() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/provider/kamailio.cfg"),
     )
     .unwrap();
-    let _provider = e2e::kamailio::start(
+    let provider = e2e::kamailio::start(
         &provider_dir,
         kport,
         &template,
         &[("office", "Trunk-pw-1"), ("out", "Out-pw-1")],
     );
-    let capture = e2e::capture::Capture::start("lo", &format!("udp port {kport}"));
-    let wav = o.dir.path().join("outside.wav");
-    tone(&wav, 1000.0);
-    let outside = Baresip::start_with(&wav, |_| {
-        format!("<sip:+4930123456@127.0.0.1:{kport}>;auth_user=out;auth_pass=Out-pw-1;answermode=auto;audio_codecs=PCMU;regint=600")
-    })
-    .unwrap();
     for args in [
         vec![
             "trunk",
@@ -105,14 +90,41 @@ fn outside_lines_through_a_provider() {
             "Trunk-pw-1",
             "--register",
             "--max-calls",
-            "1",
+            max_calls,
         ],
         vec!["route", "add", "+", "--trunk", "provider"],
-        vec!["did", "add", "+4930999100", "--to", "201"],
     ] {
         let out = o.cli(&args);
         assert!(out.status.success(), "{args:?}: {out:?}");
     }
+    (o, provider, kport)
+}
+
+#[test]
+fn outside_lines_through_a_provider() {
+    if support::skip() {
+        return;
+    }
+    let (o, _provider, kport) = office_with_provider(
+        &[
+            ("201", 440.0, "auto"),
+            ("202", 600.0, "auto"),
+            ("203", 700.0, "auto"),
+        ],
+        "1",
+    );
+    o.set("trunk.default_did", "202");
+    o.cli(&["station", "set", "201", "caller_id=+4930999100"]);
+    o.cli(&["station", "set", "203", "toll=local"]);
+    let out = o.cli(&["did", "add", "+4930999100", "--to", "201"]);
+    assert!(out.status.success(), "{out:?}");
+    let capture = e2e::capture::Capture::start("lo", &format!("udp port {kport}"));
+    let wav = o.dir.path().join("outside.wav");
+    tone(&wav, 1000.0);
+    let outside = Baresip::start_with(&wav, |_| {
+        format!("<sip:+4930123456@127.0.0.1:{kport}>;auth_user=out;auth_pass=Out-pw-1;answermode=auto;audio_codecs=PCMU;regint=600")
+    })
+    .unwrap();
     let show = || String::from_utf8(o.cli(&["trunk", "show", "provider"]).stdout).unwrap();
 
     // 1. The trunk registers at the provider, with digest.
@@ -265,4 +277,79 @@ fn outside_lines_through_a_provider() {
         .filter(|m| m.starts_with("INVITE ") && m.contains("a=inactive"))
         .collect();
     assert!(!holds.is_empty(), "no a=inactive toward the provider");
+}
+
+/// Must-show 4: early media. An outside "phone" (SIPp, registered at the provider as
+/// +4930555000) answers 183 with SDP and plays a 1200 Hz tone, then answers 200 three seconds
+/// later and sends nothing more: the calling station's recording holds the tone, which came
+/// before the answer.
+#[test]
+fn early_media_from_outside_reaches_the_calling_station() {
+    if support::skip() {
+        return;
+    }
+    let (o, _provider, kport) = office_with_provider(&[("201", 440.0, "auto")], "0");
+    let dir = o.dir.path();
+    let tone_pcm: Vec<i16> = (0..8000 * 2)
+        .map(|n| ((2.0 * std::f32::consts::PI * 1200.0 * n as f32 / 8000.0).sin() * 8000.0) as i16)
+        .collect();
+    let payloads: Vec<Vec<u8>> = tone_pcm
+        .chunks(160)
+        .map(|c| {
+            let mut out = Vec::new();
+            media::g711::Law::Mu.encode(c, &mut out);
+            out
+        })
+        .collect();
+    e2e::capture::write_rtp(&dir.join("tone.pcap"), &payloads, 0).unwrap();
+    let uas_port = support::free_port();
+    let scenario =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas-early-media.xml");
+    let _uas = support::office::Kill(
+        std::process::Command::new("sipp")
+            .args(["-i", "127.0.0.1", "-p", &uas_port.to_string()])
+            .args(["-mp", &support::free_port().to_string()])
+            .args(["-nostdin", "-m", "1", "-timeout", "60s", "-sf"])
+            .arg(&scenario)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let inf = dir.join("outside.inf");
+    std::fs::write(
+        &inf,
+        format!(
+            "SEQUENTIAL\n+4930555000;[authentication username=out password=Out-pw-1];{uas_port}\n"
+        ),
+    )
+    .unwrap();
+    let register =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/sipp/register-callee.xml");
+    let r = std::process::Command::new("sipp")
+        .arg(format!("127.0.0.1:{kport}"))
+        .args(["-i", "127.0.0.1", "-p", &support::free_port().to_string()])
+        .args(["-nostdin", "-timeout", "10s", "-m", "1", "-sf"])
+        .arg(&register)
+        .arg("-inf")
+        .arg(&inf)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
+    wait_for("the trunk registered", Duration::from_secs(15), || {
+        String::from_utf8(o.cli(&["trunk", "show", "provider"]).stdout)
+            .unwrap()
+            .contains("registered until")
+    });
+    o.phone("201").send("/dial 9030555000");
+    o.wait_log("201", "Call established", 1);
+    let heard = newest(&o.phone("201").b);
+    assert!(
+        heard_in_order(&heard, &[1200.0]),
+        "201 heard {:?} by the answer",
+        support::office::timeline(&heard)
+    );
+    o.phone("201").send("/hangup");
 }

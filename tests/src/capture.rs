@@ -139,6 +139,41 @@ fn packet_of(s: &etherparse::SlicedPacket<'_>) -> Option<Packet> {
     })
 }
 
+/// Writes a pcap of RTP packets (Ethernet, IPv4, UDP, one every 20 ms) carrying
+/// `payloads` with payload type `pt`: what SIPp's `play_pcap_audio` plays (it keeps the RTP
+/// and replaces the addresses).
+pub fn write_rtp(path: &Path, payloads: &[Vec<u8>], pt: u8) -> std::io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let header = pcap_file::pcap::PcapHeader {
+        datalink: pcap_file::DataLink::ETHERNET,
+        ..Default::default()
+    };
+    let mut w = pcap_file::pcap::PcapWriter::with_header(file, header)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    for (i, payload) in payloads.iter().enumerate() {
+        let mut rtp = vec![0x80, pt];
+        rtp.extend_from_slice(&(i as u16).to_be_bytes());
+        rtp.extend_from_slice(&(i as u32 * 160).to_be_bytes());
+        rtp.extend_from_slice(&0x5eed_u32.to_be_bytes());
+        rtp.extend_from_slice(payload);
+        let builder = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(4000, 4000);
+        let mut frame = Vec::with_capacity(builder.size(rtp.len()));
+        builder
+            .write(&mut frame, &rtp)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let packet = pcap_file::pcap::PcapPacket::new(
+            Duration::from_millis(20 * i as u64),
+            frame.len() as u32,
+            &frame,
+        );
+        w.write_packet(&packet)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

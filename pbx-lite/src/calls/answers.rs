@@ -91,8 +91,17 @@ impl Calls {
             }
             return self.end(from, status, &response.reason);
         }
-        // 180/183: the caller hears it ringing (with early media when media is direct).
-        let Some(caller) = self.legs.get(&from) else {
+        // 180/183: the caller hears it ringing, with early media (RFC 3960) when the answer
+        // carries SDP: passed through when media is direct, else relayed one way, from the
+        // ringing phone's port (pointed at its early SDP) to the caller's.
+        let early = !response.body.is_empty();
+        if early
+            && let Some(callee) = self.legs.get_mut(&id)
+            && callee.media.is_some()
+        {
+            callee.set_remote(response.body.to_vec(), self.clock.now);
+        }
+        let Some(caller) = self.legs.get_mut(&from) else {
             return;
         };
         if caller.answered || !caller.uas {
@@ -100,10 +109,26 @@ impl Calls {
         }
         let mut r = caller.invite.make_response(status, &response.reason);
         r.set_to_tag(&caller.tag);
-        if caller.media.is_none() && !response.body.is_empty() {
+        if early && caller.media.is_none() {
             r.body = response.body.clone();
             r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+        } else if early {
+            let offer = caller.remote_sdp.clone();
+            r.body = caller
+                .our_sdp(sdp::direction(&offer).answer(), Some(&offer))
+                .into();
+            r.headers.insert(Name::CONTENT_TYPE, "application/sdp");
+            let ports = (
+                self.legs.get(&id).and_then(|l| l.media.as_ref()),
+                self.legs.get(&from).and_then(|l| l.media.as_ref()),
+            );
+            if let (Some(callee), Some(caller)) = ports {
+                callee.forward_to(caller);
+            }
         }
+        let Some(caller) = self.legs.get(&from) else {
+            return;
+        };
         r.headers.insert(Name::CONTACT, caller.contact());
         let _ = self.ep.send_response(&caller.key, &r);
     }
