@@ -151,6 +151,14 @@ fn outside_lines_through_a_provider() {
                 .latest_decoded()
                 .is_some_and(|f| heard_in_order(&samples_so_far(&f), &[1000.0]))
     });
+    // A digit from the station reaches the outside phone as RFC 4733 events.
+    // (baresip sends a key from its console as an event that never ends: its start shows.)
+    o.phone("201").b.command("5").unwrap();
+    wait_for(
+        "the outside phone to receive DTMF 5",
+        Duration::from_secs(10),
+        || outside.log().contains("received event: '5'"),
+    );
     // Hold reaches the provider as a re-INVITE (a=inactive, checked in the capture below),
     // and the relay sends it nothing; resume as another, and 201's voice flows again.
     o.phone("201").send("/hold");
