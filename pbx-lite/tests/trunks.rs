@@ -285,6 +285,15 @@ fn outside_lines_through_a_provider() {
         .filter(|m| m.starts_with("INVITE ") && m.contains("a=inactive"))
         .collect();
     assert!(!holds.is_empty(), "no a=inactive toward the provider");
+    // The resume: a later re-INVITE in the same dialog, a=sendrecv.
+    let after_hold = from_pbx
+        .iter()
+        .skip_while(|m| !(m.starts_with("INVITE ") && m.contains("a=inactive")))
+        .any(|m| m.starts_with("INVITE ") && m.contains("a=sendrecv"));
+    assert!(
+        after_hold,
+        "no a=sendrecv toward the provider after the hold"
+    );
 }
 
 /// Must-show 4: early media. An outside "phone" (SIPp, registered at the provider as

@@ -64,7 +64,26 @@ impl Capture {
         }
     }
 
-    /// Stops the capture (SIGINT, so tcpdump writes out what it holds); what it saw.
+    /// What tcpdump has written so far (it writes each packet as it comes).
+    pub fn seen(&self) -> Vec<Packet> {
+        read(&self.file)
+    }
+
+    /// Waits (up to `limit`) until a packet `want` accepts has been written.
+    pub fn wait_for(&self, limit: Duration, want: impl Fn(&Packet) -> bool) -> bool {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if self.seen().iter().any(&want) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Stops the capture (SIGINT, so tcpdump writes out what it holds); what it saw. A
+    /// packet still in the kernel's buffer may be lost: wait for the last one that matters
+    /// with [`Capture::wait_for`] first.
     pub fn stop(mut self) -> Vec<Packet> {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
@@ -192,6 +211,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let mut buf = [0u8; 64];
         let _ = rx.recv(&mut buf);
+        capture.wait_for(Duration::from_secs(5), |p| p.to == to);
         let seen = capture.stop();
         assert!(
             seen.iter().any(|p| p.to == to
