@@ -96,6 +96,106 @@ impl Input {
     }
 }
 
+/// An [`Input`] read at a codec's rate whatever the device's own (resampled with
+/// [`crate::resample::Resampler`]).
+pub struct InputAt {
+    input: Input,
+    resampler: Option<crate::resample::Resampler>,
+    raw: Vec<i16>,
+    converted: Vec<i16>,
+    ready: std::collections::VecDeque<i16>,
+}
+
+impl InputAt {
+    pub fn new(input: Input, rate: u32) -> Result<Self, DeviceError> {
+        let resampler = (input.rate() != rate)
+            .then(|| crate::resample::Resampler::new(input.rate(), rate))
+            .transpose()
+            .map_err(DeviceError::Device)?;
+        Ok(InputAt {
+            input,
+            resampler,
+            raw: Vec::new(),
+            converted: Vec::new(),
+            ready: Default::default(),
+        })
+    }
+
+    /// Fills `out` with captured audio at the codec's rate.
+    pub fn read(&mut self, out: &mut [i16]) {
+        let Some(r) = &mut self.resampler else {
+            return self.input.read(out);
+        };
+        while self.ready.len() < out.len() {
+            self.raw.resize(r.input_frames(), 0);
+            self.input.read(&mut self.raw);
+            if r.process(&self.raw, &mut self.converted).is_err() {
+                break;
+            }
+            self.ready.extend(&self.converted);
+        }
+        for o in out.iter_mut() {
+            *o = self.ready.pop_front().unwrap_or(0);
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.input.is_alive()
+    }
+
+    pub fn inner(&self) -> &Input {
+        &self.input
+    }
+}
+
+/// An [`Output`] played at a codec's rate whatever the device's own (resampled).
+pub struct OutputAt {
+    output: Output,
+    resampler: Option<crate::resample::Resampler>,
+    pending: Vec<i16>,
+    converted: Vec<i16>,
+}
+
+impl OutputAt {
+    pub fn new(output: Output, rate: u32) -> Result<Self, DeviceError> {
+        let resampler = (output.rate() != rate)
+            .then(|| crate::resample::Resampler::new(rate, output.rate()))
+            .transpose()
+            .map_err(DeviceError::Device)?;
+        Ok(OutputAt {
+            output,
+            resampler,
+            pending: Vec::new(),
+            converted: Vec::new(),
+        })
+    }
+
+    /// Plays `pcm` (at the codec's rate).
+    pub fn play(&mut self, pcm: &[i16]) -> Result<(), DeviceError> {
+        let Some(r) = &mut self.resampler else {
+            return self.output.play(pcm);
+        };
+        self.pending.extend_from_slice(pcm);
+        let n = r.input_frames();
+        while self.pending.len() >= n {
+            let chunk: Vec<i16> = self.pending.drain(..n).collect();
+            r.process(&chunk, &mut self.converted)
+                .map_err(DeviceError::Device)?;
+            self.output.play(&self.converted)?;
+        }
+        Ok(())
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.output.is_alive()
+    }
+
+    /// The device itself (a file sink is finished by the caller).
+    pub fn into_inner(self) -> Output {
+        self.output
+    }
+}
+
 /// Sound cards through cpal (ALSA on Linux).
 #[cfg(feature = "devices")]
 pub mod cpal_io {
@@ -324,6 +424,59 @@ mod tests {
         null.read(&mut buf);
         assert!(null.is_alive() && buf.iter().all(|s| *s == 0));
         assert!(Output::Null { rate: 16000 }.play(&buf).is_ok());
+    }
+
+    /// A 48 kHz device read and played at 8 kHz: a tone keeps its pitch both ways.
+    #[test]
+    fn devices_at_other_rates_are_resampled() {
+        let dir = tempfile::tempdir().unwrap();
+        let tone48: Vec<i16> = (0..48_000)
+            .map(|n| {
+                ((2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin() * 8000.0) as i16
+            })
+            .collect();
+        let path = dir.path().join("48k.wav");
+        let mut sink = WavSink::create(&path, 48_000).unwrap();
+        sink.write(&tone48).unwrap();
+        sink.finish().unwrap();
+        let mut input = InputAt::new(
+            Input::File(WavSource::open(&path, 48_000, false).unwrap(), 48_000),
+            8000,
+        )
+        .unwrap();
+        let mut at8 = Vec::new();
+        let mut frame = [0i16; 160];
+        for _ in 0..40 {
+            input.read(&mut frame);
+            at8.extend_from_slice(&frame);
+        }
+        let f = crate::analysis::dominant_frequency(&at8[1600..], 8000);
+        assert!((f - 440.0).abs() < 5.0, "captured {f} Hz");
+        let out_path = dir.path().join("out48.wav");
+        let mut output = OutputAt::new(
+            Output::File(WavSink::create(&out_path, 48_000).unwrap(), 48_000),
+            8000,
+        )
+        .unwrap();
+        for chunk in at8.chunks(160) {
+            output.play(chunk).unwrap();
+        }
+        let Output::File(sink, _) = output.into_inner() else {
+            unreachable!()
+        };
+        sink.finish().unwrap();
+        let played: Vec<i16> = hound::WavReader::open(&out_path)
+            .unwrap()
+            .into_samples()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            played.len() > 40 * 900,
+            "{} samples at 48 kHz",
+            played.len()
+        );
+        let f = crate::analysis::dominant_frequency(&played[9600..], 48_000);
+        assert!((f - 440.0).abs() < 5.0, "played {f} Hz");
     }
 
     /// Runs where ALSA_CONFIG_PATH routes the default PCM to the null plugin

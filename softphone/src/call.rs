@@ -4,7 +4,7 @@
 //! [`media::session::MediaSession`] on its own RTP socket.
 
 use media::codec::OpusConfig;
-use media::device::{Input, Output};
+use media::device::{Input, InputAt, Output, OutputAt};
 use media::g711::Law;
 use media::sdes::{Keys, Mode, Policy, Verdict};
 use media::session::{MediaSession, Payload, SessionConfig};
@@ -14,7 +14,7 @@ use sip::dialog::Dialog;
 use sip::sdp::{self, Codec, Direction, Local, Negotiated};
 use sip::transaction::{Peer, TsxKey};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -185,13 +185,14 @@ impl Call {
         self.srtp_keys.is_some()
     }
 
-    /// Starts the audio once the SDP is agreed: `source` plays into the call (looped),
-    /// what arrives is recorded in `record_dir` (one WAV per call), if given.
+    /// Starts the audio once the SDP is agreed, through `audio`: the sound card (resampled to
+    /// the codec), or a source file played into the call (looped) and what arrives recorded
+    /// in a folder (one WAV per call). A device that cannot be opened is reported, and the
+    /// call goes on in silence.
     pub fn start_media(
         &mut self,
         agreed: &Negotiated,
-        source: Option<&Path>,
-        record_dir: Option<&Path>,
+        audio: &crate::config::Audio,
         report: Reporter,
     ) {
         let (Some(rtp), Some(remote)) = (self.rtp.take(), agreed.remote) else {
@@ -220,16 +221,31 @@ impl Call {
         }) else {
             return;
         };
-        let input = source
-            .and_then(|p| media::wav::WavSource::open(p, rate, true).ok())
-            .map_or(Input::Null { rate }, |s| Input::File(s, rate));
-        let output = record_dir
-            .map(|d| d.join(format!("call-{}-{}.wav", self.id, std::process::id())))
-            .and_then(|p: PathBuf| media::wav::WavSink::create(&p, rate).ok())
-            .map_or(Output::Null { rate }, |s| Output::File(s, rate));
-        if let Some((ours, _)) = &self.srtp_keys {
-            report(MediaReport::Encrypted(ours.suite.name()));
-        }
+        let (input, output) = if audio.devices {
+            match open_devices(audio, rate) {
+                Ok(io) => io,
+                Err(e) => {
+                    report(MediaReport::DeviceError(e.to_string()));
+                    null_devices(rate)
+                }
+            }
+        } else {
+            let input = audio
+                .source
+                .as_deref()
+                .and_then(|p| media::wav::WavSource::open(p, rate, true).ok())
+                .map_or(Input::Null { rate }, |s| Input::File(s, rate));
+            let output = audio
+                .record_dir
+                .as_deref()
+                .map(|d| d.join(format!("call-{}-{}.wav", self.id, std::process::id())))
+                .and_then(|p: PathBuf| media::wav::WavSink::create(&p, rate).ok())
+                .map_or(Output::Null { rate }, |s| Output::File(s, rate));
+            match (InputAt::new(input, rate), OutputAt::new(output, rate)) {
+                (Ok(i), Ok(o)) => (i, o),
+                _ => null_devices(rate),
+            }
+        };
         let (control, controlled) = mpsc::unbounded_channel();
         self.media = Some(control);
         self.rate = rate;
@@ -318,6 +334,8 @@ pub enum MediaReport {
     Encrypted(&'static str),
     /// SRTP is mandatory but the other side agreed no key: no audio goes in the clear.
     Unencrypted,
+    /// The sound card could not be opened: the call goes on in silence.
+    DeviceError(String),
 }
 
 /// Waits for an RTCP packet, or forever without an RTCP socket.
@@ -337,6 +355,29 @@ fn ntp_now() -> u64 {
     (secs << 32) | ((u64::from(since.subsec_nanos()) << 32) / 1_000_000_000)
 }
 
+/// The sound card's microphone and speaker named in `audio` (or the defaults), at `rate`.
+fn open_devices(
+    audio: &crate::config::Audio,
+    rate: u32,
+) -> Result<(InputAt, OutputAt), media::device::DeviceError> {
+    use media::device::cpal_io::{InputDevice, OutputDevice};
+    let name = |n: &str| (!n.is_empty()).then(|| n.to_string());
+    let input = InputDevice::open(name(&audio.microphone).as_deref())?;
+    let output = OutputDevice::open(name(&audio.speaker).as_deref())?;
+    Ok((
+        InputAt::new(Input::Device(input), rate)?,
+        OutputAt::new(Output::Device(output), rate)?,
+    ))
+}
+
+/// Silence in, nothing out.
+fn null_devices(rate: u32) -> (InputAt, OutputAt) {
+    (
+        InputAt::new(Input::Null { rate }, rate).unwrap_or_else(|_| unreachable!()),
+        OutputAt::new(Output::Null { rate }, rate).unwrap_or_else(|_| unreachable!()),
+    )
+}
+
 /// Hands a call's media reports to whoever shows them.
 pub type Reporter = Box<dyn Fn(MediaReport) + Send>;
 
@@ -350,7 +391,7 @@ async fn media_loop(
     (rtp, rtcp): (UdpSocket, Option<UdpSocket>),
     remote: SocketAddr,
     mut session: MediaSession,
-    (mut input, mut output): (Input, Output),
+    (mut input, mut output): (InputAt, OutputAt),
     mut control: mpsc::UnboundedReceiver<MediaControl>,
     report: Reporter,
 ) {
@@ -448,7 +489,7 @@ async fn media_loop(
             }
         }
     }
-    if let Output::File(sink, _) = output {
+    if let Output::File(sink, _) = output.into_inner() {
         let _ = sink.finish();
     }
 }

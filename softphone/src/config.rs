@@ -143,13 +143,20 @@ impl Default for Features {
     }
 }
 
-/// Audio for headless use: what the phone says (a WAV file, looped) and where what it hears
-/// is recorded (one WAV per call). Without them it sends silence and records nothing.
+/// A call's audio: the sound card (`devices`: the microphone and speaker named, or the
+/// system's default), or for headless use what the phone says (a WAV file, looped) and where
+/// what it hears is recorded (one WAV per call). With neither it sends silence and records
+/// nothing.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Audio {
     pub source: Option<PathBuf>,
     pub record_dir: Option<PathBuf>,
+    /// Talk through the sound card (the window does; headless with `--audio device`).
+    pub devices: bool,
+    /// Device names (empty: the system's default).
+    pub microphone: String,
+    pub speaker: String,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

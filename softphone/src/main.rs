@@ -35,6 +35,10 @@ struct Cli {
     /// Local SIP address (UDP and TCP).
     #[arg(long, default_value = "0.0.0.0:0")]
     sip: SocketAddr,
+    /// Headless: `device` talks through the sound card (the configuration's microphone and
+    /// speaker, or the defaults) instead of the `[audio]` files.
+    #[arg(long, value_parser = ["files", "device"], default_value = "files")]
+    audio: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,7 +68,12 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
     }
-    let config = Config::load(&cli.config)?;
+    let mut config = Config::load(&cli.config)?;
+    // The window talks through the sound card unless its configuration names files.
+    let files = config.audio.source.is_some() || config.audio.record_dir.is_some();
+    if cli.audio == "device" || (!cli.headless && !files) {
+        config.audio.devices = true;
+    }
     if let Some(c) = cli.control
         && !c.ip().is_loopback()
     {

@@ -24,7 +24,7 @@ impl Engine {
 
     /// The ACK to our 200: after a late offer it carries the answer, which starts the media.
     pub(super) fn on_ack(&mut self, i: usize, ack: &Request) {
-        let (source, record) = (self.audio.source.clone(), self.audio.record_dir.clone());
+        let audio = self.audio.clone();
         let c = &mut self.calls[i];
         if let Some(acked) = c.acked.take() {
             let _ = acked.send(());
@@ -33,12 +33,7 @@ impl Engine {
             return;
         }
         match c.take_answer(&ack.body) {
-            Some(agreed) => c.start_media(
-                &agreed,
-                source.as_deref(),
-                record.as_deref(),
-                reporter(&self.events, c.id),
-            ),
+            Some(agreed) => c.start_media(&agreed, &audio, reporter(&self.events, c.id)),
             None => {
                 let id = c.id;
                 self.emit(Event::Error {

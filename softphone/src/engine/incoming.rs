@@ -8,7 +8,7 @@ impl Engine {
         let Some(i) = self.pick(id, |c| c.state == CallState::Incoming) else {
             return self.no_call("answer");
         };
-        let (source, record) = (self.audio.source.clone(), self.audio.record_dir.clone());
+        let audio = self.audio.clone();
         let local = self.local;
         let c = &mut self.calls[i];
         if c.state != CallState::Incoming {
@@ -48,12 +48,7 @@ impl Engine {
         c.dialog = Dialog::from_uas(&c.invite, &c.tag);
         c.state = CallState::Established;
         match agreed {
-            Some(agreed) => c.start_media(
-                &agreed,
-                source.as_deref(),
-                record.as_deref(),
-                reporter(&self.events, c.id),
-            ),
+            Some(agreed) => c.start_media(&agreed, &audio, reporter(&self.events, c.id)),
             None => c.late_offer = true,
         }
         let id = c.id;

@@ -205,6 +205,12 @@ fn reporter(events: &mpsc::UnboundedSender<Event>, call: u32) -> call::Reporter 
                 let _ = events.send(Event::Encrypted { call, suite });
                 return;
             }
+            call::MediaReport::DeviceError(e) => {
+                let _ = events.send(Event::Error {
+                    message: format!("call {call}: {e}; the call goes on without sound"),
+                });
+                return;
+            }
             call::MediaReport::Unencrypted => {
                 let _ = events.send(Event::Error {
                     message: format!(

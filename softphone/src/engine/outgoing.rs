@@ -123,7 +123,7 @@ impl Engine {
 
     pub(super) fn on_invite_response(&mut self, i: usize, response: &Response) {
         let status = response.status;
-        let (source, record) = (self.audio.source.clone(), self.audio.record_dir.clone());
+        let audio = self.audio.clone();
         let c = &mut self.calls[i];
         match status {
             100 => {}
@@ -139,12 +139,7 @@ impl Engine {
                     && !c.has_media()
                     && let Some(agreed) = c.take_answer(&response.body)
                 {
-                    c.start_media(
-                        &agreed,
-                        source.as_deref(),
-                        record.as_deref(),
-                        reporter(&self.events, id),
-                    );
+                    c.start_media(&agreed, &audio, reporter(&self.events, id));
                     if c.has_media() {
                         self.emit(Event::EarlyMedia { call: id });
                     }
@@ -174,12 +169,7 @@ impl Engine {
                     // A 200 without SDP after early media keeps the early answer.
                     None if c.has_media() => true,
                     Some(agreed) => {
-                        c.start_media(
-                            &agreed,
-                            source.as_deref(),
-                            record.as_deref(),
-                            reporter(&self.events, c.id),
-                        );
+                        c.start_media(&agreed, &audio, reporter(&self.events, c.id));
                         true
                     }
                     None => false,
