@@ -250,10 +250,12 @@ pub mod cpal_io {
         b.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A playing device: mono samples at its rate, copied to every channel.
+    /// A playing device: mono samples at its rate, copied to every channel, through a
+    /// [`crate::playout::Playout`] that follows the drift between the card's clock and the
+    /// call's (40 ms ± 10 ms queued).
     pub struct OutputDevice {
         _stream: cpal::Stream,
-        buffer: Shared,
+        playout: Arc<Mutex<crate::playout::Playout>>,
         rate: u32,
         failed: Arc<AtomicBool>,
     }
@@ -265,18 +267,28 @@ pub mod cpal_io {
             let supported = device.default_output_config().map_err(err)?;
             let config: cpal::StreamConfig = supported.config();
             let channels = usize::from(config.channels.max(1));
-            let buffer: Shared = Arc::default();
+            let rate = config.sample_rate.0;
+            let playout = Arc::new(Mutex::new(crate::playout::Playout::new(
+                rate as usize / 25,
+                rate as usize / 100,
+            )));
             let failed = Arc::new(AtomicBool::new(false));
-            let (b, f) = (buffer.clone(), failed.clone());
+            let f = failed.clone();
             let on_error = move |_| f.store(true, Ordering::Relaxed);
+            // Each callback takes mono samples from the playout into a buffer it keeps (no
+            // allocation once warm) and copies them to every channel.
+            let (p16, pf) = (playout.clone(), playout.clone());
+            let (mut mono16, mut monof) = (Vec::<i16>::new(), Vec::<i16>::new());
             let stream = match supported.sample_format() {
                 cpal::SampleFormat::I16 => device.build_output_stream(
                     &config,
                     move |data: &mut [i16], _| {
-                        let mut q = lock(&b);
-                        for frame in data.chunks_mut(channels) {
-                            let s = q.pop_front().unwrap_or(0);
-                            frame.fill(s);
+                        mono16.resize(data.len() / channels, 0);
+                        p16.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .pull(&mut mono16);
+                        for (frame, s) in data.chunks_mut(channels).zip(&mono16) {
+                            frame.fill(*s);
                         }
                     },
                     on_error,
@@ -285,10 +297,12 @@ pub mod cpal_io {
                 _ => device.build_output_stream(
                     &config,
                     move |data: &mut [f32], _| {
-                        let mut q = lock(&b);
-                        for frame in data.chunks_mut(channels) {
-                            let s = f32::from(q.pop_front().unwrap_or(0)) / 32768.0;
-                            frame.fill(s);
+                        monof.resize(data.len() / channels, 0);
+                        pf.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .pull(&mut monof);
+                        for (frame, s) in data.chunks_mut(channels).zip(&monof) {
+                            frame.fill(f32::from(*s) / 32768.0);
                         }
                     },
                     on_error,
@@ -299,8 +313,8 @@ pub mod cpal_io {
             stream.play().map_err(err)?;
             Ok(OutputDevice {
                 _stream: stream,
-                buffer,
-                rate: config.sample_rate.0,
+                playout,
+                rate,
                 failed,
             })
         }
@@ -309,19 +323,20 @@ pub mod cpal_io {
             self.rate
         }
 
-        /// Queues audio; keeps at most a second queued (drops the oldest).
+        /// Queues audio for the card.
         pub fn play(&self, pcm: &[i16]) {
-            let mut q = lock(&self.buffer);
-            q.extend(pcm);
-            let max = self.rate as usize;
-            while q.len() > max {
-                q.pop_front();
-            }
+            self.playout
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(pcm);
         }
 
         /// Samples still queued.
         pub fn queued(&self) -> usize {
-            lock(&self.buffer).len()
+            self.playout
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .queued()
         }
 
         pub fn is_alive(&self) -> bool {

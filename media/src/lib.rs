@@ -10,7 +10,8 @@
 //!   a MOS estimate — pure and told the time.
 //! - [`g711`]: μ-law and A-law; [`codec`]: G.711 and Opus behind one interface, with loss
 //!   concealment; [`resample`]: rate conversion (rubato); [`jitter`]: the adaptive jitter
-//!   buffer; [`analysis`]: dominant frequency and log-spectral distance.
+//!   buffer; [`analysis`]: dominant frequency and log-spectral distance; [`playout`]: the
+//!   buffer before a sound card, following the drift between its clock and the far end's.
 //! - [`dtmf`]: RFC 4733 events and in-band Goertzel detection; [`tones`]: call-progress tones
 //!   for US/UK/EU; [`mixer`]: mix-minus conference mixing; [`wav`]: WAV sources (music on
 //!   hold, greetings) and sinks (voicemail, recordings); [`device`]: null and file devices,
@@ -22,6 +23,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod jitter;
 pub mod mixer;
+pub mod playout;
 pub mod resample;
 pub mod rtp;
 pub mod sdes;
