@@ -20,6 +20,7 @@ pub mod analysis;
 pub mod codec;
 pub mod device;
 pub mod dtmf;
+pub mod echo;
 pub mod g711;
 pub mod jitter;
 pub mod mixer;

@@ -246,6 +246,14 @@ impl Call {
                 _ => null_devices(rate),
             }
         };
+        // The sound card's microphone hears the speaker: its echo is cancelled.
+        let echo = if audio.devices {
+            media::echo::EchoCanceller::new(rate, audio.noise_suppression)
+                .map_err(|e| report(MediaReport::DeviceError(e)))
+                .ok()
+        } else {
+            None
+        };
         let (control, controlled) = mpsc::unbounded_channel();
         self.media = Some(control);
         self.rate = rate;
@@ -253,7 +261,7 @@ impl Call {
             (rtp, self.rtcp.take()),
             remote,
             session,
-            (input, output),
+            (input, output, echo),
             controlled,
             report,
         ));
@@ -391,7 +399,7 @@ async fn media_loop(
     (rtp, rtcp): (UdpSocket, Option<UdpSocket>),
     remote: SocketAddr,
     mut session: MediaSession,
-    (mut input, mut output): (InputAt, OutputAt),
+    (mut input, mut output, mut echo): (InputAt, OutputAt, Option<media::echo::EchoCanceller>),
     mut control: mpsc::UnboundedReceiver<MediaControl>,
     report: Reporter,
 ) {
@@ -461,6 +469,9 @@ async fn media_loop(
             }
             _ = tick.tick() => {
                 input.read(&mut frame);
+                if let Some(e) = &mut echo {
+                    e.capture(&mut frame);
+                }
                 if muted {
                     frame.fill(0);
                 }
@@ -484,6 +495,9 @@ async fn media_loop(
                     }
                 }
                 if got {
+                    if let Some(e) = &mut echo {
+                        e.render(&heard);
+                    }
                     let _ = output.play(&heard);
                 }
             }

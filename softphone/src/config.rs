@@ -157,6 +157,9 @@ pub struct Audio {
     /// Device names (empty: the system's default).
     pub microphone: String,
     pub speaker: String,
+    /// With the sound card, also suppress steady noise on the microphone (echo is always
+    /// cancelled there).
+    pub noise_suppression: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
