@@ -21,6 +21,9 @@ pub struct Playout {
     band: usize,
     /// Samples since the last slip.
     since_slip: usize,
+    /// The fill, averaged over the card's pulls (a card may take large periods at once:
+    /// the instant fill swings, the average follows only the drift).
+    average: f64,
     /// Refilling after an underrun: play silence until the queue holds the target.
     refilling: bool,
     /// Samples slipped each way, underruns, overruns (for statistics).
@@ -38,6 +41,7 @@ impl Playout {
             target,
             band: band.max(1),
             since_slip: 0,
+            average: target as f64,
             refilling: true,
             dropped: 0,
             inserted: 0,
@@ -66,7 +70,11 @@ impl Playout {
     pub fn pull(&mut self, out: &mut [i16]) {
         if self.refilling && self.queue.len() >= self.target {
             self.refilling = false;
+            self.average = self.queue.len() as f64;
         }
+        // Before this period and after it: the middle of the swing.
+        let mid = self.queue.len() as f64 - out.len() as f64 / 2.0;
+        self.average += (mid - self.average) * 0.02;
         for o in out.iter_mut() {
             if self.refilling {
                 *o = 0;
@@ -75,14 +83,15 @@ impl Playout {
             self.since_slip += 1;
             let fill = self.queue.len();
             let slip = self.since_slip >= SLIP_EVERY;
-            *o = if slip && fill > self.target + self.band && fill >= 2 {
+            let steady = self.average.round() as usize;
+            *o = if slip && steady > self.target + self.band && fill >= 2 {
                 // Merge two samples into one: the queue shrinks by one.
                 self.since_slip = 0;
                 self.dropped += 1;
                 let a = i32::from(self.queue.pop_front().unwrap_or(0));
                 let b = i32::from(self.queue.pop_front().unwrap_or(0));
                 ((a + b) / 2) as i16
-            } else if slip && fill + self.band < self.target && fill >= 1 {
+            } else if slip && steady + self.band < self.target && fill >= 1 {
                 // One more sample, between the last played and the next: the queue keeps it.
                 self.since_slip = 0;
                 self.inserted += 1;

@@ -97,6 +97,8 @@ pub struct Call {
     pub acked: Option<tokio::sync::oneshot::Sender<()>>,
     /// The audio's sample rate, once it runs (8000 for G.711, 48000 for Opus).
     pub rate: u32,
+    /// An incoming call's distinctive ring (from its Alert-Info), empty for the usual one.
+    pub ring: String,
     /// What decides the call's SRTP (the line's `srtp` and transport), our keys for it,
     /// and the keys agreed `(ours, theirs)`.
     pub srtp: Policy,
@@ -146,6 +148,7 @@ impl Call {
             late_offer: false,
             acked: None,
             rate: 0,
+            ring: String::new(),
             srtp: Policy::default(),
             keys: Keys::default(),
             srtp_keys: None,

@@ -157,6 +157,10 @@ pub struct Audio {
     /// Device names (empty: the system's default).
     pub microphone: String,
     pub speaker: String,
+    /// Where incoming calls ring (empty: the system's default).
+    pub ringer: String,
+    /// The call-progress tones' plan for ring-back and call waiting: `us`, `uk` or `eu`.
+    pub tones: String,
     /// With the sound card, also suppress steady noise on the microphone (echo is always
     /// cancelled there).
     pub noise_suppression: bool,

@@ -19,4 +19,5 @@ pub mod control;
 pub mod engine;
 pub mod gui;
 pub mod headless;
+pub mod ringer;
 pub mod sequence;

@@ -175,6 +175,7 @@ impl Engine {
             (rtp, rtcp, caps),
         );
         c.tag = tag;
+        c.ring = crate::ringer::distinctive_ring(&alert_info);
         (c.srtp, c.keys) = (srtp, keys);
         self.calls.push(c);
         self.emit(Event::Incoming {

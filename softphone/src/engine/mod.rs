@@ -69,6 +69,10 @@ struct Engine {
     provisioning_url: String,
     /// The first line's user ID and password, for the provisioner's directory.
     directory_auth: Option<(String, String)>,
+    /// The ring, call-waiting or ring-back tone each call plays on the sound card.
+    sounds: std::collections::HashMap<u32, (crate::ringer::Sound, crate::ringer::Playing)>,
+    /// Calls whose sound could not play (said once, not tried again).
+    silent: std::collections::HashSet<u32>,
 }
 
 /// Runs the engine until `Quit` (or the command channel closes).
@@ -136,6 +140,8 @@ pub async fn run_on(
             .accounts
             .first()
             .map(|a| (a.user_id.clone(), a.password.clone())),
+        sounds: Default::default(),
+        silent: Default::default(),
     };
     e.open_lines(&config).await;
     // Every 10 s: has the address towards the server changed (another network)?
@@ -181,6 +187,7 @@ pub async fn run_on(
             }
         }
         e.advance().await;
+        e.update_sounds();
     }
 }
 
@@ -508,6 +515,51 @@ impl Engine {
                 }
             })
             .collect()
+    }
+
+    /// With the sound card: an incoming call rings (the ringer; a call-waiting tone on the
+    /// speaker when a call is up), an outgoing one plays ring-back while the far end rings
+    /// and no early media plays; each stops when its call moves on.
+    fn update_sounds(&mut self) {
+        if !self.audio.devices {
+            return;
+        }
+        let up = self.calls.iter().any(|c| c.state == CallState::Established);
+        let country =
+            media::tones::Country::parse(&self.audio.tones).unwrap_or(media::tones::Country::Us);
+        let mut wanted = std::collections::HashMap::new();
+        for c in &self.calls {
+            use crate::ringer::Sound;
+            let (sound, device) = match c.state {
+                CallState::Incoming if up => (Sound::CallWaiting, &self.audio.speaker),
+                CallState::Incoming => (Sound::Ring(c.ring.clone()), &self.audio.ringer),
+                CallState::Ringing if c.outgoing && !c.has_media() => {
+                    (Sound::Ringback, &self.audio.speaker)
+                }
+                _ => continue,
+            };
+            wanted.insert(c.id, (sound, device.clone()));
+        }
+        self.sounds
+            .retain(|id, (sound, _)| wanted.get(id).is_some_and(|(w, _)| w == sound));
+        self.silent
+            .retain(|id| self.calls.iter().any(|c| c.id == *id));
+        for (id, (sound, device)) in wanted {
+            if self.sounds.contains_key(&id) || self.silent.contains(&id) {
+                continue;
+            }
+            match crate::ringer::play(&sound, &device, country) {
+                Ok(p) => {
+                    self.sounds.insert(id, (sound, p));
+                }
+                Err(e) => {
+                    self.silent.insert(id);
+                    self.emit(Event::Error {
+                        message: format!("call {id}: no sound on the card: {e}"),
+                    });
+                }
+            }
+        }
     }
 
     fn call_status(&self) -> Vec<CallStatus> {

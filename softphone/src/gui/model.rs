@@ -460,18 +460,7 @@ impl Model {
     }
 }
 
-/// The ring an Alert-Info names: its `info=` value, or the tone file's name.
-pub fn distinctive_ring(alert_info: &str) -> String {
-    if let Some(info) = alert_info
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("info="))
-    {
-        return info.trim_matches('"').to_string();
-    }
-    let uri = alert_info.trim().trim_start_matches('<');
-    let uri = uri.split('>').next().unwrap_or_default();
-    uri.rsplit('/').next().unwrap_or_default().to_string()
-}
+pub use crate::ringer::distinctive_ring;
 
 /// What a feature is called in notices.
 pub fn feature_name(f: &Feature) -> &'static str {

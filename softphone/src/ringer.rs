@@ -1,0 +1,98 @@
+//! The sounds the phone makes of itself on the sound card: the ring of an incoming call on the
+//! ringer device (its cadence chosen by the caller's Alert-Info, a distinctive ring), a short
+//! call-waiting tone on the speaker instead when a call is already up, and ring-back on the
+//! speaker while the far end rings and plays no early media. Each plays on a thread of its
+//! own until it is dropped.
+
+use media::device::cpal_io::OutputDevice;
+use media::tones::{Country, Generator, Kind, Tone};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// What to play.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sound {
+    /// An incoming call: the ring, with the distinctive ring the Alert-Info names
+    /// (`Bellcore-dr2`…, or empty for the usual one).
+    Ring(String),
+    /// An incoming call while another is up.
+    CallWaiting,
+    /// The far end rings.
+    Ringback,
+}
+
+/// The ring's two frequencies (a warble the ear tells from call-progress tones).
+pub const RING_FREQS: &[f32] = &[1200.0, 1400.0];
+
+impl Sound {
+    /// The tone and its cadence.
+    pub fn tone(&self, country: Country) -> Tone {
+        match self {
+            Sound::Ring(distinctive) => Tone {
+                freqs: RING_FREQS,
+                cadence: match distinctive.to_ascii_lowercase().as_str() {
+                    "bellcore-dr2" => &[(800, 400), (800, 4000)],
+                    "bellcore-dr3" => &[(400, 200), (400, 200), (800, 4000)],
+                    "bellcore-dr4" => &[(300, 200), (1000, 200), (300, 4000)],
+                    _ => &[(1000, 2000)],
+                },
+            },
+            Sound::CallWaiting => country.tone(Kind::CallWaiting),
+            Sound::Ringback => country.tone(Kind::Ringback),
+        }
+    }
+}
+
+/// A sound playing; it stops when dropped.
+pub struct Playing {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Playing {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Plays `sound` on the device named `device` (empty: the default) until dropped.
+pub fn play(sound: &Sound, device: &str, country: Country) -> Result<Playing, String> {
+    let name = (!device.is_empty()).then_some(device);
+    let out = OutputDevice::open(name).map_err(|e| e.to_string())?;
+    let mut tone = Generator::new(sound.tone(country), out.rate(), 6000.0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::Builder::new()
+        .name("ringer".into())
+        .spawn(move || {
+            // A 20 ms frame every 20 ms of the system's clock, as a call delivers them (the
+            // card's playout follows the drift); 40 ms first, its target.
+            let mut frame = vec![0i16; out.rate() as usize / 50];
+            for _ in 0..2 {
+                tone.fill(&mut frame);
+                out.play(&frame);
+            }
+            let mut next = std::time::Instant::now();
+            while !stopped.load(Ordering::Relaxed) && out.is_alive() {
+                tone.fill(&mut frame);
+                out.play(&frame);
+                next += Duration::from_millis(20);
+                std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Playing { stop })
+}
+
+/// The ring an Alert-Info names: its `info=` value, or the tone file's name.
+pub fn distinctive_ring(alert_info: &str) -> String {
+    if let Some(info) = alert_info
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("info="))
+    {
+        return info.trim_matches('"').to_string();
+    }
+    let uri = alert_info.trim().trim_start_matches('<');
+    let uri = uri.split('>').next().unwrap_or_default();
+    uri.rsplit('/').next().unwrap_or_default().to_string()
+}
