@@ -100,6 +100,7 @@ impl Input {
 /// [`crate::resample::Resampler`]).
 pub struct InputAt {
     input: Input,
+    rate: u32,
     resampler: Option<crate::resample::Resampler>,
     raw: Vec<i16>,
     converted: Vec<i16>,
@@ -114,6 +115,7 @@ impl InputAt {
             .map_err(DeviceError::Device)?;
         Ok(InputAt {
             input,
+            rate,
             resampler,
             raw: Vec::new(),
             converted: Vec::new(),
@@ -143,14 +145,16 @@ impl InputAt {
         self.input.is_alive()
     }
 
-    pub fn inner(&self) -> &Input {
-        &self.input
+    /// The rate it is read at.
+    pub fn rate(&self) -> u32 {
+        self.rate
     }
 }
 
 /// An [`Output`] played at a codec's rate whatever the device's own (resampled).
 pub struct OutputAt {
     output: Output,
+    rate: u32,
     resampler: Option<crate::resample::Resampler>,
     pending: Vec<i16>,
     converted: Vec<i16>,
@@ -164,6 +168,7 @@ impl OutputAt {
             .map_err(DeviceError::Device)?;
         Ok(OutputAt {
             output,
+            rate,
             resampler,
             pending: Vec::new(),
             converted: Vec::new(),
@@ -188,6 +193,11 @@ impl OutputAt {
 
     pub fn is_alive(&self) -> bool {
         self.output.is_alive()
+    }
+
+    /// The rate it is played at.
+    pub fn rate(&self) -> u32 {
+        self.rate
     }
 
     /// The device itself (a file sink is finished by the caller).

@@ -381,6 +381,38 @@ fn open_devices(
     ))
 }
 
+/// A sound card that went away mid-call (a headset pulled out): the call moves to the
+/// system's default device, or to silence when there is none, and says so; it goes on.
+fn replace_lost(input: &mut InputAt, output: &mut OutputAt, report: &Reporter) {
+    use media::device::cpal_io::{InputDevice, OutputDevice};
+    if !input.is_alive() {
+        let rate = input.rate();
+        let (with, what) = match InputDevice::open(None).map(Input::Device) {
+            Ok(d) => (d, "the default microphone"),
+            Err(_) => (Input::Null { rate }, "silence"),
+        };
+        if let Ok(i) = InputAt::new(with, rate) {
+            *input = i;
+        }
+        report(MediaReport::DeviceError(format!(
+            "the microphone went away; now {what}"
+        )));
+    }
+    if !output.is_alive() {
+        let rate = output.rate();
+        let (with, what) = match OutputDevice::open(None).map(Output::Device) {
+            Ok(d) => (d, "the default speaker"),
+            Err(_) => (Output::Null { rate }, "nothing"),
+        };
+        if let Ok(o) = OutputAt::new(with, rate) {
+            *output = o;
+        }
+        report(MediaReport::DeviceError(format!(
+            "the speaker went away; now {what}"
+        )));
+    }
+}
+
 /// Silence in, nothing out.
 fn null_devices(rate: u32) -> (InputAt, OutputAt) {
     (
@@ -471,6 +503,7 @@ async fn media_loop(
                 }
             }
             _ = tick.tick() => {
+                replace_lost(&mut input, &mut output, &report);
                 input.read(&mut frame);
                 if let Some(e) = &mut echo {
                     e.capture(&mut frame);
