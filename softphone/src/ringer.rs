@@ -65,19 +65,16 @@ pub fn play(sound: &Sound, device: &str, country: Country) -> Result<Playing, St
     std::thread::Builder::new()
         .name("ringer".into())
         .spawn(move || {
-            // A 20 ms frame every 20 ms of the system's clock, as a call delivers them (the
-            // card's playout follows the drift); 40 ms first, its target.
+            // Kept a little above the card's playout target (40 ms) by the queue's level, so
+            // the playout neither slips nor starves; no clock is read.
             let mut frame = vec![0i16; out.rate() as usize / 50];
-            for _ in 0..2 {
-                tone.fill(&mut frame);
-                out.play(&frame);
-            }
-            let mut next = std::time::Instant::now();
+            let level = out.rate() as usize / 25 + frame.len() / 2;
             while !stopped.load(Ordering::Relaxed) && out.is_alive() {
-                tone.fill(&mut frame);
-                out.play(&frame);
-                next += Duration::from_millis(20);
-                std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+                while out.queued() < level {
+                    tone.fill(&mut frame);
+                    out.play(&frame);
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
         })
         .map_err(|e| e.to_string())?;
