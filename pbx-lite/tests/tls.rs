@@ -367,6 +367,8 @@ fn srtp_phones_keep_audio_through_hold_and_a_blind_transfer() {
         },
     );
     o.phone("201").send("/hold");
+    // The hold is in place (202 hears the music) before the consultation call.
+    o.phone("202").wait_heard(&[440.0, MUSIC, 440.0, MUSIC]);
     o.phone("201").send("/dial 203");
     o.wait_log("203", "Incoming call", 1);
     o.phone("201").send("/hangup"); // while 203 rings: a blind transfer
@@ -374,7 +376,8 @@ fn srtp_phones_keep_audio_through_hold_and_a_blind_transfer() {
     o.phone("203").send("/accept");
     o.wait_log("203", "Call established", 1);
     o.phone("203").wait_heard(&[600.0]);
-    o.phone("202").wait_heard(&[440.0, MUSIC, 440.0, 1000.0]);
+    o.phone("202")
+        .wait_heard(&[440.0, MUSIC, 440.0, MUSIC, 1000.0]);
     let log = o.pbx_log();
     assert!(log.contains("202 (SRTP) connected to 203 (SRTP)"), "{log}");
     o.hang_up("202");
