@@ -58,14 +58,21 @@ pub(crate) fn events(child: &mut Child) -> mpsc::Receiver<serde_json::Value> {
     rx
 }
 
-/// Waits for the next event named `name`, passing over others.
+/// Waits (up to 15 s) for the next event named `name`, passing over others — and saying
+/// which ones, when it does not come (a call's quality reports alone never end the wait).
 pub(crate) fn expect(rx: &mpsc::Receiver<serde_json::Value>, name: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut passed = Vec::new();
     loop {
-        let v = rx
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("no {name} event"));
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(v) = rx.recv_timeout(left) else {
+            panic!("no {name} event; meanwhile: {passed:?}");
+        };
         if v["event"] == name {
             return v;
+        }
+        if v["event"] != "quality" {
+            passed.push(v["event"].to_string());
         }
     }
 }
