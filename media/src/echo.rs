@@ -88,7 +88,10 @@ struct Canceller {
     render: Vec<f32>,
     capture: Vec<f32>,
     out: Vec<f32>,
+    /// Reused each frame: the upsampled input, then the downsampled output; the cleaned
+    /// frame at the canceller's rate.
     wide: Vec<i16>,
+    cleaned: Vec<i16>,
 }
 
 fn to_f32(pcm: &[i16], out: &mut Vec<f32>) {
@@ -119,6 +122,7 @@ impl Canceller {
             capture: Vec::new(),
             out: vec![0.0; FRAME],
             wide: Vec::new(),
+            cleaned: Vec::new(),
         })
     }
 
@@ -137,42 +141,38 @@ impl Canceller {
     }
 
     fn capture(&mut self, pcm: &mut [i16]) {
-        let wide = match &mut self.up_capture {
+        match &mut self.up_capture {
             Some(r) => {
                 let _ = r.process(pcm, &mut self.wide);
-                self.wide.clone()
+                to_f32(&self.wide, &mut self.capture);
             }
-            None => pcm.to_vec(),
-        };
-        to_f32(&wide, &mut self.capture);
-        let mut cleaned = Vec::with_capacity(wide.len());
+            None => to_f32(pcm, &mut self.capture),
+        }
+        self.cleaned.clear();
         for chunk in self.capture.chunks_exact(FRAME) {
             let produced = self
                 .pipeline
                 .process_capture_frame(chunk, &mut self.out)
                 .unwrap_or(false);
             if produced {
-                cleaned.extend(
+                self.cleaned.extend(
                     self.out
                         .iter()
                         .map(|s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16),
                 );
             } else {
-                cleaned.extend(std::iter::repeat_n(0, FRAME));
+                self.cleaned.extend(std::iter::repeat_n(0, FRAME));
             }
         }
-        match &mut self.down {
+        let cleaned = match &mut self.down {
             Some(r) => {
-                let mut back = Vec::new();
-                let _ = r.process(&cleaned, &mut back);
-                let n = back.len().min(pcm.len());
-                pcm[..n].copy_from_slice(&back[..n]);
+                let _ = r.process(&self.cleaned, &mut self.wide);
+                &self.wide
             }
-            None => {
-                let n = cleaned.len().min(pcm.len());
-                pcm[..n].copy_from_slice(&cleaned[..n]);
-            }
-        }
+            None => &self.cleaned,
+        };
+        let n = cleaned.len().min(pcm.len());
+        pcm[..n].copy_from_slice(&cleaned[..n]);
     }
 }
 
