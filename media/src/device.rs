@@ -2,6 +2,8 @@
 //! headless use and tests), real sound cards through cpal with the `devices` feature. Devices
 //! run at their own rate; the caller converts with [`crate::resample`]. A device that fails
 //! (unplugged) says so through `is_alive`, and the caller opens the default one again.
+//! Sound cards are reached through a [`SoundSystem`] — cpal's, or [`Simulated`] cards whose
+//! plug a test can pull.
 
 use crate::wav::{WavError, WavSink, WavSource};
 
@@ -13,6 +15,90 @@ pub enum DeviceError {
     Device(String),
 }
 
+/// A sound card's playing side, as [`SoundSystem::open_output`] opens it: mono samples at its
+/// own rate, queued for the card.
+pub trait Playback: Send {
+    fn rate(&self) -> u32;
+    /// Queues audio for the card.
+    fn play(&mut self, pcm: &[i16]);
+    /// Samples still queued.
+    fn queued(&self) -> usize;
+    /// False once the device failed (unplugged): open another.
+    fn is_alive(&self) -> bool;
+}
+
+/// A sound card's capturing side: mono samples at its own rate.
+pub trait Capture: Send {
+    fn rate(&self) -> u32;
+    /// Fills `out` with what was captured (silence where there is nothing yet).
+    fn read(&mut self, out: &mut [i16]);
+    /// Samples captured and not read yet.
+    fn available(&self) -> usize;
+    fn is_alive(&self) -> bool;
+}
+
+/// The sound cards a phone can use, by name: the machine's through cpal
+/// ([`Devices::default`]), or [`Simulated`] ones in tests. `None` names the system's default.
+pub trait SoundSystem: Send + Sync {
+    /// The microphones' names.
+    fn inputs(&self) -> Vec<String>;
+    /// The speakers' names.
+    fn outputs(&self) -> Vec<String>;
+    fn open_input(&self, name: Option<&str>) -> Result<Box<dyn Capture>, DeviceError>;
+    fn open_output(&self, name: Option<&str>) -> Result<Box<dyn Playback>, DeviceError>;
+}
+
+/// A handle on a [`SoundSystem`], kept in configurations: two handles are equal when they
+/// are the same system.
+#[derive(Clone)]
+pub struct Devices(pub std::sync::Arc<dyn SoundSystem>);
+
+impl Devices {
+    pub fn new(system: impl SoundSystem + 'static) -> Self {
+        Devices(std::sync::Arc::new(system))
+    }
+}
+
+impl std::ops::Deref for Devices {
+    type Target = dyn SoundSystem;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+/// The machine's sound cards (cpal), or none without the `devices` feature.
+impl Default for Devices {
+    fn default() -> Self {
+        static MACHINE: std::sync::LazyLock<Devices> = std::sync::LazyLock::new(|| {
+            #[cfg(feature = "devices")]
+            return Devices::new(cpal_io::Cpal);
+            #[cfg(not(feature = "devices"))]
+            Devices::new(Simulated::default())
+        });
+        MACHINE.clone()
+    }
+}
+
+impl PartialEq for Devices {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::addr_eq(
+            std::sync::Arc::as_ptr(&self.0),
+            std::sync::Arc::as_ptr(&other.0),
+        )
+    }
+}
+
+impl Eq for Devices {}
+
+impl std::fmt::Debug for Devices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Devices")
+            .field("inputs", &self.inputs())
+            .field("outputs", &self.outputs())
+            .finish()
+    }
+}
+
 /// Where audio is played.
 pub enum Output {
     /// Discards everything.
@@ -20,8 +106,7 @@ pub enum Output {
         rate: u32,
     },
     File(WavSink, u32),
-    #[cfg(feature = "devices")]
-    Device(cpal_io::OutputDevice),
+    Device(Box<dyn Playback>),
 }
 
 /// Where audio is captured.
@@ -31,15 +116,13 @@ pub enum Input {
         rate: u32,
     },
     File(WavSource, u32),
-    #[cfg(feature = "devices")]
-    Device(cpal_io::InputDevice),
+    Device(Box<dyn Capture>),
 }
 
 impl Output {
     pub fn rate(&self) -> u32 {
         match self {
             Output::Null { rate } | Output::File(_, rate) => *rate,
-            #[cfg(feature = "devices")]
             Output::Device(d) => d.rate(),
         }
     }
@@ -48,7 +131,6 @@ impl Output {
         match self {
             Output::Null { .. } => Ok(()),
             Output::File(sink, _) => Ok(sink.write(pcm)?),
-            #[cfg(feature = "devices")]
             Output::Device(d) => {
                 d.play(pcm);
                 Ok(())
@@ -59,7 +141,6 @@ impl Output {
     /// False once a device failed (unplugged): open another.
     pub fn is_alive(&self) -> bool {
         match self {
-            #[cfg(feature = "devices")]
             Output::Device(d) => d.is_alive(),
             _ => true,
         }
@@ -70,7 +151,6 @@ impl Input {
     pub fn rate(&self) -> u32 {
         match self {
             Input::Null { rate } | Input::File(_, rate) => *rate,
-            #[cfg(feature = "devices")]
             Input::Device(d) => d.rate(),
         }
     }
@@ -82,14 +162,12 @@ impl Input {
             Input::File(src, _) => {
                 src.fill(out);
             }
-            #[cfg(feature = "devices")]
             Input::Device(d) => d.read(out),
         }
     }
 
     pub fn is_alive(&self) -> bool {
         match self {
-            #[cfg(feature = "devices")]
             Input::Device(d) => d.is_alive(),
             _ => true,
         }
@@ -252,6 +330,57 @@ pub mod cpal_io {
                 name.unwrap_or("(default)")
             ))
         })
+    }
+
+    /// The machine's sound cards.
+    pub struct Cpal;
+
+    impl super::SoundSystem for Cpal {
+        fn inputs(&self) -> Vec<String> {
+            list().map(|(i, _)| i).unwrap_or_default()
+        }
+
+        fn outputs(&self) -> Vec<String> {
+            list().map(|(_, o)| o).unwrap_or_default()
+        }
+
+        fn open_input(&self, name: Option<&str>) -> Result<Box<dyn super::Capture>, DeviceError> {
+            Ok(Box::new(InputDevice::open(name)?))
+        }
+
+        fn open_output(&self, name: Option<&str>) -> Result<Box<dyn super::Playback>, DeviceError> {
+            Ok(Box::new(OutputDevice::open(name)?))
+        }
+    }
+
+    impl super::Playback for OutputDevice {
+        fn rate(&self) -> u32 {
+            self.rate
+        }
+        fn play(&mut self, pcm: &[i16]) {
+            OutputDevice::play(self, pcm)
+        }
+        fn queued(&self) -> usize {
+            OutputDevice::queued(self)
+        }
+        fn is_alive(&self) -> bool {
+            OutputDevice::is_alive(self)
+        }
+    }
+
+    impl super::Capture for InputDevice {
+        fn rate(&self) -> u32 {
+            self.rate
+        }
+        fn read(&mut self, out: &mut [i16]) {
+            InputDevice::read(self, out)
+        }
+        fn available(&self) -> usize {
+            lock(&self.buffer).len()
+        }
+        fn is_alive(&self) -> bool {
+            InputDevice::is_alive(self)
+        }
     }
 
     type Shared = Arc<Mutex<VecDeque<i16>>>;
@@ -424,6 +553,229 @@ pub mod cpal_io {
         pub fn is_alive(&self) -> bool {
             !self.failed.load(Ordering::Relaxed)
         }
+    }
+}
+
+/// Simulated sound cards, for tests of what sits on the device boundary: each microphone
+/// "hears" a tone of its own, each speaker keeps what it was given (at 48 kHz, as most cards
+/// run), and a device can be unplugged under a running stream — its streams then fail as
+/// cpal's do — and plugged in again. The first of each list is the system's default. Its
+/// speakers play at the pace of the clock it is given ([`Simulated::with_clock`]); without
+/// one, what is queued is never played out.
+#[derive(Clone, Default)]
+pub struct Simulated {
+    inner: std::sync::Arc<std::sync::Mutex<SimulatedCards>>,
+    clock: Option<std::sync::Arc<dyn Fn() -> std::time::Duration + Send + Sync>>,
+}
+
+#[derive(Default)]
+struct SimulatedCards {
+    /// (name, tone in Hz, plugged in)
+    inputs: Vec<(String, f32, bool)>,
+    /// (name, what it played, plugged in)
+    outputs: Vec<(String, Recording, bool)>,
+}
+
+/// What a simulated speaker played.
+type Recording = std::sync::Arc<std::sync::Mutex<Vec<i16>>>;
+
+/// The rate simulated devices run at.
+pub const SIMULATED_RATE: u32 = 48_000;
+
+impl Simulated {
+    /// Cards whose speakers play out at the pace of `clock` (the time since some start).
+    pub fn with_clock(clock: impl Fn() -> std::time::Duration + Send + Sync + 'static) -> Self {
+        Simulated {
+            clock: Some(std::sync::Arc::new(clock)),
+            ..Default::default()
+        }
+    }
+
+    /// Samples a speaker opened at `since` has played out by now.
+    fn played_out(&self, since: std::time::Duration) -> u64 {
+        self.clock.as_ref().map_or(0, |now| {
+            (now().saturating_sub(since).as_secs_f64() * f64::from(SIMULATED_RATE)) as u64
+        })
+    }
+
+    fn cards(&self) -> std::sync::MutexGuard<'_, SimulatedCards> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds (or plugs in again) a microphone that hears `freq` Hz.
+    pub fn add_input(&self, name: &str, freq: f32) {
+        let mut c = self.cards();
+        c.inputs.retain(|(n, ..)| n != name);
+        c.inputs.push((name.to_string(), freq, true));
+    }
+
+    /// Adds (or plugs in again) a speaker.
+    pub fn add_output(&self, name: &str) {
+        let mut c = self.cards();
+        match c.outputs.iter_mut().find(|(n, ..)| n == name) {
+            Some(o) => o.2 = true,
+            None => c.outputs.push((name.to_string(), Default::default(), true)),
+        }
+    }
+
+    /// Pulls out every device called `name`: its streams fail, and it is no longer listed.
+    pub fn unplug(&self, name: &str) {
+        let mut c = self.cards();
+        for i in c.inputs.iter_mut().filter(|(n, ..)| n == name) {
+            i.2 = false;
+        }
+        for o in c.outputs.iter_mut().filter(|(n, ..)| n == name) {
+            o.2 = false;
+        }
+    }
+
+    /// What speaker `name` has played so far (at [`SIMULATED_RATE`]).
+    pub fn played(&self, name: &str) -> Vec<i16> {
+        let c = self.cards();
+        c.outputs
+            .iter()
+            .find(|(n, ..)| n == name)
+            .map(|(_, p, _)| p.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default()
+    }
+
+    fn plugged(&self, output: bool, name: &str) -> bool {
+        let c = self.cards();
+        if output {
+            c.outputs.iter().any(|(n, _, p)| n == name && *p)
+        } else {
+            c.inputs.iter().any(|(n, _, p)| n == name && *p)
+        }
+    }
+}
+
+impl SoundSystem for Simulated {
+    fn inputs(&self) -> Vec<String> {
+        let c = self.cards();
+        c.inputs
+            .iter()
+            .filter(|i| i.2)
+            .map(|i| i.0.clone())
+            .collect()
+    }
+
+    fn outputs(&self) -> Vec<String> {
+        let c = self.cards();
+        c.outputs
+            .iter()
+            .filter(|o| o.2)
+            .map(|o| o.0.clone())
+            .collect()
+    }
+
+    fn open_input(&self, name: Option<&str>) -> Result<Box<dyn Capture>, DeviceError> {
+        let c = self.cards();
+        let found = c
+            .inputs
+            .iter()
+            .filter(|i| i.2)
+            .find(|i| name.is_none_or(|n| n == i.0));
+        let Some((name, freq, _)) = found else {
+            return Err(DeviceError::Device(format!(
+                "no input device {}",
+                name.unwrap_or("(default)")
+            )));
+        };
+        Ok(Box::new(SimulatedInput {
+            cards: self.clone(),
+            name: name.clone(),
+            freq: *freq,
+            phase: 0.0,
+        }))
+    }
+
+    fn open_output(&self, name: Option<&str>) -> Result<Box<dyn Playback>, DeviceError> {
+        let c = self.cards();
+        let found = c
+            .outputs
+            .iter()
+            .filter(|o| o.2)
+            .find(|o| name.is_none_or(|n| n == o.0));
+        let Some((name, played, _)) = found else {
+            return Err(DeviceError::Device(format!(
+                "no output device {}",
+                name.unwrap_or("(default)")
+            )));
+        };
+        Ok(Box::new(SimulatedOutput {
+            cards: self.clone(),
+            name: name.clone(),
+            played: played.clone(),
+            opened: self
+                .clock
+                .as_ref()
+                .map_or(std::time::Duration::ZERO, |now| now()),
+            pushed: 0,
+        }))
+    }
+}
+
+struct SimulatedInput {
+    cards: Simulated,
+    name: String,
+    freq: f32,
+    phase: f32,
+}
+
+impl Capture for SimulatedInput {
+    fn rate(&self) -> u32 {
+        SIMULATED_RATE
+    }
+    fn read(&mut self, out: &mut [i16]) {
+        if self.is_alive() {
+            let step = std::f32::consts::TAU * self.freq / SIMULATED_RATE as f32;
+            for o in out.iter_mut() {
+                *o = (self.phase.sin() * 8000.0) as i16;
+                self.phase = (self.phase + step) % std::f32::consts::TAU;
+            }
+        } else {
+            out.fill(0);
+        }
+    }
+    /// A frame's worth at each look (the simulated card keeps no time).
+    fn available(&self) -> usize {
+        SIMULATED_RATE as usize / 50
+    }
+    fn is_alive(&self) -> bool {
+        self.cards.plugged(false, &self.name)
+    }
+}
+
+struct SimulatedOutput {
+    cards: Simulated,
+    name: String,
+    played: Recording,
+    /// When it was opened (by the cards' clock), and how much it was given since.
+    opened: std::time::Duration,
+    pushed: u64,
+}
+
+impl Playback for SimulatedOutput {
+    fn rate(&self) -> u32 {
+        SIMULATED_RATE
+    }
+    fn play(&mut self, pcm: &[i16]) {
+        if self.is_alive() {
+            self.pushed += pcm.len() as u64;
+            self.played
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(pcm);
+        }
+    }
+    fn queued(&self) -> usize {
+        self.pushed
+            .saturating_sub(self.cards.played_out(self.opened))
+            .try_into()
+            .unwrap_or(usize::MAX)
+    }
+    fn is_alive(&self) -> bool {
+        self.cards.plugged(true, &self.name)
     }
 }
 

@@ -102,7 +102,12 @@ fn to_f32(pcm: &[i16], out: &mut Vec<f32>) {
 impl Canceller {
     fn new(rate: u32, noise_suppression: bool) -> Result<Canceller, String> {
         let format = AudioFormat::ten_ms(RATE, 1);
+        // The HMM classifier finds a headset's missing echo in 2 s, where the default one
+        // suppressed the near end for 6.5 s while the far end talked (a test below).
+        let mut config = aec3::api::config::EchoCanceller3Config::default();
+        config.transparent_mode.use_hmm = true;
         let pipeline = linear::builder(format, format)
+            .aec3_config(config)
             .enable_noise_suppression(noise_suppression)
             .enable_gain_controller2(false)
             .enable_high_pass_filter(true)
@@ -259,5 +264,40 @@ mod tests {
                 "{delay_ms} ms: the near end was cut to {kept:.1} dB"
             );
         }
+    }
+
+    /// A headset: the microphone hears no echo. While the far end talks from the start of
+    /// the call, the near end must get through soon — the canceller finds there is no echo
+    /// (its transparent mode) instead of suppressing all it cannot yet explain. With the
+    /// default classifier this took 6.5 s; the HMM one takes 2.
+    #[test]
+    fn with_no_echo_the_near_end_gets_through_within_two_and_a_half_seconds() {
+        let mut c = EchoCanceller::new(8000, false).unwrap();
+        let tone = |freq: f32, amplitude: f32, from: usize| -> Vec<i16> {
+            (from..from + 160)
+                .map(|n| {
+                    ((n as f32 * std::f32::consts::TAU * freq / 8000.0).sin() * amplitude) as i16
+                })
+                .collect()
+        };
+        let mut through = None;
+        for frame in 0..500 {
+            c.render(&tone(600.0, 12_000.0, frame * 160));
+            let mut near = tone(1000.0, 8000.0, frame * 160);
+            c.capture(&mut near);
+            let rms = (near.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / 160.0).sqrt();
+            // Within 3 dB of the tone's own level (8000 / √2).
+            if rms > 4000.0 {
+                through.get_or_insert(frame);
+            } else {
+                through = None;
+            }
+        }
+        let at = through.map(|f| f as f32 * 0.02);
+        println!("near end through from {at:?} s");
+        assert!(
+            at.is_some_and(|t| t <= 2.5),
+            "near end through from {at:?} s"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! [`media::session::MediaSession`] on its own RTP socket.
 
 use media::codec::OpusConfig;
-use media::device::{Input, InputAt, Output, OutputAt};
+use media::device::{Devices, Input, InputAt, Output, OutputAt};
 use media::g711::Law;
 use media::sdes::{Keys, Mode, Policy, Verdict};
 use media::session::{MediaSession, Payload, SessionConfig};
@@ -32,6 +32,10 @@ pub enum MediaControl {
     Mute(bool),
     /// Mix with another call in the phone (this call's slot in the mix), or stop.
     Mix(Option<(LocalMix, usize)>),
+    /// The speaker's volume, in percent.
+    Volume(u8),
+    /// Move to these sound cards (names as in [`crate::config::Audio`]; empty: the default).
+    Devices { microphone: String, speaker: String },
 }
 
 /// Two calls mixed in the phone, a local 3-way conference as the Cisco 7960 makes one: each
@@ -225,13 +229,12 @@ impl Call {
             return;
         };
         let (input, output) = if audio.devices {
-            match open_devices(audio, rate) {
-                Ok(io) => io,
-                Err(e) => {
-                    report(MediaReport::DeviceError(e.to_string()));
-                    null_devices(rate)
-                }
+            let (input, i) = microphone(&audio.system, &audio.microphone, rate);
+            let (output, o) = speaker(&audio.system, &audio.speaker, rate);
+            for note in [i, o].into_iter().flatten() {
+                report(MediaReport::DeviceError(note));
             }
+            (input, output)
         } else {
             let input = audio
                 .source
@@ -250,9 +253,9 @@ impl Call {
             }
         };
         // The sound card's microphone hears the speaker: its echo is cancelled.
-        let echo = if audio.devices {
+        let echo = if audio.devices && audio.echo_cancellation {
             media::echo::EchoCanceller::new(rate, audio.noise_suppression)
-                .map_err(|e| report(MediaReport::DeviceError(e)))
+                .map_err(|e| report(MediaReport::DeviceError(format!("echo cancellation: {e}"))))
                 .ok()
         } else {
             None
@@ -264,7 +267,13 @@ impl Call {
             (rtp, self.rtcp.take()),
             remote,
             session,
-            (input, output, echo),
+            Sound {
+                input,
+                output,
+                echo,
+                system: audio.devices.then(|| audio.system.clone()),
+                volume: audio.speaker_volume,
+            },
             controlled,
             report,
         ));
@@ -345,7 +354,8 @@ pub enum MediaReport {
     Encrypted(&'static str),
     /// SRTP is mandatory but the other side agreed no key: no audio goes in the clear.
     Unencrypted,
-    /// The sound card could not be opened: the call goes on in silence.
+    /// Something about the sound cards the user should know (one could not be opened, or
+    /// went away): what happened and what the call does now.
     DeviceError(String),
 }
 
@@ -366,50 +376,111 @@ fn ntp_now() -> u64 {
     (secs << 32) | ((u64::from(since.subsec_nanos()) << 32) / 1_000_000_000)
 }
 
-/// The sound card's microphone and speaker named in `audio` (or the defaults), at `rate`.
-fn open_devices(
-    audio: &crate::config::Audio,
-    rate: u32,
-) -> Result<(InputAt, OutputAt), media::device::DeviceError> {
-    use media::device::cpal_io::{InputDevice, OutputDevice};
-    let name = |n: &str| (!n.is_empty()).then(|| n.to_string());
-    let input = InputDevice::open(name(&audio.microphone).as_deref())?;
-    let output = OutputDevice::open(name(&audio.speaker).as_deref())?;
-    Ok((
-        InputAt::new(Input::Device(input), rate)?,
-        OutputAt::new(Output::Device(output), rate)?,
-    ))
+/// The microphone `name` (empty: the system's default) of `system`, read at `rate`; when it
+/// cannot be opened, the default one, or silence; with what to tell the user then.
+fn microphone(system: &Devices, name: &str, rate: u32) -> (InputAt, Option<String>) {
+    let open = |n: &str| {
+        system
+            .open_input((!n.is_empty()).then_some(n))
+            .and_then(|d| InputAt::new(Input::Device(d), rate))
+    };
+    let silence = || InputAt::new(Input::Null { rate }, rate).unwrap_or_else(|_| unreachable!());
+    match open(name) {
+        Ok(i) => (i, None),
+        Err(e) if !name.is_empty() => match open("") {
+            Ok(i) => (i, Some(format!("{e}; the default microphone instead"))),
+            Err(_) => (silence(), Some(format!("{e}; no microphone: silence"))),
+        },
+        Err(e) => (silence(), Some(format!("{e}; no microphone: silence"))),
+    }
 }
 
-/// A sound card that went away mid-call (a headset pulled out): the call moves to the
-/// system's default device, or to silence when there is none, and says so; it goes on.
-fn replace_lost(input: &mut InputAt, output: &mut OutputAt, report: &Reporter) {
-    use media::device::cpal_io::{InputDevice, OutputDevice};
-    if !input.is_alive() {
-        let rate = input.rate();
-        let (with, what) = match InputDevice::open(None).map(Input::Device) {
-            Ok(d) => (d, "the default microphone"),
-            Err(_) => (Input::Null { rate }, "silence"),
-        };
-        if let Ok(i) = InputAt::new(with, rate) {
-            *input = i;
-        }
-        report(MediaReport::DeviceError(format!(
-            "the microphone went away; now {what}"
-        )));
+/// The speaker `name` (empty: the default) of `system`, played at `rate`; when it cannot be
+/// opened, the default one, or nothing; with what to tell the user then.
+fn speaker(system: &Devices, name: &str, rate: u32) -> (OutputAt, Option<String>) {
+    let open = |n: &str| {
+        system
+            .open_output((!n.is_empty()).then_some(n))
+            .and_then(|d| OutputAt::new(Output::Device(d), rate))
+    };
+    let nothing = || OutputAt::new(Output::Null { rate }, rate).unwrap_or_else(|_| unreachable!());
+    match open(name) {
+        Ok(o) => (o, None),
+        Err(e) if !name.is_empty() => match open("") {
+            Ok(o) => (o, Some(format!("{e}; the default speaker instead"))),
+            Err(_) => (
+                nothing(),
+                Some(format!("{e}; no speaker: nothing is heard")),
+            ),
+        },
+        Err(e) => (
+            nothing(),
+            Some(format!("{e}; no speaker: nothing is heard")),
+        ),
     }
-    if !output.is_alive() {
-        let rate = output.rate();
-        let (with, what) = match OutputDevice::open(None).map(Output::Device) {
-            Ok(d) => (d, "the default speaker"),
-            Err(_) => (Output::Null { rate }, "nothing"),
+}
+
+/// A call's sound: where it comes from and goes to, the echo canceller between them, the
+/// sound cards to turn to when a device goes away (none for files), the speaker's volume.
+struct Sound {
+    input: InputAt,
+    output: OutputAt,
+    echo: Option<media::echo::EchoCanceller>,
+    system: Option<media::device::Devices>,
+    volume: u8,
+}
+
+impl Sound {
+    /// A sound card that went away mid-call (a headset pulled out): the call moves to the
+    /// system's default device, or to silence when there is none, and says so; it goes on.
+    fn replace_lost(&mut self, report: &Reporter) {
+        let Some(system) = &self.system else {
+            return;
         };
-        if let Ok(o) = OutputAt::new(with, rate) {
-            *output = o;
+        if !self.input.is_alive() {
+            let (input, note) = microphone(system, "", self.input.rate());
+            self.input = input;
+            report(MediaReport::DeviceError(match note {
+                None => "the microphone went away; now the default microphone".into(),
+                Some(n) => format!("the microphone went away; {n}"),
+            }));
         }
-        report(MediaReport::DeviceError(format!(
-            "the speaker went away; now {what}"
-        )));
+        if !self.output.is_alive() {
+            let (output, note) = speaker(system, "", self.output.rate());
+            self.output = output;
+            report(MediaReport::DeviceError(match note {
+                None => "the speaker went away; now the default speaker".into(),
+                Some(n) => format!("the speaker went away; {n}"),
+            }));
+        }
+    }
+
+    /// Moves to the sound cards named (a device just plugged in, chosen in the settings).
+    fn switch(&mut self, microphone_name: &str, speaker_name: &str, report: &Reporter) {
+        let Some(system) = &self.system else {
+            return;
+        };
+        let (input, i) = microphone(system, microphone_name, self.input.rate());
+        let (output, o) = speaker(system, speaker_name, self.output.rate());
+        (self.input, self.output) = (input, output);
+        for note in [i, o].into_iter().flatten() {
+            report(MediaReport::DeviceError(note));
+        }
+    }
+
+    /// Plays what was heard at the speaker's volume; the echo canceller learns it as what
+    /// the microphone may hear back.
+    fn play(&mut self, heard: &mut [i16]) {
+        if self.volume < 100 {
+            let gain = crate::config::Audio::gain(self.volume);
+            for s in heard.iter_mut() {
+                *s = (f32::from(*s) * gain) as i16;
+            }
+        }
+        if let Some(e) = &mut self.echo {
+            e.render(heard);
+        }
+        let _ = self.output.play(heard);
     }
 }
 
@@ -434,7 +505,7 @@ async fn media_loop(
     (rtp, rtcp): (UdpSocket, Option<UdpSocket>),
     remote: SocketAddr,
     mut session: MediaSession,
-    (mut input, mut output, mut echo): (InputAt, OutputAt, Option<media::echo::EchoCanceller>),
+    mut sound: Sound,
     mut control: mpsc::UnboundedReceiver<MediaControl>,
     report: Reporter,
 ) {
@@ -468,6 +539,10 @@ async fn media_loop(
                 Some(MediaControl::Hold(h)) => held = h,
                 Some(MediaControl::Mute(m)) => muted = m,
                 Some(MediaControl::Mix(m)) => mix = m,
+                Some(MediaControl::Volume(v)) => sound.volume = v,
+                Some(MediaControl::Devices { microphone, speaker }) => {
+                    sound.switch(&microphone, &speaker, &report);
+                }
                 Some(MediaControl::Dtmf(d)) => {
                     session.send_dtmf(d);
                 }
@@ -503,9 +578,9 @@ async fn media_loop(
                 }
             }
             _ = tick.tick() => {
-                replace_lost(&mut input, &mut output, &report);
-                input.read(&mut frame);
-                if let Some(e) = &mut echo {
+                sound.replace_lost(&report);
+                sound.input.read(&mut frame);
+                if let Some(e) = &mut sound.echo {
                     e.capture(&mut frame);
                 }
                 if muted {
@@ -531,15 +606,49 @@ async fn media_loop(
                     }
                 }
                 if got {
-                    if let Some(e) = &mut echo {
-                        e.render(&heard);
-                    }
-                    let _ = output.play(&heard);
+                    sound.play(&mut heard);
                 }
             }
         }
     }
-    if let Output::File(sink, _) = output.into_inner() {
+    if let Output::File(sink, _) = sound.output.into_inner() {
         let _ = sink.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A card the configuration names that is not there: the default instead, said once;
+    /// no card at all: silence and nothing, said too.
+    #[test]
+    fn a_missing_card_falls_back_to_the_default_then_to_silence() {
+        let sim = media::device::Simulated::default();
+        sim.add_input("Built-in Microphone", 1000.0);
+        sim.add_output("Built-in Speakers");
+        let system = Devices::new(sim.clone());
+        let (mut mic, note) = microphone(&system, "Old Headset", 8000);
+        assert_eq!(
+            note.as_deref(),
+            Some("audio device: no input device Old Headset; the default microphone instead")
+        );
+        let mut frame = [0i16; 160];
+        mic.read(&mut frame);
+        mic.read(&mut frame);
+        assert!(
+            frame.iter().any(|s| s.unsigned_abs() > 1000),
+            "the default microphone is heard"
+        );
+        let (_, note) = speaker(&system, "Built-in Speakers", 8000);
+        assert_eq!(note, None);
+        sim.unplug("Built-in Microphone");
+        sim.unplug("Built-in Speakers");
+        let (mut mic, note) = microphone(&system, "", 8000);
+        assert!(note.is_some_and(|n| n.ends_with("no microphone: silence")));
+        mic.read(&mut frame);
+        assert!(frame.iter().all(|s| *s == 0));
+        let (_, note) = speaker(&system, "Old Headset", 8000);
+        assert!(note.is_some_and(|n| n.ends_with("no speaker: nothing is heard")));
     }
 }

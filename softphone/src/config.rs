@@ -147,7 +147,7 @@ impl Default for Features {
 /// system's default), or for headless use what the phone says (a WAV file, looped) and where
 /// what it hears is recorded (one WAV per call). With neither it sends silence and records
 /// nothing.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Audio {
     pub source: Option<PathBuf>,
@@ -159,11 +159,46 @@ pub struct Audio {
     pub speaker: String,
     /// Where incoming calls ring (empty: the system's default).
     pub ringer: String,
+    /// Loudness of the speaker and of the ring, in percent of full (0–100).
+    pub speaker_volume: u8,
+    pub ringer_volume: u8,
     /// The call-progress tones' plan for ring-back and call waiting: `us`, `uk` or `eu`.
     pub tones: String,
-    /// With the sound card, also suppress steady noise on the microphone (echo is always
-    /// cancelled there).
+    /// With the sound card, cancel the speaker's echo in the microphone (on unless turned
+    /// off, as with a headset that cannot hear its earpiece).
+    pub echo_cancellation: bool,
+    /// With the sound card, also suppress steady noise on the microphone.
     pub noise_suppression: bool,
+    /// The sound cards those names are looked up in: the machine's, or simulated ones in
+    /// tests.
+    #[serde(skip)]
+    pub system: media::device::Devices,
+}
+
+impl Default for Audio {
+    fn default() -> Self {
+        Audio {
+            source: None,
+            record_dir: None,
+            devices: false,
+            microphone: String::new(),
+            speaker: String::new(),
+            ringer: String::new(),
+            speaker_volume: 100,
+            ringer_volume: 100,
+            tones: String::new(),
+            echo_cancellation: true,
+            noise_suppression: false,
+            system: Default::default(),
+        }
+    }
+}
+
+impl Audio {
+    /// `percent` (0–100) as a gain.
+    pub fn gain(percent: u8) -> f32 {
+        f32::from(percent.min(100)) / 100.0
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -306,7 +341,29 @@ impl Config {
             }
         }
         c.check_tls_ca(path)?;
+        c.check_audio(path)?;
         Ok(c)
+    }
+
+    /// `[audio]`: volumes in percent, a known tone plan.
+    fn check_audio(&self, path: &str) -> Result<(), ConfigError> {
+        let bad = |field: &str, reason: &str| ConfigError::Parse {
+            path: path.to_string(),
+            message: format!("[audio] {field}: {reason}"),
+        };
+        let a = &self.audio;
+        for (field, v) in [
+            ("speaker_volume", a.speaker_volume),
+            ("ringer_volume", a.ringer_volume),
+        ] {
+            if v > 100 {
+                return Err(bad(field, &format!("{v} is not 0 to 100 (percent)")));
+            }
+        }
+        if !a.tones.is_empty() && media::tones::Country::parse(&a.tones).is_none() {
+            return Err(bad("tones", &format!("{:?} is not us, uk or eu", a.tones)));
+        }
+        Ok(())
     }
 
     /// `tls_ca` must be PEM certificates, and the first must match `tls_ca_sha256` when

@@ -7,7 +7,7 @@
 //! (blind), `transfer call OTHER [CALL]` (attended), `history [N]`, `contacts`, `join [CALL [OTHER]]` (local 3-way), and `quit`. A line that is no command gets an `error` event and changes
 //! nothing.
 
-use crate::engine::{Command, Event, Feature, TransferTarget};
+use crate::engine::{Command, Event, Feature, Role, TransferTarget};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
@@ -110,6 +110,29 @@ pub fn parse(line: &str) -> Result<Command, String> {
             .parse()
             .map(Command::History)
             .map_err(|_| format!("history: {:?} is no count", args[0])),
+        ("devices", 0) => Ok(Command::Devices),
+        ("device", n) if n >= 2 && Role::parse(args[0]).is_some() => {
+            let name = args[1..].join(" ");
+            Ok(Command::Device {
+                role: Role::parse(args[0]).unwrap_or(Role::Speaker),
+                name: if name == "default" {
+                    String::new()
+                } else {
+                    name
+                },
+            })
+        }
+        ("device", _) => Err("device microphone|speaker|ringer NAME (or default)".into()),
+        ("volume", 2) if matches!(Role::parse(args[0]), Some(Role::Speaker | Role::Ringer)) => {
+            match args[1].parse::<u8>() {
+                Ok(p) if p <= 100 => Ok(Command::Volume {
+                    role: Role::parse(args[0]).unwrap_or(Role::Speaker),
+                    percent: p,
+                }),
+                _ => Err(format!("volume: {:?} is not 0 to 100", args[1])),
+            }
+        }
+        ("volume", _) => Err("volume speaker|ringer PERCENT".into()),
         ("quit", 0) => Ok(Command::Quit),
         (v @ ("status" | "quit"), _) => Err(format!("{v} takes no arguments")),
         (
@@ -118,7 +141,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
             _,
         ) => Err(format!("{v} takes at most one number")),
         (v, _) => Err(format!(
-            "{v}: unknown command (status, register [LINE], dial NUMBER [LINE], answer [CALL], reject [CALL], hangup [CALL], hold [CALL], resume [CALL], mute [CALL], unmute [CALL], dtmf DIGITS [CALL], dnd, forward, park, retrieve, pickup, conference, quit)"
+            "{v}: unknown command (status, register [LINE], dial NUMBER [LINE], answer [CALL], reject [CALL], hangup [CALL], hold [CALL], resume [CALL], mute [CALL], unmute [CALL], dtmf DIGITS [CALL], dnd, forward, park, retrieve, pickup, conference, devices, device, volume, quit)"
         )),
     }
 }
@@ -176,6 +199,30 @@ mod tests {
         assert_eq!(parse(" register 2 "), Ok(Command::Register(2)));
         assert_eq!(parse("register"), Ok(Command::Register(1)));
         assert_eq!(parse("QUIT"), Ok(Command::Quit));
+        assert_eq!(
+            parse("device speaker USB Audio Device"),
+            Ok(Command::Device {
+                role: Role::Speaker,
+                name: "USB Audio Device".into()
+            })
+        );
+        assert_eq!(
+            parse("device mic default"),
+            Ok(Command::Device {
+                role: Role::Microphone,
+                name: String::new()
+            })
+        );
+        assert_eq!(
+            parse("volume ringer 40"),
+            Ok(Command::Volume {
+                role: Role::Ringer,
+                percent: 40
+            })
+        );
+        assert!(parse("volume ringer 140").is_err());
+        assert!(parse("volume microphone 40").is_err());
+        assert!(parse("device headphones x").is_err());
         assert_eq!(
             parse("dial 202 2"),
             Ok(Command::Dial {

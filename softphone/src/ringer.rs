@@ -4,7 +4,7 @@
 //! speaker while the far end rings and plays no early media. Each plays on a thread of its
 //! own until it is dropped.
 
-use media::device::cpal_io::OutputDevice;
+use media::device::Devices;
 use media::tones::{Country, Generator, Kind, Tone};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +20,8 @@ pub enum Sound {
     CallWaiting,
     /// The far end rings.
     Ringback,
+    /// The settings form's test of a speaker: 1 kHz, half a second on and off.
+    Test,
 }
 
 /// The ring's two frequencies (a warble the ear tells from call-progress tones).
@@ -40,6 +42,10 @@ impl Sound {
             },
             Sound::CallWaiting => country.tone(Kind::CallWaiting),
             Sound::Ringback => country.tone(Kind::Ringback),
+            Sound::Test => Tone {
+                freqs: &[1000.0],
+                cadence: &[(500, 500)],
+            },
         }
     }
 }
@@ -55,11 +61,18 @@ impl Drop for Playing {
     }
 }
 
-/// Plays `sound` on the device named `device` (empty: the default) until dropped.
-pub fn play(sound: &Sound, device: &str, country: Country) -> Result<Playing, String> {
+/// Plays `sound` on the device named `device` of `system` (empty: the default) at `volume`
+/// percent until dropped.
+pub fn play(
+    sound: &Sound,
+    (system, device): (&Devices, &str),
+    volume: u8,
+    country: Country,
+) -> Result<Playing, String> {
     let name = (!device.is_empty()).then_some(device);
-    let out = OutputDevice::open(name).map_err(|e| e.to_string())?;
-    let mut tone = Generator::new(sound.tone(country), out.rate(), 6000.0);
+    let mut out = system.open_output(name).map_err(|e| e.to_string())?;
+    let amplitude = 8000.0 * crate::config::Audio::gain(volume);
+    let mut tone = Generator::new(sound.tone(country), out.rate(), amplitude);
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     std::thread::Builder::new()

@@ -379,3 +379,69 @@ fn mute_and_a_local_three_way_on_screen() {
     send(&mut c, "hangup");
     until(&mut h, "No calls");
 }
+
+/// The settings form's sound cards (issue #19, must-show 5), on simulated cards: each list
+/// holds the system's cards, a configured one that is not there is said beside its field,
+/// the microphone's level moves, the speaker's test tone plays, and the choice is saved.
+#[test]
+fn the_settings_form_lists_the_sound_cards_and_saves_the_choice() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.toml");
+    let text = format!(
+        "[[account]]\nnumber = \"201\"\npassword = \"S3cret-pw-201\"\nserver = \"127.0.0.1\"\nport = {}\n\n[audio]\nmicrophone = \"Old Headset\"\nspeaker_volume = 80\ntones = \"uk\"\n",
+        silent.local_addr().unwrap().port()
+    );
+    std::fs::write(&path, &text).unwrap();
+    let start = Instant::now();
+    let sim = media::device::Simulated::with_clock(move || start.elapsed());
+    sim.add_input("Built-in Microphone", 1000.0);
+    sim.add_input("USB Headset", 700.0);
+    sim.add_output("Built-in Speakers");
+    sim.add_output("USB Headset");
+    let phone = phone(&text, "201")
+        .with_config_file(path.clone())
+        .with_sound(media::device::Devices::new(sim.clone()));
+    let mut h = harness(phone);
+    h.step();
+    click(&mut h, "Settings");
+    until(&mut h, "Settings for line 1");
+    until(&mut h, "Microphone: \"Old Headset\" is not connected");
+    // Until it is chosen, the meter listens to the default microphone (1 kHz at −12 dBFS).
+    until(&mut h, "-12 dB");
+
+    h.get_by_role_and_label(Role::ComboBox, "Microphone")
+        .click();
+    h.step();
+    h.step();
+    assert!(h.query_by_label("Built-in Microphone").is_some());
+    click(&mut h, "USB Headset");
+    gone(&mut h, "Microphone: ");
+    h.get_by_role_and_label(Role::ComboBox, "Ringer").click();
+    h.step();
+    h.step();
+    click(&mut h, "USB Headset");
+
+    // The speaker's test tone on the default speakers, until stopped.
+    click(&mut h, "Test speaker");
+    let t0 = Instant::now();
+    while sim.played("Built-in Speakers").len() < 48_000 {
+        h.step();
+        assert!(t0.elapsed() < Duration::from_secs(10), "no test tone");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tone = sim.played("Built-in Speakers");
+    let f = media::analysis::dominant_frequency(&tone[..24_000], 48_000);
+    assert!((f - 1000.0).abs() < 10.0, "the test tone is at {f} Hz");
+    click(&mut h, "Stop speaker");
+
+    click(&mut h, "Save settings");
+    until(&mut h, "settings saved");
+    let saved = Config::load(&path).unwrap();
+    assert_eq!(saved.audio.microphone, "USB Headset");
+    assert_eq!(saved.audio.speaker, "");
+    assert_eq!(saved.audio.ringer, "USB Headset");
+    assert_eq!(saved.audio.speaker_volume, 80);
+    assert_eq!(saved.audio.tones, "uk", "other [audio] keys are kept");
+    assert_eq!(saved.accounts[0].password, "S3cret-pw-201");
+}

@@ -50,10 +50,43 @@ pub enum Command {
     },
     /// Report the newest N calls of the history.
     History(usize),
+    /// Report the sound cards and which are chosen.
+    Devices,
+    /// Use sound card `name` (empty: the system's default) for `role` from now on, calls
+    /// under way included.
+    Device {
+        role: Role,
+        name: String,
+    },
+    /// Set the speaker's or the ringer's volume, in percent.
+    Volume {
+        role: Role,
+        percent: u8,
+    },
     /// Report the contacts: the configuration's and the provisioner's directory.
     Contacts,
     /// Unregister every line and stop.
     Quit,
+}
+
+/// What a sound card is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Microphone,
+    Speaker,
+    Ringer,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s.to_ascii_lowercase().as_str() {
+            "microphone" | "mic" => Some(Role::Microphone),
+            "speaker" => Some(Role::Speaker),
+            "ringer" => Some(Role::Ringer),
+            _ => None,
+        }
+    }
 }
 
 /// The PBX features the engine drives as sequences of hold, code and resume.
@@ -261,6 +294,16 @@ pub enum Event {
     },
     Contacts {
         entries: Vec<crate::contacts::Contact>,
+    },
+    /// The sound cards there are, and the ones chosen (empty: the system's default).
+    Devices {
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+        microphone: String,
+        speaker: String,
+        ringer: String,
+        speaker_volume: u8,
+        ringer_volume: u8,
     },
     Error {
         message: String,

@@ -16,7 +16,7 @@ mod transfer;
 use crate::call::{self, Call, CallState, MediaControl};
 use crate::config::{Account, Audio, Config, Features};
 use crate::sequence::{Fact, Progress, Sequence, Step, Wait};
-pub use api::{CallStatus, Command, Event, Feature, LineStatus};
+pub use api::{CallStatus, Command, Event, Feature, LineStatus, Role};
 pub use history::HistoryEntry;
 use sip::clock::Clock;
 use sip::dialog::{Dialog, DialogId};
@@ -214,7 +214,7 @@ fn reporter(events: &mpsc::UnboundedSender<Event>, call: u32) -> call::Reporter 
             }
             call::MediaReport::DeviceError(e) => {
                 let _ = events.send(Event::Error {
-                    message: format!("call {call}: {e}; the call goes on without sound"),
+                    message: format!("call {call}: {e}"),
                 });
                 return;
             }
@@ -340,6 +340,35 @@ impl Engine {
                     .map(|p| history::read(p, n))
                     .unwrap_or_default();
                 self.emit(Event::History { entries });
+            }
+            Command::Devices => self.emit(Event::Devices {
+                inputs: self.audio.system.inputs(),
+                outputs: self.audio.system.outputs(),
+                microphone: self.audio.microphone.clone(),
+                speaker: self.audio.speaker.clone(),
+                ringer: self.audio.ringer.clone(),
+                speaker_volume: self.audio.speaker_volume,
+                ringer_volume: self.audio.ringer_volume,
+            }),
+            Command::Device { role, name } => self.choose_device(role, name),
+            Command::Volume { role, percent } => {
+                let percent = percent.min(100);
+                match role {
+                    Role::Speaker => {
+                        self.audio.speaker_volume = percent;
+                        for c in &self.calls {
+                            c.media(MediaControl::Volume(percent));
+                        }
+                    }
+                    Role::Ringer => self.audio.ringer_volume = percent,
+                    Role::Microphone => {
+                        return self.emit(Event::Error {
+                            message: "volume: speaker or ringer".into(),
+                        });
+                    }
+                }
+                // What rings now rings at the new volume.
+                self.sounds.clear();
             }
             Command::Status => self.emit(Event::Status {
                 lines: self.line_status(),
@@ -517,6 +546,39 @@ impl Engine {
             .collect()
     }
 
+    /// Uses sound card `name` for `role` from now on: calls under way move to it, a ring
+    /// under way starts again on it. A name no card has is refused and changes nothing.
+    fn choose_device(&mut self, role: Role, name: String) {
+        let system = &self.audio.system;
+        let known = match role {
+            Role::Microphone => system.inputs(),
+            Role::Speaker | Role::Ringer => system.outputs(),
+        };
+        if !name.is_empty() && !known.contains(&name) {
+            return self.emit(Event::Error {
+                message: format!(
+                    "no such sound card {name:?}; there are: {}",
+                    known.join(", ")
+                ),
+            });
+        }
+        match role {
+            Role::Microphone => self.audio.microphone = name,
+            Role::Speaker => self.audio.speaker = name,
+            Role::Ringer => self.audio.ringer = name,
+        }
+        if role != Role::Ringer && self.audio.devices {
+            for c in &self.calls {
+                c.media(MediaControl::Devices {
+                    microphone: self.audio.microphone.clone(),
+                    speaker: self.audio.speaker.clone(),
+                });
+            }
+        }
+        self.sounds.clear();
+        self.silent.clear();
+    }
+
     /// With the sound card: an incoming call rings (the ringer; a call-waiting tone on the
     /// speaker when a call is up), an outgoing one plays ring-back while the far end rings
     /// and no early media plays; each stops when its call moves on.
@@ -530,25 +592,26 @@ impl Engine {
         let mut wanted = std::collections::HashMap::new();
         for c in &self.calls {
             use crate::ringer::Sound;
-            let (sound, device) = match c.state {
-                CallState::Incoming if up => (Sound::CallWaiting, &self.audio.speaker),
-                CallState::Incoming => (Sound::Ring(c.ring.clone()), &self.audio.ringer),
+            let a = &self.audio;
+            let (sound, device, volume) = match c.state {
+                CallState::Incoming if up => (Sound::CallWaiting, &a.speaker, a.speaker_volume),
+                CallState::Incoming => (Sound::Ring(c.ring.clone()), &a.ringer, a.ringer_volume),
                 CallState::Ringing if c.outgoing && !c.has_media() => {
-                    (Sound::Ringback, &self.audio.speaker)
+                    (Sound::Ringback, &a.speaker, a.speaker_volume)
                 }
                 _ => continue,
             };
-            wanted.insert(c.id, (sound, device.clone()));
+            wanted.insert(c.id, (sound, device.clone(), volume));
         }
         self.sounds
-            .retain(|id, (sound, _)| wanted.get(id).is_some_and(|(w, _)| w == sound));
+            .retain(|id, (sound, _)| wanted.get(id).is_some_and(|(w, ..)| w == sound));
         self.silent
             .retain(|id| self.calls.iter().any(|c| c.id == *id));
-        for (id, (sound, device)) in wanted {
+        for (id, (sound, device, volume)) in wanted {
             if self.sounds.contains_key(&id) || self.silent.contains(&id) {
                 continue;
             }
-            match crate::ringer::play(&sound, &device, country) {
+            match crate::ringer::play(&sound, (&self.audio.system, &device), volume, country) {
                 Ok(p) => {
                     self.sounds.insert(id, (sound, p));
                 }

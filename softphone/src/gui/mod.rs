@@ -81,9 +81,17 @@ fn publish(fan: &control::Fan, e: &Event) {
     }
 }
 
+/// What the control socket asks of the window itself.
+enum WindowCommand {
+    /// `screenshot FILE.png`
+    Screenshot(PathBuf),
+    /// `settings open` / `settings close`
+    Settings(bool),
+}
+
 struct App {
     phone: phone::Phone,
-    shots: mpsc::Receiver<PathBuf>,
+    shots: mpsc::Receiver<WindowCommand>,
     fan: control::Fan,
     /// A call was ringing at the last frame.
     ringing: bool,
@@ -91,7 +99,18 @@ struct App {
 
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        for path in self.shots.try_iter() {
+        for command in self.shots.try_iter() {
+            let path = match command {
+                WindowCommand::Screenshot(path) => path,
+                WindowCommand::Settings(true) => {
+                    self.phone.open_settings();
+                    continue;
+                }
+                WindowCommand::Settings(false) => {
+                    self.phone.close_settings();
+                    continue;
+                }
+            };
             let fan = self.fan.clone();
             ui.ctx()
                 .request_screenshot(move |image| match save_png(&path, &image) {
@@ -155,6 +174,7 @@ pub fn run_window(
         options,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
+            let sound = config.audio.system.clone();
             let fan = control::fan();
             let out = fan.clone();
             let (commands, events, _engine) = spawn_engine(config, listen, move |e| {
@@ -167,7 +187,11 @@ pub fn run_window(
                 let (ctx, out) = (cc.egui_ctx.clone(), fan.clone());
                 control::serve(l, fan.clone(), move |line| {
                     if let Some(path) = line.trim().strip_prefix("screenshot ") {
-                        let _ = shot_tx.send(PathBuf::from(path.trim()));
+                        let _ = shot_tx.send(WindowCommand::Screenshot(PathBuf::from(path.trim())));
+                    } else if let Some(what @ ("open" | "close")) =
+                        line.trim().strip_prefix("settings ")
+                    {
+                        let _ = shot_tx.send(WindowCommand::Settings(what == "open"));
                     } else {
                         match headless::parse(line) {
                             Ok(c) => {
@@ -181,7 +205,8 @@ pub fn run_window(
             }
             let phone = phone::Phone::new(model::Model::new(&numbers), commands, events, voicemail)
                 .with_remote(remote)
-                .with_config_file(path);
+                .with_config_file(path)
+                .with_sound(sound);
             Ok(Box::new(App {
                 phone,
                 shots,

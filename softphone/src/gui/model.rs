@@ -376,7 +376,11 @@ impl Model {
                 self.notice = format!("call {call}: the other side sent {digit}");
             }
             Event::Error { message } => self.notice = message.clone(),
-            Event::Ready { .. } | Event::Feature { .. } | Event::Status { .. } | Event::Quit => {}
+            Event::Ready { .. }
+            | Event::Feature { .. }
+            | Event::Status { .. }
+            | Event::Devices { .. }
+            | Event::Quit => {}
         }
     }
 

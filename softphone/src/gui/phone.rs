@@ -5,8 +5,9 @@
 
 use super::model::{HistoryKind, LineState, Model, Phase};
 use super::settings::{FIELDS, Form};
-use crate::engine::{Command, Event, Feature, TransferTarget};
+use crate::engine::{Command, Event, Feature, Role, TransferTarget};
 use eframe::egui::{self, Color32, Key, RichText};
+use media::device::Devices;
 use std::sync::mpsc::Receiver;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -27,6 +28,49 @@ pub struct Phone {
     /// The configuration file the settings form writes, and the form while it is open.
     config_file: Option<std::path::PathBuf>,
     pub settings: Option<Form>,
+    /// The sound cards the settings form lists and tests.
+    sound: Devices,
+    /// The microphone's level while the form is open, and the test tone playing.
+    meter: Option<Meter>,
+    testing: Option<(Role, crate::ringer::Playing)>,
+}
+
+/// The level of the microphone chosen in the settings form: the loudest sample of what it
+/// captured since the last frame, falling back slowly as a meter's needle does.
+struct Meter {
+    name: String,
+    input: Box<dyn media::device::Capture>,
+    /// 0 (silence) to 1 (full scale).
+    level: f32,
+    samples: Vec<i16>,
+}
+
+impl Meter {
+    fn open(sound: &Devices, name: &str) -> Option<Meter> {
+        let input = sound.open_input((!name.is_empty()).then_some(name)).ok()?;
+        Some(Meter {
+            name: name.to_string(),
+            input,
+            level: 0.0,
+            samples: Vec::new(),
+        })
+    }
+
+    /// Reads what was captured (a tenth of a second at most) and moves the needle.
+    fn update(&mut self) -> f32 {
+        let n = self.input.available().min(self.input.rate() as usize / 10);
+        self.samples.resize(n, 0);
+        self.input.read(&mut self.samples);
+        let peak = self
+            .samples
+            .iter()
+            .map(|s| s.unsigned_abs())
+            .max()
+            .unwrap_or(0);
+        let now = f32::from(peak) / 32768.0;
+        self.level = now.max(self.level * 0.9);
+        self.level
+    }
 }
 
 impl Phone {
@@ -49,7 +93,16 @@ impl Phone {
             voicemail,
             config_file: None,
             settings: None,
+            sound: Devices::default(),
+            meter: None,
+            testing: None,
         }
+    }
+
+    /// Lists and tests the sound cards of `sound` in the settings form (the configuration's).
+    pub fn with_sound(mut self, sound: Devices) -> Phone {
+        self.sound = sound;
+        self
     }
 
     /// Lets the Settings key edit the accounts of the configuration file at `path`.
@@ -425,14 +478,22 @@ impl Phone {
         }
     }
 
-    fn open_settings(&mut self) {
+    /// Closes the settings form without saving; its meter and test tone stop.
+    pub fn close_settings(&mut self) {
+        self.settings = None;
+        self.meter = None;
+        self.testing = None;
+    }
+
+    /// Opens the settings form on the configuration file as it is now.
+    pub fn open_settings(&mut self) {
         let Some(path) = &self.config_file else {
             return;
         };
         match crate::config::Config::load(path) {
-            Ok(c) => {
-                let a = &c.accounts[(self.line - 1).min(c.accounts.len() - 1)];
-                self.settings = Some(Form::from_account(a, &c.provisioning_url));
+            Ok(mut c) => {
+                c.audio.system = self.sound.clone();
+                self.settings = Some(Form::from_config(&c, self.line));
             }
             Err(e) => self.model.notice = e.to_string(),
         }
@@ -460,6 +521,11 @@ impl Phone {
                 ui.end_row();
             }
         });
+        ui.separator();
+        self.sound_form(ui);
+        let Some(form) = &mut self.settings else {
+            return;
+        };
         let (save, close) = ui
             .horizontal(|ui| {
                 (
@@ -469,13 +535,150 @@ impl Phone {
             })
             .inner;
         if save && let Some(path) = self.config_file.clone() {
-            self.model.notice = match form.save(&path, line) {
-                Ok(()) => "settings saved; they apply at the next start".into(),
+            let saved = form.save(&path, line);
+            let ok = saved.is_ok();
+            self.model.notice = match saved {
+                Ok(()) => "settings saved; the sound now, the account at the next start".into(),
                 Err(e) => e,
             };
+            if ok {
+                let sound = form.sound.clone();
+                for role in [Role::Microphone, Role::Speaker, Role::Ringer] {
+                    let mut s = sound.clone();
+                    let name = std::mem::take(s.choice_mut(role));
+                    // A card that is not there stays in the file; calls use the default.
+                    let name = if s.choices(role).contains(&name) {
+                        name
+                    } else {
+                        String::new()
+                    };
+                    let _ = self.commands.send(Command::Device { role, name });
+                }
+                for (role, percent) in [
+                    (Role::Speaker, sound.speaker_volume),
+                    (Role::Ringer, sound.ringer_volume),
+                ] {
+                    let _ = self.commands.send(Command::Volume { role, percent });
+                }
+            }
         }
         if close {
-            self.settings = None;
+            self.close_settings();
+        }
+    }
+
+    /// The sound cards: a list for each of microphone, speaker and ringer (the system's
+    /// default first), what is wrong beside each, the microphone's level, a test tone for
+    /// the speaker and the ringer, their volumes, echo cancellation and noise suppression.
+    fn sound_form(&mut self, ui: &mut egui::Ui) {
+        let Some(form) = &mut self.settings else {
+            return;
+        };
+        let sound = &mut form.sound;
+        let mut test = None;
+        egui::Grid::new("sound").num_columns(3).show(ui, |ui| {
+            for (role, label) in [
+                (Role::Microphone, "Microphone"),
+                (Role::Speaker, "Speaker"),
+                (Role::Ringer, "Ringer"),
+            ] {
+                let l = ui.label(label);
+                let choices = sound.choices(role).to_vec();
+                let chosen = sound.choice_mut(role);
+                let shown = if chosen.is_empty() {
+                    "System default".to_string()
+                } else {
+                    chosen.clone()
+                };
+                ui.horizontal(|ui| {
+                    egui::ComboBox::from_id_salt(label)
+                        .selected_text(shown)
+                        .width(240.0)
+                        .show_ui(ui, |ui| {
+                            ui.selectable_value(chosen, String::new(), "System default");
+                            for c in &choices {
+                                ui.selectable_value(chosen, c.clone(), c);
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id);
+                    if role != Role::Microphone {
+                        let playing = self.testing.as_ref().is_some_and(|(r, _)| *r == role);
+                        let text = if playing {
+                            format!("Stop {}", label.to_lowercase())
+                        } else {
+                            format!("Test {}", label.to_lowercase())
+                        };
+                        if ui.button(text).clicked() {
+                            test = Some((role, playing));
+                        }
+                    }
+                });
+                match sound.missing(role) {
+                    Some(p) => ui.label(RichText::new(format!("{label}: {p}")).color(Color32::RED)),
+                    None => ui.label(""),
+                };
+                ui.end_row();
+            }
+            for (label, volume) in [
+                ("Speaker volume", &mut sound.speaker_volume),
+                ("Ringer volume", &mut sound.ringer_volume),
+            ] {
+                let l = ui.label(label);
+                ui.add(egui::Slider::new(volume, 0..=100).suffix(" %"))
+                    .labelled_by(l.id);
+                ui.end_row();
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut sound.echo_cancellation, "Echo cancellation");
+            ui.checkbox(&mut sound.noise_suppression, "Noise suppression");
+            if ui.button("Look for sound cards").clicked() {
+                sound.refresh(&self.sound);
+            }
+        });
+        // The level of the microphone chosen, opened again when the choice changes.
+        let mic = if sound.missing(Role::Microphone).is_some() {
+            String::new()
+        } else {
+            sound.microphone.clone()
+        };
+        if self.meter.as_ref().is_none_or(|m| m.name != mic) {
+            self.meter = Meter::open(&self.sound, &mic);
+        }
+        let level = self.meter.as_mut().map_or(0.0, Meter::update);
+        ui.horizontal(|ui| {
+            ui.label("Microphone level");
+            ui.add(
+                egui::ProgressBar::new(level)
+                    .desired_width(240.0)
+                    .text(format!("{:.0} dB", 20.0 * level.max(1e-5).log10())),
+            );
+        });
+        if self.meter.is_some() {
+            ui.ctx().request_repaint();
+        }
+        if let Some((role, playing)) = test {
+            self.testing = None;
+            if !playing {
+                let (device, volume) = match role {
+                    Role::Ringer => (sound.ringer.clone(), sound.ringer_volume),
+                    _ => (sound.speaker.clone(), sound.speaker_volume),
+                };
+                let tone = match role {
+                    Role::Ringer => crate::ringer::Sound::Ring(String::new()),
+                    _ => crate::ringer::Sound::Test,
+                };
+                match crate::ringer::play(
+                    &tone,
+                    (&self.sound, &device),
+                    volume,
+                    media::tones::Country::Us,
+                ) {
+                    Ok(p) => self.testing = Some((role, p)),
+                    Err(e) => self.model.notice = format!("no sound: {e}"),
+                }
+            }
         }
     }
 

@@ -4,9 +4,118 @@
 //! settings are kept, comments are not), checks the result loads as a configuration, and replaces the file in one
 //! rename, so a failed save leaves the old file whole. The password is written sealed under
 //! the key file beside the configuration (`phone.toml.key`, mode 0600), never in clear.
+//! The sound cards are chosen from the ones the system has now; one the configuration names
+//! that is not there is said beside its field, and kept (a headset is plugged in later).
 
-use crate::config::{Account, CODECS};
+use crate::config::{Account, Audio, CODECS, Config};
+use crate::engine::Role;
+use media::device::Devices;
 use std::path::Path;
+
+/// The sound settings as chosen in the form, and the cards there are to choose from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoundForm {
+    /// Card names; empty for the system's default.
+    pub microphone: String,
+    pub speaker: String,
+    pub ringer: String,
+    pub speaker_volume: u8,
+    pub ringer_volume: u8,
+    pub echo_cancellation: bool,
+    pub noise_suppression: bool,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+}
+
+impl Default for SoundForm {
+    fn default() -> Self {
+        SoundForm::from_audio(&Audio {
+            system: Devices::new(media::device::Simulated::default()),
+            ..Audio::default()
+        })
+    }
+}
+
+impl SoundForm {
+    pub fn from_audio(a: &Audio) -> SoundForm {
+        SoundForm {
+            microphone: a.microphone.clone(),
+            speaker: a.speaker.clone(),
+            ringer: a.ringer.clone(),
+            speaker_volume: a.speaker_volume,
+            ringer_volume: a.ringer_volume,
+            echo_cancellation: a.echo_cancellation,
+            noise_suppression: a.noise_suppression,
+            inputs: a.system.inputs(),
+            outputs: a.system.outputs(),
+        }
+    }
+
+    /// Looks again at the cards the system has (one was plugged in or pulled out).
+    pub fn refresh(&mut self, system: &Devices) {
+        self.inputs = system.inputs();
+        self.outputs = system.outputs();
+    }
+
+    pub fn choice_mut(&mut self, role: Role) -> &mut String {
+        match role {
+            Role::Microphone => &mut self.microphone,
+            Role::Speaker => &mut self.speaker,
+            Role::Ringer => &mut self.ringer,
+        }
+    }
+
+    /// The cards there are for `role`.
+    pub fn choices(&self, role: Role) -> &[String] {
+        match role {
+            Role::Microphone => &self.inputs,
+            Role::Speaker | Role::Ringer => &self.outputs,
+        }
+    }
+
+    /// A chosen card the system does not have now.
+    pub fn missing(&self, role: Role) -> Option<String> {
+        let chosen = match role {
+            Role::Microphone => &self.microphone,
+            Role::Speaker => &self.speaker,
+            Role::Ringer => &self.ringer,
+        };
+        (!chosen.is_empty() && !self.choices(role).contains(chosen)).then(|| {
+            format!("{chosen:?} is not connected: the system's default is used until it is")
+        })
+    }
+
+    /// Writes the choices into the `[audio]` table of `doc` (its other keys kept).
+    fn save_into(&self, doc: &mut toml::Table) {
+        let audio = doc
+            .entry("audio")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !audio.is_table() {
+            *audio = toml::Value::Table(toml::Table::new());
+        }
+        let Some(a) = audio.as_table_mut() else {
+            return;
+        };
+        let t = |v: &str| toml::Value::String(v.to_string());
+        a.insert("microphone".into(), t(&self.microphone));
+        a.insert("speaker".into(), t(&self.speaker));
+        a.insert("ringer".into(), t(&self.ringer));
+        for (k, v) in [
+            ("speaker_volume", self.speaker_volume),
+            ("ringer_volume", self.ringer_volume),
+        ] {
+            a.insert(k.into(), toml::Value::Integer(v.min(100).into()));
+        }
+        a.insert(
+            "echo_cancellation".into(),
+            toml::Value::Boolean(self.echo_cancellation),
+        );
+        a.insert(
+            "noise_suppression".into(),
+            toml::Value::Boolean(self.noise_suppression),
+        );
+    }
+}
 
 /// The fields as the user typed them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,6 +129,7 @@ pub struct Form {
     pub codecs: String,
     pub dtmf: String,
     pub provisioning_url: String,
+    pub sound: SoundForm,
 }
 
 /// The fields in the order the form shows them: (key, label).
@@ -36,6 +146,14 @@ pub const FIELDS: [(&str, &str); 9] = [
 ];
 
 impl Form {
+    /// The form for line `line` (1-based) of `c`.
+    pub fn from_config(c: &Config, line: usize) -> Form {
+        let a = &c.accounts[line.clamp(1, c.accounts.len()) - 1];
+        let mut f = Form::from_account(a, &c.provisioning_url);
+        f.sound = SoundForm::from_audio(&c.audio);
+        f
+    }
+
     pub fn from_account(a: &Account, provisioning_url: &str) -> Form {
         Form {
             number: a.number.clone(),
@@ -47,6 +165,7 @@ impl Form {
             codecs: a.codecs.join(", "),
             dtmf: a.dtmf.clone(),
             provisioning_url: provisioning_url.to_string(),
+            sound: SoundForm::default(),
         }
     }
 
@@ -89,9 +208,9 @@ impl Form {
             },
             "transport" => (!matches!(
                 s(&self.transport).to_ascii_lowercase().as_str(),
-                "udp" | "tcp"
+                "udp" | "tcp" | "tls"
             ))
-            .then(|| "udp or tcp".into()),
+            .then(|| "udp, tcp or tls".into()),
             "dtmf" => (!matches!(
                 s(&self.dtmf).to_ascii_lowercase().as_str(),
                 "rfc2833" | "info"
@@ -177,6 +296,7 @@ impl Form {
         } else {
             doc.insert("provisioning_url".into(), t(&self.provisioning_url));
         }
+        self.sound.save_into(&mut doc);
         crate::config::write_sealed(path, doc)
     }
 }
@@ -228,6 +348,7 @@ mod tests {
             codecs: "PCMU, opus".into(),
             dtmf: "rfc2833".into(),
             provisioning_url: "http://10.0.0.2:8080/softphone-201.toml".into(),
+            sound: SoundForm::default(),
         }
     }
 
