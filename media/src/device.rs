@@ -385,6 +385,30 @@ pub mod cpal_io {
 
     type Shared = Arc<Mutex<VecDeque<i16>>>;
 
+    /// A stream built by `build` with a short buffer where the card takes it — 40 ms in four
+    /// 10 ms periods — else its own default (cpal asks ALSA for 25 ms periods in a 100 ms
+    /// buffer, all of it delay). cpal's fixed size is the whole buffer, in four periods: a
+    /// card may want the buffer a whole number of periods (PulseAudio's plugin does).
+    fn short_periods(
+        supported: &cpal::SupportedStreamConfig,
+        mut build: impl FnMut(&cpal::StreamConfig) -> Result<cpal::Stream, cpal::BuildStreamError>,
+    ) -> Result<cpal::Stream, DeviceError> {
+        let mut config = supported.config();
+        let rate = config.sample_rate.0;
+        for frames in [4 * (rate / 100)] {
+            if let cpal::SupportedBufferSize::Range { min, max } = supported.buffer_size()
+                && (*min..=*max).contains(&frames)
+            {
+                config.buffer_size = cpal::BufferSize::Fixed(frames);
+                if let Ok(s) = build(&config) {
+                    return Ok(s);
+                }
+            }
+        }
+        config.buffer_size = cpal::BufferSize::Default;
+        build(&config).map_err(err)
+    }
+
     fn lock(b: &Shared) -> std::sync::MutexGuard<'_, VecDeque<i16>> {
         b.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -400,55 +424,52 @@ pub mod cpal_io {
     }
 
     impl OutputDevice {
-        /// Opens `name` (or the default device) at its own rate.
+        /// Opens `name` (or the default device) at its own rate, with short periods where
+        /// the card takes them.
         pub fn open(name: Option<&str>) -> Result<Self, DeviceError> {
             let device = find(true, name)?;
             let supported = device.default_output_config().map_err(err)?;
-            let config: cpal::StreamConfig = supported.config();
-            let channels = usize::from(config.channels.max(1));
-            let rate = config.sample_rate.0;
+            let rate = supported.sample_rate().0;
+            let channels = usize::from(supported.channels().max(1));
             let playout = Arc::new(Mutex::new(crate::playout::Playout::new(
                 rate as usize / 25,
                 rate as usize / 100,
             )));
             let failed = Arc::new(AtomicBool::new(false));
-            let f = failed.clone();
-            let on_error = move |_| f.store(true, Ordering::Relaxed);
-            // Each callback takes mono samples from the playout into a buffer it keeps (no
-            // allocation once warm) and copies them to every channel.
-            let (p16, pf) = (playout.clone(), playout.clone());
-            let (mut mono16, mut monof) = (Vec::<i16>::new(), Vec::<i16>::new());
-            let stream = match supported.sample_format() {
-                cpal::SampleFormat::I16 => device.build_output_stream(
-                    &config,
-                    move |data: &mut [i16], _| {
-                        mono16.resize(data.len() / channels, 0);
-                        p16.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .pull(&mut mono16);
-                        for (frame, s) in data.chunks_mut(channels).zip(&mono16) {
-                            frame.fill(*s);
-                        }
-                    },
-                    on_error,
-                    None,
-                ),
-                _ => device.build_output_stream(
-                    &config,
-                    move |data: &mut [f32], _| {
-                        monof.resize(data.len() / channels, 0);
-                        pf.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .pull(&mut monof);
-                        for (frame, s) in data.chunks_mut(channels).zip(&monof) {
-                            frame.fill(f32::from(*s) / 32768.0);
-                        }
-                    },
-                    on_error,
-                    None,
-                ),
-            }
-            .map_err(err)?;
+            let stream = short_periods(&supported, |config| {
+                let f = failed.clone();
+                let on_error = move |_| f.store(true, Ordering::Relaxed);
+                // Each callback takes mono samples from the playout into a buffer it keeps
+                // (no allocation once warm) and copies them to every channel.
+                let p = playout.clone();
+                let mut mono = Vec::<i16>::new();
+                match supported.sample_format() {
+                    cpal::SampleFormat::I16 => device.build_output_stream(
+                        config,
+                        move |data: &mut [i16], _| {
+                            mono.resize(data.len() / channels, 0);
+                            p.lock().unwrap_or_else(|e| e.into_inner()).pull(&mut mono);
+                            for (frame, s) in data.chunks_mut(channels).zip(&mono) {
+                                frame.fill(*s);
+                            }
+                        },
+                        on_error,
+                        None,
+                    ),
+                    _ => device.build_output_stream(
+                        config,
+                        move |data: &mut [f32], _| {
+                            mono.resize(data.len() / channels, 0);
+                            p.lock().unwrap_or_else(|e| e.into_inner()).pull(&mut mono);
+                            for (frame, s) in data.chunks_mut(channels).zip(&mono) {
+                                frame.fill(f32::from(*s) / 32768.0);
+                            }
+                        },
+                        on_error,
+                        None,
+                    ),
+                }
+            })?;
             stream.play().map_err(err)?;
             Ok(OutputDevice {
                 _stream: stream,
@@ -492,44 +513,46 @@ pub mod cpal_io {
     }
 
     impl InputDevice {
+        /// Opens `name` (or the default device) at its own rate, with short periods where
+        /// the card takes them.
         pub fn open(name: Option<&str>) -> Result<Self, DeviceError> {
             let device = find(false, name)?;
             let supported = device.default_input_config().map_err(err)?;
-            let config: cpal::StreamConfig = supported.config();
-            let channels = usize::from(config.channels.max(1));
+            let rate = supported.sample_rate().0;
+            let channels = usize::from(supported.channels().max(1));
             let buffer: Shared = Arc::default();
             let failed = Arc::new(AtomicBool::new(false));
-            let (b, f) = (buffer.clone(), failed.clone());
-            let rate = config.sample_rate.0;
-            let on_error = move |_| f.store(true, Ordering::Relaxed);
             let keep = rate as usize;
-            let stream = match supported.sample_format() {
-                cpal::SampleFormat::I16 => device.build_input_stream(
-                    &config,
-                    move |data: &[i16], _| {
-                        let mut q = lock(&b);
-                        q.extend(data.chunks(channels).map(|f| f[0]));
-                        while q.len() > keep {
-                            q.pop_front();
-                        }
-                    },
-                    on_error,
-                    None,
-                ),
-                _ => device.build_input_stream(
-                    &config,
-                    move |data: &[f32], _| {
-                        let mut q = lock(&b);
-                        q.extend(data.chunks(channels).map(|f| (f[0] * 32767.0) as i16));
-                        while q.len() > keep {
-                            q.pop_front();
-                        }
-                    },
-                    on_error,
-                    None,
-                ),
-            }
-            .map_err(err)?;
+            let stream = short_periods(&supported, |config| {
+                let (b, f) = (buffer.clone(), failed.clone());
+                let on_error = move |_| f.store(true, Ordering::Relaxed);
+                match supported.sample_format() {
+                    cpal::SampleFormat::I16 => device.build_input_stream(
+                        config,
+                        move |data: &[i16], _| {
+                            let mut q = lock(&b);
+                            q.extend(data.chunks(channels).map(|f| f[0]));
+                            while q.len() > keep {
+                                q.pop_front();
+                            }
+                        },
+                        on_error,
+                        None,
+                    ),
+                    _ => device.build_input_stream(
+                        config,
+                        move |data: &[f32], _| {
+                            let mut q = lock(&b);
+                            q.extend(data.chunks(channels).map(|f| (f[0] * 32767.0) as i16));
+                            while q.len() > keep {
+                                q.pop_front();
+                            }
+                        },
+                        on_error,
+                        None,
+                    ),
+                }
+            })?;
             stream.play().map_err(err)?;
             Ok(InputDevice {
                 _stream: stream,
@@ -543,8 +566,15 @@ pub mod cpal_io {
             self.rate
         }
 
+        /// Takes `out.len()` samples. A backlog beyond 40 ms (the card started before the
+        /// call read it) is dropped to 15 ms first: kept, it would be delay for the whole call.
         pub fn read(&self, out: &mut [i16]) {
             let mut q = lock(&self.buffer);
+            let (most, keep) = (self.rate as usize / 25, self.rate as usize * 15 / 1000);
+            if q.len() > out.len() + most {
+                let excess = q.len() - out.len() - keep;
+                q.drain(..excess);
+            }
             for o in out.iter_mut() {
                 *o = q.pop_front().unwrap_or(0);
             }

@@ -5,7 +5,9 @@
 //! slip: above the target band it merges two neighbouring samples into one, below it adds one
 //! between two, never more than one in [`SLIP_EVERY`] samples, so the change is inaudible and
 //! no click is made. An underrun (nothing queued) plays silence and refills to the target
-//! before playing again; an overrun (far more than the band) drops the oldest to the target.
+//! before playing again; an overrun (more than the card's period and a frame beyond the band:
+//! a card slow to start, or stalled) drops the oldest to the target at once — slipped away
+//! one sample in 400, 100 ms too many would be delay for half a minute.
 //! Pure: pushes and pulls, no clock.
 
 use std::collections::VecDeque;
@@ -26,6 +28,8 @@ pub struct Playout {
     average: f64,
     /// Refilling after an underrun: play silence until the queue holds the target.
     refilling: bool,
+    /// The card's largest period so far (samples it takes at once).
+    period: usize,
     /// Samples slipped each way, underruns, overruns (for statistics).
     pub dropped: u64,
     pub inserted: u64,
@@ -43,6 +47,7 @@ impl Playout {
             since_slip: 0,
             average: target as f64,
             refilling: true,
+            period: 0,
             dropped: 0,
             inserted: 0,
             underruns: 0,
@@ -58,8 +63,10 @@ impl Playout {
     /// A frame from the call.
     pub fn push(&mut self, pcm: &[i16]) {
         self.queue.extend(pcm);
-        if self.queue.len() > self.target * 4 + pcm.len() {
-            // Far too much (the card stalled): back to the target at once.
+        if self.queue.len() > self.target + self.period + pcm.len() + self.band {
+            // Far more than the card's period and a frame's jitter can explain (the card was
+            // slow to start, or stalled): back to the target at once, not by slow slips
+            // that would keep the delay for minutes.
             let excess = self.queue.len() - self.target;
             self.queue.drain(..excess);
             self.overruns += 1;
@@ -68,6 +75,7 @@ impl Playout {
 
     /// Fills `out` for the card.
     pub fn pull(&mut self, out: &mut [i16]) {
+        self.period = self.period.max(out.len());
         if self.refilling && self.queue.len() >= self.target {
             self.refilling = false;
             self.average = self.queue.len() as f64;
@@ -199,5 +207,34 @@ mod tests {
             assert!(p.queued() <= 5 * 160, "{}", p.queued());
         }
         assert!(p.overruns >= 10, "{}", p.overruns);
+    }
+
+    /// A card that starts 140 ms after the call does: the frames queued meanwhile are not
+    /// kept as delay. Once the card plays, the queue stays within its period and a frame of
+    /// the target.
+    #[test]
+    fn a_card_slow_to_start_adds_no_delay() {
+        let mut p = Playout::new(320, 80);
+        let frame = [1000i16; 160];
+        // 140 ms: under the old bound (four times the target) it stayed as delay.
+        for _ in 0..7 {
+            p.push(&frame);
+        }
+        assert!(
+            p.queued() <= 320 + 160 + 80,
+            "queued {} before the card started",
+            p.queued()
+        );
+        let mut period = [0i16; 80];
+        let mut most = 0;
+        for n in 0..2000 {
+            if n % 2 == 0 {
+                p.push(&frame);
+            }
+            p.pull(&mut period);
+            most = most.max(p.queued());
+        }
+        assert!(most <= 320 + 80 + 160 + 80, "queued up to {most}");
+        assert_eq!(p.underruns, 0);
     }
 }

@@ -10,117 +10,38 @@ mod support;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use support::{Kill, Pbx, events, expect, tone, wait_until};
 
-/// A PulseAudio daemon in `dir` (its runtime folder) with sinks `spk` (the default) and
-/// `mic` (whose monitor is the default source), once it answers.
-fn pulseaudio(dir: &Path) -> Kill {
-    let mut c = Command::new("pulseaudio");
-    c.args([
-        "--daemonize=no",
-        "--exit-idle-time=-1",
-        "-n",
-        "--load=module-native-protocol-unix",
-        "--load=module-null-sink sink_name=spk",
-        "--load=module-null-sink sink_name=mic",
-    ])
-    .env("XDG_RUNTIME_DIR", dir)
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(dir.join("pulseaudio.log")).unwrap());
-    let daemon = Kill(c.spawn().unwrap());
-    let pactl = |args: &[&str]| {
-        Command::new("pactl")
-            .args(args)
-            .env("XDG_RUNTIME_DIR", dir)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    wait_until("PulseAudio to answer", || pactl(&["info"]));
-    assert!(pactl(&["set-default-sink", "spk"]) && pactl(&["set-default-source", "mic.monitor"]));
-    daemon
-}
+use e2e::pulse::Card;
 
-/// A sound card of null sinks for the test: the daemon, the ALSA configuration that reaches
-/// it, and the environment a program needs to use it.
-struct Card {
-    _daemon: Kill,
-    runtime: std::path::PathBuf,
-    alsa: std::path::PathBuf,
-}
-
-impl Card {
-    fn start(dir: &Path) -> Card {
-        let runtime = dir.join("pulse-runtime");
-        std::fs::create_dir_all(&runtime).unwrap();
-        std::fs::set_permissions(
-            &runtime,
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap();
-        let daemon = pulseaudio(&runtime);
-        let alsa = dir.join("alsa.conf");
-        std::fs::write(
-            &alsa,
-            "pcm.!default { type pulse }\nctl.!default { type pulse }\n",
-        )
-        .unwrap();
-        Card {
-            _daemon: daemon,
-            runtime,
-            alsa,
-        }
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env("XDG_RUNTIME_DIR", &self.runtime)
-            .env("ALSA_CONFIG_PATH", &self.alsa);
-        c
-    }
-
-    /// Records the speaker (the `spk` sink's monitor) into `wav`.
-    fn record_speaker(&self, wav: &Path) -> Kill {
-        let mut rec = self.command("parec");
-        rec.args([
-            "-d",
-            "spk.monitor",
-            "--file-format=wav",
-            "--rate=8000",
-            "--channels=1",
+/// The headless softphone on `card` with configuration `config`: its process, events and
+/// input.
+fn softphone(
+    card: &Card,
+    config: &Path,
+) -> (
+    Kill,
+    std::sync::mpsc::Receiver<serde_json::Value>,
+    std::process::ChildStdin,
+) {
+    let mut phone = card.command(env!("CARGO_BIN_EXE_softphone"));
+    phone
+        .args([
+            "--headless",
+            "--audio",
+            "device",
+            "--sip",
+            "127.0.0.1:0",
+            "--config",
         ])
-        .arg(wav);
-        Kill(rec.spawn().unwrap())
-    }
-
-    /// The headless softphone on the card with configuration `toml`: its process, events
-    /// and input.
-    fn softphone(
-        &self,
-        config: &Path,
-    ) -> (
-        Kill,
-        std::sync::mpsc::Receiver<serde_json::Value>,
-        std::process::ChildStdin,
-    ) {
-        let mut phone = self.command(env!("CARGO_BIN_EXE_softphone"));
-        phone
-            .args([
-                "--headless",
-                "--audio",
-                "device",
-                "--sip",
-                "127.0.0.1:0",
-                "--config",
-            ])
-            .arg(config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        let mut phone = Kill(phone.spawn().unwrap());
-        let rx = events(&mut phone.0);
-        let stdin = phone.0.stdin.take().unwrap();
-        (phone, rx, stdin)
-    }
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut phone = Kill(phone.spawn().unwrap());
+    let rx = events(&mut phone.0);
+    let stdin = phone.0.stdin.take().unwrap();
+    (phone, rx, stdin)
 }
 
 /// Does a quarter second within the last second of `samples` (8 kHz) sound at `freq` (its
@@ -144,7 +65,7 @@ fn an_incoming_call_rings_until_answered() {
     }
     let o = office();
     let (b, speaker) = (&o.b, &o.speaker);
-    let (_phone, rx, mut stdin) = o.card.softphone(&o.config);
+    let (_phone, rx, mut stdin) = softphone(&o.card, &o.config);
     expect(&rx, "registered");
     b.command("/dial 201\n").unwrap();
     expect(&rx, "incoming");
@@ -193,9 +114,9 @@ struct Office {
 fn office() -> Office {
     let pbx = Pbx::start(&["201", "202"]);
     let dir = pbx.dir.path().to_path_buf();
-    let card = Card::start(&dir);
+    let card = Card::start(&dir, "spk", "mic");
     let speaker = dir.join("speaker.wav");
-    let rec = card.record_speaker(&speaker);
+    let rec = card.record("spk", &speaker);
     let far = dir.join("far.wav");
     tone(&far, 600.0);
     let b = support::baresip_station(&pbx, "202", &far, false);
@@ -223,7 +144,7 @@ fn a_call_through_the_sound_card_both_ways() {
     let mut play = o.card.command("paplay");
     play.args(["-d", "mic"]).arg(&mic_tone);
     let _mic = Kill(play.spawn().unwrap());
-    let (_phone, rx, mut stdin) = o.card.softphone(&o.config);
+    let (_phone, rx, mut stdin) = softphone(&o.card, &o.config);
     let (b, speaker) = (&o.b, &o.speaker);
     expect(&rx, "registered");
     writeln!(stdin, "dial 202").unwrap();

@@ -70,9 +70,36 @@ impl Baresip {
         account: impl Fn(u16) -> String,
         extra: &str,
     ) -> std::io::Result<Baresip> {
+        let audio = format!(
+            "audio_player aubridge,nil\naudio_source aufile,{}\naudio_alert aubridge,nil\n\
+             module aufile.so\nmodule aubridge.so\n",
+            source.display()
+        );
+        Self::start_audio(&audio, account, extra, || Command::new("baresip"))
+    }
+
+    /// baresip with the default ALSA device of `card` as its microphone, speaker and ringer
+    /// (the `alsa` module), its account line `account(its own SIP port)`.
+    pub fn start_on_card(
+        card: &crate::pulse::Card,
+        account: impl Fn(u16) -> String,
+    ) -> std::io::Result<Baresip> {
+        let audio = "audio_player alsa,default\naudio_source alsa,default\n\
+                     audio_alert alsa,default\nmodule alsa.so\n";
+        Self::start_audio(audio, account, "", || card.command("baresip"))
+    }
+
+    /// baresip with `audio` (its devices and their modules) and `extra` configuration lines,
+    /// run by `command` (`baresip` in some environment).
+    fn start_audio(
+        audio: &str,
+        account: impl Fn(u16) -> String,
+        extra: &str,
+        command: impl Fn() -> Command,
+    ) -> std::io::Result<Baresip> {
         let mut tries = 0;
         loop {
-            match Self::try_start(source, &account, extra) {
+            match Self::try_start(audio, &account, extra, command()) {
                 Err(e) if tries < 5 && e.to_string().contains("already in use") => {
                     tries += 1;
                 }
@@ -82,25 +109,24 @@ impl Baresip {
     }
 
     fn try_start(
-        source: &Path,
+        audio: &str,
         account: &impl Fn(u16) -> String,
         extra: &str,
+        mut command: Command,
     ) -> std::io::Result<Baresip> {
         let dir = tempfile::tempdir()?;
         let (sip_port, cons_port) = (free_port(), free_port());
         let line = account(sip_port);
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
-audio_player aubridge,nil\naudio_source aufile,{}\naudio_alert aubridge,nil\n\
-module_path /usr/lib/baresip/modules\nmodule cons.so\nmodule g711.so\nmodule aufile.so\n\
-module aubridge.so\nmodule sndfile.so\nmodule srtp.so\nmodule_app account.so\nmodule_app menu.so\n\
+module_path /usr/lib/baresip/modules\n{audio}module cons.so\nmodule g711.so\n\
+module sndfile.so\nmodule srtp.so\nmodule_app account.so\nmodule_app menu.so\n\
 snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n{extra}",
-            source.display(),
             dir.path().display(),
         );
         std::fs::write(dir.path().join("config"), config)?;
         std::fs::write(dir.path().join("accounts"), format!("{line}\n"))?;
-        let child = Command::new("baresip")
+        let child = command
             .arg("-f")
             .arg(dir.path())
             .stdin(Stdio::null())

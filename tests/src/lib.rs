@@ -8,7 +8,8 @@
 //! the whole PBX in-process on an in-memory network with tokio's clock paused, with phones
 //! made of the SIP core, for the call-flow tests on virtual time. `capture` reads what
 //! tcpdump saw, for the wire checks (nothing readable on an encrypted leg); `kamailio` starts
-//! Kamailio as a registrar and proxy (a third-party server, or a trunk's provider).
+//! Kamailio as a registrar and proxy (a third-party server, or a trunk's provider); `pulse`
+//! makes a sound card of PulseAudio null sinks, for the softphone's device path.
 
 pub mod audio;
 pub mod baresip;
@@ -18,4 +19,5 @@ pub mod kit;
 pub mod netns;
 pub mod office;
 pub mod process;
+pub mod pulse;
 pub mod scenario;
