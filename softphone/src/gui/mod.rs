@@ -166,7 +166,7 @@ pub fn run_window(
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Office softphone")
-            .with_inner_size([760.0, 460.0]),
+            .with_inner_size([800.0, 560.0]),
         ..Default::default()
     };
     eframe::run_native(

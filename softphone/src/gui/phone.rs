@@ -30,15 +30,15 @@ pub struct Phone {
     pub settings: Option<Form>,
     /// The sound cards the settings form lists and tests.
     sound: Devices,
-    /// The microphone's level while the form is open, and the test tone playing.
-    meter: Option<Meter>,
+    /// The microphone the form's meter listens to (and the meter, once it opened), and the
+    /// test tone playing.
+    meter: Option<(String, Option<Meter>)>,
     testing: Option<(Role, crate::ringer::Playing)>,
 }
 
 /// The level of the microphone chosen in the settings form: the loudest sample of what it
 /// captured since the last frame, falling back slowly as a meter's needle does.
 struct Meter {
-    name: String,
     input: Box<dyn media::device::Capture>,
     /// 0 (silence) to 1 (full scale).
     level: f32,
@@ -49,7 +49,6 @@ impl Meter {
     fn open(sound: &Devices, name: &str) -> Option<Meter> {
         let input = sound.open_input((!name.is_empty()).then_some(name)).ok()?;
         Some(Meter {
-            name: name.to_string(),
             input,
             level: 0.0,
             samples: Vec::new(),
@@ -499,8 +498,13 @@ impl Phone {
         }
     }
 
-    /// One row per field: its label, the field, and what is wrong with it, if anything.
+    /// One row per field: its label, the field, and what is wrong with it, if anything;
+    /// then the sound; scrolled when the window is short.
     fn settings_form(&mut self, ui: &mut egui::Ui) {
+        egui::ScrollArea::vertical().show(ui, |ui| self.settings_fields(ui));
+    }
+
+    fn settings_fields(&mut self, ui: &mut egui::Ui) {
         let line = self.line;
         ui.heading(format!("Settings for line {line}"));
         let Some(form) = &mut self.settings else {
@@ -509,11 +513,11 @@ impl Phone {
         egui::Grid::new("settings").num_columns(3).show(ui, |ui| {
             for (key, label) in FIELDS {
                 let l = ui.label(label);
-                let mut edit = egui::TextEdit::singleline(form.field_mut(key)).desired_width(260.0);
+                let mut edit = egui::TextEdit::singleline(form.field_mut(key));
                 if key == "password" {
                     edit = edit.password(true);
                 }
-                ui.add(edit).labelled_by(l.id);
+                ui.add_sized([260.0, 20.0], edit).labelled_by(l.id);
                 match form.problem(key) {
                     Some(p) => ui.label(RichText::new(format!("{label}: {p}")).color(Color32::RED)),
                     None => ui.label(""),
@@ -576,7 +580,7 @@ impl Phone {
         };
         let sound = &mut form.sound;
         let mut test = None;
-        egui::Grid::new("sound").num_columns(3).show(ui, |ui| {
+        egui::Grid::new("sound").num_columns(2).show(ui, |ui| {
             for (role, label) in [
                 (Role::Microphone, "Microphone"),
                 (Role::Speaker, "Speaker"),
@@ -614,11 +618,17 @@ impl Phone {
                         }
                     }
                 });
-                match sound.missing(role) {
-                    Some(p) => ui.label(RichText::new(format!("{label}: {p}")).color(Color32::RED)),
-                    None => ui.label(""),
-                };
                 ui.end_row();
+                if let Some(p) = sound.missing(role) {
+                    ui.label("");
+                    ui.add(
+                        egui::Label::new(
+                            RichText::new(format!("{label}: {p}")).color(Color32::RED),
+                        )
+                        .wrap(),
+                    );
+                    ui.end_row();
+                }
             }
             for (label, volume) in [
                 ("Speaker volume", &mut sound.speaker_volume),
@@ -643,10 +653,14 @@ impl Phone {
         } else {
             sound.microphone.clone()
         };
-        if self.meter.as_ref().is_none_or(|m| m.name != mic) {
-            self.meter = Meter::open(&self.sound, &mic);
+        // Opened once per choice: a card that will not open is not tried every frame.
+        if self.meter.as_ref().is_none_or(|(name, _)| *name != mic) {
+            let meter = Meter::open(&self.sound, &mic);
+            self.meter = Some((mic, meter));
         }
-        let level = self.meter.as_mut().map_or(0.0, Meter::update);
+        let meter = self.meter.as_mut().and_then(|(_, m)| m.as_mut());
+        let listening = meter.is_some();
+        let level = meter.map_or(0.0, Meter::update);
         ui.horizontal(|ui| {
             ui.label("Microphone level");
             ui.add(
@@ -655,7 +669,7 @@ impl Phone {
                     .text(format!("{:.0} dB", 20.0 * level.max(1e-5).log10())),
             );
         });
-        if self.meter.is_some() {
+        if listening {
             ui.ctx().request_repaint();
         }
         if let Some((role, playing)) = test {
