@@ -1,6 +1,7 @@
 //! `pbx-lite`: the office PBX. `serve` runs SIP and, unless told not to, the provisioning
 //! servers in the same process over the same database; `station` and `settings` are the
-//! provisioner's commands; `status` and `access-log` read what the running PBX wrote.
+//! provisioner's commands; `status`, `calls` and `access-log` read what the running PBX
+//! wrote.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -76,6 +77,14 @@ enum Cmd {
     /// The office CA: certificates for phones (mutual TLS).
     #[command(subcommand)]
     Tls(TlsCmd),
+    /// Call records, newest first: start, caller, dialled, who answered, how it ended,
+    /// seconds talking.
+    Calls {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100)]
+        tail: i64,
+    },
     /// Refused accesses: time, address, caller, reason.
     AccessLog {
         #[arg(long)]
@@ -249,6 +258,29 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::write(&cert, &id.chain_pem).with_context(|| cert.display().to_string())?;
             pbx_lite::tls::write_private(&key, &id.key_pem)?;
             writeln!(out, "{}\n{}", cert.display(), key.display())?;
+        }
+        Cmd::Calls { json, tail } => {
+            let rows = Db::open(&cli.db)?.call_records(tail)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&rows)?)?;
+            } else {
+                for c in rows {
+                    writeln!(
+                        out,
+                        "{} {:<12} → {:<12} {:<12} {:<11} {:>5}s{}",
+                        stations::db::readable_time(c.started),
+                        c.caller,
+                        c.dialled,
+                        c.callee,
+                        c.disposition,
+                        c.duration(),
+                        match c.disposition.as_str() {
+                            "refused" => format!(" ({})", c.status),
+                            _ => String::new(),
+                        }
+                    )?;
+                }
+            }
         }
         Cmd::AccessLog { json, tail } => {
             let rows = pbx_lite::status::access(&Db::open(&cli.db)?, tail)?;

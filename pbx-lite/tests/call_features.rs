@@ -7,7 +7,7 @@
 mod support;
 
 use std::time::Duration;
-use support::office::{MUSIC, Office, heard_in_order, timeline};
+use support::office::{MUSIC, Office, heard_in_order, timeline, wait_for};
 
 /// A fixed wait: only where a test shows that something does *not* happen.
 fn pause(seconds: f32) {
@@ -50,6 +50,22 @@ fn hold_and_resume(relay: &str, tone_source: &str) -> Vec<i16> {
     }
     o.phone("201").send("/hangup");
     o.wait_log("202", "terminated", 1);
+    // The call is on record (issue #20): `pbx-lite calls` as the admin reads it.
+    let calls = || -> serde_json::Value {
+        serde_json::from_slice(&o.cli(&["calls", "--json"]).stdout).unwrap()
+    };
+    wait_for("the call record", Duration::from_secs(10), || {
+        calls().as_array().is_some_and(|a| !a.is_empty())
+    });
+    let c = &calls()[0];
+    assert_eq!(
+        (&c["caller"], &c["callee"], &c["disposition"]),
+        (&"201".into(), &"202".into(), &"answered".into()),
+        "{c}"
+    );
+    assert!(c["ended"].as_i64() > c["answered"].as_i64(), "{c}");
+    let text = String::from_utf8(o.cli(&["calls"]).stdout).unwrap();
+    assert!(text.contains("201") && text.contains("answered"), "{text}");
     o.phone("202").recordings().remove(0)
 }
 

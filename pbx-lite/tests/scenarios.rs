@@ -717,3 +717,64 @@ async fn a_trunk_honours_423_and_stops_after_403() {
         "the PBX asked the provider again after its 403"
     );
 }
+
+/// Every call leaves a record (issue #20): answered with its duration, busy, refused with
+/// its status, missed when the caller gives up, transferred when the transferor leaves.
+#[tokio::test(start_paused = true)]
+async fn each_call_leaves_a_record_of_how_it_ended() {
+    let o = Office::start(&["201", "202", "203"], &[]).await;
+    let (mut a, mut b, mut c) = three(&o).await;
+    let (at_a, at_b) = connect(&mut a, &mut b).await;
+    pass(5.0).await;
+    // 202 is busy (no call waiting): 203 is turned away.
+    let busy = c.dial("202").await;
+    assert_eq!(c.outcome(busy).await.err(), Some(486));
+    a.hang_up(&at_a).await;
+    b.until_ended(at_b.id()).await;
+    let unknown = c.dial("299").await;
+    assert_eq!(c.outcome(unknown).await.err(), Some(404));
+    // 203 gives up before 201 answers.
+    let ringing = c.dial("201").await;
+    a.until("203's call rings", |s| !s.got(Method::Invite).is_empty())
+        .await;
+    pass(2.0).await;
+    c.cancel(ringing).await;
+    pass(1.0).await;
+    // 201 consults 203 and leaves: 202 and 203 talk, the first call is transferred.
+    let (_first, second) = consult(&mut a, &mut b, &mut c).await;
+    pass(1.5).await;
+    a.hang_up(&second).await;
+    pass(2.0).await;
+
+    let records = o.db().call_records(20).unwrap();
+    let seen: Vec<(&str, &str, &str, &str, u16)> = records
+        .iter()
+        .rev()
+        .map(|r| {
+            (
+                r.caller.as_str(),
+                r.dialled.as_str(),
+                r.callee.as_str(),
+                r.disposition.as_str(),
+                r.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("201", "202", "202", "answered", 200),
+            ("203", "202", "", "busy", 486),
+            ("203", "299", "", "refused", 404),
+            ("203", "201", "", "missed", 487),
+            ("201", "202", "202", "transferred", 200),
+            ("201", "203", "203", "transferred", 200),
+        ],
+        "{records:#?}"
+    );
+    let first = records
+        .iter()
+        .find(|r| r.disposition == "answered")
+        .unwrap();
+    assert!((5..=7).contains(&first.duration()), "{first:?}");
+}

@@ -161,7 +161,11 @@ impl Calls {
         } else {
             let ep = self.ep.clone();
             let answer_sdp = self.legs.get(&id).map(|l| l.remote_sdp.clone());
+            let callee = self.legs.get(&id).map(|l| l.station.clone());
             if let Some(c) = self.legs.get_mut(&from) {
+                if let (Some(r), Some(callee)) = (&c.record, &callee) {
+                    r.answered(callee);
+                }
                 let body = if c.media.is_some() {
                     let offer = c.remote_sdp.clone();
                     c.our_sdp(sdp::direction(&offer).answer(), Some(&offer))

@@ -59,12 +59,13 @@ impl Calls {
             &tag,
             self.clock.now,
         );
+        leg.record = Some(self.recorder.start(&caller, &callee));
         leg.srtp = self.srtp_policy(&caller, &peer);
         if !request.body.is_empty()
             && let sdes::Verdict::Refuse(why) = leg.srtp.on_offer(&request.body)
         {
             tracing::info!("{caller} calling {callee}: 488, {why}");
-            return self.reply(&key, &request, 488, "Not Acceptable Here", &tag);
+            return self.reply_to_invite(&leg, 488, "Not Acceptable Here");
         }
         if let Some(rest) = outside
             && self.db().ring_group(&callee).ok().flatten().is_none()
@@ -75,7 +76,7 @@ impl Calls {
             return self.dial_code(leg, &caller, &callee, peer).await;
         }
         match route::route(&caller, &callee, &Lookup(self)) {
-            Route::Refuse { status, reason } => self.reply(&key, &request, status, reason, &tag),
+            Route::Refuse { status, reason } => self.reply_to_invite(&leg, status, reason),
             Route::Voicemail { mailbox } => self.send_to_voicemail(leg, &mailbox).await,
             Route::Ring { station, diverted } => {
                 self.ring_station(leg, &station, diverted).await;
@@ -86,13 +87,17 @@ impl Calls {
     /// A number that is no station's: a ring group, or a feature code (answered `480`
     /// whatever its outcome, as the manual says, unless it connects the caller), or 404.
     async fn dial_code(&mut self, leg: Leg, caller: &str, callee: &str, peer: Peer) {
-        let leg = match self.ring_group(leg, callee).await {
+        let mut leg = match self.ring_group(leg, callee).await {
             Ok(()) => return,
             Err(l) => l,
         };
         let Some(action) = self.feature_code(caller, callee, peer) else {
             return self.reply_to_invite(&leg, 404, "Not Found");
         };
+        // A feature code is no call: it leaves no record.
+        if let Some(r) = leg.record.take() {
+            r.discard();
+        }
         let refused = |why: String| format!("refused: {why}");
         // Features that connect the caller take its leg, and hand it back when they fail.
         let connects = |r: Result<String, (String, Leg)>| match r {

@@ -90,6 +90,8 @@ pub(crate) struct Leg {
     pub(crate) shown: Option<String>,
     /// Our INVITE to a trunk was answered with our credentials once (401/407).
     pub(crate) authed: bool,
+    /// The call this leg placed (a phone's or an outside line's INVITE), kept when it ends.
+    pub(crate) record: Option<super::records::Record>,
 }
 
 impl Leg {
@@ -134,6 +136,7 @@ impl Leg {
             pending: Vec::new(),
             shown: None,
             authed: false,
+            record: None,
         }
     }
 
@@ -370,6 +373,9 @@ impl Leg {
         }
         ok.body = body.into();
         self.answered = true;
+        if let Some(r) = &self.record {
+            r.answered("");
+        }
         self.dialog = Dialog::from_uas(&self.invite, &self.tag);
         let key = self.key.clone();
         self.send_2xx(ep, &key, ok);

@@ -18,6 +18,7 @@ mod in_dialog;
 mod invite;
 mod legs;
 mod media;
+mod records;
 mod route;
 mod saved;
 mod trunk;
@@ -94,6 +95,8 @@ pub struct Calls {
     timers_rx: Option<tokio::sync::mpsc::UnboundedReceiver<LegId>>,
     /// Outside lines: registrations at providers, providers' addresses.
     pub(crate) trunks: crate::trunks::Trunks,
+    /// Keeps a record of every call placed.
+    pub(crate) recorder: records::Recorder,
 }
 
 fn user_of(uri: &sip::Uri) -> String {
@@ -117,7 +120,6 @@ impl Calls {
             ep,
             clock,
             registrar,
-            db,
             bound,
             ports,
             legs: HashMap::new(),
@@ -134,12 +136,15 @@ impl Calls {
             timers,
             timers_rx: Some(timers_rx),
             trunks: Default::default(),
+            recorder: records::Recorder::new(db.clone(), clock.wall),
+            db,
         }
     }
 
     /// Tells the call logic the time of the event it is about to handle.
     pub fn set_clock(&mut self, clock: Clock) {
         self.clock = clock;
+        self.recorder.set_time(clock.wall);
     }
 
     /// The wake-ups [`Calls::wake_after`] schedules; the driver passes each to
@@ -268,6 +273,9 @@ impl Calls {
 
     /// Answers a phone's INVITE that will not be connected.
     pub(crate) fn reply_to_invite(&self, leg: &Leg, status: u16, reason: &str) {
+        if let Some(r) = &leg.record {
+            r.ended_with(status);
+        }
         self.reply(&leg.key, &leg.invite, status, reason, &leg.tag);
     }
 
@@ -308,7 +316,7 @@ impl Calls {
                 let _ = self.ep.send_request(bye, peer);
             }
         } else if leg.uas {
-            self.reply(&leg.key, &leg.invite, status, reason, &leg.tag);
+            self.reply_to_invite(&leg, status, reason);
         } else {
             let _ = self.ep.cancel(&leg.key);
         }

@@ -85,6 +85,7 @@ impl Calls {
             self.clock.now,
         );
         leg.shown = Some(plan.display(&caller));
+        leg.record = Some(self.recorder.start(&plan.display(&caller), &called));
         tracing::info!("trunk {}: {caller} calls {called}, for {target}", t.name);
         if let Some(mailbox) = target.strip_prefix("voicemail:") {
             return self.send_to_voicemail(leg, mailbox).await;

@@ -111,6 +111,9 @@ impl Calls {
         let ep = self.ep.clone();
         let who = leg.station.clone();
         if let Some(c) = self.legs.get_mut(&caller) {
+            if let Some(r) = &c.record {
+                r.answered(&who);
+            }
             let offer = c.remote_sdp.clone();
             let body = c.our_sdp(
                 crate::sdp::direction(&offer).answer(),

@@ -39,6 +39,9 @@ impl Calls {
             return false;
         }
         let leg = self.legs.remove(&id);
+        if let Some(r) = leg.as_ref().and_then(|l| l.record.as_ref()) {
+            r.transferred();
+        }
         if let Some(l) = &leg
             && l.uas
             && !l.answered
@@ -51,6 +54,11 @@ impl Calls {
 
     /// Joins `transferee` with `target` for the transferor `by`, releasing its leg `by_leg`.
     async fn join(&mut self, transferee: LegId, target: LegId, by: &str, by_leg: LegId) {
+        for l in [transferee, by_leg] {
+            if let Some(r) = self.legs.get(&l).and_then(|l| l.record.as_ref()) {
+                r.transferred();
+            }
+        }
         if let Some(l) = self.legs.get_mut(&by_leg) {
             l.partner = Partner::None;
         }

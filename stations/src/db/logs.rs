@@ -1,5 +1,6 @@
 //! What was seen: phones that asked for a profile but are no station's, the bounded request
-//! log, and the access log of refusals (each refusal also a `security` warning).
+//! log, the access log of refusals (each refusal also a `security` warning), and the call
+//! records.
 
 use super::*;
 
@@ -103,6 +104,48 @@ impl Db {
                 file: r.get(3)?,
                 bytes: r.get(4)?,
                 result: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Keeps a finished call.
+    pub fn add_call_record(&self, c: &CallRecord) -> Result<(), StationError> {
+        self.bookkeeping(|| {
+            self.conn.execute(
+                "INSERT INTO call_records (started, answered, ended, caller, dialled, callee,
+                 disposition, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    c.started,
+                    c.answered,
+                    c.ended,
+                    c.caller,
+                    c.dialled,
+                    c.callee,
+                    c.disposition,
+                    c.status
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The newest `n` call records, newest first.
+    pub fn call_records(&self, n: i64) -> Result<Vec<CallRecord>, StationError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT started, answered, ended, caller, dialled, callee, disposition, status
+             FROM call_records ORDER BY started DESC, id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([n], |r| {
+            Ok(CallRecord {
+                started: r.get(0)?,
+                answered: r.get(1)?,
+                ended: r.get(2)?,
+                caller: r.get(3)?,
+                dialled: r.get(4)?,
+                callee: r.get(5)?,
+                disposition: r.get(6)?,
+                status: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -65,6 +65,10 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL, last_error TEXT NOT NULL, calls INTEGER NOT NULL);
      ALTER TABLE stations ADD COLUMN caller_id TEXT NOT NULL DEFAULT '';
      ALTER TABLE stations ADD COLUMN toll TEXT NOT NULL DEFAULT 'national';",
+    "CREATE TABLE call_records (id INTEGER PRIMARY KEY AUTOINCREMENT, started INTEGER NOT NULL,
+        answered INTEGER, ended INTEGER NOT NULL, caller TEXT NOT NULL, dialled TEXT NOT NULL,
+        callee TEXT NOT NULL, disposition TEXT NOT NULL, status INTEGER NOT NULL);
+     CREATE INDEX call_records_started ON call_records (started);",
 ];
 
 /// The open database and its sealing key.

@@ -121,3 +121,26 @@ pub struct LogEntry {
     pub bytes: i64,
     pub result: String,
 }
+
+/// One call as the PBX kept it: who placed it (a station, or an outside caller), the number
+/// dialled, who answered, when it started, was answered and ended (Unix times), and how it
+/// ended: `answered`, `transferred`, `busy`, `missed` (the caller gave up, or nobody
+/// answered) or `refused` (with the SIP status the caller got).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct CallRecord {
+    pub started: i64,
+    pub answered: Option<i64>,
+    pub ended: i64,
+    pub caller: String,
+    pub dialled: String,
+    pub callee: String,
+    pub disposition: String,
+    pub status: u16,
+}
+
+impl CallRecord {
+    /// Seconds talking (from the answer to the end), 0 when not answered.
+    pub fn duration(&self) -> i64 {
+        self.answered.map_or(0, |a| (self.ended - a).max(0))
+    }
+}
