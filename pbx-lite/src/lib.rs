@@ -30,3 +30,4 @@ pub mod server;
 pub mod status;
 pub mod tls;
 pub mod trunks;
+pub mod web;

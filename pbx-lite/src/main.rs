@@ -46,7 +46,9 @@ enum Cmd {
         /// Do not run the provisioning servers.
         #[arg(long)]
         no_provisioning: bool,
-        /// The HTTP admin endpoint (JSON status and access log, bearer token in DB.admin-token).
+        /// The web admin (accounts: `pbx-lite admin add`) and the JSON endpoints (bearer
+        /// token in DB.admin-token). Plain HTTP on loopback; anywhere else HTTPS only, with
+        /// the office's TLS certificate.
         #[arg(long, default_value = "127.0.0.1:8080")]
         admin: SocketAddr,
         /// UDP ports for the media relay.
@@ -85,6 +87,12 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         tail: i64,
     },
+    /// The web admin's accounts.
+    #[command(subcommand)]
+    Admin(AdminCmd),
+    /// Actions on a station's phones, sent by the running PBX.
+    #[command(subcommand)]
+    Phone(PhoneCmd),
     /// Refused accesses: time, address, caller, reason.
     AccessLog {
         #[arg(long)]
@@ -92,6 +100,63 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         tail: i64,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Add an admin, or set a new password for one: the password is asked for (or read
+    /// from standard input when it is not a terminal), at least 10 characters.
+    Add { name: String },
+    /// List the admins.
+    List,
+    /// Remove an admin.
+    Rm { name: String },
+}
+
+#[derive(Subcommand)]
+enum PhoneCmd {
+    /// Make a station's phones reread their configuration: bumps cisco.sync and sends each
+    /// registered phone a NOTIFY with `Event: check-sync` (a Cisco 79x0 reboots for it).
+    Resync { number: String },
+}
+
+/// The new admin password: asked twice on a terminal, else a line of standard input.
+fn read_new_password() -> Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password("New admin password: ")?;
+        let b = rpassword::prompt_password("Again: ")?;
+        anyhow::ensure!(a == b, "the two passwords differ");
+        Ok(a)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+fn admin(db: &Db, cmd: AdminCmd, out: &mut impl Write) -> Result<()> {
+    match cmd {
+        AdminCmd::Add { name } => {
+            let hash = pbx_lite::web::session::hash_password(&read_new_password()?)?;
+            db.set_admin(&name, &hash, unix_now())?;
+            writeln!(out, "admin {name}: password set")?;
+        }
+        AdminCmd::List => {
+            for (name, created) in db.admins()? {
+                writeln!(
+                    out,
+                    "{name:<20} since {}",
+                    stations::db::readable_time(created)
+                )?;
+            }
+        }
+        AdminCmd::Rm { name } => {
+            anyhow::ensure!(db.remove_admin(&name)?, "admin {name}: no such admin");
+            writeln!(out, "admin {name} removed")?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -259,6 +324,14 @@ fn run(cli: Cli) -> Result<()> {
             pbx_lite::tls::write_private(&key, &id.key_pem)?;
             writeln!(out, "{}\n{}", cert.display(), key.display())?;
         }
+        Cmd::Admin(c) => admin(&Db::open(&cli.db)?, c, &mut out)?,
+        Cmd::Phone(PhoneCmd::Resync { number }) => {
+            Db::open(&cli.db)?.queue_phone_action(&number, "resync", unix_now())?;
+            writeln!(
+                out,
+                "resync queued for {number}: the running PBX sends it within a second"
+            )?;
+        }
         Cmd::Calls { json, tail } => {
             let rows = Db::open(&cli.db)?.call_records(tail)?;
             if json {
@@ -326,10 +399,22 @@ fn run(cli: Cli) -> Result<()> {
                     format!("--rtp-ports {rtp_ports:?}: expected LO-HI, e.g. 10000-20000")
                 })?;
             provisioner::log_to_stderr();
+            let identity = office_identity(&cli.db, &[sip, tls, admin])?;
             let tls = if no_tls {
                 None
             } else {
-                Some((tls, tls_identity(&cli.db, sip, tls)?))
+                Some((tls, sip_tls(&cli.db, &identity)?))
+            };
+            // Anywhere but loopback, the admin is HTTPS only, with the office's certificate.
+            let admin_tls = if admin.ip().is_loopback() {
+                None
+            } else {
+                let config =
+                    sip::transport::TlsSettings::server(&identity.chain_pem, &identity.key_pem)
+                        .ok()
+                        .and_then(|t| t.server_config())
+                        .context("the admin's HTTPS certificate")?;
+                Some(tokio_rustls::TlsAcceptor::from(config))
             };
             let rt = provisioner::runtime()?;
             rt.block_on(async {
@@ -348,21 +433,42 @@ fn run(cli: Cli) -> Result<()> {
                     tokio::spawn(provisioner::serve(Arc::new(office), Some(t), Some(h)));
                 }
                 let token = pbx_lite::admin::token_path(&cli.db);
-                let router = pbx_lite::admin::router(
+                let token_api = pbx_lite::admin::router(
                     db.clone(),
                     pbx_lite::admin::load_or_create_token(&token)
                         .with_context(|| format!("admin token {}", token.display()))?,
                 );
+                let (board, shown) = tokio::sync::watch::channel(Vec::new());
+                let web = pbx_lite::web::Web::new(
+                    db.clone(),
+                    shown,
+                    admin_tls.is_some(),
+                    pbx_lite::features::voicemail_dir_of(&cli.db),
+                    unix_now,
+                )?;
+                let router = pbx_lite::web::router(web, token_api);
                 let a = tokio::net::TcpListener::bind(admin)
                     .await
                     .with_context(|| format!("admin HTTP {admin}"))?;
-                tokio::spawn(provisioner::listener::serve(
-                    a,
-                    router,
-                    provisioner::listener::HttpLimits::default(),
-                ));
+                let limits = provisioner::listener::HttpLimits {
+                    body: pbx_lite::web::BODY_LIMIT,
+                    ..Default::default()
+                };
+                let scheme = if admin_tls.is_some() { "https" } else { "http" };
+                match admin_tls {
+                    None => tokio::spawn(provisioner::listener::serve(a, router, limits)),
+                    Some(tls) => {
+                        tokio::spawn(provisioner::listener::serve_tls(a, router, limits, tls))
+                    }
+                };
+                if Db::open(&cli.db)?.admins()?.is_empty() {
+                    tracing::warn!(
+                        "no admin accounts: add one with `pbx-lite --db {} admin add NAME`",
+                        cli.db.display()
+                    );
+                }
                 tracing::info!(
-                    "SIP on {sip}{}, admin on http://{admin} (token in {}){}",
+                    "SIP on {sip}{}, admin on {scheme}://{admin} (token in {}){}",
                     tls.as_ref()
                         .map(|(a, _)| format!(", SIP over TLS on {a}"))
                         .unwrap_or_default(),
@@ -379,6 +485,7 @@ fn run(cli: Cli) -> Result<()> {
                     tls,
                     (lo, hi),
                     pbx_lite::features::voicemail_dir_of(&cli.db),
+                    board,
                 )
                 .await
             })?;
@@ -387,14 +494,14 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// The PBX's TLS identity: the administrator's files (settings), or the office CA's
-/// certificate for the names phones may reach it by — `pbx.host`, the public address, the
-/// host's name, the addresses it listens on (when not every address), and loopback.
-fn tls_identity(
+/// The office's TLS identity: the administrator's files (settings), or the office CA's
+/// certificate for the names phones and browsers may reach it by — `pbx.host`, the public
+/// address, the host's name, the addresses it listens on (when not every address), and
+/// loopback.
+fn office_identity(
     db: &std::path::Path,
-    sip: SocketAddr,
-    tls: SocketAddr,
-) -> Result<sip::transport::TlsSettings> {
+    listening: &[SocketAddr],
+) -> Result<pbx_lite::tls::Identity> {
     let d = Db::open(db)?;
     let setting = |k: &str| d.setting(k).unwrap_or_default();
     let mut names: Vec<String> = [setting("pbx.host"), setting("nat.public_address")]
@@ -405,8 +512,9 @@ fn tls_identity(
                 .map(|h| h.trim().to_string()),
         )
         .chain(
-            [sip.ip(), tls.ip()]
-                .into_iter()
+            listening
+                .iter()
+                .map(SocketAddr::ip)
                 .filter(|ip| !ip.is_unspecified())
                 .map(|ip| ip.to_string()),
         )
@@ -419,13 +527,23 @@ fn tls_identity(
         .collect();
     let mut seen = std::collections::HashSet::new();
     names.retain(|n| seen.insert(n.clone()));
-    let id = pbx_lite::tls::identity(
+    pbx_lite::tls::identity(
         &setting("tls.certificate"),
         &setting("tls.private_key"),
         &pbx_lite::tls::dir_of(db),
         &names,
         today(),
-    )?;
+    )
+}
+
+/// SIP over TLS with the office's identity, asking phones for certificates as `tls.mutual`
+/// says.
+fn sip_tls(
+    db: &std::path::Path,
+    id: &pbx_lite::tls::Identity,
+) -> Result<sip::transport::TlsSettings> {
+    let d = Db::open(db)?;
+    let setting = |k: &str| d.setting(k).unwrap_or_default();
     let clients = match (
         setting("tls.mutual").as_str(),
         setting("tls.verify_client").as_str(),
@@ -454,7 +572,12 @@ fn tls_identity(
 
 /// Today, in days since 1970-01-01 (certificates' validity).
 fn today() -> i64 {
-    sip::clock::Clock::now().unix().div_euclid(86_400)
+    unix_now().div_euclid(86_400)
+}
+
+/// Unix seconds now: the one clock the commands, and the web admin, are told.
+fn unix_now() -> i64 {
+    sip::clock::Clock::now().unix()
 }
 
 fn main() -> std::process::ExitCode {

@@ -56,8 +56,12 @@ fn algorithms(db: &Db) -> Vec<DigestAlgorithm> {
     }
 }
 
+/// The calls under way, as the driver last took them (each second): what the web admin's
+/// dashboard shows.
+pub type Board = tokio::sync::watch::Sender<Vec<crate::calls::LiveCall>>;
+
 /// Runs the PBX's SIP side on `sip` (UDP and TCP) until the task is dropped.
-/// Voicemail messages are kept under `voicemail`.
+/// Voicemail messages are kept under `voicemail`; the calls under way go on `board`.
 /// With `tls`, SIP over TLS listens there too, with that identity.
 pub async fn run(
     db: Arc<Mutex<Db>>,
@@ -65,8 +69,9 @@ pub async fn run(
     tls: Option<(SocketAddr, sip::transport::TlsSettings)>,
     rtp_ports: (u16, u16),
     voicemail: std::path::PathBuf,
+    board: Board,
 ) -> anyhow::Result<()> {
-    run_with(db, sip, tls, rtp_ports, voicemail, None).await
+    run_with(db, sip, tls, rtp_ports, voicemail, None, board).await
 }
 
 /// [`run`], with SIP (UDP only) and the relay on `memory` when given: the scenario tests
@@ -78,7 +83,8 @@ pub async fn run_on(
     voicemail: std::path::PathBuf,
     memory: Option<sip::transport::MemNet>,
 ) -> anyhow::Result<()> {
-    run_with(db, sip, None, rtp_ports, voicemail, memory).await
+    let board = Board::new(Vec::new());
+    run_with(db, sip, None, rtp_ports, voicemail, memory, board).await
 }
 
 async fn run_with(
@@ -88,6 +94,7 @@ async fn run_with(
     rtp_ports: (u16, u16),
     voicemail: std::path::PathBuf,
     memory: Option<sip::transport::MemNet>,
+    board: Board,
 ) -> anyhow::Result<()> {
     let (registrar, t1, rate) = {
         let d = db.lock().unwrap_or_else(|e| e.into_inner());
@@ -161,6 +168,13 @@ async fn run_with(
                 calls.set_clock(clock);
                 log_tls_refusals(&db, &ep, clock.unix());
                 calls.tick().await;
+                calls.send_phone_actions();
+                let live = calls.live();
+                board.send_if_modified(|shown| {
+                    let changed = *shown != live;
+                    *shown = live;
+                    changed
+                });
                 continue;
             }
             Some(id) = timers.recv() => {

@@ -45,6 +45,26 @@ impl Default for HttpLimits {
 /// Serves `app` on `listener` until the task is dropped. Handlers may extract
 /// `ConnectInfo<SocketAddr>`.
 pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
+    serve_on(listener, app, limits, None).await;
+}
+
+/// [`serve`] over TLS (HTTPS only): the handshake must end within
+/// [`HttpLimits::header_read`] too.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    tls: tokio_rustls::TlsAcceptor,
+) {
+    serve_on(listener, app, limits, Some(tls)).await;
+}
+
+async fn serve_on(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let app = app.layer(DefaultBodyLimit::max(limits.body));
     let open = Arc::new(Slots::default());
     loop {
@@ -61,12 +81,33 @@ pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
             continue; // dropped: closed at once
         };
         let app = app.clone().layer(axum::Extension(ConnectInfo(peer)));
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read)
-                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app));
-            let _ = tokio::time::timeout(limits.lifetime, connection).await;
+            let service = TowerToHyperService::new(app);
+            let builder = {
+                let mut b = hyper::server::conn::http1::Builder::new();
+                b.timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_read);
+                b
+            };
+            let _ = tokio::time::timeout(limits.lifetime, async {
+                match tls {
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                    }
+                    Some(tls) => {
+                        let Ok(Ok(stream)) =
+                            tokio::time::timeout(limits.header_read, tls.accept(tcp)).await
+                        else {
+                            return;
+                        };
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+            })
+            .await;
             drop(place);
         });
     }

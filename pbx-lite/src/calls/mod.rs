@@ -17,6 +17,7 @@ mod answers;
 mod in_dialog;
 mod invite;
 mod legs;
+mod live;
 mod media;
 mod records;
 mod route;
@@ -31,6 +32,7 @@ use crate::relay::{MediaPort, PortRange, Room};
 use crate::sdp::{self, Direction};
 use ::media::sdes;
 pub(crate) use legs::{Leg, LegId, Partner};
+pub use live::LiveCall;
 use route::Route;
 pub(crate) use saved::SavedDialog;
 use sip::endpoint::Endpoint;
@@ -200,7 +202,7 @@ impl Calls {
         !self.busy(number) || self.db().get(number).is_ok_and(|s| s.call_waiting)
     }
 
-    fn lookup(&self, number: &str) -> Vec<Registration> {
+    pub(crate) fn lookup(&self, number: &str) -> Vec<Registration> {
         self.registrar
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -86,6 +86,12 @@ impl Record {
         }
     }
 
+    /// When the call started and was answered, the caller and the number dialled.
+    pub(crate) fn summary(&self) -> (i64, Option<i64>, String, String) {
+        let c = self.call();
+        (c.started, c.answered, c.caller.clone(), c.dialled.clone())
+    }
+
     /// Not a call after all (a feature code): nothing is written.
     pub(crate) fn discard(self) {
         self.discarded.store(true, Ordering::Relaxed);

@@ -14,6 +14,7 @@ mod forward;
 mod hold;
 mod park;
 mod pickup;
+mod resync;
 mod ring_group;
 mod transfer;
 mod voicemail;

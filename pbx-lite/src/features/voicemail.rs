@@ -482,21 +482,33 @@ impl Calls {
         };
         let local = addressing.toward(bound, peer.addr.ip()).sip;
         let body = self.summary(mailbox, counts, local);
-        let uri = format!("sip:{mailbox}@{}", uri_host(local.ip()));
-        let Ok(mut n) = build::request(
+        if let Some(mut n) = Self::unsolicited_notify(mailbox, &binding, peer, local) {
+            Self::mwi_headers(&mut n, "active", body);
+            let _ = self.ep.send_request(n, peer);
+        }
+    }
+
+    /// A NOTIFY outside any subscription (message-summary for a Cisco, check-sync) to
+    /// `binding`, a contact of station `number`, sent from `local`.
+    pub(crate) fn unsolicited_notify(
+        number: &str,
+        binding: &stations::db::Registration,
+        peer: Peer,
+        local: SocketAddr,
+    ) -> Option<Request> {
+        let uri = format!("sip:{number}@{}", uri_host(local.ip()));
+        let mut n = build::request(
             Method::Notify,
             &binding.contact,
             &uri,
             &uri,
             peer.transport,
             local,
-        ) else {
-            return;
-        };
-        Self::mwi_headers(&mut n, "active", body);
+        )
+        .ok()?;
         n.headers
             .insert(Name::CONTACT, format!("<sip:pbx@{local}>"));
-        let _ = self.ep.send_request(n, peer);
+        Some(n)
     }
 
     /// SUBSCRIBE to message-summary (new or a refresh): the subscriber must be the station,

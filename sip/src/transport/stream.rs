@@ -130,6 +130,12 @@ impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
 }
 
 impl TlsSettings {
+    /// The server side's rustls configuration (other TLS listeners of the office, such as
+    /// the web admin's HTTPS, serve the same identity with it).
+    pub fn server_config(&self) -> Option<Arc<ServerConfig>> {
+        self.server.clone()
+    }
+
     /// A server identity from a PEM certificate chain and PEM private key.
     pub fn server(cert_chain_pem: &[u8], key_pem: &[u8]) -> io::Result<Self> {
         Self::server_with(cert_chain_pem, key_pem, &ClientCerts::None)

@@ -2,11 +2,13 @@
 //! sealed passwords, settings, phones seen but not known, and a bounded provisioning log.
 //! All SQL of the project lives here, so another engine can serve a larger office later.
 
+mod admins;
 mod logs;
 mod records;
 mod state;
 mod trunks;
 
+pub use admins::PhoneAction;
 pub use records::*;
 
 use crate::error::StationError;
@@ -69,6 +71,9 @@ const MIGRATIONS: &[&str] = &[
         answered INTEGER, ended INTEGER NOT NULL, caller TEXT NOT NULL, dialled TEXT NOT NULL,
         callee TEXT NOT NULL, disposition TEXT NOT NULL, status INTEGER NOT NULL);
      CREATE INDEX call_records_started ON call_records (started);",
+    "CREATE TABLE admins (name TEXT PRIMARY KEY, hash TEXT NOT NULL, created INTEGER NOT NULL);
+     CREATE TABLE phone_actions (id INTEGER PRIMARY KEY AUTOINCREMENT, station TEXT NOT NULL,
+        action TEXT NOT NULL, at INTEGER NOT NULL);",
 ];
 
 /// The open database and its sealing key.

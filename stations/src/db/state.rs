@@ -228,17 +228,20 @@ impl Db {
             "SELECT id, mailbox, caller, at, path, heard FROM voicemail WHERE mailbox = ?1
              ORDER BY heard, at, id",
         )?;
-        let rows = st.query_map([mailbox], |r| {
-            Ok(Message {
-                id: r.get(0)?,
-                mailbox: r.get(1)?,
-                caller: r.get(2)?,
-                at: r.get(3)?,
-                path: r.get(4)?,
-                heard: r.get::<_, i64>(5)? != 0,
-            })
-        })?;
+        let rows = st.query_map([mailbox], message_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Message `id`, if there is one.
+    pub fn message(&self, id: i64) -> Result<Option<Message>, StationError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, mailbox, caller, at, path, heard FROM voicemail WHERE id = ?1",
+                [id],
+                message_row,
+            )
+            .optional()?)
     }
 
     /// Marks a message heard.
@@ -267,4 +270,16 @@ impl Db {
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// A message from a row of `SELECT id, mailbox, caller, at, path, heard FROM voicemail`.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: r.get(0)?,
+        mailbox: r.get(1)?,
+        caller: r.get(2)?,
+        at: r.get(3)?,
+        path: r.get(4)?,
+        heard: r.get::<_, i64>(5)? != 0,
+    })
 }
