@@ -506,27 +506,10 @@ fn messages(o: &Office, number: &str) -> (u64, u64) {
 
 /// SIPp subscribing to message-summary as `number` (with digest auth), then answering
 /// NOTIFYs whose Voice-Message must be each of `counts` in turn; the i-th leaves a file
-/// `lamp-i` in the office's folder.
+/// `lamp-i` in the office's folder (see [`e2e::sipp::mwi_scenario`]).
 fn mwi_subscriber(o: &Office, number: &str, counts: &[&str]) -> std::process::Child {
-    let subscribe = |cseq: u32, auth: &str| {
-        format!(
-            "<send retrans=\"500\"><![CDATA[\nSUBSCRIBE sip:[field0]@[remote_ip]:[remote_port] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\nFrom: <sip:[field0]@[remote_ip]>;tag=mwi[pid]\nTo: <sip:[field0]@[remote_ip]>\nCall-ID: [call_id]\nCSeq: {cseq} SUBSCRIBE\nContact: <sip:[field0]@[local_ip]:[local_port]>\n{auth}Event: message-summary\nAccept: application/simple-message-summary\nExpires: 3600\nMax-Forwards: 70\nContent-Length: 0\n\n]]></send>\n"
-        )
-    };
-    let mut x =
-        String::from("<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"mwi\">\n");
-    x += &subscribe(1, "");
-    x += "<recv response=\"407\" auth=\"true\"/>\n";
-    x += &subscribe(2, "[field1]\n");
-    x += "<recv response=\"200\"/>\n";
-    for (i, c) in counts.iter().enumerate() {
-        x += &format!(
-            "<recv request=\"NOTIFY\" timeout=\"40000\"><action><ereg regexp=\"Voice-Message: {c}\" search_in=\"body\" check_it=\"true\" assign_to=\"n{i}\"/><exec command=\"touch lamp-{i}\"/></action></recv>\n<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nX-Seen: [$n{i}]\nContent-Length: 0\n\n]]></send>\n"
-        );
-    }
-    x += "</scenario>\n";
     let dir = o.dir.path();
-    std::fs::write(dir.join("mwi.xml"), x).unwrap();
+    std::fs::write(dir.join("mwi.xml"), e2e::sipp::mwi_scenario(counts)).unwrap();
     std::fs::write(
         dir.join("mwi.inf"),
         format!(

@@ -9,10 +9,13 @@
 //! made of the SIP core, for the call-flow tests on virtual time. `capture` reads what
 //! tcpdump saw, for the wire checks (nothing readable on an encrypted leg); `kamailio` starts
 //! Kamailio as a registrar and proxy (a third-party server, or a trunk's provider); `pulse`
-//! makes a sound card of PulseAudio null sinks, for the softphone's device path.
+//! makes a sound card of PulseAudio null sinks, for the softphone's device path; `browser`
+//! drives Debian's Chromium through chromedriver (WebDriver) from a host of a namespace
+//! network, for the web admin.
 
 pub mod audio;
 pub mod baresip;
+pub mod browser;
 pub mod capture;
 pub mod kamailio;
 pub mod kit;
@@ -21,3 +24,4 @@ pub mod office;
 pub mod process;
 pub mod pulse;
 pub mod scenario;
+pub mod sipp;

@@ -240,7 +240,7 @@ fn flood_figures(child: Child) -> FloodSaid {
 /// Asserts SIPp's run completed all `count` registrations (`what` says which).
 fn assert_registered(out: &Output, count: u32, what: &str) {
     assert_eq!(
-        sipp_successes(out),
+        e2e::sipp::successes(&out.stdout),
         count,
         "{what}:\n{}",
         String::from_utf8_lossy(&out.stdout)
@@ -287,16 +287,6 @@ fn sipp_registrations(o: &Office, count: u32, rate: u32) -> Output {
         .unwrap()
 }
 
-/// SIPp's count of successful calls (here, registrations) from its final screen.
-fn sipp_successes(out: &Output) -> u32 {
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .filter(|l| l.contains("Successful call"))
-        .filter_map(|l| l.split('|').nth(2)?.trim().parse().ok())
-        .next_back()
-        .unwrap_or(0)
-}
-
 /// Finding 6 and must-show 2: 30,000 SIP datagrams a second from 50 addresses for 20 s.
 /// Every registration of the office's phones meanwhile is answered, and the PBX's memory
 /// stays bounded. Prints the figures for the issue's note.
@@ -313,7 +303,7 @@ fn a_sip_flood_from_fifty_addresses_leaves_every_registration_answered() {
     let legit = sipp_registrations(&o, 40, 4);
     let during = started.elapsed();
     let FloodSaid { sent, rate, .. } = flood_figures(attack);
-    let answered = sipp_successes(&legit);
+    let answered = e2e::sipp::successes(&legit.stdout);
     let peak = proc_status(pid, "VmHWM");
     println!(
         "SIP flood: {sent} datagrams from 50 addresses at {rate:.0}/s; legitimate REGISTER \
@@ -382,7 +372,7 @@ fn a_tftp_flood_leaves_sip_http_and_admin_answering() {
     }
     let legit = sipp_registrations(&o, 10, 5);
     let FloodSaid { sent, rate, .. } = flood_figures(attack);
-    let answered = sipp_successes(&legit);
+    let answered = e2e::sipp::successes(&legit.stdout);
     println!(
         "TFTP flood: {sent} read requests from 100 addresses at {rate:.0}/s; HTTP answered \
          {http_ok} of {rounds}, admin {admin_ok} of {rounds}, SIP registrations {answered} of \

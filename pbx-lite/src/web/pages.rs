@@ -1,5 +1,5 @@
 //! The web admin's pages: each reads or changes the database as the CLI does (the same
-//! [`stations`] calls, so the same checks and messages) and renders a template.
+//! [`stations`](mod@stations) calls, so the same checks and messages) and renders a template.
 
 use super::session::{self, Session};
 use super::{BODY_LIMIT, Web, lock};
@@ -401,7 +401,8 @@ pub(super) async fn delete_station(
     Extension(s): Extension<Session>,
     Path(number): Path<String>,
 ) -> Response {
-    match web.db().remove(&number) {
+    let done = web.db().remove(&number);
+    match done {
         Ok(()) => Redirect::to("/stations").into_response(),
         Err(e) => refused(&web, &s, StatusCode::BAD_REQUEST, e.to_string()),
     }
@@ -412,7 +413,8 @@ pub(super) async fn resync(
     Extension(s): Extension<Session>,
     Path(number): Path<String>,
 ) -> Response {
-    match web.db().queue_phone_action(&number, "resync", web.now()) {
+    let done = web.db().queue_phone_action(&number, "resync", web.now());
+    match done {
         Ok(()) => station_page(
             &web,
             &s,
@@ -695,7 +697,8 @@ pub(super) async fn delete_group(
     Extension(s): Extension<Session>,
     Path(number): Path<String>,
 ) -> Response {
-    match web.db().delete_ring_group(&number) {
+    let done = web.db().delete_ring_group(&number);
+    match done {
         Ok(true) => Redirect::to("/groups").into_response(),
         Ok(false) => refused(
             &web,
@@ -796,7 +799,8 @@ pub(super) async fn delete_message(
     if let Some((_, file)) = message_file(&web, id) {
         let _ = std::fs::remove_file(file);
     }
-    match web.db().delete_message(m.id) {
+    let done = web.db().delete_message(m.id);
+    match done {
         Ok(()) => Redirect::to("/voicemail").into_response(),
         Err(e) => refused(&web, &s, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
