@@ -72,10 +72,36 @@ fn read_csv(text: &str, min_password: usize) -> Result<Rows, StationError> {
         )]));
     }
     let mut rows = Vec::new();
+    // Lines are counted from the record's byte offset: csv's own count is one short after
+    // lines ended by CRLF (as spreadsheets and browsers' forms write them).
+    let mut counted = (0usize, 1usize);
+    let mut line_at = |p: Option<&csv::Position>| {
+        let Some(byte) = p.and_then(|p| usize::try_from(p.byte()).ok()) else {
+            return 0;
+        };
+        let (from, line) = counted;
+        // With CRLF, csv places a record at the LF before it.
+        let mut end = byte.clamp(from, text.len());
+        while text
+            .as_bytes()
+            .get(end)
+            .is_some_and(|b| matches!(b, b'\r' | b'\n'))
+        {
+            end += 1;
+        }
+        counted = (
+            end,
+            line + text.as_bytes()[from..end]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
+        );
+        counted.1
+    };
     for rec in rdr.records() {
         match rec {
             Ok(rec) => {
-                let line = rec.position().map_or(0, |p| p.line() as usize);
+                let line = line_at(rec.position());
                 let pairs: Vec<(String, String)> = header
                     .iter()
                     .cloned()
@@ -84,7 +110,7 @@ fn read_csv(text: &str, min_password: usize) -> Result<Rows, StationError> {
                 rows.push((line, station_from(&pairs, min_password)));
             }
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
+                let line = line_at(e.position());
                 rows.push((line, Err(StationError::invalid("row", "", e.to_string()))));
             }
         }

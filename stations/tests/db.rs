@@ -187,6 +187,11 @@ fn csv_with_three_bad_rows_among_100_imports_nothing_and_names_them() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("line 3: user_id a301 also on line 2"), "{e}");
+    // Lines ended by CRLF (a spreadsheet's export, a browser's form) are counted the same.
+    let e = transfer::import(&db, &dupe.replace('\n', "\r\n"), Format::Csv)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 3: user_id a301 also on line 2"), "{e}");
 }
 
 #[test]

@@ -289,11 +289,368 @@ fn the_office_is_run_from_a_browser() {
     assert!(ended_well(&mut cisco, WAIT), "the Cisco got no check-sync");
     assert_eq!(o.cli(&["settings", "get", "cisco.sync"]).trim(), "2");
     screenshot(&b, "web-station.png");
+    // On a phone's small screen, the dashboard's tables scroll inside the page.
+    b.resize(390, 844);
+    b.goto("/");
+    b.wait_text("#phones", "201", WAIT);
+    let wide = b.execute("return document.documentElement.scrollWidth;");
+    assert!(
+        wide.as_u64().unwrap() <= 390,
+        "the page is {wide} px wide on a phone"
+    );
+    screenshot(&b, "web-phone.png");
     let console = b.console();
     assert!(
         !console
             .iter()
             .any(|l| l.contains("Content Security Policy")),
+        "{console:?}"
+    );
+}
+
+/// An HTTP request from `host` with curl (certificate not checked, no redirect followed):
+/// the status and the body.
+fn http(o: &Office, host: &str, args: &[&str]) -> (u16, String) {
+    let out = o
+        .net
+        .command(host, "curl")
+        .args(["-sk", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// A request from the desk in the session of the cookie jar `jar`.
+fn http_in(o: &Office, jar: &str, args: &[&str]) -> (u16, String) {
+    http(o, "desk", &[&["-b", jar], args].concat())
+}
+
+/// Everything an attacker could want to change: stations, settings, groups, admins.
+fn everything(o: &Office) -> String {
+    [
+        "station list --json",
+        "settings list",
+        "group list",
+        "admin list",
+    ]
+    .map(|c| o.cli(&c.split(' ').collect::<Vec<_>>()))
+    .join("\n")
+}
+
+/// A session's cookie jar on `host` (logged in from there) and its CSRF token.
+fn curl_session(o: &Office, host: &str) -> (String, String) {
+    let jar = o.net.path(&format!("cookies-{host}")).display().to_string();
+    let (code, _) = http(
+        o,
+        host,
+        &[
+            "-c",
+            &jar,
+            "-d",
+            &format!("name={MANAGER}&password={PASSWORD}"),
+            &format!("{SITE}/login"),
+        ],
+    );
+    assert_eq!(code, 303, "the manager could not log in from {host}");
+    let (_, page) = http(o, host, &["-b", &jar, &format!("{SITE}/stations/new")]);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a CSRF token in the form")
+        .to_string();
+    (jar, csrf)
+}
+
+/// Must-show 4 and 5: what a careless manager or an attacker on the LAN tries.
+#[test]
+fn the_admin_holds_against_an_attacker() {
+    if skip() {
+        return;
+    }
+    let (o, b) = office();
+    o.add_station("201", &[]);
+    let before = everything(&o);
+
+    // No page or endpoint without logging in: pages send to the login, changes are refused,
+    // and the script endpoints want their token.
+    for path in [
+        "/",
+        "/events",
+        "/stations",
+        "/stations/new",
+        "/stations/import",
+        "/stations/export",
+        "/stations/201",
+        "/unknown",
+        "/settings",
+        "/groups",
+        "/voicemail",
+        "/voicemail/1/audio",
+        "/logs",
+        "/calls",
+        "/calls/export",
+    ] {
+        let (code, body) = http(&o, "desk", &["-D", "-", &format!("{SITE}{path}")]);
+        assert_eq!(code, 303, "GET {path} without logging in");
+        assert!(body.contains("location: /login"), "GET {path}: {body}");
+        assert!(!body.contains("u201"), "GET {path} told: {body}");
+    }
+    for path in [
+        "/logout",
+        "/stations",
+        "/stations/import",
+        "/stations/201",
+        "/stations/201/delete",
+        "/stations/201/resync",
+        "/unknown",
+        "/settings",
+        "/groups",
+        "/groups/300/delete",
+        "/voicemail/1/delete",
+    ] {
+        let (code, _) = http(
+            &o,
+            "desk",
+            &["-d", "number=299&csrf=", &format!("{SITE}{path}")],
+        );
+        assert_eq!(code, 401, "POST {path} without logging in");
+    }
+    for path in ["/status", "/access-log"] {
+        let (code, body) = http(&o, "desk", &[&format!("{SITE}{path}")]);
+        assert_eq!(code, 401, "GET {path} without the token: {body}");
+    }
+    assert_eq!(everything(&o), before);
+
+    // Logged in, a change without the session's CSRF token (a forged form) is refused; the
+    // same form with it goes through.
+    let (jar, csrf) = curl_session(&o, "desk");
+    let form = "number=230&user_id=u230&password=Office-230-pass&name=Forged&model=softphone";
+    for token in ["", "&csrf=", "&csrf=0123456789abcdef"] {
+        let (code, _) = http_in(
+            &o,
+            &jar,
+            &["-d", &format!("{form}{token}"), &format!("{SITE}/stations")],
+        );
+        assert_eq!(code, 403, "a change with {token:?}");
+    }
+    assert_eq!(everything(&o), before);
+    let (code, _) = http_in(
+        &o,
+        &jar,
+        &[
+            "-d",
+            &format!("{form}&csrf={csrf}"),
+            &format!("{SITE}/stations"),
+        ],
+    );
+    assert_eq!(code, 303, "the real form");
+    o.cli(&["station", "rm", "230"]);
+    assert_eq!(everything(&o), before);
+
+    // Ten wrong passwords in a row from one address: the tenth is throttled (the SIP retry
+    // limit, 5, applies), then even the right one; another address still gets in.
+    let codes: Vec<u16> = (0..10)
+        .map(|i| {
+            http(
+                &o,
+                "p202",
+                &[
+                    "-d",
+                    &format!("name={MANAGER}&password=guess{i}"),
+                    &format!("{SITE}/login"),
+                ],
+            )
+            .0
+        })
+        .collect();
+    assert_eq!(codes[0], 403, "{codes:?}");
+    assert_eq!(codes[9], 429, "{codes:?}");
+    let right = format!("name={MANAGER}&password={PASSWORD}");
+    assert_eq!(
+        http(&o, "p202", &["-d", &right, &format!("{SITE}/login")]).0,
+        429
+    );
+    assert_eq!(
+        http(&o, "p201", &["-d", &right, &format!("{SITE}/login")]).0,
+        303
+    );
+    // A wrong name holding HTML, to show on the logs page below.
+    let lure = "<img src=x id=injected>";
+    http(
+        &o,
+        "p201",
+        &[
+            "--data-urlencode",
+            &format!("name={lure}"),
+            "-d",
+            "password=x",
+            &format!("{SITE}/login"),
+        ],
+    );
+
+    // 4. In the browser: a bad import names each bad line and changes nothing.
+    log_in(&b);
+    b.goto("/stations/import");
+    let csv = "number,user_id,password,name,mac,model\n\
+               240,u240,Office-240-pass,Good one,,softphone\n\
+               2x1,u241,Office-241-pass,Bad number,,softphone\n\
+               242,u242,,No password,,softphone\n\
+               243,u240,Office-243-pass,Same user,,softphone\n";
+    b.fill("#text", csv);
+    b.click("#do-import");
+    let bad = b.wait_text("#bad-lines", "line", WAIT);
+    for line in ["line 3:", "line 4:", "line 5:"] {
+        assert!(bad.contains(line), "{line} not named: {bad}");
+    }
+    assert!(!bad.contains("line 2:"), "{bad}");
+    assert_eq!(everything(&o), before);
+
+    // A bad setting is refused with the CLI's own words.
+    let cli = o
+        .net
+        .command("desk", release_bin("pbx-lite").to_str().unwrap())
+        .args([
+            "--db",
+            o.db.to_str().unwrap(),
+            "settings",
+            "set",
+            "security.register_retry_limit",
+            "lots",
+        ])
+        .output()
+        .unwrap();
+    assert!(!cli.status.success());
+    let message = String::from_utf8_lossy(&cli.stderr)
+        .trim()
+        .trim_start_matches("pbx-lite: ")
+        .to_string();
+    assert!(message.contains("lots"), "{message}");
+    b.goto("/settings");
+    let row = "#setting-security-register_retry_limit";
+    b.fill(&format!("{row} input[name=value]"), "lots");
+    b.click(&format!("{row} button"));
+    b.wait_text("#error", &message, WAIT);
+    assert_eq!(everything(&o), before);
+
+    // A station named like a script is refused, and the form it comes back in shows the name
+    // as text; the lure on the logs page is text too. No script runs (no dialog, nothing in
+    // the browser's log), no element is injected.
+    b.goto("/stations/new");
+    b.fill("#f-number", "231");
+    b.fill("#f-user_id", "u231");
+    b.fill("#f-password", "Office-231-pass");
+    b.fill("#f-name", SCRIPT);
+    b.click("#save");
+    b.wait_text("#error", SCRIPT, WAIT);
+    assert_eq!(
+        b.execute("return document.querySelector('#f-name').value;"),
+        SCRIPT
+    );
+    assert_eq!(
+        b.execute("return document.querySelectorAll('main script').length;"),
+        0
+    );
+    assert_eq!(b.alert(), None, "a script ran");
+    b.goto(&format!("/logs?q={}", "admin%3A%3Cimg"));
+    b.wait_text("main", &format!("admin:{lure}"), WAIT);
+    assert_eq!(
+        b.execute("return document.querySelectorAll('#injected').length;"),
+        0
+    );
+    assert_eq!(b.alert(), None, "a script ran");
+    assert_eq!(everything(&o), before);
+
+    // SQL metacharacters in every search and every form field: searches find nothing, forms
+    // are refused or store the text as text, and nothing else changes.
+    let sql = [
+        "' OR '1'='1",
+        "201' OR 1=1 --",
+        "%'; DROP TABLE stations; --",
+        "\"; DELETE FROM settings; --",
+    ];
+    for q in sql {
+        for page in ["/stations", "/logs", "/calls"] {
+            let (code, body) = http_in(
+                &o,
+                &jar,
+                &[
+                    "-G",
+                    "--data-urlencode",
+                    &format!("q={q}"),
+                    &format!("{SITE}{page}"),
+                ],
+            );
+            assert_eq!(code, 200, "{page}?q={q}");
+            if page == "/stations" {
+                assert!(
+                    !body.contains("data-number=\"201\""),
+                    "{q} found every station"
+                );
+            }
+        }
+        let post = |path: &str, fields: &[(&str, &str)]| {
+            let mut args = vec!["-d".to_string(), format!("csrf={csrf}")];
+            for (k, v) in fields {
+                args.extend(["--data-urlencode".into(), format!("{k}={v}")]);
+            }
+            args.push(format!("{SITE}{path}"));
+            http_in(
+                &o,
+                &jar,
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+            .0
+        };
+        let fields: Vec<(&str, &str)> = stations::FIELDS.iter().map(|k| (*k, q)).collect();
+        for path in ["/stations", "/stations/201", "/unknown"] {
+            post(path, &fields);
+            post(&format!("{path}/{}", q.replace(' ', "%20")), &fields);
+        }
+        post("/unknown", &[("mac", q), ("station", "201")]);
+        post("/groups", &[("number", q), ("members", q)]);
+        post(
+            "/groups",
+            &[("number", "300"), ("members", &format!("201,{q}"))],
+        );
+        post("/settings", &[("key", q), ("value", q)]);
+        post(
+            "/settings",
+            &[("key", "security.register_retry_limit"), ("value", q)],
+        );
+        post(&format!("/groups/{}/delete", q.replace(' ', "%20")), &[]);
+        post(
+            "/stations/import",
+            &[
+                ("format", "csv"),
+                (
+                    "text",
+                    &format!("number,user_id,password,name,mac,model\n{q},{q},{q},{q},{q},{q}\n"),
+                ),
+            ],
+        );
+        http(
+            &o,
+            "p201",
+            &[
+                "--data-urlencode",
+                &format!("name={q}"),
+                "--data-urlencode",
+                &format!("password={q}"),
+                &format!("{SITE}/login"),
+            ],
+        );
+    }
+    assert_eq!(everything(&o), before);
+
+    let console = b.console();
+    assert!(
+        !console
+            .iter()
+            .any(|l| l.contains("Content Security Policy") || l.contains("alert")),
         "{console:?}"
     );
 }
