@@ -12,6 +12,7 @@ use sip::transaction::{TimerConfig, TsxEvent};
 use sip::transport::TransportConfig;
 use sip::types::Name;
 use sip::{Method, Request};
+use stations::db::{Access, Registration};
 use stations::{Db, Station};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -146,9 +147,13 @@ async fn run_with(
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(10)).await;
+                // The registrar is let go before the database is locked: the call loop takes
+                // them the other way round.
                 let mut r = registrar.lock().unwrap_or_else(|e| e.into_inner());
                 r.expire(Clock::now().wall);
-                persist(&db, &mut r);
+                let changes = (r.take_changes(), r.take_access());
+                drop(r);
+                save(&db, changes);
             }
         });
     }
@@ -185,12 +190,26 @@ async fn run_with(
         };
         calls.set_clock(Clock::now());
         let (key, request, peer) = match event {
-            TsxEvent::Request { key, request, peer } => (key, request, peer),
+            TsxEvent::Request { key, request, peer } => {
+                tracing::debug!(
+                    "{} {:?} from {} (to-tag {:?})",
+                    request.method,
+                    request
+                        .headers
+                        .get_raw(&Name::CALL_ID)
+                        .next()
+                        .map(|v| v.to_string()),
+                    peer.addr,
+                    request.to_tag()
+                );
+                (key, request, peer)
+            }
             TsxEvent::Response { key, response } => {
                 calls.on_response(key, response).await;
                 continue;
             }
             TsxEvent::Cancelled { invite, .. } => {
+                tracing::debug!("CANCEL of {invite:?}");
                 calls.on_cancel(invite).await;
                 continue;
             }
@@ -387,8 +406,11 @@ fn log_tls_refusals(db: &Arc<Mutex<Db>>, ep: &Endpoint, now: i64) {
 
 /// Writes changed registrations and refusals to the database.
 fn persist(db: &Arc<Mutex<Db>>, r: &mut Registrar) {
-    let changes = r.take_changes();
-    let access = r.take_access();
+    save(db, (r.take_changes(), r.take_access()));
+}
+
+/// Writes registrations and refusals taken from the registrar to the database.
+fn save(db: &Arc<Mutex<Db>>, (changes, access): (Vec<(String, Vec<Registration>)>, Vec<Access>)) {
     if changes.is_empty() && access.is_empty() {
         return;
     }

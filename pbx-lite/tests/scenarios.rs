@@ -228,12 +228,29 @@ async fn the_consulted_party_hangs_up_and_the_held_call_resumes() {
 
 #[tokio::test(start_paused = true)]
 async fn a_blind_transfer_rings_on_and_connects_when_answered() {
+    blind_transfer(false).await;
+}
+
+/// Softphones (baresip among them) take the held call back by themselves the moment the
+/// consultation call ends, and the resuming re-INVITE can reach the PBX before the CANCEL:
+/// the hang-up is still a blind transfer.
+#[tokio::test(start_paused = true)]
+async fn a_phone_resuming_by_itself_as_it_hangs_up_still_transfers() {
+    blind_transfer(true).await;
+}
+
+/// 201 holds its call with 202, dials 203 and hangs up while 203 rings (resuming the held
+/// call a moment before, with `resume_first`); 203 answers and talks with 202.
+async fn blind_transfer(resume_first: bool) {
     let o = Office::start(&["201", "202", "203"], &[]).await;
     let (mut a, mut b, mut c) = three(&o).await;
     let (first, _) = connect(&mut a, &mut b).await;
     a.hold(&first).await;
     let dialing = a.dial("203").await; // 203 rings...
     c.until("203 rings", |s| !s.ringing.is_empty()).await;
+    if resume_first {
+        a.resume(&first).await;
+    }
     a.cancel(dialing).await; // ...and 201 hangs up: a blind transfer
     a.until_ended(first.id()).await;
     pass(1.0).await;
@@ -242,6 +259,29 @@ async fn a_blind_transfer_rings_on_and_connects_when_answered() {
     pass(2.0).await;
     heard(&b, &[1000.0]);
     heard(&c, &[600.0]);
+}
+
+/// Taking the held call back and talking before hanging up the ringing call is the user's
+/// choice: no transfer, 201 and 202 talk on.
+#[tokio::test(start_paused = true)]
+async fn toggling_back_before_hanging_up_cancels_the_transfer() {
+    let o = Office::start(&["201", "202", "203"], &[]).await;
+    let (mut a, mut b, c) = three(&o).await;
+    let (first, _) = connect(&mut a, &mut b).await;
+    a.hold(&first).await;
+    let dialing = a.dial("203").await;
+    c.until("203 rings", |s| !s.ringing.is_empty()).await;
+    a.resume(&first).await;
+    pass(2.0).await;
+    a.cancel(dialing).await;
+    c.until("203 stops ringing", |s| s.ringing.is_empty()).await;
+    b.clear_heard();
+    pass(2.0).await;
+    assert!(
+        !a.seen().ended.contains(&first.id().to_string()),
+        "201's call was ended"
+    );
+    heard(&b, &[440.0]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -60,6 +60,8 @@ pub(crate) struct Leg {
     pub(crate) holds: bool,
     /// Since when the phone holds (for Hold Recall).
     pub(crate) held_since: Option<Instant>,
+    /// When the phone last took the call off hold.
+    pub(crate) resumed_at: Option<Instant>,
     /// The PBX's media port for this phone, when its media is anchored.
     pub(crate) media: Option<MediaPort>,
     /// The law (0 or 8) agreed with the phone, once the PBX answered or was answered.
@@ -118,6 +120,7 @@ impl Leg {
             remote_sdp: Vec::new(),
             holds: false,
             held_since: None,
+            resumed_at: None,
             media: None,
             law: None,
             srtp: Policy::default(),
@@ -235,6 +238,9 @@ impl Leg {
             self.held_since = Some(now);
         } else if !holds {
             self.held_since = None;
+        }
+        if self.holds && !holds {
+            self.resumed_at = Some(now);
         }
         self.holds = holds;
     }

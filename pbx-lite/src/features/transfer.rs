@@ -4,7 +4,8 @@
 //! leg and joins the two remaining phones through its relay (re-INVITEs move their media).
 //! An unanswered blind transfer comes back to the transferor after
 //! `transfer.recall_seconds`; meanwhile the transferred party hears hold music. A station
-//! that takes its held call back before hanging up (toggling) cancels the transfer.
+//! that takes its held call back before hanging up (toggling) cancels the transfer — unless
+//! it did so in the same moment as the hang-up, as softphones that resume by themselves do.
 //!
 //! Phones that transfer with REFER (RFC 3515) get the same: a blind REFER rings the target
 //! for the transferee, and a REFER whose Refer-To carries Replaces (RFC 3891) naming the
@@ -17,6 +18,10 @@ use sip::transaction::TsxKey;
 use sip::types::Name;
 use sip::{Method, Request};
 use std::time::Duration;
+
+/// A held call taken back no longer than this before the hang-up was resumed by the phone
+/// itself, not by its user: the hang-up still transfers.
+const AUTO_RESUME: Duration = Duration::from_millis(500);
 
 impl Calls {
     /// Leg `id`'s phone is hanging up (BYE, or CANCEL while it rings out). If that station
@@ -32,7 +37,10 @@ impl Calls {
             _ => return false,
         };
         let station = leg.station.clone();
-        let Some((held_leg, transferee)) = self.held_by(&station, Some(id)) else {
+        let Some((held_leg, transferee)) = self
+            .held_by(&station, Some(id))
+            .or_else(|| self.resumed_on_hang_up(&station, id))
+        else {
             return false;
         };
         if transferee == target || !self.legs.contains_key(&target) {
@@ -50,6 +58,27 @@ impl Calls {
         }
         self.join(transferee, target, &station, held_leg).await;
         true
+    }
+
+    /// The call `station` took off hold just now, as it hung up leg `id` — and its held
+    /// party's leg. Softphones (baresip among them) resume the held call by themselves the
+    /// moment the consultation call ends, and their re-INVITE can reach the PBX before the
+    /// CANCEL or BYE that ended it: the hang-up still transfers. A call resumed longer ago
+    /// than [`AUTO_RESUME`] was resumed by the user, who talks to that party again.
+    fn resumed_on_hang_up(&self, station: &str, id: LegId) -> Option<(LegId, LegId)> {
+        let now = self.clock.now;
+        self.legs
+            .values()
+            .filter(|l| l.station == station && l.answered && !l.holds && l.id != id)
+            .filter(|l| {
+                l.resumed_at
+                    .is_some_and(|t| now.saturating_duration_since(t) <= AUTO_RESUME)
+            })
+            .max_by_key(|l| l.resumed_at)
+            .and_then(|l| match l.partner {
+                Partner::Leg(o) if self.legs.get(&o).is_some_and(|p| p.answered) => Some((l.id, o)),
+                _ => None,
+            })
     }
 
     /// Joins `transferee` with `target` for the transferor `by`, releasing its leg `by_leg`.
