@@ -153,6 +153,14 @@ fn main() {
         "conference: 32-member room, one 20 ms frame (decode 32, mix-minus, encode 32): {big:.1} µs = {:.2}% of a core",
         big / 200.0
     );
+    e2e::kit::bench_row(
+        "conference: mixing a 32-member room",
+        big / 200.0,
+        "",
+        0.0,
+        "% of a core",
+        "value<=2",
+    );
     let small = frame_cost(3);
     println!(
         "conference: 3-member room, one frame: {small:.2} µs; mixing work alone fits {:.0} such rooms in one core",

@@ -203,6 +203,18 @@ fn main() {
                 f.rss_call
             );
         }
+        e2e::kit::bench_row(
+            &format!("softphone CPU per {codec} call"),
+            ours.cpu_share * 100.0,
+            "baresip",
+            theirs.cpu_share * 100.0,
+            "% of a core",
+            if codec == "opus" {
+                "ratio<=1.0"
+            } else {
+                "ratio<=0.5"
+            },
+        );
         println!(
             "{:<6} {:<10} {:>8.2}x {:>12.2}x {:>12}",
             codec,

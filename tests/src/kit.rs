@@ -21,3 +21,11 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// One line of `scripts/bench`'s table: our figure beside `peer`'s for the same work (`peer`
+/// empty and its figure 0 where no peer does it), in `unit`, and the `goal` the issue set —
+/// `ratio>=1.2` or `ratio<=1.0` for ours over the peer's, `value<=2` for ours alone, `-` for
+/// none. `scripts/bench` collects these lines from every bench it runs.
+pub fn bench_row(what: &str, ours: f64, peer: &str, theirs: f64, unit: &str, goal: &str) {
+    println!("bench-row\t{what}\t{ours:.2}\t{peer}\t{theirs:.2}\t{unit}\t{goal}");
+}
