@@ -141,29 +141,25 @@ async fn run_with(
         voicemail,
         Clock::now(),
     );
-    // Lapsed registrations are dropped (and forgotten on disk) every ten seconds.
-    {
-        let (db, registrar) = (db.clone(), registrar.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                // The registrar is let go before the database is locked: the call loop takes
-                // them the other way round.
-                let mut r = registrar.lock().unwrap_or_else(|e| e.into_inner());
-                r.expire(Clock::now().wall);
-                let changes = (r.take_changes(), r.take_access());
-                drop(r);
-                save(&db, changes);
-            }
-        });
-    }
     spawn_keepalives(ep.clone(), db.clone(), registrar.clone());
     let mut second = tokio::time::interval(Duration::from_secs(1));
     let Some(mut timers) = calls.take_timers() else {
         anyhow::bail!("call timers taken twice");
     };
+    let mut unanswered = Vec::new();
     loop {
-        let event = tokio::select! {
+        // The REGISTERs handled since the last commit are committed and answered once no
+        // event is waiting (or a group is full): one transaction for a burst of them.
+        let ready = match events.try_recv() {
+            Ok(e) if unanswered.len() < GROUP => Some(e),
+            ready => {
+                commit(&db, &registrar, &ep, &mut unanswered);
+                ready.ok()
+            }
+        };
+        let event = match ready {
+            Some(e) => e,
+            None => tokio::select! {
             e = events.recv() => match e {
                 Some(e) => e,
                 None => break,
@@ -171,6 +167,8 @@ async fn run_with(
             _ = second.tick() => {
                 let clock = Clock::now();
                 calls.set_clock(clock);
+                // Lapsed registrations are dropped (and forgotten on disk at the next commit).
+                registrar.lock().unwrap_or_else(|e| e.into_inner()).expire(clock.wall);
                 log_tls_refusals(&db, &ep, clock.unix());
                 calls.tick().await;
                 calls.send_phone_actions();
@@ -187,6 +185,7 @@ async fn run_with(
                 calls.on_timer(id).await;
                 continue;
             }
+            },
         };
         calls.set_clock(Clock::now());
         let (key, request, peer) = match event {
@@ -239,19 +238,19 @@ async fn run_with(
             Method::Register => {
                 let d = db.lock().unwrap_or_else(|e| e.into_inner());
                 let mut r = registrar.lock().unwrap_or_else(|e| e.into_inner());
-                let outcome = r.handle(
-                    Clock::now().wall,
-                    &request,
-                    peer,
-                    &policy(&d),
-                    &DbDirectory(&d),
-                );
-                drop(d);
-                persist(&db, &mut r);
-                match outcome {
-                    Outcome::Reply(resp) => Some(resp),
-                    Outcome::Silent => None,
+                let outcome = d.at_once(|d| {
+                    r.handle(
+                        Clock::now().wall,
+                        &request,
+                        peer,
+                        &policy(d),
+                        &DbDirectory(d),
+                    )
+                });
+                if let Outcome::Reply(resp) = outcome {
+                    unanswered.push((key, resp)); // answered after the commit
                 }
+                continue;
             }
             Method::Ack => None,
             Method::Options => Some(ok_with_allow(&request)),
@@ -404,9 +403,26 @@ fn log_tls_refusals(db: &Arc<Mutex<Db>>, ep: &Endpoint, now: i64) {
     }
 }
 
-/// Writes changed registrations and refusals to the database.
-fn persist(db: &Arc<Mutex<Db>>, r: &mut Registrar) {
-    save(db, (r.take_changes(), r.take_access()));
+/// REGISTERs handled but not yet answered: at most this many wait for one group commit.
+const GROUP: usize = 256;
+
+/// Group commit: the registrations changed since the last commit are written in one
+/// transaction, and only then are the REGISTERs that changed them answered, so no phone is
+/// told it is registered before a `kill -9` would have kept its binding.
+fn commit(
+    db: &Arc<Mutex<Db>>,
+    registrar: &Arc<Mutex<Registrar>>,
+    ep: &Endpoint,
+    unanswered: &mut Vec<(sip::transaction::TsxKey, sip::Response)>,
+) {
+    let taken = {
+        let mut r = registrar.lock().unwrap_or_else(|e| e.into_inner());
+        (r.take_changes(), r.take_access())
+    };
+    save(db, taken);
+    for (key, response) in unanswered.drain(..) {
+        let _ = ep.send_response(&key, &response);
+    }
 }
 
 /// Writes registrations and refusals taken from the registrar to the database.
@@ -415,8 +431,8 @@ fn save(db: &Arc<Mutex<Db>>, (changes, access): (Vec<(String, Vec<Registration>)
         return;
     }
     let d = db.lock().unwrap_or_else(|e| e.into_inner());
-    for (aor, list) in changes {
-        let _ = d.save_registrations(&aor, &list);
+    if let Err(e) = d.save_registrations(&changes) {
+        tracing::error!("registrations not saved: {e}");
     }
     for a in access {
         let _ = d.log_access(&a);

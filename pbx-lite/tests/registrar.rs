@@ -412,6 +412,66 @@ fn kill_9_keeps_registrations() {
     );
 }
 
+/// Group commit: REGISTERs from eight phones at once, the PBX killed (SIGKILL) in the middle
+/// of the burst — every registration that got its `200 OK` is there after the restart.
+#[test]
+fn kill_9_in_a_burst_loses_no_acknowledged_registration() {
+    if skip() {
+        return;
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let mut p = pbx(400);
+    let port = p.port;
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let phones: Vec<_> = (0..8)
+        .map(|t| {
+            let (acked, count) = (acked.clone(), count.clone());
+            std::thread::spawn(move || {
+                for n in (2000 + t * 50)..(2050 + t * 50) {
+                    let client = Client::new("127.0.0.1", port);
+                    let got = client.register(
+                        &n.to_string(),
+                        &format!("u{n}"),
+                        &format!("Pw-{n}-secret"),
+                    );
+                    match got {
+                        Some(200) => {
+                            acked.lock().unwrap().push(n.to_string());
+                            count.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => return, // the PBX is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    let t0 = std::time::Instant::now();
+    while count.load(Ordering::SeqCst) < 150 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the burst stalled");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    p.kill9();
+    for ph in phones {
+        ph.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() < 400, "the PBX was killed after the burst");
+    p.start();
+    let v: serde_json::Value =
+        serde_json::from_slice(&p.cli(&["status", "--json"]).stdout).unwrap();
+    let kept: std::collections::HashSet<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["registered"] == true)
+        .map(|r| r["number"].as_str().unwrap().to_string())
+        .collect();
+    let lost: Vec<_> = acked.iter().filter(|n| !kept.contains(*n)).collect();
+    assert!(lost.is_empty(), "acknowledged, then lost: {lost:?}");
+}
+
 #[test]
 fn nat_check_modes_and_keepalives() {
     if skip() {

@@ -259,7 +259,7 @@ fn cached_reads_follow_changes_from_this_and_other_connections() {
     assert!(pbx.get("202").is_err());
     assert_eq!(pbx.setting("media.relay").unwrap(), "auto");
     // Bookkeeping writes keep the cache; configuration written elsewhere (the CLI) shows.
-    pbx.save_registrations("201", &[]).unwrap();
+    pbx.save_registrations(&[("201".into(), vec![])]).unwrap();
     let cli = Db::open(&path).unwrap();
     let mut s = cli.get("201").unwrap();
     s.set("name", "Reception").unwrap();
@@ -272,6 +272,16 @@ fn cached_reads_follow_changes_from_this_and_other_connections() {
     // And this connection's own configuration writes.
     pbx.set_setting("media.relay", "never").unwrap();
     assert_eq!(pbx.setting("media.relay").unwrap(), "never");
+    // Inside at_once the configuration is checked once: another connection's change made
+    // meanwhile shows from the next read after it, this connection's own at once.
+    pbx.at_once(|db| {
+        assert_eq!(db.setting("media.relay").unwrap(), "never");
+        cli.set_setting("media.relay", "auto").unwrap();
+        assert_eq!(db.setting("media.relay").unwrap(), "never");
+        db.set_setting("sip.min_expires", "120").unwrap();
+        assert_eq!(db.setting("sip.min_expires").unwrap(), "120");
+    });
+    assert_eq!(pbx.setting("media.relay").unwrap(), "auto");
 }
 
 #[test]

@@ -87,6 +87,8 @@ pub struct Db {
     /// Rows this connection changed in tables that are not configuration (registrations,
     /// logs): they leave the cache valid.
     bookkeeping: std::cell::Cell<u64>,
+    /// Inside [`Db::at_once`]: the configuration was checked once and is trusted.
+    trusting: std::cell::Cell<bool>,
 }
 
 #[derive(Default)]
@@ -175,6 +177,7 @@ impl Db {
             path: path.to_path_buf(),
             cache: std::cell::RefCell::new(Cached::default()),
             bookkeeping: std::cell::Cell::new(0),
+            trusting: std::cell::Cell::new(false),
         };
         db.migrate()?;
         if check.is_none() {
@@ -288,9 +291,29 @@ impl Db {
         r
     }
 
+    /// Runs `f` with the configuration checked once: the first lookup asks SQLite whether
+    /// another process (the CLI, the web admin) changed it, the rest in `f` trust that answer.
+    /// A REGISTER reads seven settings and a station: otherwise a query and a file lock each.
+    pub fn at_once<T>(&self, f: impl FnOnce(&Db) -> T) -> T {
+        struct Restore<'a>(&'a std::cell::Cell<bool>, bool);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _ = self.cached();
+        let _restore = Restore(&self.trusting, self.trusting.replace(true));
+        f(self)
+    }
+
     /// Settings, number prefixes and looked-up stations, read again only when the
     /// configuration may have changed.
     fn cached(&self) -> Result<std::cell::Ref<'_, Cached>, StationError> {
+        // Inside `at_once` only this connection's own changes are looked for (no query).
+        let mine = self.conn.total_changes() - self.bookkeeping.get();
+        if self.trusting.get() && self.cache.borrow().version.is_some_and(|(_, m)| m == mine) {
+            return Ok(self.cache.borrow());
+        }
         let version = self.version()?;
         if self.cache.borrow().version != Some(version) {
             *self.cache.borrow_mut() = self.read_cache(version)?;
@@ -528,15 +551,33 @@ impl Db {
         Ok(())
     }
 
-    fn replace_registrations(&self, aor: &str, list: &[Registration]) -> Result<(), StationError> {
+    fn replace_registrations(
+        &self,
+        changes: &[(String, Vec<Registration>)],
+    ) -> Result<(), StationError> {
         let tx = self.conn.unchecked_transaction()?;
-        tx.execute("DELETE FROM registrations WHERE aor = ?1", [aor])?;
-        for r in list {
-            tx.execute(
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM registrations WHERE aor = ?1")?;
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO registrations (aor, contact, expires_at, source, transport, user_agent, call_id, cseq, instance)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![r.aor, r.contact, r.expires_at, r.source, r.transport, r.user_agent, r.call_id, r.cseq, r.instance],
             )?;
+            for (aor, list) in changes {
+                delete.execute([aor])?;
+                for r in list {
+                    insert.execute(params![
+                        r.aor,
+                        r.contact,
+                        r.expires_at,
+                        r.source,
+                        r.transport,
+                        r.user_agent,
+                        r.call_id,
+                        r.cseq,
+                        r.instance
+                    ])?;
+                }
+            }
         }
         tx.commit()?;
         Ok(())

@@ -5,9 +5,14 @@
 use super::*;
 
 impl Db {
-    /// Replaces every registration of `aor` (an empty list unregisters it).
-    pub fn save_registrations(&self, aor: &str, list: &[Registration]) -> Result<(), StationError> {
-        self.bookkeeping(|| self.replace_registrations(aor, list))
+    /// Replaces every registration of each AOR in `changes` (an empty list unregisters it),
+    /// all in one transaction: the registrar's changes since it last saved, committed
+    /// together before any of them is acknowledged (group commit).
+    pub fn save_registrations(
+        &self,
+        changes: &[(String, Vec<Registration>)],
+    ) -> Result<(), StationError> {
+        self.bookkeeping(|| self.replace_registrations(changes))
     }
 
     /// Every stored registration.
