@@ -1,7 +1,7 @@
 //! The PBX's SIP driver: an [`Endpoint`] on UDP and TCP, the [`Registrar`] fed from its
-//! events with policy and stations read live from the database, registrations persisted on
-//! every change (so a restart, even `kill -9`, keeps them), and refusals written to the
-//! access log. INVITEs and in-dialog requests go to [`Calls`], the back-to-back user agent.
+//! events with policy and stations read live from the database, registrations committed in
+//! groups before they are answered (so a restart, even `kill -9`, keeps every one a phone was
+//! told of), and refusals written to the access log. INVITEs and in-dialog requests go to [`Calls`], the back-to-back user agent.
 
 use crate::calls::{Calls, Clock};
 use crate::nat::{self, NatCheck};

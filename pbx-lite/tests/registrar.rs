@@ -6,7 +6,7 @@
 //!   while the block lasts, also for the right password; after the block timer it works;
 //! - in "No Response" mode a blocked source hears nothing;
 //! - an address outside the whitelist cannot register;
-//! - `kill -9` and a restart keep every registration (persisted on each change).
+//! - `kill -9` and a restart keep every registration, even one in a burst (group commit).
 #![allow(clippy::unwrap_used)]
 
 use sip::auth::DigestClient;
