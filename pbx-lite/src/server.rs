@@ -147,13 +147,18 @@ async fn run_with(
         anyhow::bail!("call timers taken twice");
     };
     let mut unanswered = Vec::new();
+    let mut checked = CheckedOnce::new(&db);
     loop {
         // The REGISTERs handled since the last commit are committed and answered once no
-        // event is waiting (or a group is full): one transaction for a burst of them.
+        // event is waiting (or a group is full): one transaction for a burst of them, and
+        // one for the call records finished meanwhile. The configuration is checked for
+        // changes by other processes once per burst, too.
         let ready = match events.try_recv() {
             Ok(e) if unanswered.len() < GROUP => Some(e),
             ready => {
                 commit(&db, &registrar, &ep, &mut unanswered);
+                calls.recorder.flush();
+                checked.end();
                 ready.ok()
             }
         };
@@ -188,6 +193,7 @@ async fn run_with(
             },
         };
         calls.set_clock(Clock::now());
+        checked.begin();
         let (key, request, peer) = match event {
             TsxEvent::Request { key, request, peer } => {
                 tracing::debug!(
@@ -261,6 +267,47 @@ async fn run_with(
         }
     }
     Ok(())
+}
+
+/// While a burst of events is handled, the database is asked once whether another process
+/// (the CLI) changed the configuration, not at each of the dozen lookups an INVITE makes
+/// ([`Db::check_once`]): the burst sees the configuration as it was when it began. Under
+/// unbroken load it is asked again every [`GROUP`] events.
+struct CheckedOnce<'a> {
+    db: &'a Mutex<Db>,
+    /// Events the last answer still holds for (0: not trusting).
+    left: usize,
+}
+
+impl<'a> CheckedOnce<'a> {
+    fn new(db: &'a Mutex<Db>) -> Self {
+        CheckedOnce { db, left: 0 }
+    }
+
+    /// An event of the burst: the first asks.
+    fn begin(&mut self) {
+        if self.left == 0 {
+            self.db().check_once();
+            self.left = GROUP;
+        }
+        self.left -= 1;
+    }
+
+    /// The burst is over: every lookup asks again until the next.
+    fn end(&mut self) {
+        self.db().check_always();
+        self.left = 0;
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'a, Db> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for CheckedOnce<'_> {
+    fn drop(&mut self) {
+        self.end();
+    }
 }
 
 /// Sends a keep-alive (CRLF CRLF, RFC 5626 §4.4.1) every `nat.keepalive_seconds` to each

@@ -14,12 +14,17 @@ impl Calls {
         {
             return;
         }
-        if let Some(id) = self
+        let call_id = response
+            .headers
+            .get_raw(&Name::CALL_ID)
+            .next()
+            .map_or("", |c| c.as_str());
+        let ringing = self
             .legs
-            .values()
+            .of_call(call_id)
             .find(|l| !l.uas && l.key == key)
-            .map(|l| l.id)
-        {
+            .map(|l| l.id);
+        if let Some(id) = ringing {
             return self.on_ringing_response(id, response).await;
         }
         if response.status < 200 {

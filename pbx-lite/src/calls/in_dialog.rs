@@ -13,7 +13,10 @@ impl Calls {
     /// Which leg an in-dialog request belongs to.
     pub(super) fn find(&self, request: &Request) -> Option<LegId> {
         let id = DialogId::of_request(request)?;
-        self.legs.values().find(|l| l.matches(&id)).map(|l| l.id)
+        self.legs
+            .of_call(&id.call_id)
+            .find(|l| l.matches(&id))
+            .map(|l| l.id)
     }
 
     /// A request with a To tag: ACK, BYE, re-INVITE, REFER, INFO, UPDATE...

@@ -11,6 +11,7 @@ use sip::endpoint::Endpoint;
 use sip::transaction::{Peer, TsxKey};
 use sip::types::Name;
 use sip::{Message, Method, Request, Response, build};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -311,17 +312,17 @@ impl Leg {
     pub(crate) fn matches(&self, id: &DialogId) -> bool {
         match &self.dialog {
             Some(d) => d.id == *id,
-            None => {
-                self.uas
-                    && id.local_tag == self.tag
-                    && self
-                        .invite
-                        .headers
-                        .get_raw(&Name::CALL_ID)
-                        .next()
-                        .is_some_and(|c| c.as_str() == id.call_id)
-            }
+            None => self.uas && id.local_tag == self.tag && self.call_id() == id.call_id,
         }
+    }
+
+    /// The Call-ID of the leg's INVITE.
+    pub(crate) fn call_id(&self) -> &str {
+        self.invite
+            .headers
+            .get_raw(&Name::CALL_ID)
+            .next()
+            .map_or("", |c| c.as_str())
     }
 
     /// Who the phone is, as a From value for the legs the PBX rings for it: (display name,
@@ -436,4 +437,86 @@ fn unquote(s: &str) -> String {
         });
     }
     out
+}
+
+/// The legs of the calls under way, found by id, by the Call-ID of their INVITE (an
+/// in-dialog request or a response names it) and counted by station (is it busy?), so no
+/// lookup walks every leg. A leg's station and Call-ID stay as they were when it came in.
+#[derive(Default)]
+pub(crate) struct Legs {
+    by_id: HashMap<LegId, Leg>,
+    by_call_id: HashMap<String, Vec<LegId>>,
+    per_station: HashMap<String, usize>,
+}
+
+impl Legs {
+    pub(crate) fn insert(&mut self, id: LegId, leg: Leg) {
+        if let Some(old) = self.by_id.remove(&id) {
+            self.unindex(&old);
+        }
+        self.by_call_id
+            .entry(leg.call_id().to_string())
+            .or_default()
+            .push(id);
+        *self.per_station.entry(leg.station.clone()).or_default() += 1;
+        self.by_id.insert(id, leg);
+    }
+
+    pub(crate) fn remove(&mut self, id: &LegId) -> Option<Leg> {
+        let leg = self.by_id.remove(id)?;
+        self.unindex(&leg);
+        Some(leg)
+    }
+
+    fn unindex(&mut self, leg: &Leg) {
+        if let Some(ids) = self.by_call_id.get_mut(leg.call_id()) {
+            ids.retain(|i| *i != leg.id);
+            if ids.is_empty() {
+                self.by_call_id.remove(leg.call_id());
+            }
+        }
+        if let Some(n) = self.per_station.get_mut(&leg.station) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_station.remove(&leg.station);
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, id: &LegId) -> Option<&Leg> {
+        self.by_id.get(id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &LegId) -> Option<&mut Leg> {
+        self.by_id.get_mut(id)
+    }
+
+    pub(crate) fn contains_key(&self, id: &LegId) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Leg> {
+        self.by_id.values()
+    }
+
+    /// The legs whose INVITE had this Call-ID.
+    pub(crate) fn of_call<'a>(&'a self, call_id: &str) -> impl Iterator<Item = &'a Leg> + use<'a> {
+        self.by_call_id
+            .get(call_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get(id))
+    }
+
+    /// Is `station` in a call, or being rung?
+    pub(crate) fn busy(&self, station: &str) -> bool {
+        self.per_station.contains_key(station)
+    }
+}
+
+impl std::ops::Index<&LegId> for Legs {
+    type Output = Leg;
+    fn index(&self, id: &LegId) -> &Leg {
+        &self.by_id[id]
+    }
 }

@@ -31,7 +31,7 @@ use crate::registrar::Registrar;
 use crate::relay::{MediaPort, PortRange, Room};
 use crate::sdp::{self, Direction};
 use ::media::sdes;
-pub(crate) use legs::{Leg, LegId, Partner};
+pub(crate) use legs::{Leg, LegId, Legs, Partner};
 pub use live::LiveCall;
 use route::Route;
 pub(crate) use saved::SavedDialog;
@@ -75,7 +75,7 @@ pub struct Calls {
     /// Where SIP listens (maybe a wildcard): see [`Calls::here`] for what phones are told.
     pub(crate) bound: SocketAddr,
     ports: Arc<PortRange>,
-    pub(crate) legs: HashMap<LegId, Leg>,
+    pub(crate) legs: Legs,
     next_leg: LegId,
     forwarded: HashMap<TsxKey, Forwarded>,
     /// In-dialog OPTIONS probes in flight → the leg they ask about.
@@ -124,7 +124,7 @@ impl Calls {
             registrar,
             bound,
             ports,
-            legs: HashMap::new(),
+            legs: Legs::default(),
             next_leg: 1,
             forwarded: HashMap::new(),
             probes: HashMap::new(),
@@ -194,7 +194,7 @@ impl Calls {
 
     /// Is the station on any leg (talking, ringing, held, parked, in a conference)?
     pub(crate) fn busy(&self, number: &str) -> bool {
-        self.legs.values().any(|l| l.station == number)
+        self.legs.busy(number)
     }
 
     /// Can the station ring now: free, or busy with call waiting on?

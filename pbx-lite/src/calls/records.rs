@@ -1,8 +1,10 @@
 //! Call records: each call a phone or an outside line places gets a [`Record`] on its leg,
 //! told as the call moves (who answered, when, the status the caller got, a transfer); when
 //! the leg is dropped — hung up, refused, cancelled, or the PBX stopping — the record is
-//! written to the database with the time the call logic was last told. One home for the
-//! bookkeeping, so no path that ends a call can forget it.
+//! finished with the time the call logic was last told, and the records finished since are
+//! written in one transaction when the PBX has no event waiting ([`Recorder::flush`], beside
+//! the registrations' group commit) or the last recorder goes. One home for the bookkeeping,
+//! so no path that ends a call can forget it.
 
 use stations::Db;
 use stations::db::CallRecord;
@@ -12,9 +14,34 @@ use std::sync::{Arc, Mutex};
 /// Writes records to the database, stamped with the call logic's time.
 #[derive(Clone)]
 pub(crate) struct Recorder {
-    db: Arc<Mutex<Db>>,
+    finished: Arc<Finished>,
     /// Unix seconds of the event being handled (set with the call logic's clock).
     now: Arc<AtomicI64>,
+}
+
+/// Records finished and not yet written; written when the last recorder goes, too.
+struct Finished {
+    db: Arc<Mutex<Db>>,
+    records: Mutex<Vec<CallRecord>>,
+}
+
+impl Finished {
+    fn flush(&self) {
+        let records = std::mem::take(&mut *self.records.lock().unwrap_or_else(|e| e.into_inner()));
+        if records.is_empty() {
+            return;
+        }
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = db.add_call_records(&records) {
+            tracing::warn!("{} call records not written: {e}", records.len());
+        }
+    }
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 fn unix(t: std::time::SystemTime) -> i64 {
@@ -25,9 +52,17 @@ fn unix(t: std::time::SystemTime) -> i64 {
 impl Recorder {
     pub(crate) fn new(db: Arc<Mutex<Db>>, wall: std::time::SystemTime) -> Recorder {
         Recorder {
-            db,
+            finished: Arc::new(Finished {
+                db,
+                records: Mutex::new(Vec::new()),
+            }),
             now: Arc::new(AtomicI64::new(unix(wall))),
         }
+    }
+
+    /// Writes the records finished since the last flush, in one transaction.
+    pub(crate) fn flush(&self) {
+        self.finished.flush();
     }
 
     /// The call logic's time moved on.
@@ -124,9 +159,11 @@ impl Drop for Record {
                 c.callee.clone_from(&c.dialled);
             }
         }
-        let db = self.recorder.db.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = db.add_call_record(&c) {
-            tracing::warn!("call record {} → {}: {e}", c.caller, c.dialled);
-        }
+        self.recorder
+            .finished
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(c);
     }
 }

@@ -109,23 +109,32 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Keeps a finished call.
-    pub fn add_call_record(&self, c: &CallRecord) -> Result<(), StationError> {
+    /// Keeps finished calls, in one transaction.
+    pub fn add_call_records(&self, records: &[CallRecord]) -> Result<(), StationError> {
+        if records.is_empty() {
+            return Ok(());
+        }
         self.bookkeeping(|| {
-            self.conn.execute(
-                "INSERT INTO call_records (started, answered, ended, caller, dialled, callee,
-                 disposition, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    c.started,
-                    c.answered,
-                    c.ended,
-                    c.caller,
-                    c.dialled,
-                    c.callee,
-                    c.disposition,
-                    c.status
-                ],
-            )?;
+            let tx = self.conn.unchecked_transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO call_records (started, answered, ended, caller, dialled, callee,
+                     disposition, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for c in records {
+                    insert.execute(params![
+                        c.started,
+                        c.answered,
+                        c.ended,
+                        c.caller,
+                        c.dialled,
+                        c.callee,
+                        c.disposition,
+                        c.status
+                    ])?;
+                }
+            }
+            tx.commit()?;
             Ok(())
         })
     }

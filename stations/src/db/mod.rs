@@ -301,9 +301,25 @@ impl Db {
                 self.0.set(self.1);
             }
         }
-        let _ = self.cached();
-        let _restore = Restore(&self.trusting, self.trusting.replace(true));
+        let _restore = Restore(&self.trusting, self.trusting.get());
+        if !self.trusting.get() {
+            self.check_once();
+        }
         f(self)
+    }
+
+    /// Checks now whether another process changed the configuration, and trusts that answer
+    /// until [`Db::check_always`]: for work that spans several locks of a shared `Db` (a call
+    /// event's handling), where [`Db::at_once`]'s closure cannot reach.
+    pub fn check_once(&self) {
+        self.trusting.set(false);
+        let _ = self.cached();
+        self.trusting.set(true);
+    }
+
+    /// Back to checking the configuration at every lookup (after [`Db::check_once`]).
+    pub fn check_always(&self) {
+        self.trusting.set(false);
     }
 
     /// Settings, number prefixes and looked-up stations, read again only when the
