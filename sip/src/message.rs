@@ -12,7 +12,10 @@ use crate::uri::Uri;
 use crate::validate;
 use bytes::{Bytes, BytesMut};
 use bytesstr::BytesStr;
+use ezk_sip_types::header::ExtendValues;
+use ezk_sip_types::header::headers::OneOrMore;
 use ezk_sip_types::header::typed::{CallID, FromTo, Via};
+use ezk_sip_types::print::PrintCtx;
 use ezk_sip_types::{Headers, Name};
 use std::fmt::Write as _;
 
@@ -375,10 +378,24 @@ fn parse_head(
     for line in lines {
         let line = line.text(src);
         let (name, value) = split_header(&line)?;
-        headers.insert(Name::from(name), value);
+        headers.insert_type(Name::from(name), &Raw(value));
     }
     let content_length = validate::content_length(msg.headers())?;
     Ok((msg, content_length))
+}
+
+/// A header value as it came off the wire, kept as that slice of the datagram
+/// (`Headers::insert` would print it into a new string).
+struct Raw(BytesStr);
+
+impl ExtendValues for Raw {
+    fn extend_values(&self, _: PrintCtx<'_>, values: &mut OneOrMore) {
+        values.push(self.0.clone());
+    }
+
+    fn create_values(&self, _: PrintCtx<'_>) -> OneOrMore {
+        OneOrMore::One(self.0.clone())
+    }
 }
 
 /// A logical header line: either a slice of the source or, when folded, a joined copy.
