@@ -396,7 +396,7 @@ impl Db {
     fn check_unique(&self, s: &Station, replacing: Option<&str>) -> Result<(), StationError> {
         let other =
             |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<Option<String>, StationError> {
-                let mut stmt = self.conn.prepare(sql)?;
+                let mut stmt = self.conn.prepare_cached(sql)?;
                 let found: Vec<String> = stmt
                     .query_map(args, |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
@@ -509,9 +509,11 @@ impl Db {
             .unchecked_transaction()
             .map_err(|e| vec![(0, e.into())])?;
         let mut errors = Vec::new();
+        // Asked once: each write below makes the settings cache read again.
+        let min = self.min_password();
         for (i, s) in stations.iter().enumerate() {
             let r = s
-                .check(self.min_password())
+                .check(min)
                 .and_then(|_| self.check_unique(s, Some(&s.number)))
                 .and_then(|_| {
                     self.conn
