@@ -4,7 +4,7 @@
 //!
 //! ## Brief overview
 //! - [`rtp`]: RTP packets, sequence extension, RFC 3550 loss/jitter statistics and RTCP
-//!   reports; [`srtp`]: SRTP with SDES keys (webrtc-srtp); [`sdes`]: which legs are SRTP,
+//!   reports; [`srtp`]: SRTP with SDES keys, in place; [`sdes`]: which legs are SRTP,
 //!   and with which keys (the PBX's and the softphone's one decision).
 //! - [`session`]: one call leg's media — codec, SRTP, jitter buffer, DTMF, statistics and
 //!   a MOS estimate — pure and told the time.

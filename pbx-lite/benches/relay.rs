@@ -520,8 +520,14 @@ fn main() {
         relay: Crypto::generate(1, Suite::AesCm128HmacSha1_80),
         phone: Crypto::generate(1, Suite::AesCm128HmacSha1_80),
     };
+    // For profiling one side: RELAY_BENCH_ONLY=srtp (no plain ladders), =ours (no rtpengine),
+    // or both, comma-separated.
+    let only = std::env::var("RELAY_BENCH_ONLY").unwrap_or_default();
     let mut rows = Vec::new();
     for srtp in [false, true] {
+        if only.contains("srtp") && !srtp {
+            continue;
+        }
         let keys = srtp.then_some(&keys);
         let mut ours = Ours {
             rt: &rt,
@@ -531,13 +537,17 @@ fn main() {
         };
         let mine = ladder(&mut ours, (&a, &b), baseline, seconds, keys);
         drop(ours);
-        let peer = match Rtpengine::start(THREADS, keys) {
-            Some(mut r) => ladder(&mut r, (&a, &b), baseline, seconds, keys),
-            None => {
-                println!(
-                    "rtpengine: not installed or not starting (apt-get install rtpengine-daemon)"
-                );
-                None
+        let peer = if only.contains("ours") {
+            None
+        } else {
+            match Rtpengine::start(THREADS, keys) {
+                Some(mut r) => ladder(&mut r, (&a, &b), baseline, seconds, keys),
+                None => {
+                    println!(
+                        "rtpengine: not installed or not starting (apt-get install rtpengine-daemon)"
+                    );
+                    None
+                }
             }
         };
         rows.push((

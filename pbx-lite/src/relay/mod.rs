@@ -193,6 +193,11 @@ pub struct Shared {
     srtp_dropped: AtomicU64,
 }
 
+/// The largest datagram a port reads.
+const BUFFER: usize = 2048;
+/// What SRTP adds to a packet at most: SRTCP's index and tag.
+const SRTP_ROOM: usize = 14;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -223,7 +228,8 @@ impl Shared {
         })
     }
 
-    /// Sends an RTP (or RTCP) packet to the phone, encrypted when the port is keyed.
+    /// Sends an RTP (or RTCP) packet to the phone, encrypted when the port is keyed (in a
+    /// buffer on the stack: no allocation per packet).
     fn send(&self, packet: &[u8], rtcp: bool) {
         let Some(dest) = self.dest(rtcp) else { return };
         let socket = if rtcp { &self.rtcp } else { &self.rtp };
@@ -232,32 +238,37 @@ impl Shared {
                 let _ = socket.try_send_to(packet, dest);
             }
             Some((_, session)) => {
-                let protected = if rtcp {
-                    session.protect_rtcp(packet)
-                } else {
-                    session.protect(packet)
+                let mut buf = [0u8; BUFFER + SRTP_ROOM];
+                let Some(room) = buf.get_mut(..packet.len()) else {
+                    return;
                 };
-                if let Ok(p) = protected {
-                    let _ = socket.try_send_to(&p, dest);
+                room.copy_from_slice(packet);
+                let protected = if rtcp {
+                    session.protect_rtcp_in_place(&mut buf, packet.len())
+                } else {
+                    session.protect_in_place(&mut buf, packet.len())
+                };
+                if let Ok(n) = protected {
+                    let _ = socket.try_send_to(&buf[..n], dest);
                 }
             }
         }
     }
 
-    /// What the phone sent, decrypted when the port is keyed; None for a packet that does
-    /// not authenticate (counted).
-    fn open<'a>(&self, packet: &'a mut [u8], rtcp: bool) -> Option<std::borrow::Cow<'a, [u8]>> {
+    /// What the phone sent, decrypted in place when the port is keyed; None for a packet
+    /// that does not authenticate (counted).
+    fn open<'a>(&self, packet: &'a mut [u8], rtcp: bool) -> Option<&'a mut [u8]> {
         let mut srtp = lock(&self.srtp);
         let Some((_, session)) = &mut *srtp else {
-            return Some(std::borrow::Cow::Borrowed(packet));
+            return Some(packet);
         };
         let plain = if rtcp {
-            session.unprotect_rtcp(packet)
+            session.unprotect_rtcp_in_place(packet)
         } else {
-            session.unprotect(packet)
+            session.unprotect_in_place(packet)
         };
         match plain {
-            Ok(p) => Some(std::borrow::Cow::Owned(p)),
+            Ok(n) => Some(&mut packet[..n]),
             Err(_) => {
                 self.srtp_dropped.fetch_add(1, Ordering::Relaxed);
                 None
@@ -476,7 +487,7 @@ pub fn bridge(a: &mut MediaPort, b: &mut MediaPort) {
 
 /// The receiving side of a port: latches the phone's source and routes each packet.
 async fn receive(shared: Arc<Shared>, route: watch::Receiver<Route>) {
-    let mut bufs = [[0u8; 2048], [0u8; 2048]];
+    let mut bufs = [[0u8; BUFFER], [0u8; BUFFER]];
     let mut events = EventReceiver::default();
     let mut pcm = Vec::with_capacity(FRAME);
     loop {
@@ -499,7 +510,7 @@ async fn receive(shared: Arc<Shared>, route: watch::Receiver<Route>) {
                 Ordering::Relaxed,
             );
         }
-        let Some(mut packet) = shared.open(&mut bufs[usize::from(rtcp)][..n], rtcp) else {
+        let Some(packet) = shared.open(&mut bufs[usize::from(rtcp)][..n], rtcp) else {
             continue; // a wrong SRTP tag, or a replay
         };
         match &*route.borrow() {
@@ -507,13 +518,12 @@ async fn receive(shared: Arc<Shared>, route: watch::Receiver<Route>) {
             Route::Forward(other) => {
                 if rtcp {
                     // No phone's address (in its CNAME) reaches the other side.
-                    media::rtp::hide_cnames(packet.to_mut());
-                    other.send(&packet, true);
+                    media::rtp::hide_cnames(packet);
+                    other.send(packet, true);
                     continue;
                 }
                 let (mine, theirs) = (shared.remote(), other.remote());
                 if packet.len() > 12 {
-                    let packet = packet.to_mut();
                     let pt = packet[1] & 0x7F;
                     match (pt, theirs.pt) {
                         (0, 8) => convert(packet, true),
@@ -526,13 +536,13 @@ async fn receive(shared: Arc<Shared>, route: watch::Receiver<Route>) {
                         packet[1] = (packet[1] & 0x80) | t;
                     }
                 }
-                other.send(&packet, false);
+                other.send(packet, false);
             }
             Route::Feed(tx) => {
                 if rtcp {
                     continue;
                 }
-                let Ok(p) = RtpPacket::parse(&packet) else {
+                let Ok(p) = RtpPacket::parse(packet) else {
                     continue;
                 };
                 let heard = if Some(p.payload_type) == shared.remote().event_pt {
