@@ -501,12 +501,6 @@ fn main() {
         .expect("runtime");
     let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    // Each of the two sockets plays half of every call: a deep receive queue (the system's
-    // most, 4 MiB here) so that a moment the load generator is not scheduled is not counted
-    // as the relay's loss, for either relay.
-    for s in [&a, &b] {
-        let _ = socket2::SockRef::from(s).set_recv_buffer_size(4 << 20);
-    }
     let (a_addr, b_addr) = (a.local_addr().expect("addr"), b.local_addr().expect("addr"));
     let seconds = std::env::var("RELAY_BENCH_SECONDS")
         .ok()
