@@ -226,16 +226,13 @@ impl SessionKeys {
         iv
     }
 
-    /// HMAC-SHA1 of `parts`, its first `len` bytes.
-    fn tag(&self, parts: &[&[u8]], len: usize) -> [u8; 20] {
+    /// HMAC-SHA1 of `parts` (the callers keep its first 10 or 4 bytes).
+    fn tag(&self, parts: &[&[u8]]) -> [u8; 20] {
         let mut mac = self.auth.clone();
         for p in parts {
             mac.update(p);
         }
-        let full: [u8; 20] = mac.finalize().into_bytes().into();
-        let mut out = [0u8; 20];
-        out[..len].copy_from_slice(&full[..len]);
-        out
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -360,7 +357,7 @@ impl SrtpSession {
         let index = (u64::from(roc) << 16) | u64::from(seq);
         let keys = &self.tx.rtp;
         aes_cm(&keys.cipher, keys.iv(ssrc, index), &mut buf[header..len]);
-        let mac = keys.tag(&[&buf[..len], &roc.to_be_bytes()], tag);
+        let mac = keys.tag(&[&buf[..len], &roc.to_be_bytes()]);
         buf[len..len + tag].copy_from_slice(&mac[..tag]);
         Ok(len + tag)
     }
@@ -389,7 +386,7 @@ impl SrtpSession {
             None => (0, u64::from(seq)),
         };
         let keys = &self.rx.rtp;
-        let mac = keys.tag(&[&buf[..len], &roc.to_be_bytes()], tag);
+        let mac = keys.tag(&[&buf[..len], &roc.to_be_bytes()]);
         if !same(&mac[..tag], &buf[len..]) {
             return Err(SrtpError::Srtp(
                 "an SRTP packet failed authentication".into(),
@@ -425,7 +422,7 @@ impl SrtpSession {
             &mut buf[8..len],
         );
         buf[len..len + 4].copy_from_slice(&(index | 0x8000_0000).to_be_bytes());
-        let mac = keys.tag(&[&buf[..len + 4]], SRTCP_TAG);
+        let mac = keys.tag(&[&buf[..len + 4]]);
         buf[len + 4..len + SRTCP_TRAILER].copy_from_slice(&mac[..SRTCP_TAG]);
         Ok(len + SRTCP_TRAILER)
     }
@@ -450,7 +447,7 @@ impl SrtpSession {
             return Err(SrtpError::Srtp("a replayed SRTCP packet".into()));
         }
         let keys = &self.rx.rtcp;
-        let mac = keys.tag(&[&buf[..len + 4]], SRTCP_TAG);
+        let mac = keys.tag(&[&buf[..len + 4]]);
         if !same(&mac[..SRTCP_TAG], &buf[len + 4..]) {
             return Err(SrtpError::Srtp(
                 "an SRTCP packet failed authentication".into(),
