@@ -153,6 +153,17 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n{extra}",
         source: &Path,
         account: &str,
     ) -> std::io::Result<Baresip> {
+        Self::start_in_with(netns, listen, source, account, "")
+    }
+
+    /// [`Baresip::start_in`] with `extra` lines of configuration (e.g. `sip_cafile PATH`).
+    pub fn start_in_with(
+        netns: &str,
+        listen: SocketAddr,
+        source: &Path,
+        account: &str,
+        extra: &str,
+    ) -> std::io::Result<Baresip> {
         let dir = tempfile::tempdir()?;
         let cons_port = 5555;
         let prefer_v6 = if listen.is_ipv6() {
@@ -164,8 +175,8 @@ snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n{extra}",
             "poll_method epoll\nsip_listen {listen}\nnet_interface eth0\n{prefer_v6}\
 audio_player aubridge,nil\naudio_source aufile,{}\naudio_alert aubridge,nil\n\
 module_path /usr/lib/baresip/modules\nmodule cons.so\nmodule g711.so\nmodule aufile.so\n\
-module aubridge.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\n\
-snd_path {}\ncons_listen 127.0.0.1:{cons_port}\n",
+module aubridge.so\nmodule sndfile.so\nmodule srtp.so\nmodule_app account.so\n\
+module_app menu.so\nsnd_path {}\ncons_listen 127.0.0.1:{cons_port}\n{extra}",
             source.display(),
             dir.path().display(),
         );

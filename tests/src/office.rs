@@ -260,10 +260,23 @@ impl Office {
     /// Starts `number`'s phone on `host` at `listen`, playing `freq`, registering as
     /// `account` (an account line); waits for its registration.
     pub fn phone(&mut self, number: &str, host: &str, listen: &str, freq: f32, account: &str) {
+        self.phone_with(number, host, listen, freq, account, "");
+    }
+
+    /// [`Office::phone`] with `extra` lines of baresip configuration.
+    pub fn phone_with(
+        &mut self,
+        number: &str,
+        host: &str,
+        listen: &str,
+        freq: f32,
+        account: &str,
+        extra: &str,
+    ) {
         let wav = self.net.path(&format!("tone{number}.wav"));
         tone(&wav, freq);
         let listen: SocketAddr = listen.parse().unwrap();
-        let b = Baresip::start_in(&self.net.ns(host), listen, &wav, account).unwrap();
+        let b = Baresip::start_in_with(&self.net.ns(host), listen, &wav, account, extra).unwrap();
         self.phones.retain(|p| p.number != number);
         self.phones.push(Phone {
             number: number.to_string(),
