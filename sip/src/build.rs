@@ -78,16 +78,20 @@ pub fn request(
         .and_then(|(_, rest)| rest.split_once('@'))
         .map(|(u, _)| format!("{u}@"))
         .unwrap_or_default();
-    let transport_param = match transport {
+    h.insert(
+        Name::CONTACT,
+        format!("<sip:{user}{local}{}>", transport_param(transport)),
+    );
+    Ok(r)
+}
+
+/// The URI parameter that names `transport` in a Contact (none for UDP, the default).
+pub fn transport_param(transport: TransportKind) -> &'static str {
+    match transport {
         TransportKind::Udp => "",
         TransportKind::Tcp => ";transport=tcp",
         TransportKind::Tls => ";transport=tls",
-    };
-    h.insert(
-        Name::CONTACT,
-        format!("<sip:{user}{local}{transport_param}>"),
-    );
-    Ok(r)
+    }
 }
 
 #[cfg(test)]

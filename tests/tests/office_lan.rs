@@ -196,9 +196,10 @@ fn the_office_on_its_lan_behind_its_router() {
         "{}",
         o.log()
     );
-    // 201 hangs up. (203 hanging up is not shown: the PBX's Contact to a phone on TLS names
-    // its UDP port without `transport=tls`, so the phone's BYE goes nowhere — left open on
-    // issue #21's note.)
+    // Hung up from each end: the PBX's Contact to a phone on TLS names its TLS port (it
+    // named the UDP one, so a TLS phone's BYE went to a port that speaks no TLS).
+    o.hang_up("203", "201");
+    o.call("203", "201", "201");
     o.hang_up("201", "203");
 
     // 202 reboots: a new Contact (another port) and Call-ID from the same address. Only

@@ -355,7 +355,11 @@ impl Leg {
 
     /// The PBX's Contact for this phone.
     pub(crate) fn contact(&self) -> String {
-        format!("<sip:pbx@{}>", self.here.sip)
+        format!(
+            "<sip:pbx@{}{}>",
+            self.here.sip,
+            build::transport_param(self.peer.transport)
+        )
     }
 
     /// Sends a 2xx to an INVITE of this phone and re-sends it until the ACK.

@@ -171,7 +171,9 @@ impl Calls {
 
     /// The PBX's SIP and relay addresses as the phone at `peer` reaches them.
     pub(crate) fn here(&self, peer: &Peer) -> Advertised {
-        Addressing::from_db(&self.db()).toward(self.bound, peer.addr.ip())
+        // The port of the transport the phone uses: its in-dialog requests come back there.
+        let bound = self.ep.local_addr(peer.transport).unwrap_or(self.bound);
+        Addressing::from_db(&self.db()).toward(bound, peer.addr.ip())
     }
 
     pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Db> {
