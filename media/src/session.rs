@@ -297,10 +297,14 @@ impl MediaSession {
             && lsr != 0
         {
             let arrived = (ntp >> 16) as u32;
-            let units = arrived.wrapping_sub(lsr).wrapping_sub(dlsr);
-            // Anything over a minute is a clock or a report gone wrong.
-            if units < 60 * 65536 {
-                self.rtt = Some(Duration::from_secs_f64(f64::from(units) / 65536.0));
+            // Signed: on a fast link the peer's DLSR, counted on its own coarser clock, can
+            // exceed the real delay, so the round trip comes out a little below zero; that is
+            // a round trip of nothing. Anything over a minute either way is a clock or a
+            // report gone wrong.
+            let units = arrived.wrapping_sub(lsr).wrapping_sub(dlsr) as i32;
+            if (-60 * 65536..60 * 65536).contains(&units) {
+                let secs = f64::from(units.max(0)) / 65536.0;
+                self.rtt = Some(Duration::from_secs_f64(secs));
             }
         }
     }

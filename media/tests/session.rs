@@ -104,6 +104,12 @@ fn opus_over_rtp_without_loss() {
     assert_eq!(figures.cumulative_lost, 0);
 }
 
+/// NTP time (RFC 3550 §4) `t - t0` after an arbitrary start.
+fn ntp_since(t0: Instant, t: Instant) -> u64 {
+    let base: u64 = 0xE8A1_2345 << 32;
+    base + ((t - t0).as_secs_f64() * 4_294_967_296.0) as u64
+}
+
 /// RTCP sender reports both ways, over SRTP: each side's report about the other's stream
 /// carries LSR and DLSR, from which the round trip comes out as the time the reports spent
 /// on the (virtual) wire, 2 × 15 ms.
@@ -113,10 +119,7 @@ fn round_trip_from_sender_reports() {
     run(&mut a, &mut b, 1, 0);
     run(&mut b, &mut a, 1, 0);
     let t0 = Instant::now();
-    let ntp = |t: Instant| {
-        let base: u64 = 0xE8A1_2345 << 32;
-        base + ((t - t0).as_secs_f64() * 4_294_967_296.0) as u64
-    };
+    let ntp = |t: Instant| ntp_since(t0, t);
     let wire = Duration::from_millis(15);
     // a reports at t0; b gets it 15 ms later, answers 500 ms after that; a gets that 15 ms on.
     let sr_a = a.rtcp_sender_report(t0, ntp(t0)).unwrap();
@@ -136,6 +139,27 @@ fn round_trip_from_sender_reports() {
     // A damaged packet changes nothing.
     a.handle_rtcp(t3, ntp(t3), &sr_b[..10]);
     assert!(a.stats().rtt_ms.is_some());
+}
+
+/// On loopback the peer's DLSR (counted in its own milliseconds) can exceed the real time
+/// between the reports, so the round trip computes a little below zero: that is a round trip
+/// of zero, not a report to throw away (baresip did this to the softphone's call test).
+#[test]
+fn a_round_trip_just_below_zero_counts_as_zero() {
+    let (mut a, mut b) = pair(Payload::G711(Law::Mu), 0, false);
+    run(&mut a, &mut b, 1, 0);
+    run(&mut b, &mut a, 1, 0);
+    let t0 = Instant::now();
+    let ntp = |t: Instant| ntp_since(t0, t);
+    let sr_a = a.rtcp_sender_report(t0, ntp(t0)).unwrap();
+    b.handle_rtcp(t0, ntp(t0), &sr_a);
+    // b holds a's report 10 ms but a gets the answer 9 ms after sending: 1 ms below zero.
+    let sr_b = b
+        .rtcp_sender_report(t0 + Duration::from_millis(10), ntp(t0))
+        .unwrap();
+    let t1 = t0 + Duration::from_millis(9);
+    a.handle_rtcp(t1, ntp(t1), &sr_b);
+    assert_eq!(a.stats().rtt_ms, Some(0.0));
 }
 
 /// Short or garbage SRTP and SRTCP packets are dropped, never a panic in the SRTP library.

@@ -450,6 +450,7 @@ fn run(cli: Cli) -> Result<()> {
                 let a = tokio::net::TcpListener::bind(admin)
                     .await
                     .with_context(|| format!("admin HTTP {admin}"))?;
+                let admin = a.local_addr()?;
                 let limits = provisioner::listener::HttpLimits {
                     body: pbx_lite::web::BODY_LIMIT,
                     ..Default::default()
@@ -468,10 +469,7 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
                 tracing::info!(
-                    "SIP on {sip}{}, admin on {scheme}://{admin} (token in {}){}",
-                    tls.as_ref()
-                        .map(|(a, _)| format!(", SIP over TLS on {a}"))
-                        .unwrap_or_default(),
+                    "admin on {scheme}://{admin} (token in {}){}",
                     token.display(),
                     if no_provisioning {
                         String::new()

@@ -130,6 +130,13 @@ async fn run_with(
     let bound = ep
         .local_addr(sip::transaction::TransportKind::Udp)
         .unwrap_or(sip);
+    // Once every SIP socket is bound: what starts the PBX waits for this line.
+    tracing::info!(
+        "SIP on {bound} (UDP and TCP){}",
+        ep.local_addr(sip::transaction::TransportKind::Tls)
+            .map(|a| format!(", SIP over TLS on {a}"))
+            .unwrap_or_default()
+    );
     let ports = Arc::new(crate::relay::PortRange::new(rtp_ports.0, rtp_ports.1).on(memory));
     crate::features::release_stale_parks(&db, &ep, bound).await;
     let mut calls = Calls::new(

@@ -9,7 +9,7 @@ mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use support::{Kill, cli, events, expect, free_port, pbx_lite};
+use support::{Kill, cli, events, expect, free_port};
 
 fn softphone(args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_softphone"))
@@ -24,29 +24,24 @@ fn softphone(args: &[&str]) -> std::process::Child {
 }
 
 /// `pbx-lite serve` with SIP, HTTP provisioning, TFTP and TLS on these loopback ports,
-/// once its HTTP answers.
+/// once it says it listens (its log beside the database).
 fn serve(db: &std::path::Path, sip: u16, http: u16, tftp: u16, tls: u16) -> Kill {
-    let pbx = Kill(
-        Command::new(pbx_lite())
-            .arg("--db")
-            .arg(db)
-            .args(["serve", "--sip", &format!("127.0.0.1:{sip}")])
-            .args(["--http", &format!("127.0.0.1:{http}")])
-            .args(["--tftp", &format!("127.0.0.1:{tftp}")])
-            .args([
-                "--admin",
-                "127.0.0.1:0",
-                "--tls",
-                &format!("127.0.0.1:{tls}"),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    support::wait_for("pbx-lite", || {
-        std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
-    });
-    pbx
+    let args = [
+        "serve",
+        "--sip",
+        &format!("127.0.0.1:{sip}"),
+        "--http",
+        &format!("127.0.0.1:{http}"),
+        "--tftp",
+        &format!("127.0.0.1:{tftp}"),
+        "--admin",
+        "127.0.0.1:0",
+        "--tls",
+        &format!("127.0.0.1:{tls}"),
+    ];
+    // Provisioning listens before SIP does.
+    support::serve(db, &db.with_extension("log"), &args, sip)
+        .unwrap_or_else(|e| panic!("pbx-lite did not start: {e}"))
 }
 
 /// How a phone gets TLS and SRTP (issue #17): station 201 is `srtp=mandatory`; its profile

@@ -65,6 +65,7 @@ pub(crate) fn serve(db: &std::path::Path, port: u16, extra: &[&str]) -> std::pro
     if !extra.contains(&"--tls") {
         c.args(["--tls", "127.0.0.1:0"]);
     }
+    let from = std::fs::metadata(log_of(db)).map_or(0, |m| m.len() as usize);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -76,16 +77,16 @@ pub(crate) fn serve(db: &std::path::Path, port: u16, extra: &[&str]) -> std::pro
         .stderr(log)
         .spawn()
         .unwrap();
-    let t0 = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("pbx-lite exited ({status}) before listening on {port}: see its log");
-        }
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(10),
-            "pbx-lite did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    // Its own word, not a connect, which could reach another test's server on this port.
+    if let Err(e) = e2e::kit::wait_for_log_line(
+        &mut child,
+        &log_of(db),
+        from,
+        &format!("SIP on 127.0.0.1:{port} "),
+        std::time::Duration::from_secs(10),
+    ) {
+        let _ = child.kill();
+        panic!("pbx-lite did not start: {e}");
     }
     child
 }

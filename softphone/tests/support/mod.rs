@@ -77,6 +77,29 @@ pub(crate) fn expect(rx: &mpsc::Receiver<serde_json::Value>, name: &str) -> serd
     }
 }
 
+/// `pbx-lite --db DB` with `args` (a `serve` with SIP on 127.0.0.1:`sip`), its log added to
+/// `log`, once it says it listens; `Err` with its log when it exits or stays silent.
+pub(crate) fn serve(db: &Path, log: &Path, args: &[&str], sip: u16) -> Result<Kill, String> {
+    let from = std::fs::metadata(log).map_or(0, |m| m.len() as usize);
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut child = Kill(
+        Command::new(pbx_lite())
+            .arg("--db")
+            .arg(db)
+            .args(args)
+            .stderr(out)
+            .spawn()
+            .unwrap(),
+    );
+    let listening = format!("SIP on 127.0.0.1:{sip} ");
+    e2e::kit::wait_for_log_line(&mut child.0, log, from, &listening, Duration::from_secs(10))?;
+    Ok(child)
+}
+
 /// `pbx-lite serve` on loopback over a fresh database with `stations` (password
 /// `Pw-NNN-secret`, user `uNNN`), direct media.
 pub(crate) struct Pbx {
@@ -96,42 +119,35 @@ impl Pbx {
             add_station(&db, n, &[]);
         }
         cli(&db, &["settings", "set", "media.relay", "never"]);
-        let (port, tls) = (free_port(), free_port());
-        let child = Kill(
-            Command::new(pbx_lite())
-                .arg("--db")
-                .arg(&db)
-                .args([
-                    "serve",
-                    "--sip",
-                    &format!("127.0.0.1:{port}"),
-                    "--no-provisioning",
-                ])
-                .args([
-                    "--admin",
-                    "127.0.0.1:0",
-                    "--tls",
-                    &format!("127.0.0.1:{tls}"),
-                ])
-                .stderr(std::fs::File::create(dir.path().join("pbx.log")).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-        let t0 = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "pbx-lite did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let log = dir.path().join("pbx.log");
+        // Ports from free_port can be taken by another test before pbx-lite binds them: then
+        // it exits, and it starts again on others.
+        for _ in 0..5 {
+            let (port, tls) = (free_port(), free_port());
+            let args = [
+                "serve",
+                "--sip",
+                &format!("127.0.0.1:{port}"),
+                "--no-provisioning",
+                "--admin",
+                "127.0.0.1:0",
+                "--tls",
+                &format!("127.0.0.1:{tls}"),
+            ];
+            match serve(&db, &log, &args, port) {
+                Ok(child) => {
+                    return Pbx {
+                        dir,
+                        db,
+                        port,
+                        tls,
+                        _child: child,
+                    };
+                }
+                Err(e) => eprintln!("pbx-lite did not start on {port}, again: {e}"),
+            }
         }
-        Pbx {
-            dir,
-            db,
-            port,
-            tls,
-            _child: child,
-        }
+        panic!("pbx-lite did not start in five tries");
     }
 
     /// An `[[account]]` for station `number` on this PBX's TLS port with SRTP mandatory, and
