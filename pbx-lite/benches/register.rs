@@ -19,7 +19,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 const PBX: &str = env!("CARGO_BIN_EXE_pbx-lite");
 const STATIONS: u32 = 2000;
@@ -43,7 +42,7 @@ fn cli(db: &std::path::Path, args: &[&str]) {
 }
 
 /// The next final response.
-async fn final_response(events: &mut UnboundedReceiver<TsxEvent>) -> Option<Response> {
+async fn final_response(events: &mut sip::endpoint::Events) -> Option<Response> {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
             Ok(Some(TsxEvent::Response { response, .. })) if response.status >= 200 => {

@@ -155,6 +155,7 @@ async fn run_with(
     };
     let mut unanswered = Vec::new();
     let mut checked = CheckedOnce::new(&db);
+    let mut shed = 0;
     loop {
         // The REGISTERs handled since the last commit are committed and answered once no
         // event is waiting (or a group is full): one transaction for a burst of them, and
@@ -179,6 +180,16 @@ async fn run_with(
             _ = second.tick() => {
                 let clock = Clock::now();
                 calls.set_clock(clock);
+                let refused = ep.shed_count();
+                if refused > shed {
+                    tracing::warn!(
+                        "overloaded: {} new requests refused 503 (Retry-After) in the last \
+                         second, {} events waiting",
+                        refused - shed,
+                        ep.backlog()
+                    );
+                    shed = refused;
+                }
                 // Lapsed registrations are dropped (and forgotten on disk at the next commit).
                 registrar.lock().unwrap_or_else(|e| e.into_inner()).expire(clock.wall);
                 log_tls_refusals(&db, &ep, clock.unix());

@@ -18,9 +18,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 /// The final status of the next answer the endpoint gets.
-async fn final_status(
-    events: &mut tokio::sync::mpsc::UnboundedReceiver<TsxEvent>,
-) -> sip::Response {
+async fn final_status(events: &mut sip::endpoint::Events) -> sip::Response {
     loop {
         let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
             .await
@@ -34,10 +32,7 @@ async fn final_status(
     }
 }
 
-type Phone = (
-    std::sync::Arc<Endpoint>,
-    tokio::sync::mpsc::UnboundedReceiver<TsxEvent>,
-);
+type Phone = (std::sync::Arc<Endpoint>, sip::endpoint::Events);
 
 /// A phone on TLS that trusts `roots`, as `name` names the PBX.
 async fn phone(roots: &[u8], name: &str) -> Phone {

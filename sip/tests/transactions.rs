@@ -5,7 +5,8 @@
 //! server re-sending its final response to a retransmitted request (§17.2.1, §17.2.2); the ACK
 //! to a non-2xx absorbed and ending Timer G (§17.2.1); CANCEL finding its INVITE (§9.2) and
 //! held until a provisional response (§9.1); merged requests (§8.2.2.2); RFC 2543 matching
-//! without a magic cookie (§17.2.3); 2xx retransmissions reaching the TU (RFC 6026).
+//! without a magic cookie (§17.2.3); 2xx retransmissions reaching the TU (RFC 6026); new
+//! requests shed with 503 and Retry-After while the TU is overloaded (§21.5.4).
 #![allow(clippy::unwrap_used)]
 
 use sip::sim::SimNet;
@@ -324,6 +325,58 @@ fn merged_request_gets_482() {
     net.run_for(Duration::from_millis(10));
     assert_eq!(net.events(b).len(), 1, "only the first reaches the TU");
     assert_eq!(responses(&net.events(a)), vec![482]);
+}
+
+/// While the layer sheds, a new request gets 503 with Retry-After from the layer and never
+/// reaches the TU (a retransmission gets the same answer, once); a request within a dialog
+/// (To tag) still reaches it, and once shedding ends new requests do too.
+#[test]
+fn shedding_refuses_new_requests_with_503_and_lets_dialogs_through() {
+    let (mut net, a, b) = net(TransportKind::Udp);
+    // Lose the first 503: A retransmits, B's transaction answers the retransmission.
+    let mut lost = false;
+    net.set_drop(move |_, from, _, bytes| {
+        let hit = from == addr(B) && bytes.starts_with(b"SIP/2.0 503") && !lost;
+        lost |= hit;
+        hit
+    });
+    net.layer(b).set_shedding(Some(2));
+    let (now, peer) = (net.now(), net.peer(b));
+    net.layer(a)
+        .send_request(now, request(Method::Register, TransportKind::Udp), peer)
+        .unwrap();
+    net.run_for(Duration::from_secs(2));
+    assert!(net.events(b).is_empty(), "a shed request reached the TU");
+    assert_eq!(sends(&net, A, "REGISTER").len(), 2);
+    assert_eq!(responses(&net.events(a)), vec![503]);
+    let refusal = net.log.iter().rev().find(|s| s.from == addr(B)).unwrap();
+    let text = String::from_utf8_lossy(&refusal.bytes).to_string();
+    assert!(text.starts_with("SIP/2.0 503"), "{text}");
+    assert!(text.contains("\r\nRetry-After: 2\r\n"), "{text}");
+
+    // A BYE within a dialog goes through while shedding.
+    let mut bye = request(Method::Bye, TransportKind::Udp);
+    let mut to = bye
+        .headers
+        .get_raw(&sip::types::Name::TO)
+        .next()
+        .unwrap()
+        .to_string();
+    to.push_str(";tag=callee");
+    bye.headers.remove(&sip::types::Name::TO);
+    bye.headers.insert(sip::types::Name::TO, to);
+    let (now, peer) = (net.now(), net.peer(b));
+    net.layer(a).send_request(now, bye, peer).unwrap();
+    net.run_for(Duration::from_millis(10));
+    assert!(
+        matches!(&net.events(b)[..], [TsxEvent::Request { request, .. }] if request.method == Method::Bye),
+        "the BYE did not reach the TU"
+    );
+
+    // Shedding over: a new request reaches the TU again.
+    net.layer(b).set_shedding(None);
+    let (key, _) = deliver(&mut net, a, b, Method::Options);
+    assert_eq!(key.method(), &Method::Options);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! `Endpoint`s; responses return over the connection the request came on, and later requests
 //! to the same peer reuse it; a CRLF CRLF ping is answered with CRLF; a malformed message on a
 //! stream is answered `400` with the reason; a malformed datagram too, and the server keeps
-//! serving afterwards.
+//! serving afterwards; past its backlog limit the endpoint sheds new requests with 503.
 #![allow(clippy::unwrap_used)]
 
 use sip::endpoint::Endpoint;
@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 const ANY: &str = "127.0.0.1:0";
 
@@ -36,7 +35,7 @@ async fn server(cfg: TransportConfig) -> Arc<Endpoint> {
     ep
 }
 
-async fn final_status(events: &mut UnboundedReceiver<TsxEvent>) -> u16 {
+async fn final_status(events: &mut sip::endpoint::Events) -> u16 {
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(10), events.recv())
             .await
@@ -318,4 +317,53 @@ async fn a_flooding_address_uses_up_only_its_own_budget() {
         "another address is answered"
     );
     assert!(srv.transport().dropped() > 0, "counted");
+}
+
+/// Events the TU has not taken count toward the backlog: past the limit a new request is
+/// answered 503 with Retry-After by the endpoint itself; once the TU catches up, requests
+/// reach it again.
+#[tokio::test]
+async fn a_deep_backlog_sheds_new_requests_with_503() {
+    let (srv, mut tu) = Endpoint::start(
+        TransportConfig {
+            udp: any(),
+            ..Default::default()
+        },
+        TimerConfig::default(),
+    )
+    .await
+    .unwrap();
+    srv.set_backlog_limit(3);
+    let to = srv.local_addr(TransportKind::Udp).unwrap();
+    let (client, mut events) = Endpoint::start(
+        TransportConfig {
+            udp: any(),
+            ..Default::default()
+        },
+        TimerConfig::default(),
+    )
+    .await
+    .unwrap();
+    // The TU takes nothing: three requests wait, the fourth has to wait for them.
+    for _ in 0..4 {
+        options(&client, TransportKind::Udp, to).await;
+    }
+    assert_eq!(final_status(&mut events).await, 503);
+    assert_eq!(srv.backlog(), 3, "the fourth was shed, not queued");
+    assert_eq!(srv.shed_count(), 1);
+    // Once the TU has caught up (answering what it took), new requests reach it.
+    while srv.backlog() > 0 {
+        if let Some(TsxEvent::Request { key, request, .. }) = tu.recv().await {
+            let _ = srv.send_response(&key, &request.make_response(200, "OK"));
+        }
+    }
+    for _ in 0..3 {
+        assert_eq!(final_status(&mut events).await, 200);
+    }
+    options(&client, TransportKind::Udp, to).await;
+    let Some(TsxEvent::Request { key, request, .. }) = tu.recv().await else {
+        panic!("no request after the backlog drained")
+    };
+    let _ = srv.send_response(&key, &request.make_response(200, "OK"));
+    assert_eq!(final_status(&mut events).await, 200);
 }

@@ -43,7 +43,7 @@ fn tone_wav(path: &std::path::Path, freq: f32, secs: u32) {
     w.finalize().unwrap();
 }
 
-async fn final_response(events: &mut tokio::sync::mpsc::UnboundedReceiver<TsxEvent>) -> Response {
+async fn final_response(events: &mut sip::endpoint::Events) -> Response {
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(10), events.recv())
             .await

@@ -169,10 +169,7 @@ impl Leg {
         rang_for: LegId,
         now: Instant,
     ) -> Leg {
-        let key = TsxKey::Client {
-            branch: build::new_branch(),
-            method: Method::Invite,
-        };
+        let key = TsxKey::client_with(build::new_branch(), Method::Invite);
         let mut l = Leg::new(id, station, at, invite, key, now);
         l.uas = false;
         l.rang_for = rang_for;

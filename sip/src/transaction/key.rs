@@ -10,13 +10,19 @@
 use crate::message::{Request, Response};
 use crate::method::Method;
 use ezk_sip_types::Name;
+use std::sync::Arc;
 
 /// The RFC 3261 branch prefix.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
-/// Identifies one transaction of an endpoint.
+/// Identifies one transaction of an endpoint. Shared, not copied: the layer's table, its
+/// timers, the TU's events and the merged-request index all hold the same key, and a busy
+/// server has hundreds of thousands of them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TsxKey {
+pub struct TsxKey(Arc<Kind>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Kind {
     Client {
         branch: String,
         method: Method,
@@ -51,22 +57,31 @@ fn server_method(m: &Method) -> Method {
 }
 
 impl TsxKey {
+    fn of(kind: Kind) -> Self {
+        TsxKey(Arc::new(kind))
+    }
+
+    /// The client transaction of a request to be sent with top Via branch `branch`.
+    pub fn client_with(branch: String, method: Method) -> Self {
+        TsxKey::of(Kind::Client { branch, method })
+    }
+
     /// The client transaction a request starts.
     pub fn client(request: &Request) -> Option<Self> {
         let via = request.top_via()?;
-        Some(TsxKey::Client {
-            branch: via.params.get_val("branch")?.to_string(),
-            method: request.cseq()?.method,
-        })
+        Some(TsxKey::client_with(
+            via.params.get_val("branch")?.to_string(),
+            request.cseq()?.method,
+        ))
     }
 
     /// The client transaction a response belongs to.
     pub fn for_response(response: &Response) -> Option<Self> {
         let via = response.top_via()?;
-        Some(TsxKey::Client {
-            branch: via.params.get_val("branch")?.to_string(),
-            method: response.cseq()?.method,
-        })
+        Some(TsxKey::client_with(
+            via.params.get_val("branch")?.to_string(),
+            response.cseq()?.method,
+        ))
     }
 
     /// The server transaction a received request belongs to.
@@ -74,17 +89,17 @@ impl TsxKey {
         let via = request.top_via()?;
         let method = server_method(&request.method);
         match via.params.get_val("branch") {
-            Some(branch) if branch.starts_with(MAGIC_COOKIE) => Some(TsxKey::Server {
+            Some(branch) if branch.starts_with(MAGIC_COOKIE) => Some(TsxKey::of(Kind::Server {
                 branch: branch.to_string(),
                 sent_by: format!("{}:{}", via.sent_by.host, via.sent_by.port.unwrap_or(0))
                     .to_ascii_lowercase(),
                 method,
                 call_id: request.headers.get_raw(&Name::CALL_ID).next()?.to_string(),
                 cseq: request.cseq()?.seq,
-            }),
+            })),
             _ => {
                 request.headers.get_raw(&Name::FROM).next()?;
-                Some(TsxKey::Server2543 {
+                Some(TsxKey::of(Kind::Server2543 {
                     request_uri: request.uri.to_string(),
                     from_tag: request
                         .from_tag()
@@ -94,27 +109,27 @@ impl TsxKey {
                     cseq: request.cseq()?.seq,
                     via: request.headers.get_raw(&Name::VIA).next()?.to_string(),
                     method,
-                })
+                }))
             }
         }
     }
 
     /// The same transaction identity for another method (CANCEL → its INVITE).
     pub fn with_method(&self, m: Method) -> Self {
-        let mut k = self.clone();
+        let mut k = Kind::clone(&self.0);
         match &mut k {
-            TsxKey::Client { method, .. }
-            | TsxKey::Server { method, .. }
-            | TsxKey::Server2543 { method, .. } => *method = m,
+            Kind::Client { method, .. }
+            | Kind::Server { method, .. }
+            | Kind::Server2543 { method, .. } => *method = m,
         }
-        k
+        TsxKey::of(k)
     }
 
     pub fn method(&self) -> &Method {
-        match self {
-            TsxKey::Client { method, .. }
-            | TsxKey::Server { method, .. }
-            | TsxKey::Server2543 { method, .. } => method,
+        match &*self.0 {
+            Kind::Client { method, .. }
+            | Kind::Server { method, .. }
+            | Kind::Server2543 { method, .. } => method,
         }
     }
 }

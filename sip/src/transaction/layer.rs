@@ -93,11 +93,18 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct TransactionLayer {
     cfg: TimerConfig,
-    entries: HashMap<TsxKey, Entry>,
+    /// Boxed: the table holds hundreds of thousands of transactions under load (a completed
+    /// one lingers 64×T1 for retransmissions), and growing it moves and zeroes every slot —
+    /// 700 bytes a slot unboxed, a stall of half a second at 500,000.
+    entries: HashMap<TsxKey, Box<Entry>>,
     merged: HashMap<MergeKey, TsxKey>,
     timers: BinaryHeap<Reverse<(Instant, TsxKey)>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TsxEvent>,
+    /// While set, new requests outside dialogs are refused here ([`Self::set_shedding`]).
+    shedding: Option<u32>,
+    /// Requests refused so far by shedding.
+    shed: u64,
 }
 
 impl TransactionLayer {
@@ -110,6 +117,22 @@ impl TransactionLayer {
 
     pub fn config(&self) -> TimerConfig {
         self.cfg
+    }
+
+    /// While `retry_after` is set, a new request outside any dialog (no To tag; not ACK or
+    /// CANCEL) is answered `503 Service Unavailable` with that `Retry-After` (seconds) here,
+    /// and never reaches the TU — the driver sets it while the TU's queue is deep (RFC 3261
+    /// §21.5.4), so that work already taken on finishes in time instead of everything
+    /// queuing past its timers. Requests within dialogs still go through: they end or keep
+    /// up calls that exist. Retransmissions of a refused request get the same 503 from its
+    /// transaction, as any answered request's do.
+    pub fn set_shedding(&mut self, retry_after: Option<u32>) {
+        self.shedding = retry_after;
+    }
+
+    /// How many requests shedding has refused since the layer began.
+    pub fn shed_count(&self) -> u64 {
+        self.shed
     }
 
     /// Number of live transactions.
@@ -349,6 +372,18 @@ impl TransactionLayer {
             let _ = self.send_response(now, &key, &r);
             return;
         }
+        if let Some(secs) = self.shedding
+            && request.to_tag().is_none()
+        {
+            self.shed += 1;
+            self.insert(key.clone(), tsx, peer, None);
+            let mut r = request.make_response(503, "Service Unavailable");
+            r.set_to_tag(&local_tag(&request));
+            r.headers
+                .insert(Name::from("Retry-After"), secs.to_string());
+            let _ = self.send_response(now, &key, &r);
+            return;
+        }
         let mut tsx = tsx;
         if let Tsx::ServerInvite(t) = &mut tsx {
             t.send_trying_at(now + TRYING_DELAY, &request.make_response(100, "Trying"));
@@ -388,13 +423,13 @@ impl TransactionLayer {
         }
         self.entries.insert(
             key.clone(),
-            Entry {
+            Box::new(Entry {
                 tsx,
                 peer,
                 scheduled: None,
                 merge,
                 cancel_pending: false,
-            },
+            }),
         );
         self.drain(&key);
     }

@@ -668,7 +668,7 @@ impl Engine {
 
     /// Hangs up every call and unregisters the registered lines (waiting at most two
     /// seconds for the answers).
-    async fn quit(&mut self, tsx: &mut mpsc::UnboundedReceiver<TsxEvent>) -> anyhow::Result<()> {
+    async fn quit(&mut self, tsx: &mut sip::endpoint::Events) -> anyhow::Result<()> {
         while !self.calls.is_empty() {
             self.hang_up(self.calls.len() - 1);
         }
