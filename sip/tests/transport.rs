@@ -319,32 +319,24 @@ async fn a_flooding_address_uses_up_only_its_own_budget() {
     assert!(srv.transport().dropped() > 0, "counted");
 }
 
+async fn udp_endpoint() -> (Arc<Endpoint>, sip::endpoint::Events) {
+    let udp = TransportConfig {
+        udp: any(),
+        ..Default::default()
+    };
+    Endpoint::start(udp, TimerConfig::default()).await.unwrap()
+}
+
 /// Events the TU has not taken count toward the backlog: past the limit a new request is
 /// answered 503 with Retry-After by the endpoint itself; once the TU catches up, requests
 /// reach it again.
 #[tokio::test]
 async fn a_deep_backlog_sheds_new_requests_with_503() {
-    let (srv, mut tu) = Endpoint::start(
-        TransportConfig {
-            udp: any(),
-            ..Default::default()
-        },
-        TimerConfig::default(),
-    )
-    .await
-    .unwrap();
+    let (srv, mut tu) = udp_endpoint().await;
     srv.set_backlog_limit(3);
     let to = srv.local_addr(TransportKind::Udp).unwrap();
-    let (client, mut events) = Endpoint::start(
-        TransportConfig {
-            udp: any(),
-            ..Default::default()
-        },
-        TimerConfig::default(),
-    )
-    .await
-    .unwrap();
-    // The TU takes nothing: three requests wait, the fourth has to wait for them.
+    let (client, mut events) = udp_endpoint().await;
+    // The TU takes nothing: three requests wait, the fourth is refused.
     for _ in 0..4 {
         options(&client, TransportKind::Udp, to).await;
     }
