@@ -15,52 +15,126 @@ use ezk_sip_types::header::HeaderParse;
 use ezk_sip_types::header::typed::Via;
 use ezk_sip_types::{Headers, Name};
 
-/// Headers every request and response must carry (RFC 3261 §8.1.1).
-const MANDATORY: &[(&str, Name)] = &[
-    ("Via", Name::VIA),
-    ("From", Name::FROM),
-    ("To", Name::TO),
-    ("Call-ID", Name::CALL_ID),
-    ("CSeq", Name::CSEQ),
+/// The headers validation looks at. They are found in one pass over the message
+/// ([`Seen`]): ezk's lookups walk every header comparing names as strings, and validation
+/// asks for two dozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    MaxForwards,
+    ContentLength,
+    ContentType,
+    Expires,
+    MinExpires,
+    Contact,
+    Route,
+    RecordRoute,
+    Date,
+    RetryAfter,
+    Warning,
+}
+
+/// Each slot with the name it has in messages (compact forms are expanded by the parser).
+const SLOTS: &[(&str, Slot)] = &[
+    ("Via", Slot::Via),
+    ("From", Slot::From),
+    ("To", Slot::To),
+    ("Call-ID", Slot::CallId),
+    ("CSeq", Slot::CSeq),
+    ("Max-Forwards", Slot::MaxForwards),
+    ("Content-Length", Slot::ContentLength),
+    ("Content-Type", Slot::ContentType),
+    ("Expires", Slot::Expires),
+    ("Min-Expires", Slot::MinExpires),
+    ("Contact", Slot::Contact),
+    ("Route", Slot::Route),
+    ("Record-Route", Slot::RecordRoute),
+    ("Date", Slot::Date),
+    ("Retry-After", Slot::RetryAfter),
+    ("Warning", Slot::Warning),
 ];
 
+impl Slot {
+    fn of(name: &Name) -> Option<Slot> {
+        let name = name.as_print_str();
+        SLOTS
+            .iter()
+            .find(|(label, _)| label.eq_ignore_ascii_case(name))
+            .map(|(_, slot)| *slot)
+    }
+
+    fn label(self) -> &'static str {
+        SLOTS
+            .iter()
+            .find(|(_, slot)| *slot == self)
+            .map_or("", |(label, _)| label)
+    }
+}
+
+/// The values of the headers validation looks at, in message order, each with its slot.
+struct Seen<'a>(Vec<(Slot, &'a str)>);
+
+impl<'a> Seen<'a> {
+    fn of(headers: &'a Headers) -> Self {
+        let mut found = Vec::with_capacity(16);
+        for (name, value) in headers.iter() {
+            if let Some(slot) = Slot::of(name) {
+                found.push((slot, value.as_str()));
+            }
+        }
+        Seen(found)
+    }
+
+    /// Every value (header line) of `slot`.
+    fn get(&self, slot: Slot) -> impl Iterator<Item = &'a str> + '_ {
+        self.0
+            .iter()
+            .filter(move |(s, _)| *s == slot)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// Headers every request and response must carry (RFC 3261 §8.1.1).
+const MANDATORY: &[Slot] = &[Slot::Via, Slot::From, Slot::To, Slot::CallId, Slot::CSeq];
+
 /// Headers that may appear once only.
-const SINGLE: &[Name] = &[
-    Name::FROM,
-    Name::TO,
-    Name::CALL_ID,
-    Name::CSEQ,
-    Name::MAX_FORWARDS,
-    Name::CONTENT_LENGTH,
-    Name::CONTENT_TYPE,
-    Name::EXPIRES,
-    Name::MIN_EXPIRES,
+const SINGLE: &[Slot] = &[
+    Slot::From,
+    Slot::To,
+    Slot::CallId,
+    Slot::CSeq,
+    Slot::MaxForwards,
+    Slot::ContentLength,
+    Slot::ContentType,
+    Slot::Expires,
+    Slot::MinExpires,
 ];
 
 /// Runs every check on a parsed message.
 pub fn validate(msg: &Message) -> Result<(), ParseError> {
-    let headers = msg.headers();
-    for (label, name) in MANDATORY {
-        if !headers.contains(name) {
-            return Err(ParseError::Missing(label));
+    let headers = Seen::of(msg.headers());
+    for slot in MANDATORY {
+        if headers.get(*slot).next().is_none() {
+            return Err(ParseError::Missing(slot.label()));
         }
     }
-    for name in [Name::FROM, Name::TO] {
-        for value in headers.get_raw(&name) {
-            check_name_addr(value).map_err(|r| ParseError::header(name.as_print_str(), r))?;
+    for slot in [Slot::From, Slot::To] {
+        for value in headers.get(slot) {
+            check_name_addr(value).map_err(|r| ParseError::header(slot.label(), r))?;
         }
     }
-    for name in SINGLE {
-        let values: Vec<_> = headers.get_raw(name).collect();
+    for slot in SINGLE {
+        let values: Vec<_> = headers.get(*slot).collect();
         let count: usize = values.iter().map(|v| split_list(v).len()).sum();
-        if count > 1 && *name != Name::CONTENT_TYPE || values.len() > 1 {
-            return Err(ParseError::header(
-                name.as_print_str(),
-                "appears more than once",
-            ));
+        if count > 1 && *slot != Slot::ContentType || values.len() > 1 {
+            return Err(ParseError::header(slot.label(), "appears more than once"));
         }
     }
-    let cseq = check_cseq(headers)?;
+    let cseq = check_cseq(&headers)?;
     if let Message::Request(req) = msg
         && cseq.method != req.method
     {
@@ -69,25 +143,25 @@ pub fn validate(msg: &Message) -> Result<(), ParseError> {
             cseq: cseq.method.to_string(),
         });
     }
-    check_numeric(headers, Name::MAX_FORWARDS, 255)?;
-    check_numeric(headers, Name::EXPIRES, u64::from(u32::MAX))?;
-    check_numeric(headers, Name::MIN_EXPIRES, u64::from(u32::MAX))?;
-    check_vias(headers)?;
-    check_contacts(headers)?;
-    for name in [Name::ROUTE, Name::RECORD_ROUTE] {
-        for value in headers.get_raw(&name) {
+    check_numeric(&headers, Slot::MaxForwards, 255)?;
+    check_numeric(&headers, Slot::Expires, u64::from(u32::MAX))?;
+    check_numeric(&headers, Slot::MinExpires, u64::from(u32::MAX))?;
+    check_vias(&headers)?;
+    check_contacts(&headers)?;
+    for slot in [Slot::Route, Slot::RecordRoute] {
+        for value in headers.get(slot) {
             for element in split_list(value) {
                 if !element.trim_start().starts_with('<') {
                     return Err(ParseError::header(
-                        name.as_print_str(),
+                        slot.label(),
                         format!("{element:?} is not in <>"),
                     ));
                 }
-                check_name_addr(element).map_err(|r| ParseError::header(name.as_print_str(), r))?;
+                check_name_addr(element).map_err(|r| ParseError::header(slot.label(), r))?;
             }
         }
     }
-    check_misc(headers)
+    check_misc(&headers)
 }
 
 /// The Content-Length, if present: digits only, one value.
@@ -114,23 +188,23 @@ pub(crate) fn content_length(headers: &Headers) -> Result<Option<usize>, ParseEr
         .map_err(|_| ParseError::header("Content-Length", format!("{v:?} is too large")))
 }
 
-fn check_cseq(headers: &Headers) -> Result<CSeq, ParseError> {
+fn check_cseq(headers: &Seen<'_>) -> Result<CSeq, ParseError> {
     let value = headers
-        .get_raw(&Name::CSEQ)
+        .get(Slot::CSeq)
         .next()
         .ok_or(ParseError::Missing("CSeq"))?;
     value.parse().map_err(|e| ParseError::header("CSeq", e))
 }
 
-fn check_numeric(headers: &Headers, name: Name, max: u64) -> Result<(), ParseError> {
-    for value in headers.get_raw(&name) {
+fn check_numeric(headers: &Seen<'_>, slot: Slot, max: u64) -> Result<(), ParseError> {
+    for value in headers.get(slot) {
         let v = value.trim();
         let ok = !v.is_empty()
             && v.bytes().all(|b| b.is_ascii_digit())
             && v.parse::<u64>().is_ok_and(|n| n <= max);
         if !ok {
             return Err(ParseError::header(
-                name.as_print_str(),
+                slot.label(),
                 format!("{v:?} is not a number in 0..={max}"),
             ));
         }
@@ -138,8 +212,8 @@ fn check_numeric(headers: &Headers, name: Name, max: u64) -> Result<(), ParseErr
     Ok(())
 }
 
-fn check_vias(headers: &Headers) -> Result<(), ParseError> {
-    for value in headers.get_raw(&Name::VIA) {
+fn check_vias(headers: &Seen<'_>) -> Result<(), ParseError> {
+    for value in headers.get(Slot::Via) {
         for element in split_list(value) {
             let element = element.trim();
             let bad = |why: &str| ParseError::header("Via", format!("{why}: {element:?}"));
@@ -163,8 +237,8 @@ fn check_vias(headers: &Headers) -> Result<(), ParseError> {
     Ok(())
 }
 
-fn check_contacts(headers: &Headers) -> Result<(), ParseError> {
-    for value in headers.get_raw(&Name::CONTACT) {
+fn check_contacts(headers: &Seen<'_>) -> Result<(), ParseError> {
+    for value in headers.get(Slot::Contact) {
         if value.trim() == "*" {
             continue;
         }
@@ -175,8 +249,8 @@ fn check_contacts(headers: &Headers) -> Result<(), ParseError> {
     Ok(())
 }
 
-fn check_misc(headers: &Headers) -> Result<(), ParseError> {
-    for value in headers.get_raw(&Name::from("Date")) {
+fn check_misc(headers: &Seen<'_>) -> Result<(), ParseError> {
+    for value in headers.get(Slot::Date) {
         if !value.trim_end().ends_with(" GMT") {
             return Err(ParseError::header(
                 "Date",
@@ -184,7 +258,7 @@ fn check_misc(headers: &Headers) -> Result<(), ParseError> {
             ));
         }
     }
-    for value in headers.get_raw(&Name::from("Retry-After")) {
+    for value in headers.get(Slot::RetryAfter) {
         let seconds = value.split(['(', ';', ' ']).next().unwrap_or_default();
         if seconds.parse::<u32>().is_err() {
             return Err(ParseError::header(
@@ -193,7 +267,7 @@ fn check_misc(headers: &Headers) -> Result<(), ParseError> {
             ));
         }
     }
-    for value in headers.get_raw(&Name::from("Warning")) {
+    for value in headers.get(Slot::Warning) {
         for element in split_list(value) {
             let code = element.split_whitespace().next().unwrap_or_default();
             if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
