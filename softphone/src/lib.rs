@@ -21,3 +21,13 @@ pub mod gui;
 pub mod headless;
 pub mod ringer;
 pub mod sequence;
+
+/// The runtime the engine runs on, window or headless: one thread. A call's media task
+/// wakes a hundred times a second (its 20 ms frame and each packet that arrives); on a
+/// multi-threaded runtime each wake-up also woke a second worker to steal it, and a call
+/// cost more in switching threads than in its codec.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}

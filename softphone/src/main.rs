@@ -82,7 +82,7 @@ fn run(cli: Cli) -> Result<()> {
     if !cli.headless {
         return softphone::gui::run_window(cli.config, config, cli.sip, cli.control);
     }
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = softphone::runtime()?;
     let result = rt.block_on(async move {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();

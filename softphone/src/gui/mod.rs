@@ -34,7 +34,7 @@ pub fn spawn_engine(
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::unbounded_channel();
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
     let (out_tx, out_rx) = mpsc::channel();
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = crate::runtime()?;
     let thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || {
