@@ -20,7 +20,7 @@ mod support;
 use e2e::baresip::Baresip;
 use std::io::Write;
 use std::time::{Duration, Instant};
-use support::{Pbx, expect, samples, sine, tone};
+use support::{Pbx, expect, samples, sine};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -91,9 +91,11 @@ fn run(codec: &str, pairs: usize, idle_secs: u64, call_secs: u64) -> (Figures, F
     let dir = pbx.dir.path().to_path_buf();
     let opus = codec == "opus";
     let (our_tone, their_tone) = (dir.join("tone440.wav"), dir.join("tone600.wav"));
-    tone(&our_tone, 440.0);
-    // baresip's aufile plays at the file's rate, which must be the codec's.
-    sine(&their_tone, 600.0, if opus { 48000 } else { 8000 });
+    // baresip's aufile plays at the file's rate, which must be the codec's; the softphone
+    // gets its file at the same rate (as from a sound card), so neither resamples.
+    let rate: usize = if opus { 48000 } else { 8000 };
+    sine(&our_tone, 440.0, rate as u32);
+    sine(&their_tone, 600.0, rate as u32);
 
     let mut phones = Vec::new();
     for n in &ours {
@@ -150,7 +152,6 @@ fn run(codec: &str, pairs: usize, idle_secs: u64, call_secs: u64) -> (Figures, F
     }
     std::thread::sleep(Duration::from_millis(500));
     // Sound both ways, or the figures are not those of a call.
-    let rate = if opus { 48000 } else { 8000 };
     let want = (call_secs as usize) * rate;
     for ((_, _, _, heard), b) in phones.iter().zip(&peers) {
         let got = support::newest_samples(heard);
