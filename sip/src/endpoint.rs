@@ -2,7 +2,7 @@
 //! driver between the pure machines and the sockets. It feeds received messages and the
 //! clock into the layer, sends what the layer produces, and hands the transaction user every
 //! [`TsxEvent`] on a channel ([`Events`]). While the events the TU takes have waited there
-//! longer than [`SHED_AFTER`], or as many wait as [`Endpoint::set_backlog_limit`] allows,
+//! [`SHED_AFTER`] or longer, or as many wait as [`Endpoint::set_backlog_limit`] allows,
 //! new requests outside dialogs are refused `503` ([`TransactionLayer::set_shedding`]).
 
 use crate::message::{Message, Request, Response};
@@ -32,10 +32,12 @@ pub struct Endpoint {
 /// How long a client refused for overload is asked to wait (`Retry-After`, seconds).
 const SHED_RETRY_AFTER: u32 = 2;
 
-/// New requests are shed while the events the TU takes have waited this long: T1, by when
-/// the client has sent its request again. A stall shorter than that (a checkpoint of the
-/// database, say) is absorbed by the queue; only load the TU cannot keep up with is shed.
-pub const SHED_AFTER: Duration = Duration::from_millis(500);
+/// New requests are shed while the events the TU takes have waited this long. A client
+/// waits 64×T1 (32 s) for its answer and its retransmissions meanwhile are absorbed, so a
+/// stall of a second (a checkpoint of the database, a burst of expiring transactions) is
+/// better queued than refused; only load the TU cannot keep up with is shed, and the queue
+/// it leaves behind drains in seconds.
+pub const SHED_AFTER: Duration = Duration::from_secs(2);
 
 /// The events queued by default before new requests are shed whatever their wait (a TU that
 /// takes none at all).
@@ -292,12 +294,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shedding_starts_when_events_wait_past_t1_or_the_queue_is_full() {
+    fn shedding_starts_when_events_wait_seconds_or_the_queue_is_full() {
         let ms = Duration::from_millis;
-        // A queue drained quickly, however deep a burst made it: no shedding.
-        assert!(!overloaded(5000, ms(120), 50_000));
-        // Events waiting half a second: the TU cannot keep up.
-        assert!(overloaded(10, ms(500), 50_000));
+        // A queue drained within a second or so, however deep a burst made it: no shedding.
+        assert!(!overloaded(5000, ms(1200), 50_000));
+        // Events waiting two seconds: the TU cannot keep up.
+        assert!(overloaded(10, ms(2000), 50_000));
         // An empty queue after a slow event: nothing to protect.
         assert!(!overloaded(0, ms(900), 50_000));
         // A TU taking nothing: the limit, whatever the last wait.
